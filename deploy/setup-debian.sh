@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gkfs needs on the host (idempotent: apt skips
+# what is already there) and the Python package itself in editable mode.
+#   deploy/setup-debian.sh            host packages + pip install -e .[test]
+#   deploy/setup-debian.sh --no-pip   host packages only
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+pkgs=(
+  build-essential cmake pkg-config
+  libzmq3-dev libmsgpack-dev liblmdb-dev      # native client + C tests
+  libcapstone-dev                              # decoder oracle in C tests
+  qemu-user-static binfmt-support              # riscv64 user-mode emulation
+  gcc-riscv64-linux-gnu g++-riscv64-linux-gnu libc6-dev-riscv64-cross
+  mmdebstrap debian-archive-keyring            # riscv64 sysroot builder
+  fio tar coreutils
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+if [[ "${1:-}" != "--no-pip" ]]; then
+  python3 -m pip install -q -e "$here[test]"
+fi
