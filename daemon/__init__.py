@@ -1,0 +1,1 @@
+"""gkfs daemon package (installed and imported as ``gkfs_daemon``)."""

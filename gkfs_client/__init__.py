@@ -1,0 +1,1 @@
+"""gkfs client side: wire protocol, distribution, configuration, Python API."""
