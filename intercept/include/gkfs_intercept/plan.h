@@ -56,6 +56,13 @@ struct gk_site {
 	uint8_t  kind;          /* enum gk_patch_kind */
 	uint8_t  reason;        /* enum gk_reason when kind == GK_PATCH_NONE */
 	uint16_t tramp_len;     /* bytes of trampoline/stub this site needs */
+	/* Added (fills what was padding, sizeof stays 32): the gateway window
+	   gk_plan_scan chose, kept apart so that gk_plan_assign may be called
+	   again with another trampoline (JAL overwrites win_start/win_len). */
+	uint8_t  gw_back;       /* ecall - gateway window start */
+	uint8_t  gw_len;        /* gateway window bytes, 0 if there is none */
+	uint8_t  gw_tramp_len;  /* stub bytes that gateway needs */
+	uint8_t  gw_reason;     /* enum gk_reason: why there is no window */
 };
 
 /* Counters for the report. */

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Benchmark of the riscv64 interception core (not a test).
+
+All figures are measured in one run and printed as ratios against a baseline
+from the same run (the machine is a noisy 2-core VM; absolute times under
+qemu mean little):
+
+1. pass-through system call cost under qemu: a riscv64 C loop making N
+   getppid() and N write(/dev/null) calls through libc, without and with
+   libgkfs_intercept.so preloaded (pass-through hook, logging off);
+2. process start-up under qemu: sysroot programs (true, ls) without and with
+   the preload (the core scans, plans and patches libc in its constructor);
+3. planning on the host: the native planner (libgkfs_plan.so through the
+   cffi bindings) over the .text of the two riscv64 glibcs, per MiB, beside
+   capstone (Python) disassembling the same bytes, which is what the RISC-V
+   port of syscall_intercept does at every process start.
+
+    python3 bench/intercept_bench.py [--calls N] [--starts N] [--repeat N]
+
+Needs: deploy/riscv64-sysroot.sh and deploy/build-native.sh done.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gkfs_client import native_paths  # noqa: E402
+
+QEMU = "/usr/bin/qemu-riscv64-static"
+CROSS_LIBC = Path("/usr/riscv64-linux-gnu/lib/libc.so.6")
+
+
+def qemu_env(sysroot: Path, preload: Path | None) -> dict[str, str]:
+    env = {"PATH": f"{sysroot}/usr/bin:{sysroot}/usr/sbin", "QEMU_LD_PREFIX": str(sysroot),
+           "LC_ALL": "C"}
+    if preload:
+        env["LD_PRELOAD"] = str(preload)
+    return env
+
+
+def run_rv(argv: list[str], sysroot: Path, preload: Path | None) -> subprocess.CompletedProcess:
+    cp = subprocess.run([QEMU, *argv], env=qemu_env(sysroot, preload), capture_output=True,
+                        text=True, timeout=600)
+    if cp.returncode != 0:
+        sys.exit(f"intercept_bench: {' '.join(argv)} failed ({cp.returncode}): {cp.stderr}")
+    return cp
+
+
+def syscall_cost(bench: Path, sysroot: Path, lib: Path, calls: int, repeat: int) -> None:
+    print(f"\n== pass-through system call cost under qemu ({calls} calls, best of {repeat})")
+    print(f"{'call':<10} {'plain ns':>10} {'preload ns':>11} {'ratio':>7} {'added ns':>9}")
+    for mode in ("getppid", "write"):
+        best = {}
+        for label, pre in (("plain", None), ("preload", lib)):
+            vals = []
+            for _ in range(repeat):
+                out = run_rv([str(bench), mode, str(calls)], sysroot, pre).stdout
+                vals.append(float(re.search(r"ns_per_call=([\d.]+)", out)[1]))
+            best[label] = min(vals)
+        print(f"{mode:<10} {best['plain']:>10.1f} {best['preload']:>11.1f} "
+              f"{best['preload'] / best['plain']:>7.2f} {best['preload'] - best['plain']:>9.1f}")
+
+
+def startup(sysroot: Path, lib: Path, starts: int) -> None:
+    print(f"\n== process start-up under qemu (median of {starts} runs, wall time)")
+    print(f"{'program':<22} {'plain ms':>9} {'preload ms':>11} {'ratio':>7}")
+    progs = [["true"], ["ls", "/"], ["python3", "-c", "pass"]]
+    for argv in progs:
+        med = {}
+        for label, pre in (("plain", None), ("preload", lib)):
+            times = []
+            for _ in range(starts):
+                t0 = time.perf_counter()
+                run_rv([f"{sysroot}/usr/bin/{argv[0]}", *argv[1:]], sysroot, pre)
+                times.append(time.perf_counter() - t0)
+            med[label] = statistics.median(times) * 1e3
+        print(f"{' '.join(argv):<22} {med['plain']:>9.1f} {med['preload']:>11.1f} "
+              f"{med['preload'] / med['plain']:>7.2f}")
+
+
+def text_of(path: Path) -> tuple[bytes, int]:
+    from elftools.elf.elffile import ELFFile
+    with open(path, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(".text")
+        return sec.data(), sec["sh_addr"]
+
+
+def best_time(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def planning(libcs: list[tuple[str, Path]], repeat: int) -> None:
+    print(f"\n== planning on the host vs capstone disassembly (per MiB of .text, best of {repeat})")
+    try:
+        from gkfs_client import native_plan
+        native_plan.lib()
+    except Exception as exc:  # report, keep the other figures
+        print(f"native planner unavailable: {exc}")
+        native_plan = None
+    import capstone
+    md = capstone.Cs(capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+    md.skipdata = True  # RVV instructions capstone 5 cannot decode
+    print(f"{'glibc':<22} {'MiB':>6} {'ecalls':>7} {'plan ms/MiB':>12} {'capstone ms/MiB':>16} "
+          f"{'capstone/plan':>14}")
+    for name, path in libcs:
+        data, vaddr = text_of(path)
+        mib = len(data) / (1 << 20)
+        ecalls = 0
+
+        def cs_run():
+            nonlocal ecalls
+            ecalls = sum(1 for _, _, mn, _ in md.disasm_lite(data, vaddr) if mn == "ecall")
+
+        t_cs = best_time(cs_run, max(1, repeat // 2))
+        if native_plan:
+            text = native_plan.Text(data, vaddr)
+            res = native_plan.scan(text)
+            t_plan = best_time(lambda: native_plan.scan(text), repeat)
+            plan_ms = t_plan * 1e3 / mib
+            print(f"{name:<22} {mib:>6.2f} {res.ecalls:>7} {plan_ms:>12.2f} "
+                  f"{t_cs * 1e3 / mib:>16.1f} {t_cs / t_plan:>14.1f}")
+            if res.ecalls != ecalls:
+                print(f"   note: planner found {res.ecalls} ecalls, capstone {ecalls}")
+        else:
+            print(f"{name:<22} {mib:>6.2f} {ecalls:>7} {'-':>12} {t_cs * 1e3 / mib:>16.1f} {'-':>14}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calls", type=int, default=200_000, help="system calls per loop run")
+    ap.add_argument("--starts", type=int, default=15, help="process starts per program and mode")
+    ap.add_argument("--repeat", type=int, default=5, help="repetitions of the timed loops")
+    args = ap.parse_args(argv)
+    try:
+        sysroot = native_paths.riscv64_sysroot()
+        lib = native_paths.intercept_library("riscv64")
+    except native_paths.NativeNotBuilt as exc:
+        sys.exit(f"intercept_bench: {exc}")
+    bench = native_paths.riscv64_build_dir() / "tests" / "bench_syscalls"
+    if not bench.is_file():
+        sys.exit(f"intercept_bench: {bench} not built: run deploy/build-native.sh riscv64")
+    if not os.access(QEMU, os.X_OK):
+        sys.exit(f"intercept_bench: {QEMU} missing (deploy/setup-debian.sh)")
+    print(f"sysroot {sysroot}\ncore    {lib}")
+    syscall_cost(bench, sysroot, lib, args.calls, args.repeat)
+    startup(sysroot, lib, args.starts)
+    libcs = [("sysroot " + (sysroot / ".gkfs-sysroot-stamp").read_text().split("suite=")[1].split()[0],
+              sysroot / "usr/lib/riscv64-linux-gnu/libc.so.6")]
+    if CROSS_LIBC.is_file():
+        libcs.append(("cross 2.36", CROSS_LIBC))
+    planning(libcs, args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""File data as chunk files under <rootdir>/chunks/.
+
+Chunk k of data key K is ``chunks/<sha256(K) hex>/<k>``: a fixed-length
+hash name, so no two keys can share a directory (GekkoFS maps '/' to ':'
+and '/a:b' collides with '/a/b') and no key, whatever it contains, can
+produce a name outside chunks/. Chunk files are sparse: unwritten ranges
+read as zeros.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+
+class ChunkStore:
+    def __init__(self, rootdir: Path, chunk_size: int):
+        self.base = rootdir / "chunks"
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.chunk_size = chunk_size
+
+    def key_dir(self, data_key: str) -> Path:
+        return self.base / hashlib.sha256(data_key.encode("utf-8")).hexdigest()
+
+    def chunk_path(self, data_key: str, index: int) -> Path:
+        return self.key_dir(data_key) / str(index)
+
+    # -- data -------------------------------------------------------------
+    def write(self, data_key: str, index: int, offset: int, buf: Any) -> int:
+        """pwrite ``buf`` (any buffer, e.g. a zmq frame's memoryview) as is."""
+        path = self.chunk_path(data_key, index)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(buf).cast("B")
+            done = 0
+            while done < len(view):  # pwrite may write less than asked
+                n = os.pwrite(fd, view[done:], offset + done)
+                if n == 0:
+                    raise OSError(errno.EIO, f"pwrite wrote nothing to {path}")
+                done += n
+            return done
+        finally:
+            os.close(fd)
+
+    def read(self, data_key: str, index: int, offset: int, length: int, pad_to: int | None = None) -> bytearray:
+        """Bytes of the chunk file in [offset, offset+length).
+
+        With ``pad_to`` the result is exactly ``pad_to`` bytes (<= length),
+        zeros wherever the file has nothing; without it, short where the
+        chunk file ends.
+        """
+        want = length if pad_to is None else pad_to
+        buf = bytearray(want)  # zero-filled: holes and a missing chunk read as zeros
+        got = 0
+        try:
+            fd = os.open(self.chunk_path(data_key, index), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = -1
+        if fd >= 0:
+            try:
+                with memoryview(buf) as view:  # released before any resize below
+                    while got < want:
+                        n = os.preadv(fd, [view[got:]], offset + got)
+                        if n == 0:
+                            break
+                        got += n
+            finally:
+                os.close(fd)
+        if pad_to is None and got < want:
+            del buf[got:]
+        return buf
+
+    # -- maintenance ------------------------------------------------------
+    def _indices(self, data_key: str) -> list[tuple[int, Path]]:
+        d = self.key_dir(data_key)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return []
+        return [(int(n), d / n) for n in names if n.isdigit()]
+
+    def remove(self, data_key: str) -> int:
+        chunks = self._indices(data_key)
+        shutil.rmtree(self.key_dir(data_key), ignore_errors=True)
+        return len(chunks)
+
+    def truncate(self, data_key: str, size: int) -> tuple[int, int]:
+        removed = truncated = 0
+        for index, path in self._indices(data_key):
+            start = index * self.chunk_size
+            try:
+                if start >= size:
+                    path.unlink()
+                    removed += 1
+                elif start + self.chunk_size > size:
+                    os.truncate(path, size - start)
+                    truncated += 1
+            except FileNotFoundError:
+                pass
+        return removed, truncated
+
+    def fsync(self, data_key: str | None = None) -> None:
+        dirs = [self.key_dir(data_key)] if data_key is not None else [
+            self.base / n for n in os.listdir(self.base)]
+        for d in dirs:
+            for _index, path in self._indices_in(d):
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            _fsync_dir(d)
+        _fsync_dir(self.base)
+
+    @staticmethod
+    def _indices_in(d: Path) -> list[tuple[int, Path]]:
+        try:
+            return [(int(n), d / n) for n in os.listdir(d) if n.isdigit()]
+        except FileNotFoundError:
+            return []
+
+    def bytes_stored(self) -> int:
+        total = 0
+        for entry in os.scandir(self.base):
+            if entry.is_dir(follow_symlinks=False):
+                for chunk in os.scandir(entry.path):
+                    try:
+                        total += chunk.stat(follow_symlinks=False).st_size
+                    except FileNotFoundError:
+                        pass
+        return total
+
+
+def _fsync_dir(d: Path) -> None:
+    """Make created/removed names durable too."""
+    try:
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

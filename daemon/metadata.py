@@ -1,0 +1,308 @@
+"""Metadata of the paths this daemon owns, in LMDB.
+
+Key layout: ``blake2b-128(parent path) || name`` (UTF-8). A plain path key
+would break LMDB's 511-byte key limit for paths up to 4096 bytes; keying by
+(parent digest, name) stays under 16 + 255 bytes and keeps a directory's
+children contiguous and sorted by name bytes, so a readdir page is one
+cursor range scan with no descendants to skip. The root "/" is stored under
+the digest of "" with an empty name. Values are msgpack'd stat records
+(docs/protocol.md 4.1).
+
+Every mutation is one LMDB write transaction, so update_size (append) and
+rename are atomic; with ``sync`` each commit reaches the disk before the
+reply is sent.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import stat as st
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import lmdb
+import msgpack
+
+from gkfs_client.protocol import parent_and_name
+
+DIGEST = 16
+ROOT_MODE = st.S_IFDIR | 0o777
+
+
+def _err(code: int, msg: str) -> OSError:
+    return OSError(code, msg)
+
+
+def _digest(path: str) -> bytes:
+    return hashlib.blake2b(path.encode("utf-8"), digest_size=DIGEST).digest()
+
+
+def key_of(path: str) -> bytes:
+    if path == "/":
+        return _digest("")
+    parent, name = parent_and_name(path)
+    return _digest(parent) + name.encode("utf-8")
+
+
+def dir_prefix(path: str) -> bytes:
+    return _digest(path)
+
+
+def _now() -> int:
+    return time.time_ns()
+
+
+def _pack(rec: dict[str, Any]) -> bytes:
+    return msgpack.packb(rec, use_bin_type=True)
+
+
+def _unpack(raw: bytes) -> dict[str, Any]:
+    return msgpack.unpackb(raw, raw=False)
+
+
+def new_record(mode: int, uid: int, gid: int, *, size: int = 0, target: str | None = None) -> dict[str, Any]:
+    now = _now()
+    rec = {
+        "mode": mode, "size": size, "nlink": 2 if st.S_ISDIR(mode) else 1, "uid": uid, "gid": gid,
+        "atime_ns": now, "mtime_ns": now, "ctime_ns": now,
+        # 16 random bytes: unique per file, so a new file at a renamed-away
+        # path never shares chunk names with the old one.
+        "data_key": os.urandom(16).hex(),
+    }
+    if target is not None:
+        rec["target"] = target
+    return rec
+
+
+def root_record() -> dict[str, Any]:
+    return {"mode": ROOT_MODE, "size": 0, "nlink": 2, "uid": os.geteuid(), "gid": os.getegid(),
+            "atime_ns": 0, "mtime_ns": 0, "ctime_ns": 0, "data_key": "root"}
+
+
+class MetadataStore:
+    def __init__(self, directory: Path, *, sync: bool = True, map_size: int = 1 << 36):
+        directory.mkdir(parents=True, exist_ok=True)
+        # map_size is address space, not disk: 64 GiB of metadata at most.
+        self.env = lmdb.open(str(directory), map_size=map_size, subdir=True, sync=sync, metasync=sync,
+                             max_readers=256, readahead=False)
+        self._write_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Any]:
+        # LMDB allows one write transaction at a time and py-lmdb refuses a
+        # second one from another thread instead of waiting: serialise here.
+        with self._write_lock, self.env.begin(write=True) as txn:
+            yield txn
+
+    def close(self) -> None:
+        self.env.close()
+
+    def sync(self) -> None:
+        self.env.sync(True)
+
+    def count(self) -> int:
+        return self.env.stat()["entries"]
+
+    # -- reads ------------------------------------------------------------
+    def get(self, path: str) -> dict[str, Any] | None:
+        with self.env.begin() as txn:
+            raw = txn.get(key_of(path))
+        if raw is None:
+            return root_record() if path == "/" else None
+        return _unpack(raw)
+
+    def stat(self, path: str) -> dict[str, Any]:
+        rec = self.get(path)
+        if rec is None:
+            raise _err(errno.ENOENT, f"no such file or directory: {path}")
+        return rec
+
+    def dirents(self, path: str, start_after: str, limit: int) -> tuple[list[list[Any]], bool]:
+        prefix = dir_prefix(path)
+        start = prefix + start_after.encode("utf-8") + (b"\x00" if start_after else b"")
+        entries: list[list[Any]] = []
+        more = False
+        with self.env.begin() as txn:
+            cur = txn.cursor()
+            if not cur.set_range(start):
+                return entries, False
+            for key, raw in cur:
+                if not key.startswith(prefix):
+                    break
+                name = key[len(prefix):]
+                if not name:  # the root's own record lives at digest("")+"": never its own child
+                    continue
+                if len(entries) == limit:
+                    more = True
+                    break
+                rec = _unpack(raw)
+                entries.append([name.decode("utf-8"), rec["mode"], rec["size"]])
+        return entries, more
+
+    # -- writes -----------------------------------------------------------
+    def _put(self, txn, path: str, rec: dict[str, Any]) -> None:
+        txn.put(key_of(path), _pack(rec))
+
+    def _get(self, txn, path: str) -> dict[str, Any] | None:
+        raw = txn.get(key_of(path))
+        return None if raw is None else _unpack(raw)
+
+    def create(self, path: str, mode: int, exclusive: bool, uid: int, gid: int) -> tuple[dict[str, Any], bool]:
+        ftype = st.S_IFMT(mode)
+        if ftype == 0:
+            mode |= st.S_IFREG
+        elif ftype not in (st.S_IFREG, st.S_IFDIR):
+            raise _err(errno.EINVAL, f"create makes files and directories only (mode {mode:o}); use symlink")
+        if path == "/":
+            raise _err(errno.EEXIST, "/ exists")
+        with self._write() as txn:
+            old = self._get(txn, path)
+            if old is not None:
+                if exclusive:
+                    raise _err(errno.EEXIST, f"file exists: {path}")
+                return old, False
+            rec = new_record(mode, uid, gid)
+            self._put(txn, path, rec)
+            return rec, True
+
+    def symlink(self, path: str, target: str, uid: int, gid: int) -> dict[str, Any]:
+        if path == "/":
+            raise _err(errno.EEXIST, "/ exists")
+        with self._write() as txn:
+            if self._get(txn, path) is not None:
+                raise _err(errno.EEXIST, f"file exists: {path}")
+            rec = new_record(st.S_IFLNK | 0o777, uid, gid, size=len(target.encode("utf-8")), target=target)
+            self._put(txn, path, rec)
+            return rec
+
+    def remove(self, path: str, rmdir: bool | None, data_key: str | None) -> dict[str, Any]:
+        if path == "/":
+            raise _err(errno.EBUSY, "cannot remove /")
+        with self._write() as txn:
+            rec = self._get(txn, path)
+            if rec is None:
+                raise _err(errno.ENOENT, f"no such file or directory: {path}")
+            is_dir = st.S_ISDIR(rec["mode"])
+            if rmdir is True and not is_dir:
+                raise _err(errno.ENOTDIR, f"not a directory: {path}")
+            if rmdir is False and is_dir:
+                raise _err(errno.EISDIR, f"is a directory: {path}")
+            if data_key is not None and rec.get("data_key") != data_key:
+                raise _err(errno.ENOENT, f"{path} was replaced meanwhile (data key differs)")
+            txn.delete(key_of(path))
+            return rec
+
+    def _file_record(self, txn, path: str) -> dict[str, Any]:
+        rec = self._get(txn, path)
+        if rec is None:
+            if path == "/":
+                raise _err(errno.EISDIR, "is a directory: /")
+            raise _err(errno.ENOENT, f"no such file or directory: {path}")
+        if st.S_ISDIR(rec["mode"]):
+            raise _err(errno.EISDIR, f"is a directory: {path}")
+        return rec
+
+    def update_size(self, path: str, offset: int, count: int, append: bool) -> tuple[int, int]:
+        with self._write() as txn:
+            rec = self._file_record(txn, path)
+            if append:
+                offset = rec["size"]
+                rec["size"] = offset + count
+            else:
+                rec["size"] = max(rec["size"], offset + count)
+            if count:
+                rec["mtime_ns"] = rec["ctime_ns"] = _now()
+            self._put(txn, path, rec)
+            return offset, rec["size"]
+
+    def truncate(self, path: str, size: int) -> dict[str, Any]:
+        with self._write() as txn:
+            rec = self._file_record(txn, path)
+            rec["size"] = size
+            rec["mtime_ns"] = rec["ctime_ns"] = _now()
+            self._put(txn, path, rec)
+            return rec
+
+    def utimens(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> dict[str, Any]:
+        with self._write() as txn:
+            rec = self._get(txn, path)
+            if rec is None:
+                if path != "/":
+                    raise _err(errno.ENOENT, f"no such file or directory: {path}")
+                rec = root_record()
+            if atime_ns is not None:
+                rec["atime_ns"] = atime_ns
+            if mtime_ns is not None:
+                rec["mtime_ns"] = mtime_ns
+            rec["ctime_ns"] = _now()
+            self._put(txn, path, rec)
+            return rec
+
+    @staticmethod
+    def _check_replace(src: dict[str, Any], dst: dict[str, Any] | None, new: str) -> None:
+        if dst is None:
+            return
+        if st.S_ISDIR(dst["mode"]) and not st.S_ISDIR(src["mode"]):
+            raise _err(errno.EISDIR, f"cannot replace directory {new} with a non-directory")
+        if st.S_ISDIR(src["mode"]) and not st.S_ISDIR(dst["mode"]):
+            raise _err(errno.ENOTDIR, f"cannot replace non-directory {new} with a directory")
+
+    def rename(self, old: str, new: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        if old == "/" or new == "/":
+            raise _err(errno.EBUSY, "cannot rename /")
+        if new.startswith(old + "/"):
+            raise _err(errno.EINVAL, f"cannot move {old} inside itself ({new})")
+        with self._write() as txn:
+            rec = self._get(txn, old)
+            if rec is None:
+                raise _err(errno.ENOENT, f"no such file or directory: {old}")
+            if old == new:
+                return rec, None
+            dst = self._get(txn, new)
+            self._check_replace(rec, dst, new)
+            rec["ctime_ns"] = _now()
+            txn.delete(key_of(old))
+            self._put(txn, new, rec)
+            return rec, dst
+
+    def insert(self, path: str, record: dict[str, Any], replace: bool) -> dict[str, Any] | None:
+        if path == "/":
+            raise _err(errno.EBUSY, "cannot replace /")
+        rec = _validated_record(record)
+        with self._write() as txn:
+            dst = self._get(txn, path)
+            if dst is not None and not replace:
+                raise _err(errno.EEXIST, f"file exists: {path}")
+            self._check_replace(rec, dst, path)
+            rec["ctime_ns"] = _now()
+            self._put(txn, path, rec)
+            return dst
+
+
+_RECORD_UINTS = ("mode", "size", "nlink", "uid", "gid", "atime_ns", "mtime_ns", "ctime_ns")
+
+
+def _validated_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record sent by a client (insert) must look like one we produce."""
+    rec: dict[str, Any] = {}
+    for k in _RECORD_UINTS:
+        v = record.get(k)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**64:
+            raise _err(errno.EINVAL, f"record field '{k}' must be an unsigned integer")
+        rec[k] = v
+    if st.S_IFMT(rec["mode"]) not in (st.S_IFREG, st.S_IFDIR, st.S_IFLNK):
+        raise _err(errno.EINVAL, "record 'mode' has an unknown file type")
+    key = record.get("data_key")
+    if not isinstance(key, str) or not key or "\x00" in key:
+        raise _err(errno.EINVAL, "record 'data_key' must be a non-empty string")
+    rec["data_key"] = key
+    if st.S_ISLNK(rec["mode"]):
+        target = record.get("target")
+        if not isinstance(target, str) or not target:
+            raise _err(errno.EINVAL, "symlink record needs a 'target'")
+        rec["target"] = target
+    return rec

@@ -1,0 +1,170 @@
+"""ZeroMQ serving: a ROUTER for clients, a pool of worker threads behind it.
+
+The main thread runs a load-balancing broker: a request goes only to an
+idle worker (workers announce themselves), never queued behind a busy one,
+so one client's 64 MiB write cannot stall another's stat. Data-heavy ops
+(write_chunks, read_chunks) may not take the last idle worker when there
+is more than one, which keeps a worker free for metadata. Frames are
+received with copy=False and handed through inproc untouched, so a write's
+payload is pwritten from the buffer libzmq received it into.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import logging
+import threading
+from typing import Any
+
+import msgpack
+import zmq
+
+from gkfs_client import protocol
+
+from .handlers import HANDLERS, DaemonState
+
+log = logging.getLogger("gkfs_daemon.server")
+
+READY = b"\x01"  # worker -> broker: "I am idle" (a 1-frame message)
+STOP = b"\x00"  # broker -> worker: "exit"
+HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
+BACKEND = "inproc://gkfs-workers"
+
+
+def handle(state: DaemonState, frames: list[Any]) -> list[Any]:
+    """One request's frames (no envelope) -> reply frames. Never raises."""
+    req_id, op = 0, "?"
+    try:
+        req = protocol.decode_request(frames, max_frame_size=state.config.max_frame_size)
+        req_id, op = req.req_id, req.op
+        result, data = HANDLERS[req.op](state, req.args, req.data)
+        state.count(op, True)
+        return protocol.encode_reply(req_id, result, data)
+    except protocol.ProtocolError as exc:
+        state.count(op, False)
+        log.info("bad request (id %d): %s", exc.req_id, exc)
+        return protocol.encode_error(exc.req_id, exc.errno, exc.message)
+    except OSError as exc:
+        state.count(op, False)
+        code = exc.errno if isinstance(exc.errno, int) and exc.errno > 0 else 5
+        msg = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        log.debug("op %s (id %d) failed: [%s] %s", op, req_id, protocol.errno_name(code), msg)
+        return protocol.encode_error(req_id, code, msg or protocol.strerror(code))
+    except Exception as exc:  # a bug must not kill the daemon: answer EIO, log it
+        state.count(op, False)
+        log.exception("op %s (id %d) crashed", op, req_id)
+        return protocol.encode_error(req_id, 5, f"internal error in op {op}: {exc!r}")
+
+
+def _worker(ctx: zmq.Context, state: DaemonState) -> None:
+    sock = ctx.socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(BACKEND)
+    sock.send(READY)
+    try:
+        while True:
+            msg = sock.recv_multipart(copy=False)
+            if len(msg) == 1:  # STOP
+                return
+            client, frames = msg[0], msg[1:]
+            reply = handle(state, frames)
+            sock.send_multipart([client, *reply], copy=False)
+    finally:
+        sock.close()
+
+
+def _peek(header: Any) -> dict:
+    """The header map, or {} if unreadable: only to classify a request (the
+    worker validates it properly)."""
+    try:
+        h = msgpack.unpackb(header.buffer, raw=False)
+        return h if isinstance(h, dict) else {}
+    except Exception:
+        return {}
+
+
+class Server:
+    def __init__(self, state: DaemonState, listen: str):
+        self.state = state
+        self.ctx = zmq.Context()
+        self.frontend = self.ctx.socket(zmq.ROUTER)
+        # Hard memory guard; frames up to this size get a proper EMSGSIZE reply.
+        self.frontend.setsockopt(zmq.MAXMSGSIZE, 2 * state.config.max_frame_size)
+        self.frontend.linger = 5000  # flush replies of finished requests at exit
+        self.frontend.bind(listen)
+        self.address = self.frontend.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.backend = self.ctx.socket(zmq.ROUTER)
+        self.backend.linger = 0
+        self.backend.bind(BACKEND)
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
+                        for i in range(state.config.workers)]
+
+    def serve(self) -> None:
+        for t in self.threads:
+            t.start()
+        n_workers = len(self.threads)
+        reserve = 1 if n_workers > 1 else 0
+        idle: collections.deque[bytes] = collections.deque()
+        heavy: collections.deque[list[Any]] = collections.deque()
+        busy = 0
+        poller = zmq.Poller()
+        poller.register(self.backend, zmq.POLLIN)
+        accepting = False
+        while True:
+            # While stopping, the frontend is still read, but only to answer
+            # ESHUTDOWN at once instead of leaving clients to time out.
+            want_front = self.stopping.is_set() or (len(idle) > 0 and len(heavy) < 64)
+            if want_front != accepting:
+                if want_front:
+                    poller.register(self.frontend, zmq.POLLIN)
+                else:
+                    poller.unregister(self.frontend)
+                accepting = want_front
+            if self.stopping.is_set() and busy == 0 and not heavy:
+                break
+            events = dict(poller.poll(100))
+            if self.backend in events:
+                msg = self.backend.recv_multipart(copy=False)
+                worker = msg[0].bytes
+                if len(msg) > 2:  # a reply: [worker, client, header, data...]
+                    self.frontend.send_multipart(msg[1:], copy=False)
+                    busy -= 1
+                idle.append(worker)
+            if accepting and self.frontend in events:
+                msg = self.frontend.recv_multipart(copy=False)
+                if len(msg) < 2:
+                    continue  # an identity with no frames: nothing to answer
+                if self.stopping.is_set():
+                    self._refuse(msg)
+                elif _peek(msg[1]).get("op") in HEAVY_OPS:
+                    heavy.append(msg)
+                else:
+                    self.backend.send_multipart([idle.popleft(), *msg], copy=False)
+                    busy += 1
+            while heavy and len(idle) > (reserve if not self.stopping.is_set() else 0):
+                self.backend.send_multipart([idle.popleft(), *heavy.popleft()], copy=False)
+                busy += 1
+            with self.state.lock:
+                self.state.inflight = busy + len(heavy)
+        for w in idle:
+            self.backend.send_multipart([w, STOP])
+        for t in self.threads:
+            t.join(10)
+
+    def _refuse(self, msg: list[Any]) -> None:
+        req_id = _peek(msg[1]).get("id", 0)
+        if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id < 2**64:
+            req_id = 0
+        reply = protocol.encode_error(req_id, errno.ESHUTDOWN, "daemon is shutting down")
+        self.frontend.send_multipart([msg[0], *reply], copy=False)
+        self.state.count("refused", False)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        # The frontend keeps its linger (replies already queued get out);
+        # everything else, e.g. a worker that never started, closes at once.
+        self.frontend.close()
+        self.ctx.destroy(linger=0)

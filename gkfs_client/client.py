@@ -1,0 +1,596 @@
+"""The Python client: POSIX-like file calls on a gkfs cluster.
+
+Layering (as in GekkoFS: gkfs_<op> -> forward_<rpc>): the methods here hold
+the POSIX semantics (descriptors, offsets, flags, errno); placement comes
+from ``distribution``; ``chunkio`` and ``dirlist`` build the multi-daemon
+requests; ``rpc`` sends them all at once and matches replies; ``transport``
+owns the sockets. Errors are OSError with the errno a kernel would give.
+
+Paths are paths inside gkfs ("/dir/file"); relative paths are taken from
+``Client.cwd``. Not POSIX here (documented limits): an unlinked file's data
+goes at once even if a descriptor is open, a descriptor follows its path
+(a file renamed while open is then ENOENT), and symlinks are followed only
+in the last path component.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat as _stat
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol
+from gkfs_client.dirlist import DirEntry
+from gkfs_client.rpc import DEFAULT_TIMEOUT_S, Call, Rpc
+from gkfs_client.transport import ZmqTransport
+
+ENV_TIMEOUT = "LIBGKFS_RPC_TIMEOUT"
+MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
+FIRST_FD = 3  # look like a kernel descriptor table: 0-2 are taken
+
+
+@dataclass
+class _OpenFile:
+    path: str
+    flags: int
+    data_key: str
+    is_dir: bool
+    pos: int = 0
+
+    @property
+    def readable(self) -> bool:
+        return (self.flags & os.O_ACCMODE) in (os.O_RDONLY, os.O_RDWR)
+
+    @property
+    def writable(self) -> bool:
+        return (self.flags & os.O_ACCMODE) in (os.O_WRONLY, os.O_RDWR)
+
+
+def _err(code: int, what: str) -> OSError:
+    return OSError(code, f"{os.strerror(code)}: {what}")
+
+
+def _timeout_from_env() -> float:
+    raw = os.environ.get(ENV_TIMEOUT)
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{ENV_TIMEOUT} must be > 0, got {raw!r}")
+    return value
+
+
+def _current_umask() -> int:
+    # The only portable way to read the umask is to set it and put it back.
+    old = os.umask(0)
+    os.umask(old)
+    return old
+
+
+def stat_result(record: dict[str, Any], chunk_size: int, path: str) -> os.stat_result:
+    """A protocol stat record as an os.stat_result (float and _ns times)."""
+    key = record.get("data_key") or ""
+    # A stable inode number: from the data key (kept by rename) when there is one.
+    # (data keys are opaque: hash them rather than parse them).
+    ino = (distribution.fnv1a64(key.encode()) if key else distribution.metadata_hash(path)) >> 1
+    size = record.get("size", 0)
+    at, mt, ct = (record.get(k, 0) for k in ("atime_ns", "mtime_ns", "ctime_ns"))
+    return os.stat_result(
+        (record["mode"], ino, 0, record.get("nlink", 1), record.get("uid", 0), record.get("gid", 0), size,
+         at // 10**9, mt // 10**9, ct // 10**9),
+        {"st_atime": at / 1e9, "st_mtime": mt / 1e9, "st_ctime": ct / 1e9,
+         "st_atime_ns": at, "st_mtime_ns": mt, "st_ctime_ns": ct,
+         "st_blksize": chunk_size, "st_blocks": (size + 511) // 512})
+
+
+class Client:
+    """A connection to every daemon of one gkfs cluster.
+
+    ``hosts_file``: --hosts-file style override; else $LIBGKFS_HOSTS_FILE,
+    else the default location (hostsfile.resolve_hosts_file). A missing file
+    raises hostsfile.HostsFileMissing before any socket is opened.
+    ``timeout``: seconds to wait for any daemon (else $LIBGKFS_RPC_TIMEOUT,
+    else 10). ``chunk_size``: checked against the cluster's (EINVAL if it
+    differs); by default taken from the daemons. The constructor pings
+    every daemon once (all together), so an unreachable cluster fails here.
+    """
+
+    def __init__(self, hosts_file: str | os.PathLike | None = None, *, timeout: float | None = None,
+                 chunk_size: int | None = None, umask: int | None = None,
+                 dirents_page: int = dirlist.DEFAULT_PAGE, handshake: bool = True):
+        self.hosts_path = hostsfile.resolve_hosts_file(hosts_file)
+        self.hosts = hostsfile.read_hosts(self.hosts_path)
+        self.addresses = [h.address for h in self.hosts]
+        self.n = len(self.hosts)
+        self.timeout = _timeout_from_env() if timeout is None else float(timeout)
+        self.umask = _current_umask() if umask is None else umask
+        self.dirents_page = dirents_page
+        self.cwd = "/"
+        self._lock = threading.RLock()  # zmq sockets are not thread-safe
+        self._fds: dict[int, _OpenFile] = {}
+        self._next_fd = FIRST_FD
+        self._connect()
+        # handshake=False is for `gkfs-ctl status`, which must work (and
+        # report) when some daemon is down; every file operation needs it.
+        self.chunk_size = self._handshake(chunk_size) if handshake else (chunk_size or 0)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _connect(self) -> None:
+        self._pid = os.getpid()
+        self._rpc = Rpc(ZmqTransport(self.addresses), timeout_s=self.timeout)
+
+    def _handshake(self, chunk_size: int | None) -> int:
+        args = {"chunk_size": chunk_size} if chunk_size else {}
+        replies = self._many([Call(i, "ping", args) for i in range(self.n)])
+        sizes = {r.result["chunk_size"] for r in replies}
+        if len(sizes) != 1:
+            raise _err(errno.EINVAL, f"daemons of {self.hosts_path} disagree on the chunk size: {sorted(sizes)}")
+        return sizes.pop()
+
+    def _many(self, calls, check: bool = True):
+        with self._lock:
+            if os.getpid() != self._pid:
+                # Forked child: the parent's sockets are not ours to use.
+                self._connect()
+            return self._rpc.call_many(calls, check=check)
+
+    def _one(self, target: int, op: str, args: dict[str, Any]) -> protocol.Reply:
+        return self._many([Call(target, op, args)])[0]
+
+    def _owner(self, path: str) -> int:
+        return distribution.metadata_owner(path, self.n)
+
+    def _norm(self, path: str | os.PathLike) -> str:
+        try:
+            return protocol.normalize_path(os.fspath(path), self.cwd)
+        except protocol.ProtocolError as exc:
+            raise OSError(exc.errno, exc.message) from None
+
+    def abspath(self, path: str | os.PathLike) -> str:
+        """The canonical gkfs path (relative to cwd, '.' and '..' resolved)."""
+        return self._norm(path)
+
+    def disconnect(self) -> None:
+        """Close the sockets (descriptors still open are forgotten)."""
+        with self._lock:
+            self._rpc.close()
+            self._fds.clear()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    # ------------------------------------------------------------ metadata
+
+    def _record(self, path: str, follow: bool = True) -> tuple[str, dict[str, Any]]:
+        """(final path, stat record), following symlinks in the last component."""
+        for _ in range(MAX_SYMLINK_HOPS):
+            rec = self._one(self._owner(path), "stat", {"path": path}).result["stat"]
+            if not (follow and _stat.S_ISLNK(rec["mode"])):
+                return path, rec
+            path = self._link_target(path, rec["target"])
+        raise _err(errno.ELOOP, path)
+
+    def _link_target(self, link: str, target: str) -> str:
+        parent, _ = protocol.parent_and_name(link)
+        try:
+            return protocol.normalize_path(target, parent)
+        except protocol.ProtocolError as exc:
+            raise OSError(exc.errno, f"symlink {link} -> {target}: {exc.message}") from None
+
+    def stat(self, path, *, follow_symlinks: bool = True) -> os.stat_result:
+        p, rec = self._record(self._norm(path), follow_symlinks)
+        return stat_result(rec, self.chunk_size, p)
+
+    def lstat(self, path) -> os.stat_result:
+        return self.stat(path, follow_symlinks=False)
+
+    def stat_record(self, path, *, follow_symlinks: bool = True) -> dict[str, Any]:
+        """The daemon's raw stat record (data_key included), for tools and tests."""
+        return self._record(self._norm(path), follow_symlinks)[1]
+
+    def exists(self, path) -> bool:
+        try:
+            self.stat(path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _create(self, path: str, mode: int, exclusive: bool) -> tuple[dict[str, Any], bool]:
+        """Create ``path`` after checking its parent, in one round trip.
+
+        The parent stat and the create go out together; if the parent turns
+        out missing or not a directory, the new record is removed again (a
+        concurrent reader may glimpse it for that instant: cheaper than a
+        second round trip on every create).
+        """
+        if path == "/":
+            raise _err(errno.EEXIST, path)
+        parent, _ = protocol.parent_and_name(path)
+        calls = [Call(self._owner(parent), "stat", {"path": parent}),
+                 Call(self._owner(path), "create", {"path": path, "mode": mode, "exclusive": exclusive,
+                                                     "uid": os.getuid(), "gid": os.getgid()})]
+        pst, cr = self._many(calls, check=False)
+        parent_err = None
+        if pst.status:
+            parent_err = _err(pst.status, parent)
+        elif not _stat.S_ISDIR(pst.result["stat"]["mode"]):
+            parent_err = _err(errno.ENOTDIR, parent)
+        if parent_err:
+            if cr.status == 0 and cr.result.get("created"):
+                key = cr.result["stat"].get("data_key")
+                self._many([Call(self._owner(path), "remove",
+                                 {"path": path, **({"data_key": key} if key else {})})], check=False)
+            raise parent_err
+        if cr.status:
+            raise _err(cr.status, path)
+        return cr.result["stat"], bool(cr.result.get("created"))
+
+    def mkdir(self, path, mode: int = 0o777) -> None:
+        self._create(self._norm(path), _stat.S_IFDIR | (mode & 0o7777 & ~self.umask), exclusive=True)
+
+    def makedirs(self, path, mode: int = 0o777, exist_ok: bool = False) -> None:
+        p = self._norm(path)
+        parts = p.strip("/").split("/") if p != "/" else []
+        for i in range(1, len(parts) + 1):
+            sub = "/" + "/".join(parts[:i])
+            try:
+                self.mkdir(sub, mode)
+            except FileExistsError:
+                if i == len(parts) and not exist_ok:
+                    raise
+                if not _stat.S_ISDIR(self.stat(sub).st_mode):
+                    raise _err(errno.ENOTDIR, sub) from None
+
+    def _any_children(self, path: str) -> bool:
+        replies = self._many([Call(i, "get_dirents", {"path": path, "limit": 1}) for i in range(self.n)])
+        return any(r.result.get("entries") for r in replies)
+
+    def rmdir(self, path) -> None:
+        p = self._norm(path)
+        if p == "/":
+            raise _err(errno.EBUSY, p)
+        # Type check and emptiness check in one round trip.
+        calls = [Call(self._owner(p), "stat", {"path": p})]
+        calls += [Call(i, "get_dirents", {"path": p, "limit": 1}) for i in range(self.n)]
+        st, *dirents = self._many(calls, check=False)
+        if st.status:
+            raise _err(st.status, p)
+        if not _stat.S_ISDIR(st.result["stat"]["mode"]):
+            raise _err(errno.ENOTDIR, p)
+        for r in dirents:
+            if r.status:
+                raise _err(r.status, p)
+            if r.result.get("entries"):
+                raise _err(errno.ENOTEMPTY, p)
+        self._one(self._owner(p), "remove", {"path": p, "rmdir": True})
+
+    def unlink(self, path) -> None:
+        p = self._norm(path)
+        rec = self._one(self._owner(p), "remove", {"path": p, "rmdir": False}).result["stat"]
+        self._drop_data(rec)
+
+    remove = unlink
+
+    def _drop_data(self, rec: dict[str, Any] | None) -> None:
+        # An empty file has no chunks to drop (truncate_chunks removed them
+        # when it shrank), so skip the broadcast: at worst chunks of a write
+        # whose update_size never happened stay orphaned, using space but
+        # never visible, as their data key dies with the record.
+        if rec and _stat.S_ISREG(rec["mode"]) and rec.get("data_key") and rec.get("size", 0) > 0:
+            self._many([Call(i, "remove_chunks", {"data_key": rec["data_key"]}) for i in range(self.n)])
+
+    def scandir(self, path=".") -> Iterator[DirEntry]:
+        """Entries of a directory, sorted by name (UTF-8 bytes), all daemons merged."""
+        p, rec = self._record(self._norm(path))
+        if not _stat.S_ISDIR(rec["mode"]):
+            raise _err(errno.ENOTDIR, p)
+        return dirlist.merged_entries(self._many, p, self.n, self.dirents_page)
+
+    def readdir(self, path=".") -> list[DirEntry]:
+        return list(self.scandir(path))
+
+    def listdir(self, path=".") -> list[str]:
+        return [e.name for e in self.scandir(path)]
+
+    def truncate(self, path, length: int) -> None:
+        p, rec = self._record(self._norm(path))
+        self._truncate(p, rec, length)
+
+    def _truncate(self, path: str, rec: dict[str, Any], length: int) -> None:
+        if length < 0:
+            raise _err(errno.EINVAL, path)
+        if _stat.S_ISDIR(rec["mode"]):
+            raise _err(errno.EISDIR, path)
+        # Size first, then the chunks: a reader never sees a size covering
+        # chunk bytes that are about to disappear.
+        rec = self._one(self._owner(path), "truncate", {"path": path, "size": length}).result["stat"]
+        self._many([Call(i, "truncate_chunks", {"data_key": rec["data_key"], "chunk_size": self.chunk_size,
+                                                "size": length}) for i in range(self.n)])
+
+    def rename(self, old, new) -> None:
+        o, n = self._norm(old), self._norm(new)
+        if o == "/" or n == "/":
+            raise _err(errno.EBUSY, "/")
+        if n.startswith(o + "/"):
+            raise _err(errno.EINVAL, f"{o} -> {n}: new path inside the old one")
+        new_parent, _ = protocol.parent_and_name(n)
+        # Everything the checks need, in one round trip.
+        calls = [Call(self._owner(o), "stat", {"path": o}),
+                 Call(self._owner(n), "stat", {"path": n}),
+                 Call(self._owner(new_parent), "stat", {"path": new_parent})]
+        calls += [Call(i, "get_dirents", {"path": o, "limit": 1}) for i in range(self.n)]
+        calls += [Call(i, "get_dirents", {"path": n, "limit": 1}) for i in range(self.n)]
+        replies = self._many(calls, check=False)
+        so, sn, sp = replies[:3]
+        old_children = any(r.result.get("entries") for r in replies[3:3 + self.n])
+        new_children = any(r.result.get("entries") for r in replies[3 + self.n:])
+        if so.status:
+            raise _err(so.status, o)
+        if sp.status:
+            raise _err(sp.status, new_parent)
+        if not _stat.S_ISDIR(sp.result["stat"]["mode"]):
+            raise _err(errno.ENOTDIR, new_parent)
+        if o == n:
+            return
+        rec = so.result["stat"]
+        if sn.status == 0:
+            target_is_dir = _stat.S_ISDIR(sn.result["stat"]["mode"])
+            if _stat.S_ISDIR(rec["mode"]) and not target_is_dir:
+                raise _err(errno.ENOTDIR, n)
+            if not _stat.S_ISDIR(rec["mode"]) and target_is_dir:
+                raise _err(errno.EISDIR, n)
+            if target_is_dir and new_children:
+                raise _err(errno.ENOTEMPTY, n)
+        if _stat.S_ISDIR(rec["mode"]) and old_children:
+            # Children's metadata lives with their own paths' owners, so
+            # moving a tree would be a copy: say so, as across file systems.
+            raise _err(errno.EXDEV, f"{o}: cannot rename a non-empty directory in gkfs")
+        if self._owner(o) == self._owner(n):
+            res = self._one(self._owner(o), "rename", {"old": o, "new": n}).result
+        else:
+            res = self._one(self._owner(n), "insert", {"path": n, "record": rec, "replace": True}).result
+            args = {"path": o}
+            if rec.get("data_key"):
+                args["data_key"] = rec["data_key"]
+            self._one(self._owner(o), "remove", args)
+        replaced = res.get("replaced")
+        if replaced and replaced.get("data_key") != rec.get("data_key"):
+            self._drop_data(replaced)
+
+    def symlink(self, target: str, linkpath) -> None:
+        p = self._norm(linkpath)
+        parent, _ = protocol.parent_and_name(p)
+        _, prec = self._record(parent)
+        if not _stat.S_ISDIR(prec["mode"]):
+            raise _err(errno.ENOTDIR, parent)
+        self._one(self._owner(p), "symlink", {"path": p, "target": target,
+                                              "uid": os.getuid(), "gid": os.getgid()})
+
+    def readlink(self, path) -> str:
+        p = self._norm(path)
+        return self._one(self._owner(p), "readlink", {"path": p}).result["target"]
+
+    def utime(self, path, times: tuple[float, float] | None = None, *,
+              ns: tuple[int, int] | None = None) -> None:
+        p, _ = self._record(self._norm(path))
+        if ns is None:
+            if times is None:
+                now = time.time_ns()  # UTIME_NOW resolved with the client's clock
+                ns = (now, now)
+            else:
+                ns = (int(times[0] * 1e9), int(times[1] * 1e9))
+        self._one(self._owner(p), "utimens", {"path": p, "atime_ns": ns[0], "mtime_ns": ns[1]})
+
+    def statfs(self) -> dict[str, int]:
+        """Totals over all daemons."""
+        replies = self._many([Call(i, "statfs") for i in range(self.n)])
+        out: dict[str, int] = {}
+        for r in replies:
+            for k in ("total_bytes", "free_bytes", "avail_bytes", "files"):
+                out[k] = out.get(k, 0) + r.result.get(k, 0)
+        out["chunk_size"] = self.chunk_size
+        out["name_max"] = replies[0].result.get("name_max", protocol.MAX_NAME_BYTES)
+        return out
+
+    # ------------------------------------------------------------ descriptors
+
+    def open(self, path, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
+        p = self._norm(path)
+        acc = flags & os.O_ACCMODE
+        if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
+            raise _err(errno.EINVAL, p)
+        created = False
+        for _ in range(MAX_SYMLINK_HOPS):
+            if flags & os.O_CREAT:
+                rec, created = self._create(p, _stat.S_IFREG | (mode & 0o7777 & ~self.umask),
+                                            exclusive=bool(flags & os.O_EXCL))
+            else:
+                rec = self._one(self._owner(p), "stat", {"path": p}).result["stat"]
+            if not _stat.S_ISLNK(rec["mode"]):
+                break
+            if flags & getattr(os, "O_NOFOLLOW", 0):
+                raise _err(errno.ELOOP, p)
+            p = self._link_target(p, rec["target"])
+        else:
+            raise _err(errno.ELOOP, p)
+        is_dir = _stat.S_ISDIR(rec["mode"])
+        if is_dir and (acc != os.O_RDONLY or flags & os.O_TRUNC):
+            raise _err(errno.EISDIR, p)
+        if not is_dir and flags & getattr(os, "O_DIRECTORY", 0):
+            raise _err(errno.ENOTDIR, p)
+        if flags & os.O_TRUNC and acc != os.O_RDONLY and not created and rec.get("size", 0) > 0:
+            self._truncate(p, rec, 0)
+        with self._lock:
+            fd = self._next_fd
+            self._next_fd += 1
+            self._fds[fd] = _OpenFile(p, flags, rec.get("data_key", ""), is_dir)
+        return fd
+
+    def creat(self, path, mode: int = 0o666) -> int:
+        return self.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
+
+    def _file(self, fd: int) -> _OpenFile:
+        f = self._fds.get(fd)
+        if f is None:
+            raise _err(errno.EBADF, f"descriptor {fd}")
+        return f
+
+    def close(self, fd: int) -> None:
+        with self._lock:
+            if self._fds.pop(fd, None) is None:
+                raise _err(errno.EBADF, f"descriptor {fd}")
+
+    def fstat(self, fd: int) -> os.stat_result:
+        f = self._file(fd)
+        return self.stat(f.path, follow_symlinks=False)
+
+    def ftruncate(self, fd: int, length: int) -> None:
+        f = self._file(fd)
+        if not f.writable:
+            raise _err(errno.EINVAL, f"descriptor {fd} is not open for writing")
+        self._truncate(f.path, self.stat_record(f.path, follow_symlinks=False), length)
+
+    def fsync(self, fd: int) -> None:
+        """Every daemon fsyncs this file's chunks and flushes its metadata."""
+        f = self._file(fd)
+        args = {"data_key": f.data_key} if f.data_key else {}
+        self._many([Call(i, "fsync", args) for i in range(self.n)])
+
+    fdatasync = fsync
+
+    def lseek(self, fd: int, offset: int, whence: int = os.SEEK_SET) -> int:
+        f = self._file(fd)
+        if whence == os.SEEK_SET:
+            base = 0
+        elif whence == os.SEEK_CUR:
+            base = f.pos
+        elif whence == os.SEEK_END:
+            base = self.stat_record(f.path, follow_symlinks=False).get("size", 0)
+        else:
+            raise _err(errno.EINVAL, f"whence {whence}")
+        if base + offset < 0:
+            raise _err(errno.EINVAL, f"seek to {base + offset}")
+        f.pos = base + offset
+        return f.pos
+
+    def write(self, fd: int, data) -> int:
+        f = self._file(fd)
+        if not f.writable:
+            raise _err(errno.EBADF, f"descriptor {fd} is not open for writing")
+        if f.flags & os.O_APPEND:
+            n = self._append(f, data)
+        else:
+            n = self._pwrite(f, data, f.pos)
+            f.pos += n
+        return n
+
+    def pwrite(self, fd: int, data, offset: int) -> int:
+        f = self._file(fd)
+        if not f.writable:
+            raise _err(errno.EBADF, f"descriptor {fd} is not open for writing")
+        if offset < 0:
+            raise _err(errno.EINVAL, f"offset {offset}")
+        return self._pwrite(f, data, offset)
+
+    def _pwrite(self, f: _OpenFile, data, offset: int) -> int:
+        view = memoryview(data).cast("B")
+        if not view.nbytes:
+            return 0
+        if f.is_dir:
+            raise _err(errno.EISDIR, f.path)
+        # Data first, size second: a failed write never leaves a size that
+        # covers bytes no daemon holds, and a write is acknowledged only
+        # once both are done (docs/protocol.md, update_size).
+        self._many(chunkio.write_calls(f.data_key, view, offset, self.chunk_size, self.n))
+        self._one(self._owner(f.path), "update_size", {"path": f.path, "offset": offset, "count": view.nbytes})
+        return view.nbytes
+
+    def _append(self, f: _OpenFile, data) -> int:
+        view = memoryview(data).cast("B")
+        if not view.nbytes:
+            return 0
+        # The metadata owner hands out the offset atomically, so concurrent
+        # appenders (other clients too) get disjoint ranges.
+        res = self._one(self._owner(f.path), "update_size",
+                        {"path": f.path, "offset": 0, "count": view.nbytes, "append": True}).result
+        self._many(chunkio.write_calls(f.data_key, view, res["offset"], self.chunk_size, self.n))
+        f.pos = res["offset"] + view.nbytes
+        return view.nbytes
+
+    def read(self, fd: int, count: int) -> bytes:
+        f = self._file(fd)
+        data = self._pread(f, count, f.pos)
+        f.pos += len(data)
+        return data
+
+    def pread(self, fd: int, count: int, offset: int) -> bytes:
+        f = self._file(fd)
+        if offset < 0:
+            raise _err(errno.EINVAL, f"offset {offset}")
+        return self._pread(f, count, offset)
+
+    def _pread(self, f: _OpenFile, count: int, offset: int) -> bytes:
+        if not f.readable:
+            raise _err(errno.EBADF, f"descriptor of {f.path} is not open for reading")
+        if f.is_dir:
+            raise _err(errno.EISDIR, f.path)
+        if count < 0:
+            raise _err(errno.EINVAL, f"count {count}")
+        # The size decides where EOF is; daemons then zero-fill holes below it.
+        size = self._one(self._owner(f.path), "stat", {"path": f.path}).result["stat"]["size"]
+        count = min(count, size - offset)
+        if count <= 0:
+            return b""
+        plan = chunkio.read_plan(f.data_key, offset, count, size, self.chunk_size, self.n)
+        return plan.assemble(self._many(plan.calls))
+
+    # ------------------------------------------------------------ convenience
+
+    def write_file(self, path, data, mode: int = 0o666) -> None:
+        fd = self.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, mode)
+        try:
+            self.pwrite(fd, data, 0)
+        finally:
+            self.close(fd)
+
+    def read_file(self, path) -> bytes:
+        fd = self.open(path, os.O_RDONLY)
+        try:
+            out = []
+            while chunk := self.read(fd, 64 * protocol.MiB):
+                out.append(chunk)
+            return b"".join(out)
+        finally:
+            self.close(fd)
+
+    def status(self, timeout: float | None = None) -> list[dict[str, Any] | OSError]:
+        """Each daemon's status map (plus ``rtt_s``, the measured round trip),
+        or the OSError saying it did not answer."""
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._connect()
+            pings = self._rpc.call_each([Call(i, "ping") for i in range(self.n)], timeout_s=timeout)
+            rtts = list(self._rpc.last_rtts)
+            up = [i for i, r in enumerate(pings) if not isinstance(r, OSError)]
+            replies: list[Any] = list(pings)
+            for i, r in zip(up, self._rpc.call_each([Call(i, "status") for i in up], timeout_s=timeout)):
+                replies[i] = r
+        out: list[dict[str, Any] | OSError] = []
+        for addr, r, rtt in zip(self.addresses, replies, rtts):
+            if isinstance(r, OSError):
+                out.append(r)
+            elif r.status:
+                out.append(OSError(r.status, f"{addr}: {r.message}"))
+            else:
+                out.append({**r.result, "rtt_s": rtt})
+        return out

@@ -1,0 +1,241 @@
+"""`gkfs-ctl cluster start|stop`: a local multi-daemon cluster.
+
+start: launches N `gkfs-daemon` processes at once, each with its own root
+dir (its own LMDB and chunk store) and its own hosts-file line, on an
+ephemeral loopback port (the daemon writes the port it got into the hosts
+file, so N daemons never race for ports). Returns when the hosts file lists
+all N and each answers ping; otherwise stops what it started and fails
+with the daemon's own log tail.
+
+stop: SIGTERMs the daemons listed in the hosts file (those on this host)
+and waits until they are gone; each removes its own line on exit.
+
+Both find the hosts file like every other command (--hosts-file, else
+$LIBGKFS_HOSTS_FILE, else the default), so `cluster start` followed by any
+other gkfs-ctl command with the same environment just works.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from gkfs_client import hostsfile
+from gkfs_client.ctl._common import EXIT_FAIL, EXIT_NO_CLUSTER, EXIT_OK, error, err_console
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 20.0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("cluster", help="start or stop a local multi-daemon cluster")
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    s = sub.add_parser("start", help="start N local daemons; returns when all answer ping")
+    s.add_argument("-n", "--daemons", type=int, default=3, help="number of daemons (default 3)")
+    s.add_argument("--rootdir", help="parent of the daemons' root dirs (default: the per-user "
+                   "runtime dir, $XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>)")
+    s.add_argument("--chunk-size", help="bytes per chunk, e.g. 524288, 512K, 4M (default: config, 512 KiB)")
+    s.add_argument("--mount", help="mount prefix recorded in the hosts file (default /gkfs)")
+    s.add_argument("--config", help="TOML config file passed to every daemon")
+    s.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
+                   help=f"seconds to wait for all daemons (default {START_TIMEOUT_S:g})")
+    s.add_argument("--log-level", help="daemon log level (debug, info, warning, error)")
+    s.set_defaults(func=run_start)
+    t = sub.add_parser("stop", help="SIGTERM the daemons in the hosts file and wait for them")
+    t.add_argument("--timeout", type=float, default=STOP_TIMEOUT_S,
+                   help=f"seconds to wait for the daemons to exit (default {STOP_TIMEOUT_S:g})")
+    t.set_defaults(func=run_stop)
+
+
+def parse_size(text: str) -> int:
+    """'524288', '512K', '512KiB', '4M' -> bytes."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
+    if mult > 1:
+        t = t[:-1]
+    return int(t) * mult
+
+
+def _daemon_command(args, index: int, rootdir: Path, hosts: Path) -> list[str]:
+    exe = shutil.which("gkfs-daemon")
+    # Fall back to the module when the console script is not on PATH (an
+    # editable install used from a venv that is not activated).
+    cmd = [exe] if exe else [sys.executable, "-m", "gkfs_daemon.cli"]
+    # --id: a restarted daemon keeps its place, so placement does not move.
+    cmd += ["--rootdir", str(rootdir), "--hosts-file", str(hosts), "--listen", "tcp://127.0.0.1:0",
+            "--id", str(index)]
+    if args.chunk_size:
+        cmd += ["--chunk-size", str(parse_size(args.chunk_size))]
+    if args.mount:
+        cmd += ["--mount", args.mount]
+    if args.config:
+        cmd += ["--config", args.config]
+    if args.log_level:
+        cmd += ["--log-level", args.log_level]
+    return cmd
+
+
+def _live_local(hosts: list[hostsfile.Host]) -> list[hostsfile.Host]:
+    me = socket.gethostname()
+    return [h for h in hosts if h.hostname == me and _alive(h.pid)]
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_or_empty(path: Path) -> list[hostsfile.Host]:
+    try:
+        return hostsfile.read_hosts(path)
+    except hostsfile.HostsFileError:  # missing or empty: no cluster yet
+        return []
+
+
+def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]:
+    """Start n daemons; return their hosts-file entries once all answer ping.
+
+    Raises RuntimeError (with the failing daemon's log tail) otherwise,
+    after stopping the daemons it started.
+    """
+    already = _live_local(_read_or_empty(hosts))
+    if already:
+        raise RuntimeError(f"{hosts} already lists {len(already)} running daemon(s) "
+                           f"(pids {', '.join(str(h.pid) for h in already)}); "
+                           "run 'gkfs-ctl cluster stop' first or use another --hosts-file")
+    hosts.parent.mkdir(parents=True, exist_ok=True)
+    # Lines of daemons that died without leaving (kill -9, a crashed node)
+    # would make clients wait for a daemon that is not there: drop them.
+    me = socket.gethostname()
+    for h in _read_or_empty(hosts):
+        if h.hostname == me and not _alive(h.pid):
+            hostsfile.unregister(hosts, h.id, h.pid)
+    procs: list[tuple[subprocess.Popen, Path]] = []
+    for i in range(n):
+        rootdir = base / f"daemon-{i}"
+        rootdir.mkdir(parents=True, exist_ok=True)
+        log = rootdir.parent / f"daemon-{i}.log"
+        with open(log, "ab") as logf:
+            # New session: the daemons outlive this command and a Ctrl-C in
+            # the shell that ran `cluster start` does not reach them.
+            proc = subprocess.Popen(_daemon_command(args, i, rootdir, hosts), stdin=subprocess.DEVNULL,
+                                    stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append((proc, log))
+    try:
+        return _wait_ready(procs, hosts, args.timeout)
+    except BaseException:
+        for proc, _ in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, _ in procs:
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        raise
+
+
+def _wait_ready(procs, hosts: Path, timeout: float) -> list[hostsfile.Host]:
+    from gkfs_client.rpc import Call, Rpc
+    from gkfs_client.transport import ZmqTransport
+
+    deadline = time.monotonic() + timeout
+    pids = {p.pid for p, _ in procs}
+    while True:
+        for proc, log in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"gkfs-daemon (pid {proc.pid}) exited with status {proc.returncode} "
+                                   f"during start-up; its log {log} ends with:\n{_tail(log)}")
+        mine = [h for h in _read_or_empty(hosts) if h.pid in pids]
+        if len(mine) == len(procs):
+            rpc = Rpc(ZmqTransport([h.address for h in mine]), timeout_s=max(0.5, deadline - time.monotonic()))
+            try:
+                replies = rpc.call_each([Call(i, "ping") for i in range(len(mine))])
+            finally:
+                rpc.close()
+            down = [h for h, r in zip(mine, replies) if isinstance(r, OSError) or r.status]
+            if not down:
+                return mine
+        if time.monotonic() > deadline:
+            have = len(mine)
+            raise RuntimeError(f"only {have} of {len(procs)} daemons registered in {hosts} and answered "
+                               f"ping within {timeout:g} s; log of the first daemon:\n{_tail(procs[0][1])}")
+        time.sleep(0.05)
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
+    except OSError as exc:
+        return f"(cannot read: {exc})"
+
+
+def stop_cluster(hosts_path: Path, timeout: float) -> tuple[int, list[str]]:
+    """SIGTERM every local daemon listed; return (number stopped, problems)."""
+    hosts = hostsfile.read_hosts(hosts_path)  # raises the clear "missing" error
+    me = socket.gethostname()
+    problems: list[str] = []
+    targets = []
+    for h in hosts:
+        if h.hostname != me:
+            problems.append(f"daemon {h.id} ({h.address}) runs on {h.hostname}, not here: left alone")
+        elif not _alive(h.pid):
+            # Died without unregistering (kill -9): remove its stale line so
+            # clients stop trying it.
+            hostsfile.unregister(hosts_path, h.id, h.pid)
+        else:
+            targets.append(h)
+    for h in targets:
+        try:
+            os.kill(h.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(h.pid) for h in targets) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for h in targets:
+        if _alive(h.pid):
+            problems.append(f"daemon {h.id} (pid {h.pid}, {h.address}) still running after {timeout:g} s")
+    return len(targets), problems
+
+
+def run_start(args) -> int:
+    hosts = hostsfile.resolve_hosts_file(args.hosts_file)
+    base = Path(args.rootdir) if args.rootdir else hostsfile.runtime_dir()
+    if args.daemons < 1:
+        error("cluster start", "-n must be at least 1")
+        return EXIT_FAIL
+    try:
+        started = start_cluster(args.daemons, hosts, base.resolve(), args)
+    except (RuntimeError, ValueError, OSError) as exc:
+        error("cluster start", str(exc))
+        return EXIT_FAIL
+    err_console.print(f"started {len(started)} daemon(s); hosts file {hosts}", markup=False)
+    for h in started:
+        err_console.print(f"  {h.id}  {h.address}  pid {h.pid}", markup=False)
+    return EXIT_OK
+
+
+def run_stop(args) -> int:
+    hosts = hostsfile.resolve_hosts_file(args.hosts_file)
+    try:
+        n, problems = stop_cluster(hosts, args.timeout)
+    except hostsfile.HostsFileError as exc:
+        error("cluster stop", str(exc))
+        return EXIT_NO_CLUSTER
+    for p in problems:
+        error("cluster stop", p)
+    err_console.print(f"stopped {n} daemon(s)", markup=False)
+    return EXIT_FAIL if any("still running" in p for p in problems) else EXIT_OK

@@ -1,0 +1,97 @@
+"""`gkfs-ctl status`: one line per daemon of the cluster.
+
+Address, up/down, ping round trip, uptime, files, bytes stored, free space
+and op counters, as a rich table or (--json) as a list of objects. Exits 1
+when any daemon is down, so scripts can use it as a health check.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
+
+from gkfs_client.ctl._common import EXIT_FAIL, EXIT_OK, cluster_command
+
+DEFAULT_TIMEOUT_S = 3.0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("status", help="health and counters of every daemon")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                   help=f"seconds before a silent daemon counts as down (default {DEFAULT_TIMEOUT_S:g})")
+    p.set_defaults(func=run)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def human_duration(s: float) -> str:
+    s = int(s)
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    return (f"{d}d " if d else "") + f"{h:02d}:{m:02d}:{s:02d}"
+
+
+def collect(args) -> list[dict]:
+    from gkfs_client.client import Client
+
+    client = Client(hosts_file=args.hosts_file, timeout=args.timeout, handshake=False)
+    try:
+        results = client.status(timeout=args.timeout)
+    finally:
+        client.disconnect()
+    rows = []
+    for host, res in zip(client.hosts, results):
+        row = {"id": host.id, "address": host.address, "pid": host.pid, "hostname": host.hostname}
+        if isinstance(res, OSError):
+            row.update(up=False, error=res.strerror or str(res))
+        else:
+            row.update(up=True, rtt_ms=round(res["rtt_s"] * 1000, 3), uptime_s=res.get("uptime_s"),
+                       files=res.get("files"), bytes_stored=res.get("bytes_stored"),
+                       free_bytes=res.get("free_bytes"), total_bytes=res.get("total_bytes"),
+                       chunk_size=res.get("chunk_size"), inflight=res.get("inflight"),
+                       errors=res.get("errors"), ops=res.get("ops", {}), rootdir=res.get("rootdir"))
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict], console: Console) -> None:
+    table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} daemons up")
+    for col, just in [("id", "right"), ("address", "left"), ("state", "left"), ("rtt", "right"),
+                      ("uptime", "right"), ("files", "right"), ("stored", "right"), ("free", "right"),
+                      ("ops", "left")]:
+        table.add_column(col, justify=just, no_wrap=col != "ops")
+    for r in rows:
+        if not r["up"]:
+            table.add_row(str(r["id"]), r["address"], "[red]down[/]", "-", "-", "-", "-", "-",
+                          r.get("error", ""))
+            continue
+        ops = ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items()) if v)
+        table.add_row(str(r["id"]), r["address"], "[green]up[/]", f"{r['rtt_ms']:.2f} ms",
+                      human_duration(r["uptime_s"] or 0), str(r["files"]), human_bytes(r["bytes_stored"] or 0),
+                      human_bytes(r["free_bytes"] or 0), ops or "-")
+    console.print(table)
+
+
+@cluster_command
+def run(args) -> int:
+    rows = collect(args)
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        # Piped output (logs, CI) gets a wide table rather than rich's 80 columns.
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=160)
+        render(rows, console)
+    return EXIT_OK if all(r["up"] for r in rows) else EXIT_FAIL

@@ -1,0 +1,98 @@
+"""Byte transport between one client and N daemons.
+
+The client never talks to sockets directly: it hands a ``Transport`` lists of
+frames addressed to a daemon index and collects whatever replies arrive.
+Keeping this interface this small is deliberate: a second transport (for
+example Mercury, as GekkoFS uses) only has to implement these four methods,
+while request ids, encoding and timeouts stay in ``gkfs_client.rpc``.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import zmq
+
+
+class Transport(Protocol):
+    """What the RPC layer needs from a transport."""
+
+    addresses: Sequence[str]
+
+    def send(self, target: int, frames: Sequence[bytes | memoryview]) -> None:
+        """Queue one multipart message for daemon ``target`` (never blocks on the peer)."""
+
+    def receive(self, timeout_ms: int) -> list[tuple[int, list[memoryview]]]:
+        """Wait at most ``timeout_ms`` for replies; return (daemon index, frames) pairs."""
+
+    def reset(self, target: int) -> None:
+        """Forget everything queued for / from ``target`` (after a timeout)."""
+
+    def close(self) -> None:
+        ...
+
+
+class ZmqTransport:
+    """One DEALER socket per daemon, all driven from one poller.
+
+    DEALER (not REQ) because REQ allows one outstanding request per socket;
+    with DEALER we can pipeline and send to every daemon before waiting for
+    any of them, which is what makes multi-daemon requests parallel.
+    """
+
+    def __init__(self, addresses: Sequence[str], context: zmq.Context | None = None):
+        self.addresses = list(addresses)
+        self._ctx = context or zmq.Context.instance()
+        self._sockets: list[zmq.Socket] = []
+        self._poller = zmq.Poller()
+        self._index_of: dict[zmq.Socket, int] = {}
+        for i in range(len(self.addresses)):
+            self._sockets.append(self._open(i))
+
+    def _open(self, target: int) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.DEALER)
+        # LINGER 0: closing a client must never hang on a dead daemon.
+        sock.setsockopt(zmq.LINGER, 0)
+        # Reconnect quickly when a daemon restarts during a test or a job.
+        sock.setsockopt(zmq.RECONNECT_IVL, 50)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.connect(self.addresses[target])
+        self._poller.register(sock, zmq.POLLIN)
+        self._index_of[sock] = target
+        return sock
+
+    def send(self, target: int, frames: Sequence[bytes | memoryview]) -> None:
+        # copy=False: large data frames go to libzmq without a Python-side copy.
+        self._sockets[target].send_multipart(list(frames), copy=False)
+
+    def receive(self, timeout_ms: int) -> list[tuple[int, list[memoryview]]]:
+        out: list[tuple[int, list[memoryview]]] = []
+        events = dict(self._poller.poll(max(0, int(timeout_ms))))
+        for sock in events:
+            target = self._index_of[sock]
+            # Drain everything already queued on that socket, not just one message.
+            while True:
+                try:
+                    msg = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                out.append((target, [f.buffer for f in msg]))
+        return out
+
+    def reset(self, target: int) -> None:
+        # A DEALER keeps messages for a peer that is down and delivers them
+        # when it comes back; after a timeout they are stale, so drop the socket.
+        old = self._sockets[target]
+        self._poller.unregister(old)
+        del self._index_of[old]
+        old.close(linger=0)
+        self._sockets[target] = self._open(target)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            try:
+                self._poller.unregister(sock)
+            except KeyError:
+                pass
+            sock.close(linger=0)
+        self._sockets = []
+        self._index_of = {}

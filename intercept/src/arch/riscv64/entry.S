@@ -1,0 +1,161 @@
+/*
+ * entry.S - gk_entry, the one shared entry every patched ecall reaches.
+ *
+ * Convention (plan.h): a per-site trampoline did
+ *     addi sp,sp,-16 ; sd ra,0(sp) ; auipc ra ; jalr ra -> gk_entry
+ * so here every register is as at the ecall except ra (= ret0 in the
+ * trampoline) and sp (16 lower, the program's ra at 0(sp)).  We return to
+ * ret0 with a0 = result, or to ret0 + GK_TRAMP_RAW_OFFSET (ret1) with every
+ * register restored so the trampoline performs the real ecall itself.
+ */
+#include "frame.h"
+
+	.option	push
+	.option	norvc           /* plain 4-byte instructions: easy to read in gdb */
+
+/* Build a 16-byte aligned frame below the current sp without assuming sp
+ * is aligned (inside hand-written assembly it may not be) and without
+ * writing below sp (no red zone: a signal could land there). */
+.macro	FRAME_PUSH
+	addi	sp, sp, -(GK_FRAME_SIZE + 16)
+	sd	t0, (GK_FRAME_SIZE + 8)(sp)     /* scratch slot at old sp - 8 */
+	addi	t0, sp, (GK_FRAME_SIZE + 16)    /* t0 = old sp */
+	andi	sp, sp, -16
+	sd	t0, GK_FR_SPIN(sp)
+	ld	t0, -8(t0)                      /* the program's t0 again */
+	sd	ra, GK_FR_RA(sp)
+	sd	t0, GK_FR_T0+0(sp)
+	sd	t1, GK_FR_T0+8(sp)
+	sd	t2, GK_FR_T0+16(sp)
+	sd	t3, GK_FR_T0+24(sp)
+	sd	t4, GK_FR_T0+32(sp)
+	sd	t5, GK_FR_T0+40(sp)
+	sd	t6, GK_FR_T0+48(sp)
+	sd	a0, GK_FR_A0+0(sp)
+	sd	a1, GK_FR_A0+8(sp)
+	sd	a2, GK_FR_A0+16(sp)
+	sd	a3, GK_FR_A0+24(sp)
+	sd	a4, GK_FR_A0+32(sp)
+	sd	a5, GK_FR_A0+40(sp)
+	sd	a6, GK_FR_A0+48(sp)
+	sd	a7, GK_FR_A0+56(sp)
+	frcsr	t0
+	sd	t0, GK_FR_FCSR(sp)
+	fsd	ft0, GK_FR_FT0+0(sp)
+	fsd	ft1, GK_FR_FT0+8(sp)
+	fsd	ft2, GK_FR_FT0+16(sp)
+	fsd	ft3, GK_FR_FT0+24(sp)
+	fsd	ft4, GK_FR_FT0+32(sp)
+	fsd	ft5, GK_FR_FT0+40(sp)
+	fsd	ft6, GK_FR_FT0+48(sp)
+	fsd	ft7, GK_FR_FT0+56(sp)
+	fsd	ft8, GK_FR_FT0+64(sp)
+	fsd	ft9, GK_FR_FT0+72(sp)
+	fsd	ft10, GK_FR_FT0+80(sp)
+	fsd	ft11, GK_FR_FT0+88(sp)
+	fsd	fa0, GK_FR_FA0+0(sp)
+	fsd	fa1, GK_FR_FA0+8(sp)
+	fsd	fa2, GK_FR_FA0+16(sp)
+	fsd	fa3, GK_FR_FA0+24(sp)
+	fsd	fa4, GK_FR_FA0+32(sp)
+	fsd	fa5, GK_FR_FA0+40(sp)
+	fsd	fa6, GK_FR_FA0+48(sp)
+	fsd	fa7, GK_FR_FA0+56(sp)
+.endm
+
+/* Reload every saved register except sp (the frame stays addressable). */
+.macro	FRAME_RELOAD
+	ld	t0, GK_FR_FCSR(sp)
+	fscsr	t0
+	fld	ft0, GK_FR_FT0+0(sp)
+	fld	ft1, GK_FR_FT0+8(sp)
+	fld	ft2, GK_FR_FT0+16(sp)
+	fld	ft3, GK_FR_FT0+24(sp)
+	fld	ft4, GK_FR_FT0+32(sp)
+	fld	ft5, GK_FR_FT0+40(sp)
+	fld	ft6, GK_FR_FT0+48(sp)
+	fld	ft7, GK_FR_FT0+56(sp)
+	fld	ft8, GK_FR_FT0+64(sp)
+	fld	ft9, GK_FR_FT0+72(sp)
+	fld	ft10, GK_FR_FT0+80(sp)
+	fld	ft11, GK_FR_FT0+88(sp)
+	fld	fa0, GK_FR_FA0+0(sp)
+	fld	fa1, GK_FR_FA0+8(sp)
+	fld	fa2, GK_FR_FA0+16(sp)
+	fld	fa3, GK_FR_FA0+24(sp)
+	fld	fa4, GK_FR_FA0+32(sp)
+	fld	fa5, GK_FR_FA0+40(sp)
+	fld	fa6, GK_FR_FA0+48(sp)
+	fld	fa7, GK_FR_FA0+56(sp)
+	ld	ra, GK_FR_RA(sp)
+	ld	t0, GK_FR_T0+0(sp)
+	ld	t1, GK_FR_T0+8(sp)
+	ld	t2, GK_FR_T0+16(sp)
+	ld	t3, GK_FR_T0+24(sp)
+	ld	t4, GK_FR_T0+32(sp)
+	ld	t5, GK_FR_T0+40(sp)
+	ld	t6, GK_FR_T0+48(sp)
+	ld	a0, GK_FR_A0+0(sp)
+	ld	a1, GK_FR_A0+8(sp)
+	ld	a2, GK_FR_A0+16(sp)
+	ld	a3, GK_FR_A0+24(sp)
+	ld	a4, GK_FR_A0+32(sp)
+	ld	a5, GK_FR_A0+40(sp)
+	ld	a6, GK_FR_A0+48(sp)
+	ld	a7, GK_FR_A0+56(sp)
+.endm
+
+	.text
+	.globl	gk_entry
+	.hidden	gk_entry
+	.type	gk_entry, @function
+	.p2align 2
+gk_entry:
+	FRAME_PUSH
+	mv	a0, sp
+	call	gk_dispatch
+	li	t0, GK_ACT_CLONE
+	beq	a0, t0, .Lclone
+	bnez	a0, .Lraw
+	FRAME_RELOAD                    /* a0 = result written by dispatcher */
+	ld	sp, GK_FR_SPIN(sp)
+	ret                             /* -> ret0 */
+.Lraw:
+	FRAME_RELOAD
+	ld	sp, GK_FR_SPIN(sp)
+	jr	GK_ENTRY_RAW_OFFSET(ra)     /* -> ret1: trampoline does the ecall */
+
+/*
+ * clone/clone3 with a new stack.  The ecall is made here with every
+ * register as the program had it (sp aside: the parent keeps our frame,
+ * the kernel gives the child its new stack).  Before the call the
+ * dispatcher copied the trampoline's stack words (the program's ra, and
+ * for a gateway the window's too) to just below the child's stack top;
+ * the child builds a frame under them, runs the child hook, and leaves
+ * through ret0 with sp pointing at the copy, so the trampoline (and a
+ * gateway window's tail) pop it exactly as in the parent and the child
+ * reaches the code after the ecall with sp = its new stack.  The child
+ * never touches the parent's stack.
+ */
+.Lclone:
+	FRAME_RELOAD
+	ecall
+	bnez	a0, .Lclone_parent      /* child tid, or -errno */
+	addi	sp, sp, -64             /* child: keep clear of the copied words */
+	FRAME_PUSH                      /* on the child's own stack */
+	mv	a0, sp
+	call	gk_clone_child_post     /* points the frame's sp at the copy */
+	FRAME_RELOAD                    /* a0 = 0 as saved */
+	ld	sp, GK_FR_SPIN(sp)
+	ret                             /* ra = ret0 survived the ecall */
+.Lclone_parent:
+	mv	a1, a0                  /* result; frame keeps the flags for the log */
+	mv	a0, sp
+	call	gk_clone_parent_post    /* stores the result in the frame's a0 */
+	FRAME_RELOAD
+	ld	sp, GK_FR_SPIN(sp)
+	ret
+	.size	gk_entry, .-gk_entry
+
+	.option	pop
+	.section .note.GNU-stack,"",@progbits

@@ -1,0 +1,195 @@
+/*
+ * dispatch.c - the C side of gk_entry: hook, then perform or hand back.
+ *
+ * Most calls are performed here with a raw ecall and the result goes back
+ * in a0.  Three kinds cannot be made from C:
+ *   - rt_sigreturn: the kernel reads the signal frame at the program's sp;
+ *   - clone/clone3 sharing memory without a new stack (vfork): the child
+ *     runs on the parent's stack, so our frames must be gone before the
+ *     ecall -> the trampoline does the ecall (GK_ACT_RAW);
+ *   - clone/clone3 with a new stack (threads, posix_spawn): the child
+ *     starts with a foreign sp, so entry.S makes the call and brings the
+ *     child back into C on its own stack (GK_ACT_CLONE).
+ * No locks: everything here is per call, on the caller's stack.
+ */
+#include <linux/sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "libsyscall_intercept_hook_point.h"
+#include "../arch/riscv64/frame.h"
+#include "runtime.h"
+#include "gkfs_intercept/plan.h"
+
+_Static_assert(GK_ENTRY_RAW_OFFSET == GK_TRAMP_RAW_OFFSET, "entry.S vs plan.h");
+
+int (*intercept_hook_point)(long, long, long, long, long, long, long,
+                            long *);
+void (*intercept_hook_point_clone_child)(void);
+void (*intercept_hook_point_clone_parent)(long);
+
+int
+syscall_hook_in_process_allowed(void)
+{
+	return gk_cfg.allowed;
+}
+
+enum call_kind { K_PLAIN, K_NORETURN, K_RAW, K_CLONE_STACK, K_FORK };
+
+/* For a clone with a new stack, *child_sp is where the child starts. */
+static enum call_kind
+classify(long nr, const long *a, unsigned long *child_sp)
+{
+	unsigned long flags, stack = 0;
+
+	switch (nr) {
+	case SYS_rt_sigreturn:
+		return K_RAW;
+	case SYS_exit:
+	case SYS_exit_group:
+	case SYS_execve:
+	case SYS_execveat:
+		return K_NORETURN;
+	case SYS_clone:
+		flags = (unsigned long)a[0];
+		stack = (unsigned long)a[1];
+		break;
+#ifdef SYS_clone3
+	case SYS_clone3: {
+		const struct clone_args *ca = (const struct clone_args *)a[0];
+		/* too small or NULL: the kernel refuses it; let it say so */
+		if (!ca || (unsigned long)a[1] < CLONE_ARGS_SIZE_VER0)
+			return K_PLAIN;
+		flags = ca->flags;
+		if (ca->stack)
+			stack = ca->stack + ca->stack_size; /* as the kernel does */
+		break;
+	}
+#endif
+	default:
+		return K_PLAIN;
+	}
+	/* vfork (glibc passes its own sp as the "new" stack): the child
+	 * borrows the parent's stack, so nothing of ours may be on it. */
+	if ((flags & CLONE_VM) && ((flags & CLONE_VFORK) || !stack))
+		return K_RAW;
+	if (stack) {
+		*child_sp = stack;
+		return K_CLONE_STACK;
+	}
+	return K_FORK;
+}
+
+/* Below the copied trampoline words (<= 32 bytes), above the child's
+ * frame (entry.S leaves GK_CHILD_GAP bytes). */
+#define CHILD_FLAGS_AT 48
+_Static_assert(CHILD_FLAGS_AT + 8 <= GK_CHILD_GAP, "flags slot inside the gap");
+
+static unsigned long
+clone_flags(long nr, const long *a)
+{
+#ifdef SYS_clone3
+	if (nr == SYS_clone3)
+		return ((const struct clone_args *)a[0])->flags;
+#endif
+	return (unsigned long)a[0];
+}
+
+static long
+perform(long nr, const long *a)
+{
+	return gk_raw6(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+long
+gk_dispatch(struct gk_frame *f)
+{
+	long nr = f->a[7];
+	long *a = f->a;
+	long result;
+	unsigned long child_sp = 0;
+	int hooked = gk_sys_hooked(nr);
+	enum call_kind kind = classify(nr, a, &child_sp);
+
+	if (nr == SYS_rt_sigreturn)
+		return GK_ACT_RAW;   /* never hooked: it is not a real call */
+
+	if (hooked && intercept_hook_point &&
+	    intercept_hook_point(nr, a[0], a[1], a[2], a[3], a[4], a[5],
+	                         &result) == 0) {
+		gk_log_syscall(nr, a, result, 1, "(hooked)");
+		f->a[0] = result;
+		return GK_ACT_RETURN;
+	}
+
+	switch (kind) {
+	case K_RAW:
+		if (hooked)
+			gk_log_syscall(nr, a, 0, 0, "(raw)");
+		return GK_ACT_RAW;
+	case K_CLONE_STACK: {
+		/* what the trampoline (and a gateway window) pushed, for the
+		 * child to pop from its own stack: see entry.S */
+		size_t depth = gk_tramp_stack_depth((uint64_t)f->ra);
+		memcpy((void *)(child_sp - depth), (const void *)f->sp_in, depth);
+		/* the child's a0 will be 0: leave it the flags, inside the gap */
+		*(unsigned long *)(child_sp - CHILD_FLAGS_AT) = clone_flags(nr, a);
+		return GK_ACT_CLONE;
+	}
+	case K_NORETURN:
+		if (hooked)
+			gk_log_syscall(nr, a, 0, 0, NULL);
+		result = perform(nr, a);
+		break;
+	case K_FORK:
+		result = perform(nr, a);
+		if (result == 0) {
+			gk_log_after_fork();
+			if (hooked && intercept_hook_point_clone_child)
+				intercept_hook_point_clone_child();
+		} else if (result > 0) {
+			if (hooked && intercept_hook_point_clone_parent)
+				intercept_hook_point_clone_parent(result);
+		}
+		break;
+	default:
+		result = perform(nr, a);
+		break;
+	}
+	if (hooked)
+		gk_log_syscall(nr, a, result, 1, NULL);
+	f->a[0] = result;
+	return GK_ACT_RETURN;
+}
+
+void
+gk_clone_parent_post(struct gk_frame *f, long result)
+{
+	long nr = f->a[7];
+	int hooked = gk_sys_hooked(nr);
+
+	if (hooked) {
+		if (result > 0 && intercept_hook_point_clone_parent)
+			intercept_hook_point_clone_parent(result);
+		gk_log_syscall(nr, f->a, result, 1, NULL);
+	}
+	f->a[0] = result;
+}
+
+/* Runs in the new thread/process, on its own stack, before its code. */
+void
+gk_clone_child_post(struct gk_frame *f)
+{
+	long nr = f->a[7];
+	uint64_t child_sp = (uint64_t)f->sp_in + GK_CHILD_GAP;
+
+	f->sp_in = (long)(child_sp - gk_tramp_stack_depth((uint64_t)f->ra));
+	if (!(*(unsigned long *)(child_sp - CHILD_FLAGS_AT) & CLONE_VM))
+		gk_log_after_fork();   /* a process with its own stack */
+
+	if (gk_sys_hooked(nr)) {
+		if (intercept_hook_point_clone_child)
+			intercept_hook_point_clone_child();
+		gk_log_syscall(nr, f->a, 0, 1, "(child)");
+	}
+}

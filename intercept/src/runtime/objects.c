@@ -1,0 +1,288 @@
+/*
+ * objects.c - what is loaded, and what of it may be patched.
+ *
+ * Everything comes from memory (dl_iterate_phdr, PT_DYNAMIC) except the
+ * section headers, which are not loaded: they tell the executable sections
+ * apart from the read-only data that shares the R-X segment (.rodata,
+ * .dynsym, .eh_frame...), where the bytes of an ecall may occur as data.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/syscall.h>
+
+#include "runtime.h"
+
+#define PAGE 4096UL
+
+struct iter {
+	struct gk_object *objs;
+	int max, n;
+	uint64_t at_base, vdso, self_pc;
+};
+
+static int
+starts_with(const char *s, const char *p)
+{
+	return strncmp(s, p, strlen(p)) == 0;
+}
+
+static int
+collect(struct dl_phdr_info *info, size_t size, void *data)
+{
+	struct iter *it = data;
+	struct gk_object *o;
+	const char *name = info->dlpi_name ? info->dlpi_name : "";
+	const char *base;
+
+	if (it->n >= it->max)
+		return 1;
+	o = &it->objs[it->n];
+	memset(o, 0, sizeof(*o));
+	strncpy(o->path, name, sizeof(o->path) - 1);
+	o->base = info->dlpi_addr;
+	o->phdr = info->dlpi_phdr;
+	o->phnum = info->dlpi_phnum;
+	o->lo = UINT64_MAX;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
+		if (p->p_type == PT_LOAD) {
+			uint64_t s = (o->base + p->p_vaddr) & ~(PAGE - 1);
+			uint64_t e = (o->base + p->p_vaddr + p->p_memsz + PAGE - 1)
+			             & ~(PAGE - 1);
+			if (s < o->lo)
+				o->lo = s;
+			if (e > o->hi)
+				o->hi = e;
+		} else if (p->p_type == PT_DYNAMIC) {
+			o->dyn = (const void *)(o->base + p->p_vaddr);
+		}
+	}
+	o->is_main = it->n == 0;
+	o->is_vdso = it->vdso && o->lo == it->vdso;
+	o->is_ldso = it->at_base && o->base == it->at_base;
+	o->is_self = it->self_pc >= o->lo && it->self_pc < o->hi;
+	base = gk_basename(o->path);
+	o->is_libc = starts_with(base, "libc.so") ||
+	             starts_with(base, "libpthread.so");
+	it->n++;
+	return 0;
+}
+
+int
+gk_objects_find(struct gk_object *objs, int max)
+{
+	struct iter it = {
+		.objs = objs, .max = max,
+		.at_base = getauxval(AT_BASE),
+		.vdso = getauxval(AT_SYSINFO_EHDR),
+		.self_pc = (uint64_t)(uintptr_t)&gk_objects_find,
+	};
+	dl_iterate_phdr(collect, &it);
+	return it.n;
+}
+
+static int
+in_exec_load(const struct gk_object *o, uint64_t s, uint64_t e)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	for (int i = 0; i < o->phnum; i++) {
+		uint64_t ps = o->base + ph[i].p_vaddr;
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) &&
+		    s >= ps && e <= ps + ph[i].p_filesz)
+			return 1;
+	}
+	return 0;
+}
+
+/* The in-memory ELF header, if the first PT_LOAD maps file offset 0. */
+static const ElfW(Ehdr) *
+mem_ehdr(const struct gk_object *o)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	for (int i = 0; i < o->phnum; i++)
+		if (ph[i].p_type == PT_LOAD && ph[i].p_offset == 0)
+			return (const ElfW(Ehdr) *)(o->base + ph[i].p_vaddr);
+	return NULL;
+}
+
+int
+gk_object_text(struct gk_object *o, const char **why)
+{
+	const char *path = o->is_main ? "/proc/self/exe" : o->path;
+	const ElfW(Ehdr) *mem = mem_ehdr(o);
+	ElfW(Ehdr) eh;
+	ElfW(Shdr) *sh = NULL;
+	size_t shlen = 0;
+	long fd, n;
+	int rc = -1;
+
+	o->ntext = 0;
+	fd = GK_RAW(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0) {
+		*why = "cannot open the file for its section headers";
+		return -1;
+	}
+	n = GK_RAW(SYS_pread64, fd, &eh, sizeof(eh), 0);
+	if (n != sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+	    eh.e_shentsize != sizeof(ElfW(Shdr)) || eh.e_shnum == 0) {
+		*why = "no usable section headers";
+		goto out;
+	}
+	/* the file must be the one that was loaded */
+	if (!mem || memcmp(mem, &eh, sizeof(eh)) != 0) {
+		*why = "file on disk differs from the loaded object";
+		goto out;
+	}
+	shlen = (size_t)eh.e_shnum * sizeof(ElfW(Shdr));
+	sh = gk_map(shlen);
+	if (!sh || GK_RAW(SYS_pread64, fd, sh, shlen, eh.e_shoff) != (long)shlen) {
+		*why = "cannot read section headers";
+		goto out;
+	}
+	for (int i = 0; i < eh.e_shnum; i++) {
+		uint64_t s, e;
+		if (sh[i].sh_type != SHT_PROGBITS || sh[i].sh_size == 0 ||
+		    (sh[i].sh_flags & (SHF_ALLOC | SHF_EXECINSTR)) !=
+		        (SHF_ALLOC | SHF_EXECINSTR))
+			continue;
+		s = o->base + sh[i].sh_addr;
+		e = s + sh[i].sh_size;
+		if (!in_exec_load(o, s, e))
+			continue;
+		if (o->ntext && o->text[o->ntext - 1].end == s) {
+			o->text[o->ntext - 1].end = e;   /* exactly adjacent */
+		} else if (o->ntext < GK_MAX_TEXT) {
+			o->text[o->ntext].start = s;
+			o->text[o->ntext].end = e;
+			o->ntext++;
+		}
+	}
+	rc = o->ntext ? 0 : -1;
+	if (rc)
+		*why = "no executable sections";
+out:
+	gk_unmap(sh, shlen);
+	GK_RAW(SYS_close, fd);
+	return rc;
+}
+
+/* d_ptr values: glibc relocates some in place and leaves others as link
+ * addresses (riscv keeps .dynamic read-only in places); accept both. */
+static uint64_t
+dptr(const struct gk_object *o, uint64_t v)
+{
+	if (v >= o->lo && v < o->hi)
+		return v;
+	return v + o->base;
+}
+
+static size_t
+gnu_hash_count(const uint32_t *h)
+{
+	uint32_t nbuckets = h[0], symoffset = h[1], bloom = h[2];
+	const uint32_t *buckets = h + 4 + bloom * 2;   /* 64-bit bloom words */
+	const uint32_t *chain = buckets + nbuckets;
+	uint32_t last = 0;
+
+	for (uint32_t i = 0; i < nbuckets; i++)
+		if (buckets[i] > last)
+			last = buckets[i];
+	if (last < symoffset)
+		return symoffset;
+	while (!(chain[last - symoffset] & 1))
+		last++;
+	return last + 1;
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+size_t
+gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
+                  uint64_t *out, size_t max)
+{
+	const ElfW(Dyn) *d = o->dyn;
+	const ElfW(Sym) *sym = NULL;
+	const ElfW(Rela) *rela = NULL;
+	const uint32_t *gnu = NULL, *sysv = NULL;
+	size_t relasz = 0, nsym = 0, n = 0, k = 0;
+
+	if (!d)
+		return 0;
+	for (; d->d_tag != DT_NULL; d++) {
+		switch (d->d_tag) {
+		case DT_SYMTAB: sym = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_GNU_HASH: gnu = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_HASH: sysv = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_RELA: rela = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_RELASZ: relasz = d->d_un.d_val; break;
+		}
+	}
+	if (gnu)
+		nsym = gnu_hash_count(gnu);
+	else if (sysv)
+		nsym = sysv[1];
+	for (size_t i = 0; sym && i < nsym && n < max; i++) {
+		int t = ELF64_ST_TYPE(sym[i].st_info);
+		uint64_t v = o->base + sym[i].st_value;
+		if (sym[i].st_shndx != SHN_UNDEF && sym[i].st_value &&
+		    (t == STT_FUNC || t == STT_GNU_IFUNC || t == STT_NOTYPE) &&
+		    v >= lo && v < hi)
+			out[n++] = v;
+	}
+	for (size_t i = 0; rela && i < relasz / sizeof(*rela) && n < max; i++) {
+		uint64_t v = o->base + rela[i].r_addend;
+		if (ELF64_R_TYPE(rela[i].r_info) == R_RISCV_RELATIVE &&
+		    v >= lo && v < hi)
+			out[n++] = v;
+	}
+	qsort(out, n, sizeof(*out), cmp_u64);
+	for (size_t i = 0; i < n; i++)
+		if (k == 0 || out[k - 1] != out[i])
+			out[k++] = out[i];
+	return k;
+}
+
+/*
+ * The relocation table (DT_RELA) of an object whose relocation is done:
+ * ld.so applied it before any constructor ran and never reads it again
+ * (lazy binding uses DT_JMPREL, a separate table).  When it sits in a
+ * non-writable segment it is dead, mapped memory right inside the object,
+ * within jal reach of code that nothing else can reach when neighbouring
+ * libraries leave no free space around the object.
+ */
+int
+gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end)
+{
+	const ElfW(Dyn) *d = o->dyn;
+	const ElfW(Phdr) *ph = o->phdr;
+	uint64_t s = 0, len = 0;
+
+	for (; d && d->d_tag != DT_NULL; d++) {
+		if (d->d_tag == DT_RELA)
+			s = dptr(o, d->d_un.d_ptr);
+		else if (d->d_tag == DT_RELASZ)
+			len = d->d_un.d_val;
+	}
+	if (!s || len < 256)
+		return -1;
+	for (int i = 0; i < o->phnum; i++) {
+		uint64_t ps = o->base + ph[i].p_vaddr;
+		if (ph[i].p_type == PT_LOAD && !(ph[i].p_flags & PF_W) &&
+		    s >= ps && s + len <= ps + ph[i].p_filesz) {
+			*start = s;
+			*end = s + len;
+			return 0;
+		}
+	}
+	return -1;
+}

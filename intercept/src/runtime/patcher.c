@@ -1,0 +1,311 @@
+/*
+ * patcher.c - plan every ecall of the selected objects, place their
+ * trampolines, then write all patches at once.
+ *
+ * Phases, in this order for a reason:
+ *   1. plan + emit every site of every object; trampolines are written
+ *      into still non-executable (or not yet reachable) memory;
+ *   2. seal the trampoline memory R-X;
+ *   3. write the patched windows, one writable interval per segment.
+ * Until phase 3 no patched code can run, so a libc call made meanwhile
+ * (malloc inside qsort, say) never lands in a half-built trampoline.
+ * A site that cannot be patched is counted with its reason, never fatal.
+ */
+#include <elf.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "gkfs_intercept/plan.h"
+#include "../arch/riscv64/frame.h"
+#include "runtime.h"
+
+#define MAX_SITES   (1 << 16)
+#define MAX_TARGETS (1 << 18)
+#define PEND_BYTES  64
+#define JAL_REACH   ((1UL << 20) - 256)      /* slack for the jal back */
+#define GW_REACH    ((1UL << 31) - (1UL << 20))
+
+struct pending {
+	uint64_t addr;
+	uint32_t len;
+	uint8_t bytes[PEND_BYTES];
+};
+
+struct obj_stats {
+	unsigned long found, kind[4], reason[8], emit_failed, insns, targets;
+	unsigned long clone_not_jal;
+};
+
+static struct pending *pend;
+static size_t npend;
+
+/* Gateway stubs [start, end), sorted once patching is done; read-only
+ * afterwards, so the clone path looks them up without a lock. */
+struct stub_range {
+	uint64_t start, end;
+};
+static struct stub_range *gw_stubs;
+static size_t ngw_stubs;
+#define GW_STUBS_LEN (MAX_SITES * sizeof(struct stub_range))
+
+static int
+cmp_stub(const void *a, const void *b)
+{
+	uint64_t x = ((const struct stub_range *)a)->start;
+	uint64_t y = ((const struct stub_range *)b)->start;
+	return x < y ? -1 : x > y;
+}
+
+size_t
+gk_tramp_stack_depth(uint64_t ret0)
+{
+	size_t lo = 0, hi = ngw_stubs;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (ret0 < gw_stubs[mid].start)
+			hi = mid;
+		else if (ret0 >= gw_stubs[mid].end)
+			lo = mid + 1;
+		else
+			return 32;
+	}
+	return 16;
+}
+
+/* clone/vfork sites must not become gateways: a vfork child returning
+ * through the window's tail and calling on would overwrite the ra the
+ * window saved on the shared stack before the parent reloads it. */
+static int
+is_clone_site(const struct gk_site *s)
+{
+	return s->sysno == SYS_clone
+#ifdef SYS_clone3
+	       || s->sysno == SYS_clone3
+#endif
+	       ;
+}
+
+static void
+log_stats(const struct gk_object *o, const struct obj_stats *s)
+{
+	struct gk_buf b = {.n = 0};
+	unsigned long patched = s->kind[GK_PATCH_JAL] + s->kind[GK_PATCH_GATEWAY] +
+	                        s->kind[GK_PATCH_GPOLINE];
+
+	gk_buf_str(&b, "patch ");
+	gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
+	gk_buf_str(&b, ": ecalls ");
+	gk_buf_dec(&b, (long)s->found);
+	gk_buf_str(&b, ", patched ");
+	gk_buf_dec(&b, (long)patched);
+	for (int k = GK_PATCH_JAL; k <= GK_PATCH_GPOLINE; k++) {
+		gk_buf_str(&b, k == GK_PATCH_JAL ? " (" : ", ");
+		gk_buf_str(&b, gk_patch_kind_name(k));
+		gk_buf_str(&b, " ");
+		gk_buf_dec(&b, (long)s->kind[k]);
+	}
+	gk_buf_str(&b, "), left ");
+	gk_buf_dec(&b, (long)(s->found - patched));
+	for (int r = 1; r < 8; r++) {
+		if (!s->reason[r])
+			continue;
+		gk_buf_str(&b, " ");
+		gk_buf_str(&b, gk_reason_name(r));
+		gk_buf_str(&b, "=");
+		gk_buf_dec(&b, (long)s->reason[r]);
+	}
+	if (s->clone_not_jal) {
+		gk_buf_str(&b, " clone_site_needs_jal=");
+		gk_buf_dec(&b, (long)s->clone_not_jal);
+	}
+	if (s->emit_failed) {
+		gk_buf_str(&b, " emit_failed=");
+		gk_buf_dec(&b, (long)s->emit_failed);
+	}
+	gk_buf_str(&b, "; insns ");
+	gk_buf_dec(&b, (long)s->insns);
+	gk_buf_str(&b, ", jump targets ");
+	gk_buf_dec(&b, (long)s->targets);
+	gk_log_buf(&b);
+}
+
+static void
+plan_site(const struct gk_text *t, struct gk_site *site, struct obj_stats *st)
+{
+	uint8_t tramp_bytes[GK_TRAMP_MAX];
+	uint64_t tramp;
+	struct pending *p;
+
+	if (site->kind == GK_PATCH_NONE && site->reason == GK_FILTERED)
+		goto left;
+	if (site->sysno >= 0 && !gk_sys_hooked(site->sysno)) {
+		site->kind = GK_PATCH_NONE;
+		site->reason = GK_FILTERED;
+		goto left;
+	}
+	if (gk_cfg.force_gateway && !is_clone_site(site)) {
+		tramp = gk_tramp_reserve_far(site->win_start, 4UL << 20, GW_REACH,
+		                             GK_TRAMP_MAX);
+	} else {
+		tramp = gk_tramp_reserve(site->ecall, JAL_REACH, GK_TRAMP_MAX);
+		if (!tramp && site->win_len)
+			tramp = gk_tramp_reserve(site->win_start, GW_REACH,
+			                         GK_TRAMP_MAX);
+	}
+	gk_plan_assign(site, tramp);
+	if (site->kind == GK_PATCH_NONE)
+		goto left;
+	if (site->kind != GK_PATCH_JAL && is_clone_site(site)) {
+		st->clone_not_jal++;
+		return;
+	}
+	if (site->win_len > PEND_BYTES || site->tramp_len > GK_TRAMP_MAX ||
+	    npend >= MAX_SITES) {
+		st->emit_failed++;
+		return;
+	}
+	p = &pend[npend];
+	if (gk_plan_emit(t, site, tramp, (uint64_t)(uintptr_t)&gk_entry,
+	                 p->bytes, tramp_bytes) != 0 ||
+	    gk_tramp_write(tramp, tramp_bytes, site->tramp_len) != 0) {
+		st->emit_failed++;
+		return;
+	}
+	gk_tramp_commit(tramp, site->tramp_len);
+	if (site->kind == GK_PATCH_GATEWAY && gw_stubs && ngw_stubs < MAX_SITES) {
+		gw_stubs[ngw_stubs].start = tramp;
+		gw_stubs[ngw_stubs].end = tramp + site->tramp_len;
+		ngw_stubs++;
+	}
+	p->addr = site->win_start;
+	p->len = site->win_len;
+	npend++;
+	st->kind[site->kind]++;
+	return;
+left:
+	st->reason[site->reason < 8 ? site->reason : 0]++;
+}
+
+static void
+plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *targets)
+{
+	struct obj_stats st = {0};
+	const char *why = NULL;
+	uint64_t rs, re;
+	size_t nt;
+
+	if (gk_object_text(o, &why) != 0) {
+		struct gk_buf b = {.n = 0};
+		gk_buf_str(&b, "patch ");
+		gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
+		gk_buf_str(&b, ": skipped, ");
+		gk_buf_str(&b, why);
+		gk_log_buf(&b);
+		return;
+	}
+	/* All targets first, over every text range: reading them touches
+	 * DT_RELA, which may afterwards hold trampolines. */
+	nt = gk_object_targets(o, o->text[0].start, o->text[o->ntext - 1].end,
+	                       targets, MAX_TARGETS);
+	if (gk_cfg.reuse_rela && gk_object_rela(o, &rs, &re) == 0)
+		gk_tramp_add_tail(rs, re);
+	for (int i = 0; i < o->ntext; i++) {
+		struct gk_text t = {
+			.bytes = (const uint8_t *)(uintptr_t)o->text[i].start,
+			.vaddr = o->text[i].start,
+			.len = o->text[i].end - o->text[i].start,
+		};
+		struct gk_scan_stats ss = {0};
+		long n = gk_plan_scan(&t, targets, nt, sites, MAX_SITES, &ss);
+
+		st.insns += ss.insns;
+		st.targets = ss.targets;
+		if (n < 0)
+			continue;
+		st.found += (unsigned long)n;
+		for (long k = 0; k < n; k++)
+			plan_site(&t, &sites[k], &st);
+	}
+	log_stats(o, &st);
+}
+
+static int
+seg_prot(const ElfW(Phdr) *p)
+{
+	return ((p->p_flags & PF_R) ? PROT_READ : 0) |
+	       ((p->p_flags & PF_W) ? PROT_WRITE : 0) |
+	       ((p->p_flags & PF_X) ? PROT_EXEC : 0);
+}
+
+/* Phase 3 for one object: each executable segment writable only while
+ * its patches are copied in (RWX, so code in it keeps running). */
+static void
+apply_object(const struct gk_object *o)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+
+	for (int i = 0; i < o->phnum; i++) {
+		uint64_t s, e;
+		int any = 0;
+
+		if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X))
+			continue;
+		s = (o->base + ph[i].p_vaddr) & ~4095UL;
+		e = (o->base + ph[i].p_vaddr + ph[i].p_memsz + 4095) & ~4095UL;
+		for (size_t k = 0; k < npend; k++)
+			if (pend[k].addr >= s && pend[k].addr + pend[k].len <= e)
+				any = 1;
+		if (!any)
+			continue;
+		if (GK_RAW(SYS_mprotect, s, e - s,
+		           PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
+			gk_log_msg("patch: mprotect failed, segment left alone");
+			continue;
+		}
+		for (size_t k = 0; k < npend; k++)
+			if (pend[k].addr >= s && pend[k].addr + pend[k].len <= e)
+				memcpy((void *)(uintptr_t)pend[k].addr, pend[k].bytes,
+				       pend[k].len);
+		GK_RAW(SYS_mprotect, s, e - s, seg_prot(&ph[i]));
+		gk_flush_icache(s, e);
+	}
+}
+
+int
+gk_patch_objects(struct gk_object *objs, int n)
+{
+	size_t sites_len = MAX_SITES * sizeof(struct gk_site);
+	size_t targets_len = MAX_TARGETS * sizeof(uint64_t);
+	size_t pend_len = MAX_SITES * sizeof(struct pending);
+	struct gk_site *sites = gk_map(sites_len);
+	uint64_t *targets = gk_map(targets_len);
+	struct gk_buf b = {.n = 0};
+
+	pend = gk_map(pend_len);
+	npend = 0;
+	gw_stubs = gk_map(GW_STUBS_LEN);   /* kept for the process lifetime */
+	ngw_stubs = 0;
+	if (!sites || !targets || !pend) {
+		gk_log_msg("patch: out of memory, nothing patched");
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (objs[i].selected)
+			plan_object(&objs[i], sites, targets);
+	qsort(gw_stubs, ngw_stubs, sizeof(*gw_stubs), cmp_stub);
+	gk_tramp_seal();
+	for (int i = 0; i < n; i++)
+		if (objs[i].selected)
+			apply_object(&objs[i]);
+	gk_tramp_stats(&b);
+	gk_log_buf(&b);
+	gk_unmap(sites, sites_len);
+	gk_unmap(targets, targets_len);
+	gk_unmap(pend, pend_len);
+	pend = NULL;
+	return 0;
+}

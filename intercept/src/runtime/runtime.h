@@ -1,0 +1,113 @@
+/*
+ * runtime.h - internal interfaces of the run-time core (not installed).
+ * Everything here is hidden: only the syscall_intercept API is exported.
+ */
+#ifndef GKFS_RUNTIME_H
+#define GKFS_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#pragma GCC visibility push(hidden)
+
+/* --- raw system calls (syscall_raw.c) --------------------------------- */
+long gk_raw6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+#define GK_RAW(nr, ...) gk_raw_n(nr, __VA_ARGS__, 0, 0, 0, 0, 0, 0)
+#define gk_raw_n(nr, a, b, c, d, e, f, ...) \
+	gk_raw6((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
+
+/* --- configuration from the environment (config.c) -------------------- */
+#define GK_MAX_SYSNO 1024
+struct gk_config {
+	int allowed;               /* INTERCEPT_HOOK_CMDLINE_FILTER matched */
+	int reuse_rela;            /* INTERCEPT_REUSE_RELA (default 1) */
+	int force_gateway;         /* INTERCEPT_FORCE_GATEWAY (testing) */
+	int all_objs;              /* INTERCEPT_ALL_OBJS */
+	int sys_filter;            /* 0 none, 1 include list, -1 exclude list */
+	uint8_t sys_bits[GK_MAX_SYSNO / 8]; /* the listed syscall numbers */
+	const char *libs;          /* INTERCEPT_LIBS, comma-separated globs */
+	int config_error;          /* bad environment: nothing is patched */
+};
+extern struct gk_config gk_cfg;
+int gk_config_load(void);                  /* 0 ok, -1 refused (logged) */
+int gk_sys_hooked(long nr);                /* filters allow hooking nr */
+int gk_lib_selected(const char *path);     /* INTERCEPT_LIBS matches */
+
+/* --- syscall names (sysnames.c, generated) ----------------------------- */
+const char *gk_sysname(long nr);           /* NULL if unknown */
+long gk_sysno_by_name(const char *s, size_t len); /* -1 if unknown */
+
+/* --- log (log.c) -------------------------------------------------------- */
+struct gk_buf {
+	char b[640];
+	size_t n;
+};
+void gk_buf_str(struct gk_buf *b, const char *s);
+void gk_buf_mem(struct gk_buf *b, const char *s, size_t n);
+void gk_buf_dec(struct gk_buf *b, long v);
+void gk_buf_hex(struct gk_buf *b, unsigned long v);
+void gk_log_open(void);
+void gk_log_after_fork(void);            /* new process: new per-pid file */
+int gk_log_enabled(void);
+void gk_log_buf(struct gk_buf *b);         /* appends '\n', one write */
+void gk_log_msg(const char *s);            /* one fixed line */
+/* One line per syscall; result_known == 0 for calls that do not return
+ * here (exit, a successful execve, raw vfork...). */
+void gk_log_syscall(long nr, const long *args, long result, int result_known,
+                    const char *how);
+
+/* --- loaded objects (objects.c) ---------------------------------------- */
+struct gk_range {
+	uint64_t start, end;
+};
+#define GK_MAX_TEXT 8
+struct gk_object {
+	char path[256];            /* "" for the main program */
+	uint64_t base;             /* load bias */
+	uint64_t lo, hi;           /* page-rounded extent of all PT_LOADs */
+	const void *phdr;          /* ElfW(Phdr)* */
+	int phnum;
+	const void *dyn;           /* in-memory PT_DYNAMIC */
+	int is_self, is_ldso, is_libc, is_vdso, is_main;
+	int selected;              /* chosen for patching */
+	struct gk_range text[GK_MAX_TEXT]; /* executable sections */
+	int ntext;
+};
+#define GK_MAX_OBJS 256
+int gk_objects_find(struct gk_object *objs, int max);
+int gk_object_text(struct gk_object *o, const char **why);
+int gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end);
+/* Symbol starts and R_RISCV_RELATIVE addends inside [lo, hi): */
+size_t gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
+                         uint64_t *out, size_t max);
+
+/* --- trampoline memory (tramp_mem.c) ------------------------------------ */
+void gk_tramp_init(void);
+void gk_tramp_add_tail(uint64_t start, uint64_t end);
+void gk_tramp_note_busy(uint64_t start, uint64_t end);
+void gk_tramp_claim_around(uint64_t lo, uint64_t hi);
+/* A slot of `need` bytes entirely within `reach` of `near`, or 0. */
+uint64_t gk_tramp_reserve(uint64_t near, uint64_t reach, size_t need);
+/* Same, but at least `min` away (to test gateways: INTERCEPT_FORCE_GATEWAY) */
+uint64_t gk_tramp_reserve_far(uint64_t near, uint64_t min, uint64_t reach,
+                              size_t need);
+void gk_tramp_commit(uint64_t slot, size_t used);
+int gk_tramp_write(uint64_t slot, const uint8_t *bytes, size_t n);
+void gk_tramp_seal(void);                   /* all regions become R-X */
+void gk_tramp_stats(struct gk_buf *b);
+
+/* --- patching (patcher.c) ----------------------------------------------- */
+int gk_patch_objects(struct gk_object *objs, int n);
+/* Bytes a trampoline holding return address `ret0` pushed on the
+ * program's stack: 16 (jal trampoline) or 32 (gateway window + stub). */
+size_t gk_tramp_stack_depth(uint64_t ret0);
+
+/* --- small helpers (util.c) --------------------------------------------- */
+void *gk_map(size_t len);                   /* raw anonymous mapping */
+void gk_unmap(void *p, size_t len);
+void gk_flush_icache(uint64_t start, uint64_t end);
+const char *gk_basename(const char *path);
+int gk_glob(const char *pat, const char *s, size_t slen);
+
+#pragma GCC visibility pop
+#endif

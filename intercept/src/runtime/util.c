@@ -1,0 +1,73 @@
+/*
+ * util.c - helpers that must not enter libc's (patched) system calls.
+ */
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+
+#include "runtime.h"
+
+void *
+gk_map(size_t len)
+{
+	long r = GK_RAW(SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r < 0 && r > -4096)
+		return NULL;
+	gk_tramp_note_busy((uint64_t)r, (uint64_t)r + len);
+	return (void *)r;
+}
+
+void
+gk_unmap(void *p, size_t len)
+{
+	if (p)
+		GK_RAW(SYS_munmap, p, len);
+}
+
+/* fence.i orders this hart's fetches; the syscall makes every hart (and
+ * other threads migrating later) see the new code. */
+void
+gk_flush_icache(uint64_t start, uint64_t end)
+{
+#ifndef SYS_riscv_flush_icache
+#define SYS_riscv_flush_icache 259
+#endif
+	__asm__ volatile("fence.i" ::: "memory");
+	GK_RAW(SYS_riscv_flush_icache, start, end, 0);
+}
+
+const char *
+gk_basename(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+/* Shell-style glob: '*' and '?' only; enough for sonames like libc.so*. */
+int
+gk_glob(const char *pat, const char *s, size_t slen)
+{
+	size_t si = 0;
+	const char *star = NULL;
+	size_t star_si = 0;
+
+	while (si < slen) {
+		if (*pat == '*') {
+			star = pat++;
+			star_si = si;
+		} else if (*pat && (*pat == '?' || *pat == s[si])) {
+			pat++;
+			si++;
+		} else if (star) {
+			pat = star + 1;
+			si = ++star_si;
+		} else {
+			return 0;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return *pat == '\0';
+}

@@ -1,0 +1,140 @@
+"""The core's environment variables (issue 3, deliverable 3):
+INTERCEPT_SYS_INCLUDE / INTERCEPT_SYS_EXCLUDE (names or numbers, mutually
+exclusive), INTERCEPT_HOOK_CMDLINE_FILTER, INTERCEPT_LOG with and without a
+trailing '-', INTERCEPT_LOG_TRUNC, and the library filter INTERCEPT_LIBS
+(with INTERCEPT_ALL_OBJS).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rv_harness import Riscv64Runner, SyscallLog, log_files
+
+FAKE_PID = 424242
+NR_OPENAT = 56  # riscv64 (asm-generic) number
+
+
+def _cat_logged(rv: Riscv64Runner, lib: Path, log: Path, **env: str):
+    f = rv.workdir / "input.txt"
+    f.write_text("hello\n")
+    res = rv.run(["cat", str(f)], preload=[lib], env={"INTERCEPT_LOG": str(log), **env})
+    return res, SyscallLog.read(log) if log.exists() else SyscallLog()
+
+
+def test_sys_include_by_name(rv: Riscv64Runner, intercept_lib: Path, tmp_path: Path) -> None:
+    res, log = _cat_logged(rv, intercept_lib, tmp_path / "l", INTERCEPT_SYS_INCLUDE="openat,close")
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    assert log.names() and log.names() <= {"openat", "close"}, log.names()
+    assert "openat" in log.names()
+
+
+def test_sys_include_by_number(rv: Riscv64Runner, intercept_lib: Path, tmp_path: Path) -> None:
+    res, log = _cat_logged(rv, intercept_lib, tmp_path / "l", INTERCEPT_SYS_INCLUDE=str(NR_OPENAT))
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    assert log.names() == {"openat"}, log.names()
+
+
+def test_sys_exclude(rv: Riscv64Runner, intercept_lib: Path, tmp_path: Path) -> None:
+    res, log = _cat_logged(rv, intercept_lib, tmp_path / "l", INTERCEPT_SYS_EXCLUDE="read,write")
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    assert "openat" in log.names()
+    assert not log.names() & {"read", "write"}, log.names()
+
+
+def test_include_and_exclude_is_an_error(rv: Riscv64Runner, intercept_lib: Path,
+                                         tmp_path: Path) -> None:
+    res, log = _cat_logged(rv, intercept_lib, tmp_path / "l",
+                           INTERCEPT_SYS_INCLUDE="openat", INTERCEPT_SYS_EXCLUDE="read")
+    # The program still runs, untouched, and the user is told why.
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    assert "INTERCEPT_SYS_INCLUDE" in res.err and "INTERCEPT_SYS_EXCLUDE" in res.err, res.describe()
+    assert not log.calls(), "nothing may be intercepted with a contradictory filter"
+
+
+def test_unknown_syscall_name_is_an_error(rv: Riscv64Runner, intercept_lib: Path,
+                                          tmp_path: Path) -> None:
+    res, log = _cat_logged(rv, intercept_lib, tmp_path / "l",
+                           INTERCEPT_SYS_INCLUDE="openat,no_such_call")
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    assert "no_such_call" in res.err, res.describe()
+    assert not log.calls()
+
+
+def test_cmdline_filter(rv: Riscv64Runner, test_programs: Path, core_lib: Path,
+                        hook_lib) -> None:
+    preload = [core_lib, hook_lib("fake_getpid")]
+    prog = str(test_programs / "t_getpid")
+    res = rv.run([prog], preload=preload, env={"INTERCEPT_HOOK_CMDLINE_FILTER": "t_getpid"})
+    assert res.out.startswith(f"getpid={FAKE_PID} "), res.describe()
+    res = rv.run([prog], preload=preload, env={"INTERCEPT_HOOK_CMDLINE_FILTER": "something_else"})
+    assert res.returncode == 0 and f"={FAKE_PID}" not in res.out, res.describe()
+    # In a process tree only the matching program is intercepted: dash is not,
+    # its child t_getpid is.
+    res = rv.run(["dash", "-c", f"echo $$; {prog}"], preload=preload,
+                 env={"INTERCEPT_HOOK_CMDLINE_FILTER": "t_getpid"})
+    assert res.returncode == 0, res.describe()
+    first, second = res.out.splitlines()
+    assert int(first) != FAKE_PID
+    assert second.startswith(f"getpid={FAKE_PID} "), res.describe()
+
+
+def test_hook_in_process_allowed(rv: Riscv64Runner, test_programs: Path, core_lib: Path,
+                                 hook_lib) -> None:
+    """syscall_hook_in_process_allowed() follows INTERCEPT_HOOK_CMDLINE_FILTER;
+    hook_clone_count installs its hooks only where it says yes."""
+    preload = [core_lib, hook_lib("clone_count")]
+    prog = str(test_programs / "t_threads")
+    yes = rv.run([prog], preload=preload, env={"INTERCEPT_HOOK_CMDLINE_FILTER": "t_threads"})
+    no = rv.run([prog], preload=preload, env={"INTERCEPT_HOOK_CMDLINE_FILTER": "not_this"})
+    assert yes.returncode == 0 and no.returncode == 0, (yes.describe(), no.describe())
+    assert "allowed=1" in yes.err and "parent=8 child=8" in yes.err, yes.describe()
+    assert "allowed=0" in no.err and "parent=0 child=0" in no.err, no.describe()
+
+
+def test_log_trailing_dash_appends_pid(rv: Riscv64Runner, test_programs: Path,
+                                       intercept_lib: Path, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    res = rv.run([str(test_programs / "t_getpid")], preload=[intercept_lib],
+                 env={"INTERCEPT_LOG": f"{logs}/trace-"})
+    assert res.returncode == 0, res.describe()
+    pid = int(res.out.split()[0].removeprefix("getpid="))
+    files = log_files(logs)
+    assert [f.name for f in files] == [f"trace-{pid}"]
+    log = SyscallLog.read(files[0])
+    assert log.pids() == {pid} and "getpid" in log.names()
+
+
+def test_log_plain_path_and_trunc(rv: Riscv64Runner, intercept_lib: Path, tmp_path: Path) -> None:
+    log = tmp_path / "exact.log"
+    _, first = _cat_logged(rv, intercept_lib, log)
+    n = len(first.calls())
+    assert n > 0 and [p.name for p in tmp_path.iterdir() if p.name.startswith("exact")] == ["exact.log"]
+    # Default: truncated by the next run.
+    _, again = _cat_logged(rv, intercept_lib, log)
+    assert abs(len(again.calls()) - n) <= 2, (n, len(again.calls()))
+    # INTERCEPT_LOG_TRUNC=0: appended.
+    _, appended = _cat_logged(rv, intercept_lib, log, INTERCEPT_LOG_TRUNC="0")
+    assert len(appended.calls()) >= len(again.calls()) + n - 2
+
+
+@pytest.mark.parametrize("env,expect", [
+    ({}, ("fake", "real", "real")),
+    ({"INTERCEPT_LIBS": "libt_rawsys.so"}, ("fake", "fake", "real")),
+    ({"INTERCEPT_LIBS": "libt_raw*"}, ("fake", "fake", "real")),
+    ({"INTERCEPT_LIBS": "libnot_loaded.so,libother*"}, ("fake", "real", "real")),
+    ({"INTERCEPT_ALL_OBJS": "1"}, ("fake", "fake", "fake")),
+], ids=["default-libc-only", "libs-exact", "libs-glob", "libs-nomatch", "all-objs"])
+def test_library_filter(rv: Riscv64Runner, test_programs: Path, core_lib: Path, hook_lib,
+                        env: dict[str, str], expect: tuple[str, str, str]) -> None:
+    """t_libfilter calls getpid via libc, via its own library's ecall and via
+    an ecall in the executable; the getpid-faking hook shows which objects
+    the core patched."""
+    res = rv.run([str(test_programs / "t_libfilter")],
+                 preload=[core_lib, hook_lib("fake_getpid")], env=env)
+    assert res.returncode == 0, res.describe()
+    fields = dict(kv.split("=") for kv in res.out.split())
+    seen = tuple("fake" if int(fields[k]) == FAKE_PID else "real" for k in ("libc", "lib", "exe"))
+    assert seen == expect, res.describe()

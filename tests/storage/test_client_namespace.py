@@ -1,0 +1,205 @@
+"""Client namespace calls on real daemons: placement, readdir, rmdir, rename, links."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+
+import pytest
+
+from gkfs_client import distribution
+from gkfs_client.client import Client
+
+CHUNK = 4096
+
+
+@pytest.fixture
+def gk(cluster):
+    c = cluster(n=3, chunk_size=CHUNK)
+    client = Client(hosts_file=c.hosts_file, timeout=20, dirents_page=7)
+    yield client
+    client.disconnect()
+
+
+def test_files_dirs_and_data_land_on_every_daemon(gk):
+    before = [s["files"] for s in gk.status()]
+    gk.mkdir("/d")
+    for i in range(30):
+        gk.mkdir(f"/d/sub{i}")
+        gk.write_file(f"/d/f{i}", b"x")
+    after = gk.status()
+    gained = [a["files"] - b for a, b in zip(after, before)]
+    assert sum(gained) == 61
+    assert all(g > 0 for g in gained), gained
+    # Metadata sits exactly where the distribution function says.
+    owners = [distribution.metadata_owner(p, 3) for p in ["/d"] + [f"/d/sub{i}" for i in range(30)]
+              + [f"/d/f{i}" for i in range(30)]]
+    assert [owners.count(i) for i in range(3)] == gained
+    # One file of 30 chunks puts data on every daemon.
+    gk.write_file("/d/big", os.urandom(30 * CHUNK))
+    assert all(s["bytes_stored"] > 0 for s in gk.status())
+
+
+def test_readdir_merges_all_daemons_across_pages(gk):
+    gk.mkdir("/big")
+    names = {f"n{i:03d}" for i in range(100)} | {"é-utf8", "Z", "a b"}
+    for n in names:
+        gk.write_file(f"/big/{n}", b"")
+    gk.mkdir("/big/sub")
+    gk.write_file("/big/sub/deeper", b"")  # a grandchild is not listed
+    entries = gk.readdir("/big")
+    got = [e.name for e in entries]
+    # page size 7 with 3 daemons: many pages per daemon, merged in byte order.
+    assert got == sorted(names | {"sub"}, key=lambda s: s.encode())
+    assert [e.name for e in entries if e.is_dir()] == ["sub"]
+    # Every daemon contributed entries.
+    assert {distribution.metadata_owner(f"/big/{n}", 3) for n in got} == {0, 1, 2}
+    with pytest.raises(NotADirectoryError):
+        gk.readdir("/big/Z")
+    with pytest.raises(FileNotFoundError):
+        gk.readdir("/nothing")
+    assert gk.listdir("/") == ["big"]
+
+
+def test_mkdir_rmdir(gk):
+    gk.mkdir("/a", 0o750)
+    assert stat.S_ISDIR(gk.stat("/a").st_mode)
+    with pytest.raises(FileExistsError):
+        gk.mkdir("/a")
+    with pytest.raises(FileNotFoundError):
+        gk.mkdir("/no/such")
+    gk.write_file("/a/f", b"1")
+    with pytest.raises(OSError) as exc:
+        gk.rmdir("/a")
+    assert exc.value.errno == errno.ENOTEMPTY
+    with pytest.raises(NotADirectoryError):
+        gk.rmdir("/a/f")
+    with pytest.raises(IsADirectoryError):
+        gk.unlink("/a")
+    gk.unlink("/a/f")
+    gk.rmdir("/a")
+    with pytest.raises(FileNotFoundError):
+        gk.stat("/a")
+    with pytest.raises(OSError) as exc:
+        gk.rmdir("/")
+    assert exc.value.errno == errno.EBUSY
+    gk.makedirs("/x/y/z")
+    gk.makedirs("/x/y/z", exist_ok=True)
+    assert gk.listdir("/x/y") == ["z"]
+
+
+def test_unlink_removes_chunks_everywhere(gk):
+    gk.write_file("/f", os.urandom(40 * CHUNK))
+    stored = sum(s["bytes_stored"] for s in gk.status())
+    assert stored >= 40 * CHUNK
+    gk.unlink("/f")
+    assert sum(s["bytes_stored"] for s in gk.status()) == stored - 40 * CHUNK
+    with pytest.raises(FileNotFoundError):
+        gk.unlink("/f")
+
+
+def _pair(owners_equal: bool) -> tuple[str, str]:
+    """Two names whose metadata owners are (or are not) the same daemon."""
+    for i in range(1000):
+        a, b = f"/r{i}", f"/s{i}"
+        if (distribution.metadata_owner(a, 3) == distribution.metadata_owner(b, 3)) == owners_equal:
+            return a, b
+    raise AssertionError("no pair found")
+
+
+@pytest.mark.parametrize("same_owner", [True, False])
+def test_rename_file_keeps_data_and_replaces_target(gk, same_owner):
+    old, new = _pair(same_owner)
+    data = os.urandom(5 * CHUNK + 3)
+    gk.write_file(old, data)
+    gk.rename(old, new)
+    with pytest.raises(FileNotFoundError):
+        gk.stat(old)
+    assert gk.read_file(new) == data
+    # Rename over an existing file replaces it and frees its chunks.
+    gk.write_file(old, b"other")
+    stored = sum(s["bytes_stored"] for s in gk.status())
+    gk.rename(new, old)
+    assert gk.read_file(old) == data
+    assert sum(s["bytes_stored"] for s in gk.status()) == stored - len(b"other")
+    assert gk.listdir("/") == [old[1:]]
+
+
+def test_rename_errors_and_directories(gk):
+    gk.mkdir("/d")
+    gk.mkdir("/e")
+    gk.write_file("/d/f", b"1")
+    gk.write_file("/g", b"2")
+    with pytest.raises(FileNotFoundError):
+        gk.rename("/nope", "/x")
+    with pytest.raises(FileNotFoundError):
+        gk.rename("/g", "/nodir/g")
+    with pytest.raises(OSError) as exc:
+        gk.rename("/d", "/d/inside")
+    assert exc.value.errno == errno.EINVAL
+    with pytest.raises(IsADirectoryError):
+        gk.rename("/g", "/e")
+    with pytest.raises(NotADirectoryError):
+        gk.rename("/e", "/g")
+    with pytest.raises(OSError) as exc:
+        gk.rename("/e", "/d")  # target directory not empty
+    assert exc.value.errno == errno.ENOTEMPTY
+    with pytest.raises(OSError) as exc:
+        gk.rename("/d", "/moved")  # a non-empty directory would be a tree copy
+    assert exc.value.errno == errno.EXDEV
+    gk.rename("/e", "/e2")  # an empty directory moves
+    assert sorted(gk.listdir("/")) == ["d", "e2", "g"]
+    gk.rename("/g", "/g")
+    assert gk.read_file("/g") == b"2"
+
+
+def test_symlink_readlink_and_follow(gk):
+    gk.mkdir("/dir")
+    gk.write_file("/dir/real", b"content")
+    gk.symlink("real", "/dir/rel")
+    gk.symlink("/dir/real", "/abs")
+    assert gk.readlink("/dir/rel") == "real"
+    assert gk.read_file("/dir/rel") == b"content"
+    assert gk.read_file("/abs") == b"content"
+    assert stat.S_ISLNK(gk.lstat("/abs").st_mode)
+    assert stat.S_ISREG(gk.stat("/abs").st_mode)
+    gk.symlink("/loop2", "/loop1")
+    gk.symlink("/loop1", "/loop2")
+    with pytest.raises(OSError) as exc:
+        gk.open("/loop1")
+    assert exc.value.errno == errno.ELOOP
+    with pytest.raises(FileExistsError):
+        gk.symlink("x", "/abs")
+    with pytest.raises(OSError) as exc:
+        gk.readlink("/dir/real")
+    assert exc.value.errno == errno.EINVAL
+
+
+def test_utime_and_mtime_kept(gk):
+    gk.write_file("/t", b"abc")
+    t0 = gk.stat("/t").st_mtime_ns
+    time.sleep(0.01)
+    gk.write_file("/t", b"abcd")
+    assert gk.stat("/t").st_mtime_ns > t0
+    gk.utime("/t", ns=(1_000_000_000, 2_000_000_000))
+    st = gk.stat("/t")
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_000_000_000, 2_000_000_000)
+    assert st.st_mtime == 2.0
+
+
+def test_relative_paths_and_dotdot(gk):
+    gk.mkdir("/w")
+    gk.cwd = "/w"
+    gk.write_file("rel", b"r")
+    assert gk.read_file("/w/rel") == b"r"
+    assert gk.read_file("../w/./rel") == b"r"
+    with pytest.raises(OSError) as exc:
+        gk.stat("/../../etc/passwd")
+    assert exc.value.errno == errno.EINVAL
+
+
+def test_statfs_sums_daemons(gk):
+    s = gk.statfs()
+    assert s["chunk_size"] == CHUNK
+    assert s["total_bytes"] > 0 and s["free_bytes"] > 0

@@ -1,0 +1,230 @@
+"""Daemon lifecycle on real multi-daemon clusters: hosts file, signals, restart, kill -9."""
+import errno
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from gkfs_client import hostsfile, protocol
+from gkfs_client.distribution import chunk_ranges
+
+CS = protocol.DEFAULT_CHUNK_SIZE
+
+
+def test_n_daemons_started_at_once_each_registered_once(cluster):
+    c = cluster(n=6)
+    hosts = c.hosts()
+    assert [h.id for h in hosts] == list(range(6))
+    assert sorted(h.pid for h in hosts) == sorted(p.pid for p in c.daemons)
+    assert len({h.address for h in hosts}) == 6
+    assert all(h.mount == "/gkfs" for h in hosts)
+
+
+def test_sigterm_removes_only_own_line_and_exits_0(cluster):
+    c = cluster(n=4)
+    before = c.hosts()
+    assert c.terminate(2) == 0
+    after = c.hosts()
+    assert after == [h for h in before if h.id != 2]
+    for h in after:  # the others still answer
+        conn = c.conn(h.id)
+        assert conn.call("ping").result["id"] == h.id
+        conn.close()
+
+
+def test_sigint_also_stops_cleanly(cluster):
+    c = cluster(n=2)
+    c.daemons[0].send_signal(signal.SIGINT)
+    assert c.daemons[0].wait(30) == 0
+    assert [h.id for h in c.hosts()] == [1]
+
+
+def test_bare_daemons_use_documented_defaults(tmp_path):
+    """`gkfs-daemon --mount /gkfs` with no other flag, several at once."""
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    env.pop("LIBGKFS_HOSTS_FILE", None)
+    procs = [subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=subprocess.PIPE)
+             for _ in range(3)]
+    hosts_path = tmp_path / "run" / "gkfs" / "hosts"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if len(hostsfile.read_hosts(hosts_path)) == 3:
+                    break
+            except hostsfile.HostsFileError:
+                pass
+            assert all(p.poll() is None for p in procs), [p.stderr.read() for p in procs if p.poll() is not None]
+            time.sleep(0.05)
+        hosts = hostsfile.read_hosts(hosts_path)
+        assert [h.id for h in hosts] == [0, 1, 2]
+        assert all(h.address.startswith("tcp://127.0.0.1:") for h in hosts)
+        assert sorted(p.name for p in (tmp_path / "run" / "gkfs").glob("daemon-*")) == [
+            "daemon-0", "daemon-1", "daemon-2"]
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        codes = [p.wait(30) for p in procs]
+    assert codes == [0, 0, 0]
+    assert not hosts_path.exists()  # the last one out removed the file
+
+
+def test_second_daemon_on_same_rootdir_is_refused(cluster):
+    c = cluster(n=1)
+    p = subprocess.run(["gkfs-daemon", "--rootdir", str(c.rootdirs[0]), "--hosts-file", str(c.hosts_file)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "in use by another running gkfs-daemon" in p.stderr
+    assert [h.id for h in c.hosts()] == [0]
+
+
+def test_rootdir_keeps_its_chunk_size(cluster):
+    c = cluster(n=1)
+    assert c.terminate(0) == 0
+    p = subprocess.run(["gkfs-daemon", "--rootdir", str(c.rootdirs[0]), "--hosts-file", str(c.hosts_file),
+                        "--chunk-size", "65536"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "chunk size 524288, not 65536" in p.stderr
+
+
+def test_ipc_listen(cluster):
+    c = cluster(n=2, listen="ipc://")
+    assert all(h.address.startswith("ipc://") for h in c.hosts())
+    assert c.conn_at(1).call("ping").result["id"] == 1
+
+
+# ---------------------------------------------------------------------------
+# Data through raw protocol: a tiny writer used by the restart and kill tests.
+
+def create_file(c, path):
+    return c.meta_conn(path).call("create", {"path": path, "mode": 0o100644}).result["stat"]
+
+
+def write(c, path, key, offset, data, timeout=None):
+    for index, off, length in chunk_ranges(offset, len(data), CS):
+        start = index * CS + off - offset
+        conn = c.chunk_conn(key, index)
+        r = conn.request("write_chunks", {"data_key": key, "chunk_size": CS, "chunks": [[index, off, length]]},
+                         [data[start:start + length]], timeout=timeout)
+        r.raise_for_status()
+    c.meta_conn(path).request("update_size", {"path": path, "offset": offset, "count": len(data)},
+                              timeout=timeout).raise_for_status()
+
+
+def read(c, path):
+    st = c.meta_conn(path).call("stat", {"path": path}).result["stat"]
+    out = bytearray()
+    for index, off, length in chunk_ranges(0, st["size"], CS):
+        r = c.chunk_conn(st["data_key"], index).call(
+            "read_chunks", {"data_key": st["data_key"], "chunk_size": CS, "chunks": [[index, off, length]],
+                            "file_size": st["size"]})
+        assert r.result["lengths"] == [length]
+        out += r.data[0]
+    return bytes(out)
+
+
+def test_restart_keeps_data(cluster):
+    c = cluster(n=3)
+    files = {}
+    for i in range(12):
+        path = f"/dir{i % 3}/file{i}"
+        if i < 3:
+            c.meta_conn(f"/dir{i}").call("create", {"path": f"/dir{i}", "mode": 0o040755})
+        st = create_file(c, path)
+        data = os.urandom(1000 + i * 150_000)
+        write(c, path, st["data_key"], 0, data)
+        files[path] = data
+    assert all(code == 0 for code in c.stop())
+    assert not c.hosts_file.exists()
+    for i in range(3):
+        c.restart(i)
+    for path, data in files.items():
+        assert read(c, path) == data, path
+    for i in range(3):
+        st = c.meta_conn(f"/dir{i}").call("stat", {"path": f"/dir{i}"}).result["stat"]
+        assert st["mode"] == 0o040755
+
+
+def test_kill_9_during_write_stream_loses_no_acknowledged_write(cluster):
+    c = cluster(n=3)
+    path = "/stream"
+    key = create_file(c, path)["data_key"]
+    record = 100_003  # not a divisor of the chunk size: records straddle chunk boundaries
+    acked = []  # (offset, data) pairs whose every reply came back ok
+    stop = threading.Event()
+    failure = []
+
+    def writer():
+        offset = 0
+        i = 0
+        while not stop.is_set():
+            data = (f"{i:08d}".encode() * (record // 8 + 1))[:record]
+            try:
+                write(c, path, key, offset, data, timeout=3)
+            except (TimeoutError, OSError) as exc:
+                failure.append(exc)
+                return
+            acked.append((offset, data))
+            offset += record
+            i += 1
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(1.5)
+    victim = 1
+    c.kill(victim)
+    t.join(30)
+    stop.set()
+    assert failure, "the writer should have hit the killed daemon"
+    assert len(acked) > 5, len(acked)
+    c.restart(victim)
+    content = read(c, path)
+    end = acked[-1][0] + record
+    assert len(content) >= end
+    for offset, data in acked:
+        assert content[offset:offset + record] == data, offset
+
+
+def test_fsync_reaches_every_daemon(cluster):
+    c = cluster(n=3)
+    key = create_file(c, "/f")["data_key"]
+    write(c, "/f", key, 0, b"z" * (3 * CS))
+    for i in range(3):
+        assert c.conn_at(i).call("fsync", {"data_key": key}).result == {}
+        assert c.conn_at(i).call("fsync").result == {}
+
+
+def test_sigterm_lets_in_flight_writes_finish(cluster, raw):
+    c = cluster(n=1)
+    key = create_file(c, "/inflight")["data_key"]
+    conn = raw(c.address(0), timeout=30)
+    n, per = 24, 8  # 24 pipelined writes of 4 MiB each
+    blobs = [bytes([i]) * CS for i in range(n)]
+    for i in range(n):
+        conn.send_frames(protocol.encode_request(
+            "write_chunks", {"data_key": key, "chunk_size": CS,
+                             "chunks": [[i * per + k, 0, CS] for k in range(per)]}, [blobs[i]] * per,
+            req_id=1000 + i))
+    first = conn.recv_reply()
+    assert first.ok
+    c.daemons[0].send_signal(signal.SIGTERM)
+    replies = [first]
+    while True:
+        try:
+            replies.append(conn.recv_reply(timeout=5))
+        except TimeoutError:
+            break
+    assert c.daemons[0].wait(30) == 0
+    # requests taken in before the signal finish ok; later ones are refused, not left hanging
+    assert all(r.ok or r.status == errno.ESHUTDOWN for r in replies), [r for r in replies if not r.ok]
+    acked = [r for r in replies if r.ok]
+    assert len(acked) >= 2, len(acked)
+    print(f"{len(acked)} of {n} writes done, {len(replies) - len(acked)} refused around SIGTERM")
+    c.restart(0)
+    conn2 = c.conn_at(0)
+    for r in acked:
+        i = r.req_id - 1000
+        got = conn2.call("read_chunks", {"data_key": key, "chunk_size": CS,
+                                         "chunks": [[i * per + k, 0, CS] for k in range(per)]})
+        assert all(bytes(d) == blobs[i] for d in got.data), i
