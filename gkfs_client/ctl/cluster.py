@@ -94,7 +94,13 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A zombie is dead: daemons started by `cluster start` are reparented,
+    # and in containers PID 1 may never reap them.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return True  # no procfs: trust kill(0)
 
 
 def _read_or_empty(path: Path) -> list[hostsfile.Host]:
