@@ -151,7 +151,18 @@ class MetadataStore:
         raw = txn.get(key_of(path))
         return None if raw is None else _unpack(raw)
 
+    @staticmethod
+    def _has_children(txn, path: str) -> bool:
+        """Whether this daemon holds any entry of directory ``path`` (others
+        may too: the client asks every daemon; this check only keeps a
+        daemon from orphaning the entries it holds itself)."""
+        prefix = dir_prefix(path)
+        cur = txn.cursor()
+        return cur.set_range(prefix) and cur.key().startswith(prefix)
+
     def create(self, path: str, mode: int, exclusive: bool, uid: int, gid: int) -> tuple[dict[str, Any], bool]:
+        if mode >> 16:
+            raise _err(errno.EINVAL, f"mode {mode:o} has bits beyond st_mode")
         ftype = st.S_IFMT(mode)
         if ftype == 0:
             mode |= st.S_IFREG
@@ -193,6 +204,8 @@ class MetadataStore:
                 raise _err(errno.EISDIR, f"is a directory: {path}")
             if data_key is not None and rec.get("data_key") != data_key:
                 raise _err(errno.ENOENT, f"{path} was replaced meanwhile (data key differs)")
+            if is_dir and self._has_children(txn, path):
+                raise _err(errno.ENOTEMPTY, f"directory not empty: {path}")
             txn.delete(key_of(path))
             return rec
 
@@ -264,6 +277,10 @@ class MetadataStore:
                 return rec, None
             dst = self._get(txn, new)
             self._check_replace(rec, dst, new)
+            if st.S_ISDIR(rec["mode"]) and self._has_children(txn, old):
+                raise _err(errno.EXDEV, f"cannot rename directory {old} with entries (copy and remove it)")
+            if dst is not None and st.S_ISDIR(dst["mode"]) and self._has_children(txn, new):
+                raise _err(errno.ENOTEMPTY, f"directory not empty: {new}")
             rec["ctime_ns"] = _now()
             txn.delete(key_of(old))
             self._put(txn, new, rec)
@@ -278,6 +295,8 @@ class MetadataStore:
             if dst is not None and not replace:
                 raise _err(errno.EEXIST, f"file exists: {path}")
             self._check_replace(rec, dst, path)
+            if dst is not None and st.S_ISDIR(dst["mode"]) and self._has_children(txn, path):
+                raise _err(errno.ENOTEMPTY, f"directory not empty: {path}")
             rec["ctime_ns"] = _now()
             self._put(txn, path, rec)
             return dst

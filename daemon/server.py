@@ -39,6 +39,8 @@ def handle(state: DaemonState, frames: list[Any]) -> list[Any]:
         req_id, op = req.req_id, req.op
         result, data = HANDLERS[req.op](state, req.args, req.data)
         state.count(op, True)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("op %s (id %d) ok", op, req_id)
         return protocol.encode_reply(req_id, result, data)
     except protocol.ProtocolError as exc:
         state.count(op, False)
@@ -91,6 +93,10 @@ class Server:
         # Hard memory guard; frames up to this size get a proper EMSGSIZE reply.
         self.frontend.setsockopt(zmq.MAXMSGSIZE, 2 * state.config.max_frame_size)
         self.frontend.linger = 5000  # flush replies of finished requests at exit
+        # A ROUTER silently drops replies to a peer above its send high-water
+        # mark; a client pipelining many requests must never lose a reply, so
+        # no limit here (clients bound their own requests in flight).
+        self.frontend.sndhwm = 0
         self.frontend.bind(listen)
         self.address = self.frontend.getsockopt_string(zmq.LAST_ENDPOINT)
         self.backend = self.ctx.socket(zmq.ROUTER)

@@ -237,6 +237,10 @@ main() {
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
+  # The sysroot is deleted and replaced on rebuild: only accept an absolute
+  # path at least two levels deep (never /, /usr, /var, ...).
+  [[ "$SYSROOT" == /?*/?* ]] ||
+    die "refusing sysroot path '$SYSROOT': give an absolute path at least two levels deep"
   [[ $(id -u) -eq 0 ]] || die "must run as root (mmdebstrap root mode, binfmt_misc registration)"
   if [[ $mode == check ]]; then
     sysroot_is_current || die "sysroot at $SYSROOT is missing, incomplete or stale"

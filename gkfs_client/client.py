@@ -60,9 +60,10 @@ def _timeout_from_env() -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"{ENV_TIMEOUT} must be a number of seconds, got {raw!r}") from None
+        value = -1.0
     if value <= 0:
-        raise ValueError(f"{ENV_TIMEOUT} must be > 0, got {raw!r}")
+        # OSError(EINVAL) like every other bad input, so gkfs-ctl reports it in one line.
+        raise OSError(errno.EINVAL, f"{ENV_TIMEOUT} must be a number of seconds > 0, got {raw!r}")
     return value
 
 

@@ -139,7 +139,9 @@ def read_hosts(path: str | os.PathLike | None = None) -> list[Host]:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        # Per-user runtime state: private to the user, like $XDG_RUNTIME_DIR.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     lock_path = path.with_name(path.name + ".lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -28,10 +28,6 @@ class Call:
     data: Sequence[Any] = ()
 
 
-class DaemonError(OSError):
-    """A daemon answered with a non-zero status (an errno)."""
-
-
 class Rpc:
     def __init__(self, transport: Transport, timeout_s: float = DEFAULT_TIMEOUT_S):
         self.transport = transport

@@ -12,7 +12,6 @@ import hashlib
 import os
 import stat as _stat
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 

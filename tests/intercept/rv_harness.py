@@ -3,7 +3,6 @@ tests): running riscv64 programs under qemu user mode and reading the
 core's INTERCEPT_LOG output. See conftest.py for the fixtures."""
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess

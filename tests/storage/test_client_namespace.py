@@ -203,3 +203,21 @@ def test_statfs_sums_daemons(gk):
     s = gk.statfs()
     assert s["chunk_size"] == CHUNK
     assert s["total_bytes"] > 0 and s["free_bytes"] > 0
+
+
+def test_readdir_bigger_than_the_default_page(cluster):
+    """More entries than one default page (1024) on a single daemon."""
+    c = cluster(n=3, chunk_size=CHUNK)
+    with Client(hosts_file=c.hosts_file, timeout=30) as gk:
+        gk.mkdir("/huge")
+        names = [f"e{i:05d}" for i in range(3300)]
+        for n in names:
+            gk.close(gk.open(f"/huge/{n}", os.O_CREAT | os.O_WRONLY))
+        per_daemon = [sum(distribution.metadata_owner(f"/huge/{n}", 3) == i for n in names) for i in range(3)]
+        assert max(per_daemon) > 1024
+        assert gk.listdir("/huge") == names
+        gets = [s["ops"].get("get_dirents", 0) for s in gk.status()]
+        assert gk.listdir("/huge") == names
+        after = [s["ops"].get("get_dirents", 0) for s in gk.status()]
+        # Paged: the daemon holding the most entries was asked more than once.
+        assert max(a - b for a, b in zip(after, gets)) >= 2

@@ -228,3 +228,30 @@ def test_sigterm_lets_in_flight_writes_finish(cluster, raw):
         got = conn2.call("read_chunks", {"data_key": key, "chunk_size": CS,
                                          "chunks": [[i * per + k, 0, CS] for k in range(per)]})
         assert all(bytes(d) == blobs[i] for d in got.data), i
+
+
+def test_taken_id_is_refused_with_clear_error(cluster, tmp_path):
+    c = cluster(n=1)
+    p = subprocess.run(["gkfs-daemon", "--rootdir", str(tmp_path / "other"), "--hosts-file", str(c.hosts_file),
+                        "--id", "0"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and "id 0 is already registered" in p.stderr
+    assert [h.pid for h in c.hosts()] == [c.daemons[0].pid]
+
+
+def test_help_explains_flags():
+    p = subprocess.run(["gkfs-daemon", "--help"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0
+    for flag in ("--mount", "--rootdir", "--listen", "--hosts-file", "--config", "--chunk-size", "--log-level",
+                 "--id"):
+        assert flag in p.stdout
+
+
+def test_pipelined_requests_beyond_hwm_all_answered(cluster, raw):
+    c = cluster(n=1)
+    conn = raw(c.address(0))
+    n = 5000  # more than ZeroMQ's default high-water mark of 1000
+    for i in range(n):
+        conn.send_frames(protocol.encode_request("stat", {"path": "/"}, req_id=i + 1))
+    time.sleep(1)  # let replies pile up unread
+    ids = {conn.recv_reply().req_id for _ in range(n)}
+    assert ids == set(range(1, n + 1))

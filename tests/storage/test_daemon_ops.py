@@ -252,3 +252,20 @@ def test_statfs_and_status_counters(c3):
     assert sum(r["files"] for r in res) == 1 and all(r["chunk_size"] == CS for r in res)
     st0 = c.meta_conn("/s").call("status").result
     assert st0["ops"]["create"] == 1 and st0["files"] == 1
+
+
+def test_daemon_never_orphans_entries_it_holds(cluster):
+    c = cluster(n=1)
+    conn = c.conn_at(0)
+    conn.call("create", {"path": "/d", "mode": 0o040755})
+    conn.call("create", {"path": "/d/f", "mode": 0o100644})
+    conn.call("create", {"path": "/e", "mode": 0o040755})
+    assert conn.request("remove", {"path": "/d", "rmdir": True}).status == errno.ENOTEMPTY
+    assert conn.request("rename", {"old": "/d", "new": "/x"}).status == errno.EXDEV
+    assert conn.request("rename", {"old": "/e", "new": "/d"}).status == errno.ENOTEMPTY
+    rec = conn.call("stat", {"path": "/e"}).result["stat"]
+    assert conn.request("insert", {"path": "/d", "record": rec, "replace": True}).status == errno.ENOTEMPTY
+    assert conn.call("rename", {"old": "/e", "new": "/x"}).result["replaced"] is None  # empty dir: fine
+    conn.call("remove", {"path": "/d/f"})
+    conn.call("remove", {"path": "/d", "rmdir": True})
+    assert conn.request("create", {"path": "/m", "mode": 1 << 20}).status == errno.EINVAL
