@@ -34,11 +34,11 @@ mkdir -p "$out"
 common=(--sysroot="$sysroot" -O2 -g -Wall -Wextra -Wno-unused-parameter
         -L"$lib" -Wl,-rpath-link,"$lib")
 
-build() {  # build NAME SOURCE [extra flags...]
+build() {  # build NAME SOURCE [flags and libraries, after the source...]
   local name="$1" src="$root/$2"; shift 2
   if [[ "$out/$name" -nt "$src" && "$out/$name" -nt "$0" ]]; then return 0; fi
   echo "build-e2e-programs: $name <- ${src#"$root"/}" >&2
-  "$cc" "${common[@]}" "$@" -o "$out/$name.tmp" "$src" || die "compiling $src failed"
+  "$cc" "${common[@]}" -o "$out/$name.tmp" "$src" "$@" || die "compiling $src failed"
   mv "$out/$name.tmp" "$out/$name"
 }
 

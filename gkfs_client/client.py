@@ -119,7 +119,11 @@ class Client:
         self._connect()
         # handshake=False is for `gkfs-ctl status`, which must work (and
         # report) when some daemon is down; every file operation needs it.
-        self.chunk_size = self._handshake(chunk_size) if handshake else (chunk_size or 0)
+        try:
+            self.chunk_size = self._handshake(chunk_size) if handshake else (chunk_size or 0)
+        except BaseException:
+            self._rpc.close()  # no sockets left behind by a refused client
+            raise
 
     # ------------------------------------------------------------ plumbing
 
@@ -425,7 +429,7 @@ class Client:
         else:
             raise _err(errno.ELOOP, p)
         is_dir = _stat.S_ISDIR(rec["mode"])
-        if is_dir and (acc != os.O_RDONLY or flags & os.O_TRUNC):
+        if is_dir and (acc != os.O_RDONLY or flags & (os.O_TRUNC | os.O_CREAT)):
             raise _err(errno.EISDIR, p)
         if not is_dir and flags & getattr(os, "O_DIRECTORY", 0):
             raise _err(errno.ENOTDIR, p)

@@ -21,8 +21,9 @@ BLOCK = 8 << 20  # 16 chunks of the default size: every daemon gets work per req
 
 
 def register(subparsers) -> None:
-    for name, direction in (("cp-in", "local file system into gkfs"), ("cp-out", "gkfs to the local file system")):
-        p = subparsers.add_parser(name, help=f"copy (recursively) from the {direction}")
+    for name, direction in (("cp-in", "stage in: copy from the local file system into gkfs"),
+                            ("cp-out", "stage out: copy from gkfs to the local file system")):
+        p = subparsers.add_parser(name, help=f"{direction} (recursive for directories)")
         p.add_argument("src")
         p.add_argument("dst")
         p.add_argument("--verify", action="store_true", help="read every copied file back and compare SHA-256")

@@ -37,6 +37,7 @@ set(GK_RT_SOURCES
   ${GK_RT_DIR}/src/arch/riscv64/entry.S
   ${GK_RT_DIR}/src/runtime/config.c
   ${GK_RT_DIR}/src/runtime/dispatch.c
+  ${GK_RT_DIR}/src/runtime/eh_targets.c
   ${GK_RT_DIR}/src/runtime/init.c
   ${GK_RT_DIR}/src/runtime/log.c
   ${GK_RT_DIR}/src/runtime/objects.c

@@ -7,6 +7,8 @@
  *   INTERCEPT_LIBS=a,b*            also patch objects whose basename matches
  *   INTERCEPT_SYS_INCLUDE=x,y      only hook these syscalls (names/numbers)
  *   INTERCEPT_SYS_EXCLUDE=x,y      hook all but these (exclusive with above)
+ *   INTERCEPT_LOG_SITES=1          log every ecall site's patch, not only
+ *                                  the ones left alone (tests, reports)
  */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -106,6 +108,8 @@ gk_config_load(void)
 	gk_cfg.reuse_rela = !(f && strcmp(f, "0") == 0);
 	f = getenv("INTERCEPT_FORCE_GATEWAY");
 	gk_cfg.force_gateway = f && *f && strcmp(f, "0") != 0;
+	f = getenv("INTERCEPT_LOG_SITES");
+	gk_cfg.log_sites = f && *f && strcmp(f, "0") != 0;
 	if (inc && *inc && exc && *exc) {
 		err_line("INTERCEPT_SYS_INCLUDE and INTERCEPT_SYS_EXCLUDE are "
 		         "mutually exclusive; nothing is intercepted", NULL, 0);

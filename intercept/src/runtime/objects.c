@@ -206,15 +206,32 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Addends of R_RISCV_RELATIVE (jump tables, function pointers) and
+ * R_RISCV_IRELATIVE (ifunc resolvers) in one relocation table. */
+static size_t
+rela_targets(const struct gk_object *o, const ElfW(Rela) *rela, size_t bytes,
+             uint64_t lo, uint64_t hi, uint64_t *out, size_t n, size_t max)
+{
+	for (size_t i = 0; rela && i < bytes / sizeof(*rela) && n < max; i++) {
+		uint64_t v = o->base + rela[i].r_addend;
+		unsigned t = ELF64_R_TYPE(rela[i].r_info);
+		if ((t == R_RISCV_RELATIVE || t == R_RISCV_IRELATIVE) &&
+		    v >= lo && v < hi)
+			out[n++] = v;
+	}
+	return n;
+}
+
 size_t
 gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
-                  uint64_t *out, size_t max)
+                  uint64_t *out, size_t max, int *pads_unknown)
 {
 	const ElfW(Dyn) *d = o->dyn;
 	const ElfW(Sym) *sym = NULL;
-	const ElfW(Rela) *rela = NULL;
+	const ElfW(Rela) *rela = NULL, *jmprel = NULL;
 	const uint32_t *gnu = NULL, *sysv = NULL;
-	size_t relasz = 0, nsym = 0, n = 0, k = 0;
+	size_t relasz = 0, pltrelsz = 0, nsym = 0, n = 0, k = 0;
+	long pads;
 
 	if (!d)
 		return 0;
@@ -225,6 +242,8 @@ gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
 		case DT_HASH: sysv = (const void *)dptr(o, d->d_un.d_ptr); break;
 		case DT_RELA: rela = (const void *)dptr(o, d->d_un.d_ptr); break;
 		case DT_RELASZ: relasz = d->d_un.d_val; break;
+		case DT_JMPREL: jmprel = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_PLTRELSZ: pltrelsz = d->d_un.d_val; break;
 		}
 	}
 	if (gnu)
@@ -239,12 +258,12 @@ gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
 		    v >= lo && v < hi)
 			out[n++] = v;
 	}
-	for (size_t i = 0; rela && i < relasz / sizeof(*rela) && n < max; i++) {
-		uint64_t v = o->base + rela[i].r_addend;
-		if (ELF64_R_TYPE(rela[i].r_info) == R_RISCV_RELATIVE &&
-		    v >= lo && v < hi)
-			out[n++] = v;
-	}
+	n = rela_targets(o, rela, relasz, lo, hi, out, n, max);
+	n = rela_targets(o, jmprel, pltrelsz, lo, hi, out, n, max);
+	pads = gk_object_landing_pads(o, lo, hi, out + n, max - n);
+	*pads_unknown = pads < 0;
+	if (pads > 0)
+		n += (size_t)pads;
 	qsort(out, n, sizeof(*out), cmp_u64);
 	for (size_t i = 0; i < n; i++)
 		if (k == 0 || out[k - 1] != out[i])

@@ -36,7 +36,8 @@ struct pending {
 
 struct obj_stats {
 	unsigned long found, kind[4], reason[8], emit_failed, insns, targets;
-	unsigned long clone_not_jal;
+	unsigned long clone_not_jal, gw_refused;
+	int pads_unknown;          /* unwind tables unreadable: no gateways */
 };
 
 static struct pending *pend;
@@ -118,6 +119,10 @@ log_stats(const struct gk_object *o, const struct obj_stats *s)
 		gk_buf_str(&b, "=");
 		gk_buf_dec(&b, (long)s->reason[r]);
 	}
+	if (s->gw_refused) {
+		gk_buf_str(&b, " gateway_refused_unwind_tables=");
+		gk_buf_dec(&b, (long)s->gw_refused);
+	}
 	if (s->clone_not_jal) {
 		gk_buf_str(&b, " clone_site_needs_jal=");
 		gk_buf_dec(&b, (long)s->clone_not_jal);
@@ -133,8 +138,44 @@ log_stats(const struct gk_object *o, const struct obj_stats *s)
 	gk_log_buf(&b);
 }
 
+/* One line per site: every site left alone (with INTERCEPT_LOG), and
+ * every patched one too with INTERCEPT_LOG_SITES=1.  Addresses are link
+ * addresses (load bias removed), as `gkfs-ctl patch-report` prints them:
+ *   site <object>+0x<ecall>: jal
+ *   site <object>+0x<ecall>: gateway window +0x<start> <len>
+ *   site <object>+0x<ecall>: left <reason number> <reason> */
 static void
-plan_site(const struct gk_text *t, struct gk_site *site, struct obj_stats *st)
+log_site(const struct gk_object *o, const struct gk_site *s, const char *left)
+{
+	struct gk_buf b = {.n = 0};
+
+	if (!gk_log_enabled() || (!left && !gk_cfg.log_sites))
+		return;
+	gk_buf_str(&b, "site ");
+	gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
+	gk_buf_str(&b, "+");
+	gk_buf_hex(&b, s->ecall - o->base);
+	gk_buf_str(&b, ": ");
+	if (left) {
+		gk_buf_str(&b, "left ");
+		gk_buf_dec(&b, s->kind == GK_PATCH_NONE ? s->reason : 0);
+		gk_buf_str(&b, " ");
+		gk_buf_str(&b, left);
+	} else {
+		gk_buf_str(&b, gk_patch_kind_name(s->kind));
+		if (s->kind != GK_PATCH_JAL) {
+			gk_buf_str(&b, " window +");
+			gk_buf_hex(&b, s->win_start - o->base);
+			gk_buf_str(&b, " ");
+			gk_buf_dec(&b, s->win_len);
+		}
+	}
+	gk_log_buf(&b);
+}
+
+static void
+plan_site(const struct gk_object *o, const struct gk_text *t,
+          struct gk_site *site, struct obj_stats *st)
 {
 	uint8_t tramp_bytes[GK_TRAMP_MAX];
 	uint64_t tramp;
@@ -161,11 +202,18 @@ plan_site(const struct gk_text *t, struct gk_site *site, struct obj_stats *st)
 		goto left;
 	if (site->kind != GK_PATCH_JAL && is_clone_site(site)) {
 		st->clone_not_jal++;
+		log_site(o, site, "clone_site_needs_jal");
+		return;
+	}
+	if (site->kind == GK_PATCH_GATEWAY && st->pads_unknown) {
+		st->gw_refused++;
+		log_site(o, site, "gateway_refused_unwind_tables");
 		return;
 	}
 	if (site->win_len > PEND_BYTES || site->tramp_len > GK_TRAMP_MAX ||
 	    npend >= MAX_SITES) {
 		st->emit_failed++;
+		log_site(o, site, "emit_failed");
 		return;
 	}
 	p = &pend[npend];
@@ -173,6 +221,7 @@ plan_site(const struct gk_text *t, struct gk_site *site, struct obj_stats *st)
 	                 p->bytes, tramp_bytes) != 0 ||
 	    gk_tramp_write(tramp, tramp_bytes, site->tramp_len) != 0) {
 		st->emit_failed++;
+		log_site(o, site, "emit_failed");
 		return;
 	}
 	gk_tramp_commit(tramp, site->tramp_len);
@@ -185,9 +234,13 @@ plan_site(const struct gk_text *t, struct gk_site *site, struct obj_stats *st)
 	p->len = site->win_len;
 	npend++;
 	st->kind[site->kind]++;
+	log_site(o, site, NULL);
 	return;
 left:
 	st->reason[site->reason < 8 ? site->reason : 0]++;
+	/* filtered sites are the user's choice: listed only on request */
+	if (site->reason != GK_FILTERED || gk_cfg.log_sites)
+		log_site(o, site, gk_reason_name(site->reason));
 }
 
 static void
@@ -210,7 +263,7 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *targets)
 	/* All targets first, over every text range: reading them touches
 	 * DT_RELA, which may afterwards hold trampolines. */
 	nt = gk_object_targets(o, o->text[0].start, o->text[o->ntext - 1].end,
-	                       targets, MAX_TARGETS);
+	                       targets, MAX_TARGETS, &st.pads_unknown);
 	if (gk_cfg.reuse_rela && gk_object_rela(o, &rs, &re) == 0)
 		gk_tramp_add_tail(rs, re);
 	for (int i = 0; i < o->ntext; i++) {
@@ -228,7 +281,7 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *targets)
 			continue;
 		st.found += (unsigned long)n;
 		for (long k = 0; k < n; k++)
-			plan_site(&t, &sites[k], &st);
+			plan_site(o, &t, &sites[k], &st);
 	}
 	log_stats(o, &st);
 }

@@ -22,6 +22,7 @@ struct gk_config {
 	int allowed;               /* INTERCEPT_HOOK_CMDLINE_FILTER matched */
 	int reuse_rela;            /* INTERCEPT_REUSE_RELA (default 1) */
 	int force_gateway;         /* INTERCEPT_FORCE_GATEWAY (testing) */
+	int log_sites;             /* INTERCEPT_LOG_SITES: log every site */
 	int all_objs;              /* INTERCEPT_ALL_OBJS */
 	int sys_filter;            /* 0 none, 1 include list, -1 exclude list */
 	uint8_t sys_bits[GK_MAX_SYSNO / 8]; /* the listed syscall numbers */
@@ -77,9 +78,15 @@ struct gk_object {
 int gk_objects_find(struct gk_object *objs, int max);
 int gk_object_text(struct gk_object *o, const char **why);
 int gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end);
-/* Symbol starts and R_RISCV_RELATIVE addends inside [lo, hi): */
+/* Jump targets the code does not show, inside [lo, hi), sorted, unique:
+ * .dynsym function starts, R_RISCV_RELATIVE/IRELATIVE addends, landing
+ * pads.  *pads_unknown = 1 if the unwind tables could not be read (then
+ * gateway windows, which could swallow a landing pad, are refused). */
 size_t gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
-                         uint64_t *out, size_t max);
+                         uint64_t *out, size_t max, int *pads_unknown);
+/* Landing pads from PT_GNU_EH_FRAME (eh_targets.c): count or -1. */
+long gk_object_landing_pads(const struct gk_object *o, uint64_t lo,
+                            uint64_t hi, uint64_t *out, size_t max);
 
 /* --- trampoline memory (tramp_mem.c) ------------------------------------ */
 void gk_tramp_init(void);

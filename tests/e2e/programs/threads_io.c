@@ -23,7 +23,7 @@ static const char *dir, *local;
 static size_t block;
 static int nthreads;
 
-struct job { int id; int failed; char msg[512]; };
+struct job { int id; int failed; char msg[6144]; };
 
 static unsigned char pattern(int writer, size_t i)
 {

@@ -1,0 +1,194 @@
+/*
+ * config.c - environment variables and the hosts file.  Runs in the
+ * constructor, so it uses raw system calls only for the file (nothing of
+ * ours is intercepted yet, but keep it obviously safe) and plain libc for
+ * strings.  Processes that never touch gkfs pay one small file read.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "libsyscall_intercept_hook_point.h"
+#include "config.h"
+#include "log.h"
+
+struct gkc_config gkc_cfg;
+static char hosts_mount[GK_PATH_MAX];
+
+static void
+set_mount(const char *m)
+{
+	size_t n = strlen(m);
+
+	while (n > 1 && m[n - 1] == '/')
+		n--;
+	if (n == 0 || m[0] != '/' || n >= sizeof(gkc_cfg.mount) ||
+	    (n == 1 && m[0] == '/')) {
+		/* "/" as a mount prefix would capture every path: refuse */
+		m = "/gkfs";
+		n = 5;
+	}
+	memcpy(gkc_cfg.mount, m, n);
+	gkc_cfg.mount[n] = '\0';
+	gkc_cfg.mount_len = n;
+}
+
+static void
+default_hosts_file(char *out, size_t size)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+
+	if (xdg && *xdg)
+		snprintf(out, size, "%s/gkfs/hosts", xdg);
+	else
+		snprintf(out, size, "/tmp/gkfs-%ld/hosts",
+		         syscall_no_intercept(SYS_getuid));
+}
+
+static int
+cmp_host(const void *a, const void *b)
+{
+	const struct gkc_host *x = a, *y = b;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Reads the whole file with raw calls; returns malloc'd text or NULL. */
+static char *
+slurp(const char *path, int *err)
+{
+	long fd = syscall_no_intercept(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	size_t cap = 4096, len = 0;
+	char *buf;
+
+	if (fd < 0) {
+		*err = (int)-fd;
+		return NULL;
+	}
+	buf = malloc(cap + 1);
+	for (;;) {
+		if (!buf)
+			break;
+		if (len == cap) {
+			char *nb = realloc(buf, cap * 2 + 1);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		long r = syscall_no_intercept(SYS_read, fd, buf + len, cap - len);
+		if (r < 0) {
+			free(buf);
+			buf = NULL;
+			*err = (int)-r;
+			break;
+		}
+		if (r == 0)
+			break;
+		len += r;
+	}
+	syscall_no_intercept(SYS_close, fd);
+	if (buf)
+		buf[len] = '\0';
+	else if (!*err)
+		*err = ENOMEM;
+	return buf;
+}
+
+int
+gkc_config_reload_hosts(void)
+{
+	int err = 0;
+	char *text = slurp(gkc_cfg.hosts_file, &err);
+	struct gkc_host *hosts = NULL;
+	unsigned n = 0, cap = 0;
+
+	if (!text) {
+		gkc_cfg.hosts_errno = err ? err : EIO;
+		return -gkc_cfg.hosts_errno;
+	}
+	hosts_mount[0] = '\0';
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		while (*line == ' ' || *line == '\t' || *line == '\r')
+			line++;
+		if (!*line || *line == '#')
+			continue;
+		char *f[5] = {0};
+		int nf = 0;
+		for (char *s = line; nf < 5 && *s;) {
+			while (*s == ' ' || *s == '\t' || *s == '\r')
+				*s++ = '\0';
+			if (!*s)
+				break;
+			f[nf++] = s;
+			while (*s && *s != ' ' && *s != '\t' && *s != '\r')
+				s++;
+		}
+		if (nf < 2 || strlen(f[1]) >= sizeof(hosts->address))
+			continue;   /* hostsfile.py refuses such a file; skip the line */
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct gkc_host *nh = realloc(hosts, cap * sizeof(*hosts));
+			if (!nh)
+				break;
+			hosts = nh;
+		}
+		hosts[n].id = strtoull(f[0], NULL, 10);
+		strcpy(hosts[n].address, f[1]);
+		if (nf >= 5 && !hosts_mount[0] && strlen(f[4]) < sizeof(hosts_mount))
+			strcpy(hosts_mount, f[4]);
+		n++;
+	}
+	free(text);
+	if (!n) {
+		free(hosts);
+		gkc_cfg.hosts_errno = ENOENT;   /* no daemon registered */
+		return -ENOENT;
+	}
+	qsort(hosts, n, sizeof(*hosts), cmp_host);
+	free(gkc_cfg.hosts);
+	gkc_cfg.hosts = hosts;
+	gkc_cfg.n_hosts = n;
+	gkc_cfg.hosts_errno = 0;
+	return 0;
+}
+
+void
+gkc_config_load(void)
+{
+	const char *hf = getenv("LIBGKFS_HOSTS_FILE");
+	const char *mount = getenv("LIBGKFS_MOUNT");
+	const char *t_ms = getenv("LIBGKFS_RPC_TIMEOUT_MS");
+	const char *t_s = getenv("LIBGKFS_RPC_TIMEOUT");
+
+	if (hf && *hf)
+		snprintf(gkc_cfg.hosts_file, sizeof(gkc_cfg.hosts_file), "%s", hf);
+	else
+		default_hosts_file(gkc_cfg.hosts_file, sizeof(gkc_cfg.hosts_file));
+
+	gkc_cfg.timeout_ms = 10000;
+	if (t_ms && *t_ms && atoi(t_ms) > 0)
+		gkc_cfg.timeout_ms = atoi(t_ms);
+	else if (t_s && *t_s && strtod(t_s, NULL) > 0)
+		gkc_cfg.timeout_ms = (int)(strtod(t_s, NULL) * 1000.0 + 0.5);
+
+	gkc_config_reload_hosts();
+	if (mount && *mount)
+		set_mount(mount);
+	else if (hosts_mount[0])
+		set_mount(hosts_mount);
+	else
+		set_mount("/gkfs");
+	GKC_LOG(GKC_INFO, "config: hosts file %s (%u daemons%s), mount %s, timeout %d ms",
+	        gkc_cfg.hosts_file, gkc_cfg.n_hosts,
+	        gkc_cfg.hosts_errno ? ", unusable" : "", gkc_cfg.mount,
+	        gkc_cfg.timeout_ms);
+}

@@ -1,0 +1,45 @@
+/*
+ * config.h - the client's configuration, from the environment and the
+ * hosts file (docs/protocol.md section 6).
+ *
+ *   LIBGKFS_HOSTS_FILE     hosts file; else $XDG_RUNTIME_DIR/gkfs/hosts,
+ *                          else /tmp/gkfs-<uid>/hosts (as hostsfile.py)
+ *   LIBGKFS_MOUNT          mount prefix; else the daemons' recorded mount,
+ *                          else /gkfs
+ *   LIBGKFS_RPC_TIMEOUT_MS bound on every wait for a daemon (default 10000);
+ *                          LIBGKFS_RPC_TIMEOUT (seconds, the Python client's
+ *                          variable) is read when the _MS one is unset
+ *   LIBGKFS_LOG, LIBGKFS_LOG_OUTPUT: see log.h
+ */
+#ifndef GKFS_CLIENT_CONFIG_H
+#define GKFS_CLIENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GK_PATH_MAX 4096        /* protocol limit on a path, bytes */
+#define GK_NAME_MAX 255
+
+struct gkc_host {
+	uint64_t id;
+	char address[256];
+};
+
+struct gkc_config {
+	char hosts_file[GK_PATH_MAX];
+	char mount[GK_PATH_MAX];   /* canonical, no trailing '/', never "/" */
+	size_t mount_len;
+	struct gkc_host *hosts;    /* ordered by ascending id */
+	unsigned n_hosts;
+	int hosts_errno;           /* why the hosts file could not be used */
+	int timeout_ms;
+};
+
+extern struct gkc_config gkc_cfg;
+
+/* Called from the constructor: environment and hosts file (raw calls). */
+void gkc_config_load(void);
+/* Reads the hosts file again (a cluster started after this process). */
+int gkc_config_reload_hosts(void);
+
+#endif

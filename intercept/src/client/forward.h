@@ -1,0 +1,63 @@
+/*
+ * forward.h - one function per protocol operation (docs/protocol.md 4.3),
+ * placing each request on the right daemon(s) (4.2).  Paths are canonical
+ * gkfs paths.  Return 0 or -errno.
+ */
+#ifndef GKFS_CLIENT_FORWARD_H
+#define GKFS_CLIENT_FORWARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+int gk_fwd_stat(const char *path, struct gk_record *r);
+/* Stat of the parent and create, in one round trip (the daemon does not
+ * check the parent).  *created tells whether the record is new. */
+int gk_fwd_create(const char *path, uint32_t mode, int exclusive,
+                  struct gk_record *r, int *created);
+/* rmdir: -1 any type, 0 not a directory, 1 a directory. data_key may be NULL */
+int gk_fwd_remove(const char *path, int rmdir, const char *data_key,
+                  struct gk_record *removed);
+int gk_fwd_update_size(const char *path, uint64_t offset, uint64_t count,
+                       int append, uint64_t *write_at);
+int gk_fwd_truncate(const char *path, uint64_t size, struct gk_record *r);
+/* 1 if some daemon holds a child of path, 0 if none, -errno. */
+int gk_fwd_has_children(const char *path);
+
+struct gk_dirent {
+	char *name;
+	uint32_t mode;
+	uint64_t size;
+};
+/* Every child of path, merged from all daemons, sorted by name bytes.
+ * *out is malloc'd (names too): free with gk_dirents_free. */
+int gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *n);
+void gk_dirents_free(struct gk_dirent *e, size_t n);
+
+ssize_t gk_fwd_write(const char *data_key, const void *buf, uint64_t offset,
+                     uint64_t count);
+/* Reads [offset, offset+count) of a file of size file_size (count already
+ * clamped to EOF); holes read as zeros. */
+ssize_t gk_fwd_read(const char *data_key, void *buf, uint64_t offset,
+                    uint64_t count, uint64_t file_size);
+int gk_fwd_remove_chunks(const char *data_key);
+int gk_fwd_truncate_chunks(const char *data_key, uint64_t size);
+int gk_fwd_fsync(const char *data_key);
+
+struct gk_fsstat {
+	uint64_t total_bytes, free_bytes, avail_bytes, files, name_max, chunk_size;
+};
+int gk_fwd_statfs(struct gk_fsstat *out);
+
+/* replaced->mode == 0 when nothing was replaced. */
+int gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced);
+int gk_fwd_insert(const char *path, const struct gk_record *rec, int replace,
+                  struct gk_record *replaced);
+int gk_fwd_symlink(const char *path, const char *target);
+int gk_fwd_readlink(const char *path, char *buf, size_t size);
+/* UINT64_MAX = leave unchanged */
+int gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns);
+
+#endif

@@ -1,0 +1,492 @@
+/*
+ * rpc.c - ZeroMQ transport (docs/protocol.md section 1, 2).
+ *
+ * Sockets are per thread (ZeroMQ sockets are not thread-safe, and a lock
+ * around them would serialise every thread's I/O); they are created at the
+ * thread's first request and closed by a pthread key destructor when it
+ * exits.  A forked child gets a new context and new sockets: the parent's
+ * belong to I/O threads that do not exist in the child, so they are
+ * abandoned, never touched.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "libsyscall_intercept_hook_point.h"
+#include "config.h"
+#include "log.h"
+#include "proto.h"
+#include "rpc.h"
+
+/* --- libzmq, loaded on demand --------------------------------------------- */
+/* Constants from zmq.h (stable ABI since 3.x); we do not include zmq.h so the
+ * library is not a link-time dependency. */
+#define Z_DEALER 5
+#define Z_LINGER 17
+#define Z_SNDTIMEO 28
+#define Z_RCVTIMEO 27
+#define Z_SNDMORE 2
+#define Z_DONTWAIT 1
+#define Z_POLLIN 1
+#define Z_RCVMORE 13
+
+typedef struct { unsigned char _[64]; } __attribute__((aligned(8))) z_msg_t;
+typedef struct { void *socket; int fd; short events; short revents; } z_pollitem_t;
+
+static struct {
+	void *(*ctx_new)(void);
+	void *(*socket)(void *, int);
+	int (*close)(void *);
+	int (*connect)(void *, const char *);
+	int (*setsockopt)(void *, int, const void *, size_t);
+	int (*send)(void *, const void *, size_t, int);
+	int (*msg_init)(z_msg_t *);
+	int (*msg_recv)(z_msg_t *, void *, int);
+	int (*msg_close)(z_msg_t *);
+	void *(*msg_data)(z_msg_t *);
+	size_t (*msg_size)(const z_msg_t *);
+	int (*msg_more)(const z_msg_t *);
+	int (*poll)(z_pollitem_t *, int, long);
+	int (*errno_)(void);
+	const char *(*strerror)(int);
+} z;
+
+static int z_loaded;   /* 1 ok, -1 failed */
+
+static int
+load_zmq(void)
+{
+	void *h;
+
+	if (z_loaded)
+		return z_loaded > 0 ? 0 : -1;
+	h = dlopen("libzmq.so.5", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		static int warned;
+		gkc_warn_once(&warned, "cannot load libzmq.so.5: %s", dlerror());
+		z_loaded = -1;
+		return -1;
+	}
+#define SYM(field, name) \
+	if (!(*(void **)&z.field = dlsym(h, name))) { z_loaded = -1; return -1; }
+	SYM(ctx_new, "zmq_ctx_new");
+	SYM(socket, "zmq_socket");
+	SYM(close, "zmq_close");
+	SYM(connect, "zmq_connect");
+	SYM(setsockopt, "zmq_setsockopt");
+	SYM(send, "zmq_send");
+	SYM(msg_init, "zmq_msg_init");
+	SYM(msg_recv, "zmq_msg_recv");
+	SYM(msg_close, "zmq_msg_close");
+	SYM(msg_data, "zmq_msg_data");
+	SYM(msg_size, "zmq_msg_size");
+	SYM(msg_more, "zmq_msg_more");
+	SYM(poll, "zmq_poll");
+	SYM(errno_, "zmq_errno");
+	SYM(strerror, "zmq_strerror");
+#undef SYM
+	z_loaded = 1;
+	return 0;
+}
+
+/* --- process and thread state --------------------------------------------- */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *z_ctx;
+static unsigned long rpc_gen = 1;       /* bumped in a forked child */
+static int ready_errno = -1;            /* -1 not tried, 0 ok, else errno */
+static pthread_key_t conn_key;
+static int conn_key_made;
+uint64_t gk_chunk_size;
+
+struct conn {
+	unsigned long gen;
+	unsigned n;
+	uint64_t next_id;
+	void *sock[];
+};
+
+static __thread struct conn *tls_conn __attribute__((tls_model("initial-exec")));
+
+static void
+close_conn(struct conn *c)
+{
+	if (!c)
+		return;
+	if (c->gen == rpc_gen)
+		for (unsigned i = 0; i < c->n; i++)
+			if (c->sock[i])
+				z.close(c->sock[i]);
+	free(c);   /* another generation's sockets are abandoned, not closed */
+}
+
+static void
+conn_destructor(void *p)
+{
+	close_conn(p);
+}
+
+static void *
+open_socket(unsigned i)
+{
+	void *s = z.socket(z_ctx, Z_DEALER);
+	int zero = 0, t = gkc_cfg.timeout_ms;
+
+	if (!s)
+		return NULL;
+	z.setsockopt(s, Z_LINGER, &zero, sizeof(zero));
+	z.setsockopt(s, Z_SNDTIMEO, &t, sizeof(t));
+	if (z.connect(s, gkc_cfg.hosts[i].address) != 0) {
+		GKC_LOG(GKC_ERR, "connect %s: %s", gkc_cfg.hosts[i].address,
+		        z.strerror(z.errno_()));
+		z.close(s);
+		return NULL;
+	}
+	return s;
+}
+
+static struct conn *
+get_conn(void)
+{
+	struct conn *c = tls_conn;
+
+	if (c && c->gen == rpc_gen && c->n == gkc_cfg.n_hosts)
+		return c;
+	if (c)
+		close_conn(c);
+	c = calloc(1, sizeof(*c) + gkc_cfg.n_hosts * sizeof(void *));
+	if (!c)
+		return NULL;
+	c->gen = rpc_gen;
+	c->n = gkc_cfg.n_hosts;
+	c->next_id = 1;
+	tls_conn = c;
+	if (conn_key_made)
+		pthread_setspecific(conn_key, c);
+	return c;
+}
+
+void
+gk_rpc_after_fork(void)
+{
+	/* Runs in the child: forget the parent's context and sockets. */
+	rpc_gen++;
+	z_ctx = NULL;
+	tls_conn = NULL;   /* this thread's; it is the only one in the child */
+	pthread_mutex_init(&init_lock, NULL);
+	if (ready_errno == 0)
+		ready_errno = -2;     /* connect again, chunk size is known */
+}
+
+/* --- calls ------------------------------------------------------------------ */
+enum { C_NEW, C_SENT, C_DONE };
+
+msgpack_packer *
+gk_call_args(struct gk_call *c, unsigned target, const char *op, uint32_t n)
+{
+	static __thread msgpack_packer pk __attribute__((tls_model("initial-exec")));
+
+	memset(c, 0, sizeof(*c));
+	c->target = target;
+	c->op = op;
+	msgpack_sbuffer_init(&c->args);
+	msgpack_packer_init(&pk, &c->args, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, n);
+	return &pk;
+}
+
+void
+gk_call_done(struct gk_call *c)
+{
+	msgpack_sbuffer_destroy(&c->args);
+	if (c->state == C_DONE && c->result)
+		msgpack_unpacked_destroy(&c->reply);
+	c->result = NULL;
+	c->state = C_NEW;
+}
+
+void
+gk_calls_done(struct gk_call *c, int n)
+{
+	for (int i = 0; i < n; i++)
+		gk_call_done(&c[i]);
+}
+
+static long
+now_ms(void)
+{
+	struct timespec ts;
+	syscall_no_intercept(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static int
+send_call(struct conn *cn, struct gk_call *c)
+{
+	msgpack_sbuffer h;
+	msgpack_packer pk;
+	void *s = cn->sock[c->target];
+	int rc;
+
+	if (!s)
+		s = cn->sock[c->target] = open_socket(c->target);
+	if (!s)
+		return -EIO;
+	c->id = cn->next_id++;
+	msgpack_sbuffer_init(&h);
+	msgpack_packer_init(&pk, &h, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, c->args.size ? 4 : 3);
+	gk_pk_kv_u64(&pk, "v", GK_PROTOCOL_VERSION);
+	gk_pk_kv_str(&pk, "op", c->op);
+	gk_pk_kv_u64(&pk, "id", c->id);
+	if (c->args.size) {
+		gk_pk_str(&pk, "args");
+		msgpack_sbuffer_write(&h, c->args.data, c->args.size);
+	}
+	rc = z.send(s, h.data, h.size, c->ntx ? Z_SNDMORE : 0);
+	msgpack_sbuffer_destroy(&h);
+	for (int i = 0; rc >= 0 && i < c->ntx; i++)
+		rc = z.send(s, c->tx[i].iov_base, c->tx[i].iov_len,
+		            i + 1 < c->ntx ? Z_SNDMORE : 0);
+	if (rc < 0) {
+		GKC_LOG(GKC_ERR, "send %s to %s: %s", c->op,
+		        gkc_cfg.hosts[c->target].address, z.strerror(z.errno_()));
+		return -EIO;
+	}
+	c->state = C_SENT;
+	return 0;
+}
+
+/* Reads one whole message from socket i and files it under its call. */
+static void
+receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
+{
+	z_msg_t m;
+	struct gk_call *c = NULL;
+	int frame = 0, more = 1;
+	msgpack_unpacked up;
+	int have_up = 0;
+
+	while (more) {
+		z.msg_init(&m);
+		if (z.msg_recv(&m, cn->sock[target], Z_DONTWAIT) < 0) {
+			z.msg_close(&m);
+			break;
+		}
+		more = z.msg_more(&m);
+		const char *p = z.msg_data(&m);
+		size_t len = z.msg_size(&m);
+		if (frame == 0) {
+			size_t off = 0;
+			msgpack_unpacked_init(&up);
+			have_up = 1;
+			if (msgpack_unpack_next(&up, p, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+				uint64_t id = gk_mp_u64(&up.data, "id", 0);
+				for (int i = 0; i < n; i++)
+					if (calls[i].state == C_SENT && calls[i].target == target &&
+					    calls[i].id == id)
+						c = &calls[i];
+			}
+			if (c) {
+				uint64_t v = gk_mp_u64(&up.data, "v", 0);
+				c->reply = up;
+				have_up = 0;
+				c->state = C_DONE;
+				c->result = gk_mp_get(&up.data, "result");
+				c->status = (int)gk_mp_u64(&up.data, "status", EIO);
+				if (v != GK_PROTOCOL_VERSION) {
+					GKC_LOG(GKC_ERR, "client speaks protocol %d, daemon speaks %lu",
+					        GK_PROTOCOL_VERSION, (unsigned long)v);
+					c->status = EPROTO;
+				}
+				if (c->status && gkc_log_level >= GKC_DEBUG) {
+					char msg[256];
+					gk_mp_str(&up.data, "msg", msg, sizeof(msg));
+					gkc_log(GKC_DEBUG, "%s on %s: errno %d (%s)", c->op,
+					        gkc_cfg.hosts[target].address, c->status, msg);
+				}
+				if (!c->result) {
+					static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
+					c->result = &empty;
+				}
+			}
+		} else if (c && frame - 1 < c->nrx) {
+			struct iovec *d = &c->rx[frame - 1];
+			size_t k = len < d->iov_len ? len : d->iov_len;
+			memcpy(d->iov_base, p, k);
+			if (c->rx_len)
+				c->rx_len[frame - 1] = k;
+		}
+		z.msg_close(&m);
+		frame++;
+	}
+	if (have_up)
+		msgpack_unpacked_destroy(&up);   /* a stale reply: dropped */
+}
+
+static void
+reset_socket(struct conn *cn, unsigned i)
+{
+	/* Requests still queued for a daemon that did not answer must never
+	 * reach it later (a late write): drop the socket (linger 0). */
+	if (cn->sock[i]) {
+		z.close(cn->sock[i]);
+		cn->sock[i] = NULL;
+	}
+}
+
+int
+gk_rpc_run(struct gk_call *calls, int n)
+{
+	struct conn *cn;
+	z_pollitem_t items[64];
+	unsigned idx[64];
+	int pending = 0, rc = 0;
+	long deadline;
+
+	if (gk_rpc_ready() != 0)
+		rc = -EIO;
+	cn = rc ? NULL : get_conn();
+	if (!cn)
+		rc = -EIO;
+	for (int i = 0; i < n && !rc; i++) {
+		calls[i].status = EIO;
+		if (calls[i].target >= cn->n) {
+			calls[i].state = C_DONE;
+			continue;
+		}
+		if (send_call(cn, &calls[i]) == 0)
+			pending++;
+		else
+			reset_socket(cn, calls[i].target);
+	}
+	if (rc) {
+		for (int i = 0; i < n; i++)
+			calls[i].status = EIO;
+		return rc;
+	}
+	deadline = now_ms() + gkc_cfg.timeout_ms;
+	while (pending) {
+		int ni = 0;
+		for (unsigned t = 0; t < cn->n && ni < 64; t++) {
+			for (int i = 0; i < n; i++)
+				if (calls[i].state == C_SENT && calls[i].target == t) {
+					items[ni] = (z_pollitem_t){cn->sock[t], 0, Z_POLLIN, 0};
+					idx[ni++] = t;
+					break;
+				}
+		}
+		long left = deadline - now_ms();
+		if (left <= 0)
+			break;
+		int r = z.poll(items, ni, left);
+		if (r < 0) {
+			if (z.errno_() == EINTR)
+				continue;
+			break;
+		}
+		for (int k = 0; k < ni; k++)
+			if (items[k].revents & Z_POLLIN)
+				receive_one(cn, idx[k], calls, n);
+		pending = 0;
+		for (int i = 0; i < n; i++)
+			pending += calls[i].state == C_SENT;
+	}
+	if (pending) {
+		for (int i = 0; i < n; i++)
+			if (calls[i].state == C_SENT) {
+				GKC_LOG(GKC_ERR, "%s: no answer from %s within %d ms", calls[i].op,
+				        gkc_cfg.hosts[calls[i].target].address, gkc_cfg.timeout_ms);
+				calls[i].status = EIO;
+				calls[i].state = C_NEW;
+				reset_socket(cn, calls[i].target);
+			}
+		rc = -EIO;
+	}
+	return rc;
+}
+
+/* --- first use ---------------------------------------------------------------- */
+static int
+handshake(void)
+{
+	unsigned n = gkc_cfg.n_hosts;
+	struct gk_call *calls = calloc(n, sizeof(*calls));
+	uint64_t cs = 0;
+	int err = 0;
+
+	if (!calls)
+		return ENOMEM;
+	for (unsigned i = 0; i < n; i++)
+		gk_call_args(&calls[i], i, "ping", 0);
+	ready_errno = 0;        /* let gk_rpc_run through */
+	gk_rpc_run(calls, n);
+	for (unsigned i = 0; i < n && !err; i++) {
+		if (calls[i].status) {
+			err = calls[i].status == EPROTO ? EPROTO : EIO;
+			break;
+		}
+		uint64_t c = gk_mp_u64(calls[i].result, "chunk_size", 0);
+		if (!c || (cs && c != cs))
+			err = EINVAL;
+		cs = c;
+	}
+	gk_calls_done(calls, n);
+	free(calls);
+	if (!err)
+		gk_chunk_size = cs;
+	return err;
+}
+
+int
+gk_rpc_ready(void)
+{
+	int err;
+
+	if (__atomic_load_n(&ready_errno, __ATOMIC_ACQUIRE) == 0)
+		return 0;
+	pthread_mutex_lock(&init_lock);
+	if (ready_errno == 0) {
+		pthread_mutex_unlock(&init_lock);
+		return 0;
+	}
+	if (ready_errno == -2) {   /* forked child: new context only */
+		z_ctx = z.ctx_new();
+		ready_errno = z_ctx ? 0 : EIO;
+		err = ready_errno;
+		pthread_mutex_unlock(&init_lock);
+		return -err;
+	}
+	err = 0;
+	if (!gkc_cfg.n_hosts && gkc_config_reload_hosts() != 0) {
+		static int warned;
+		gkc_warn_once(&warned, "no usable gkfs hosts file at %s (%s): start a cluster "
+		              "with 'gkfs-ctl cluster start -n 3' or set LIBGKFS_HOSTS_FILE",
+		              gkc_cfg.hosts_file, strerror(gkc_cfg.hosts_errno));
+		err = EIO;
+	}
+	if (!err && load_zmq() != 0)
+		err = EIO;
+	if (!err && !conn_key_made) {
+		pthread_key_create(&conn_key, conn_destructor);
+		conn_key_made = 1;
+	}
+	if (!err && !z_ctx && !(z_ctx = z.ctx_new()))
+		err = EIO;
+	if (!err) {
+		err = handshake();
+		if (err) {
+			static int warned;
+			gkc_warn_once(&warned, "gkfs daemons of %s do not answer properly "
+			              "(errno %d): file system calls under %s fail with EIO",
+			              gkc_cfg.hosts_file, err, gkc_cfg.mount);
+		}
+	}
+	/* A failure is not cached for ever: a later call tries again. */
+	ready_errno = err ? -1 : 0;
+	pthread_mutex_unlock(&init_lock);
+	return err ? -EIO : 0;
+}

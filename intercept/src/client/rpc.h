@@ -1,0 +1,55 @@
+/*
+ * rpc.h - the transport: one ZeroMQ DEALER per daemon per thread, requests
+ * to several daemons sent together and their replies polled for together,
+ * matched by request id; every wait bounded by LIBGKFS_RPC_TIMEOUT_MS
+ * (EIO when it runs out, never a hang).
+ *
+ * libzmq is loaded with dlopen the first time a process touches gkfs, so
+ * processes that never do load nothing and start no thread.
+ */
+#ifndef GKFS_CLIENT_RPC_H
+#define GKFS_CLIENT_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include <msgpack.h>
+
+struct gk_call {
+	/* in */
+	unsigned target;            /* host index */
+	const char *op;
+	msgpack_sbuffer args;       /* packed args map (gk_call_args) */
+	const struct iovec *tx;     /* data frames to send */
+	int ntx;
+	struct iovec *rx;           /* where received data frames go */
+	int nrx;
+	/* out */
+	int status;                 /* 0 or a positive errno */
+	size_t *rx_len;             /* bytes received per rx entry (optional) */
+	msgpack_unpacked reply;     /* owns `result` */
+	const msgpack_object *result;
+	/* private */
+	uint64_t id;
+	int state;
+};
+
+/* Starts the args map with n entries; pack the entries with proto.h. */
+msgpack_packer *gk_call_args(struct gk_call *c, unsigned target,
+                             const char *op, uint32_t n_entries);
+/* Sends every call, waits for every reply (or the timeout). Returns 0 when
+ * all were answered (look at each status), -EIO/-ENOTCONN on transport
+ * failure (unanswered calls then have status EIO). */
+int gk_rpc_run(struct gk_call *calls, int n);
+/* Frees what a call holds (args and reply). */
+void gk_call_done(struct gk_call *c);
+void gk_calls_done(struct gk_call *c, int n);
+
+/* Cluster facts learnt at the first use. */
+int gk_rpc_ready(void);                 /* 0, or -errno: cluster unusable */
+extern uint64_t gk_chunk_size;
+
+/* A forked child must never use its parent's ZeroMQ context. */
+void gk_rpc_after_fork(void);
+
+#endif
