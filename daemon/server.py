@@ -75,6 +75,10 @@ def _worker(ctx: zmq.Context, state: DaemonState) -> None:
         sock.close()
 
 
+def _size(msg: list[Any]) -> int:
+    return sum(len(f) for f in msg)
+
+
 def _peek(header: Any) -> dict:
     """The header map, or {} if unreadable: only to classify a request (the
     worker validates it properly)."""
@@ -114,13 +118,18 @@ class Server:
         idle: collections.deque[bytes] = collections.deque()
         heavy: collections.deque[list[Any]] = collections.deque()
         busy = 0
+        heavy_bytes = 0
+        heavy_limit = 4 * self.state.config.max_frame_size
         poller = zmq.Poller()
         poller.register(self.backend, zmq.POLLIN)
         accepting = False
         while True:
             # While stopping, the frontend is still read, but only to answer
             # ESHUTDOWN at once instead of leaving clients to time out.
-            want_front = self.stopping.is_set() or (len(idle) > 0 and len(heavy) < 64)
+            # Waiting heavy requests are bounded in bytes, not only in count,
+            # so a burst of 64 MiB writes cannot exhaust memory.
+            want_front = self.stopping.is_set() or (len(idle) > 0 and len(heavy) < 64
+                                                    and heavy_bytes < heavy_limit)
             if want_front != accepting:
                 if want_front:
                     poller.register(self.frontend, zmq.POLLIN)
@@ -145,11 +154,14 @@ class Server:
                     self._refuse(msg)
                 elif _peek(msg[1]).get("op") in HEAVY_OPS:
                     heavy.append(msg)
+                    heavy_bytes += _size(msg)
                 else:
                     self.backend.send_multipart([idle.popleft(), *msg], copy=False)
                     busy += 1
             while heavy and len(idle) > (reserve if not self.stopping.is_set() else 0):
-                self.backend.send_multipart([idle.popleft(), *heavy.popleft()], copy=False)
+                msg = heavy.popleft()
+                heavy_bytes -= _size(msg)
+                self.backend.send_multipart([idle.popleft(), *msg], copy=False)
                 busy += 1
             with self.state.lock:
                 self.state.inflight = busy + len(heavy)

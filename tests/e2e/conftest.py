@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -66,7 +67,22 @@ def gkdir(gkfs: LocalCluster, request) -> str:
         pytest.fail(f"gkfs already holds {path} (left by an earlier run of this session?)")
     gkfs.client.mkdir(path)
     yield f"{gkfs.mount}{path}"
+    leaked = _host_leak(gkfs.mount)
     gkfs.check_alive()
+    if leaked:
+        pytest.fail(f"the test's programs wrote to the HOST's {gkfs.mount} instead of gkfs "
+                    f"(removed again): {leaked}", pytrace=False)
+
+
+def _host_leak(mount: str) -> list[str]:
+    """Paths a program created on the host under the mount prefix (a hook
+    that let the call through to the kernel); they are removed so the next
+    test starts clean."""
+    if not os.path.lexists(mount):
+        return []
+    found = [mount] + [os.path.join(d, n) for d, ds, fs in os.walk(mount) for n in ds + fs]
+    shutil.rmtree(mount) if os.path.isdir(mount) and not os.path.islink(mount) else os.unlink(mount)
+    return found[:20]
 
 
 @pytest.fixture

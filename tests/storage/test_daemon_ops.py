@@ -269,3 +269,48 @@ def test_daemon_never_orphans_entries_it_holds(cluster):
     conn.call("remove", {"path": "/d/f"})
     conn.call("remove", {"path": "/d", "rmdir": True})
     assert conn.request("create", {"path": "/m", "mode": 1 << 20}).status == errno.EINVAL
+
+
+def test_random_writes_match_a_model(cluster):
+    """Random pwrites across chunk boundaries (4 KiB chunks, 3 daemons) read back like a local model."""
+    from hypothesis import HealthCheck, given, settings, strategies as hs
+
+    from gkfs_client.distribution import chunk_ranges
+
+    cs = 4096
+    c = cluster(n=3, chunk_size=cs)
+    counter = iter(range(10**6))
+
+    def pwrite(path, key, offset, data):
+        for index, off, length in chunk_ranges(offset, len(data), cs):
+            s = index * cs + off - offset
+            c.chunk_conn(key, index).call("write_chunks", {"data_key": key, "chunk_size": cs,
+                                                           "chunks": [[index, off, length]]}, [data[s:s + length]])
+        c.meta_conn(path).call("update_size", {"path": path, "offset": offset, "count": len(data)})
+
+    def pread(path, key, offset, count):
+        size = c.meta_conn(path).call("stat", {"path": path}).result["stat"]["size"]
+        out = bytearray()
+        for index, off, length in chunk_ranges(offset, max(0, min(count, size - offset)), cs):
+            r = c.chunk_conn(key, index).call("read_chunks", {"data_key": key, "chunk_size": cs,
+                                                              "chunks": [[index, off, length]], "file_size": size})
+            out += r.data[0]
+        return bytes(out)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(hs.lists(hs.tuples(hs.integers(0, 5 * cs), hs.binary(min_size=1, max_size=3 * cs)), min_size=1,
+                    max_size=6),
+           hs.integers(0, 6 * cs), hs.integers(0, 9 * cs))
+    def run(writes, roff, rcount):
+        path = f"/h{next(counter)}"
+        key = c.meta_conn(path).call("create", {"path": path, "mode": 0o100644}).result["stat"]["data_key"]
+        model = bytearray()
+        for off, data in writes:
+            pwrite(path, key, off, data)
+            if len(model) < off + len(data):
+                model.extend(bytes(off + len(data) - len(model)))
+            model[off:off + len(data)] = data
+        assert pread(path, key, 0, len(model) + 10) == bytes(model)
+        assert pread(path, key, roff, rcount) == bytes(model[roff:roff + rcount])
+
+    run()

@@ -164,6 +164,7 @@ lsda_pads(const uint8_t *lsda, uint64_t func, uint64_t base, uint64_t lo,
 	uint64_t lpstart = func;
 	uint8_t lp_enc = *r.p++, tt_enc, cs_enc;
 	const uint8_t *end;
+	uint64_t len;
 
 	if (lp_enc != PE_OMIT)
 		lpstart = enc_value(&r, lp_enc, 0, base);
@@ -171,8 +172,8 @@ lsda_pads(const uint8_t *lsda, uint64_t func, uint64_t base, uint64_t lo,
 	if (tt_enc != PE_OMIT)
 		uleb(&r);                         /* type table offset */
 	cs_enc = *r.p++;
-	end = r.p + uleb(&r);
-	end = r.p > end ? r.p : end;          /* length counted after itself */
+	len = uleb(&r);                       /* counted after itself */
+	end = r.p + len;
 	while (!r.bad && r.p < end) {
 		uint64_t lp;
 		enc_value(&r, cs_enc, 0, 0);      /* region start (offset) */
@@ -244,6 +245,8 @@ gk_object_landing_pads(const struct gk_object *o, uint64_t lo, uint64_t hi,
 
 		memcpy(rel, r.p + 8 * k, 8);      /* (initial location, FDE) */
 		fde = hdr + rel[1];
+		if (*(const uint32_t *)fde == 0xffffffffu)
+			return -1;                /* 64-bit DWARF: not from gcc/ld */
 		if (cie_for(&cc, fde + 4 - *(const uint32_t *)(fde + 4), &c) != 0)
 			return -1;
 		if (c.l_enc == PE_OMIT)

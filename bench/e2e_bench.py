@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of gkfs through the preload library (not a test).
+
+One riscv64 program, bench/programs/fsbench.c (built by
+deploy/build-e2e-programs.sh), runs unchanged under qemu-riscv64-static in
+three set-ups, all measured in this one run:
+
+  local        on the local file system, no preload (the baseline)
+  local+hook   on the local file system with libgkfs_intercept.so preloaded
+               and pointed at the cluster (every call goes through the hook,
+               which passes it to the kernel: the interception overhead)
+  gkfs         under the mount prefix of a local cluster of N daemons on
+               loopback, through libgkfs_intercept.so
+
+Phases: create / stat / remove of F empty files (ops/s), sequential write
+(with fsync) and read back of M MiB (MiB/s). Each set-up runs R times in
+rotation; the best of R is kept per phase. Printed as ratios against the
+baseline (the machine is a noisy 2-core VM, where qemu, the daemons and
+this script share the cores: quote ratios, not absolute rates).
+
+    python3 bench/e2e_bench.py [--files F] [--mib M] [--repeat R] [--daemons N]
+                               [--chunk-size BYTES] [--io-kib K] [--json]
+
+Needs: deploy/riscv64-sysroot.sh, deploy/build-native.sh, pip install -e .
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gkfs_client import native_paths  # noqa: E402
+from gkfs_client.client import Client  # noqa: E402
+
+QEMU = "/usr/bin/qemu-riscv64-static"
+MOUNT = "/gkfs-bench"
+PHASES = [("create", "create_s", "ops"), ("stat", "stat_s", "ops"), ("remove", "remove_s", "ops"),
+          ("write", "write_s", "mib"), ("read", "read_s", "mib")]
+
+
+def die(msg: str) -> None:
+    sys.exit(f"e2e_bench: {msg}")
+
+
+def build_programs() -> Path:
+    cp = subprocess.run(["bash", str(REPO / "deploy/build-e2e-programs.sh")], capture_output=True, text=True)
+    if cp.returncode != 0:
+        die(f"deploy/build-e2e-programs.sh failed:\n{cp.stderr}")
+    return Path(cp.stdout.strip().splitlines()[-1])
+
+
+class Cluster:
+    def __init__(self, base: Path, n: int, chunk_size: int):
+        self.base, self.n, self.chunk_size = base, n, chunk_size
+        self.hosts = base / "hosts"
+        self.env = dict(os.environ, LIBGKFS_HOSTS_FILE=str(self.hosts))
+
+    def ctl(self, *args: str) -> None:
+        exe = shutil.which("gkfs-ctl") or die("gkfs-ctl not on PATH (pip install -e .)")
+        cp = subprocess.run([exe, "--hosts-file", str(self.hosts), *args], env=self.env,
+                            capture_output=True, text=True, timeout=120)
+        if cp.returncode != 0:
+            die(f"gkfs-ctl {' '.join(args)} failed:\n{cp.stdout}\n{cp.stderr}")
+
+    def __enter__(self) -> "Cluster":
+        self.ctl("cluster", "start", "-n", str(self.n), "--rootdir", str(self.base / "daemons"),
+                 "--chunk-size", str(self.chunk_size), "--mount", MOUNT, "--log-level", "warning")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.ctl("cluster", "stop")
+
+
+def run_fsbench(prog: Path, sysroot: Path, directory: str, files: int, mib: int, io_kib: int,
+                preload: Path | None, cluster: Cluster | None, workdir: Path) -> dict:
+    env = {"PATH": f"{sysroot}/usr/bin", "QEMU_LD_PREFIX": str(sysroot), "LC_ALL": "C",
+           "HOME": str(workdir), "TMPDIR": str(workdir)}
+    if preload:
+        env["LD_PRELOAD"] = str(preload)
+        env["LIBGKFS_HOSTS_FILE"] = str(cluster.hosts)
+        env["LIBGKFS_MOUNT"] = MOUNT
+    cp = subprocess.run([QEMU, str(prog), directory, str(files), str(mib), str(io_kib)], env=env,
+                        capture_output=True, text=True, timeout=1800, cwd=workdir)
+    if cp.returncode != 0:
+        die(f"fsbench in {directory} ({'preload' if preload else 'bare'}) failed ({cp.returncode}):\n"
+            f"{cp.stdout}\n{cp.stderr}")
+    return json.loads(cp.stdout.strip().splitlines()[-1])
+
+
+def rate(res: dict, phase: str, key: str, kind: str) -> float:
+    secs = max(res[key], 1e-9)
+    return (res["files"] if kind == "ops" else res["mib"]) / secs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--files", type=int, default=500, help="files created/statted/removed (default 500)")
+    ap.add_argument("--mib", type=int, default=64, help="MiB written and read (default 64)")
+    ap.add_argument("--io-kib", type=int, default=1024, help="bytes per write/read call, KiB (default 1024)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per set-up, best kept (default 3)")
+    ap.add_argument("--daemons", type=int, default=3, help="daemons in the cluster (default 3)")
+    ap.add_argument("--chunk-size", type=int, default=512 * 1024, help="cluster chunk size (default 512 KiB)")
+    ap.add_argument("--json", action="store_true", help="also print the raw results as JSON")
+    args = ap.parse_args()
+
+    if not os.access(QEMU, os.X_OK):
+        die(f"{QEMU} missing (deploy/setup-debian.sh)")
+    sysroot = native_paths.riscv64_sysroot()
+    lib = native_paths.intercept_library("riscv64")
+    prog = build_programs() / "fsbench"
+
+    with tempfile.TemporaryDirectory(prefix="gkfs-e2e-bench.") as tmp:
+        tmp = Path(tmp)
+        local = tmp / "local"
+        work = tmp / "work"
+        local.mkdir()
+        work.mkdir()
+        with Cluster(tmp / "cluster", args.daemons, args.chunk_size) as cluster:
+            with Client(cluster.hosts) as c:
+                c.mkdir("/bench")
+            setups = {
+                "local": (str(local), None),
+                "local+hook": (str(local), lib),
+                "gkfs": (f"{MOUNT}/bench", lib),
+            }
+            runs: dict[str, list[dict]] = {k: [] for k in setups}
+            t0 = time.monotonic()
+            for r in range(args.repeat):
+                for name, (directory, preload) in setups.items():
+                    runs[name].append(run_fsbench(prog, sysroot, directory, args.files, args.mib,
+                                                  args.io_kib, preload, cluster, work))
+            wall = time.monotonic() - t0
+            with Client(cluster.hosts) as c:
+                left = c.listdir("/bench")
+            if left:
+                die(f"fsbench left {left} in gkfs:/bench")
+
+    best = {name: {label: max(rate(res, label, key, kind) for res in rs) for label, key, kind in PHASES}
+            for name, rs in runs.items()}
+    print_table(best, args, wall)
+    if args.json:
+        print(json.dumps({"args": vars(args), "best": best, "runs": runs}, indent=2))
+    return 0
+
+
+def print_table(best: dict, args, wall: float) -> None:
+    title = (f"fsbench (riscv64, qemu-user): {args.files} files, {args.mib} MiB in {args.io_kib} KiB calls; "
+             f"{args.daemons} daemons, chunk {args.chunk_size // 1024} KiB; best of {args.repeat} "
+             f"({wall:.0f} s)")
+    rows = []
+    for label, _key, kind in PHASES:
+        unit = "ops/s" if kind == "ops" else "MiB/s"
+        l, h, g = best["local"][label], best["local+hook"][label], best["gkfs"][label]
+        rows.append((f"{label} ({unit})", f"{l:,.0f}", f"{h:,.0f}", f"{g:,.0f}",
+                     f"{h / l:.2f}", f"{g / l:.3f}", f"{g / h:.3f}"))
+    header = ("phase", "local", "local+hook", "gkfs", "hook/local", "gkfs/local", "gkfs/local+hook")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(title)
+        print("  ".join(f"{h:>15}" for h in header))
+        for row in rows:
+            print("  ".join(f"{c:>15}" for c in row))
+        return
+    t = Table(title=title)
+    for i, h in enumerate(header):
+        t.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        t.add_row(*row)
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

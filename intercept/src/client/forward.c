@@ -1,0 +1,584 @@
+/*
+ * forward.c - forward_<rpc>: builds the requests of one protocol op,
+ * places them (distribution.c), runs them together (rpc.c) and decodes the
+ * results.  No POSIX semantics here (gkfs_*.c do that).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "libsyscall_intercept_hook_point.h"
+#include "config.h"
+#include "distribution.h"
+#include "forward.h"
+#include "rpc.h"
+
+static unsigned
+owner(const char *path)
+{
+	return gk_metadata_owner(path, gkc_cfg.n_hosts);
+}
+
+/* Runs one call; returns -status.  The caller frees with gk_call_done. */
+static int
+run_one(struct gk_call *c)
+{
+	int rc = gk_rpc_run(c, 1);
+	if (rc)
+		return rc;
+	return -c->status;
+}
+
+static int
+record_of(struct gk_call *c, const char *key, struct gk_record *r)
+{
+	const msgpack_object *o = gk_mp_get(c->result, key);
+
+	if (!r)
+		return 0;
+	if (!o || o->type == MSGPACK_OBJECT_NIL) {
+		memset(r, 0, sizeof(*r));
+		return 0;
+	}
+	return gk_record_decode(o, r);
+}
+
+int
+gk_fwd_stat(const char *path, struct gk_record *r)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "stat", 1);
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	rc = run_one(&c);
+	if (!rc)
+		rc = record_of(&c, "stat", r);
+	gk_call_done(&c);
+	return rc;
+}
+
+static void
+parent_of(const char *path, char *out)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+	memcpy(out, path, n);
+	out[n] = '\0';
+}
+
+int
+gk_fwd_create(const char *path, uint32_t mode, int exclusive,
+              struct gk_record *r, int *created)
+{
+	char parent[GK_PATH_MAX + 1];
+	struct gk_call c[2];
+	struct gk_record pr;
+	msgpack_packer *pk;
+	int rc;
+
+	if (!strcmp(path, "/"))
+		return -EEXIST;
+	parent_of(path, parent);
+	pk = gk_call_args(&c[0], owner(parent), "stat", 1);
+	gk_pk_kv_str(pk, "path", parent);
+	pk = gk_call_args(&c[1], owner(path), "create", 5);
+	gk_pk_kv_str(pk, "path", path);
+	gk_pk_kv_u64(pk, "mode", mode);
+	gk_pk_kv_bool(pk, "exclusive", exclusive);
+	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
+	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
+	rc = gk_rpc_run(c, 2);
+	if (!rc) {
+		int perr = c[0].status;
+		if (!perr && (record_of(&c[0], "stat", &pr) || (pr.mode & GK_S_IFMT) != GK_S_IFDIR))
+			perr = ENOTDIR;
+		*created = c[1].status == 0 && gk_mp_bool(c[1].result, "created");
+		if (!c[1].status)
+			rc = record_of(&c[1], "stat", r);
+		if (perr) {
+			/* The parent is missing: take the new record back. */
+			if (*created) {
+				struct gk_call u;
+				pk = gk_call_args(&u, owner(path), "remove", r->data_key[0] ? 2 : 1);
+				gk_pk_kv_str(pk, "path", path);
+				if (r->data_key[0])
+					gk_pk_kv_str(pk, "data_key", r->data_key);
+				run_one(&u);
+				gk_call_done(&u);
+			}
+			rc = -perr;
+		} else if (c[1].status) {
+			rc = -c[1].status;
+		}
+	}
+	gk_calls_done(c, 2);
+	return rc;
+}
+
+int
+gk_fwd_remove(const char *path, int rmdir, const char *data_key,
+              struct gk_record *removed)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "remove",
+	                                  1 + (rmdir >= 0) + (data_key != NULL));
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	if (rmdir >= 0)
+		gk_pk_kv_bool(pk, "rmdir", rmdir);
+	if (data_key)
+		gk_pk_kv_str(pk, "data_key", data_key);
+	rc = run_one(&c);
+	if (!rc)
+		rc = record_of(&c, "stat", removed);
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_update_size(const char *path, uint64_t offset, uint64_t count,
+                   int append, uint64_t *write_at)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "update_size", 4);
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	gk_pk_kv_u64(pk, "offset", offset);
+	gk_pk_kv_u64(pk, "count", count);
+	gk_pk_kv_bool(pk, "append", append);
+	rc = run_one(&c);
+	if (!rc && write_at)
+		*write_at = gk_mp_u64(c.result, "offset", offset);
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_truncate(const char *path, uint64_t size, struct gk_record *r)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "truncate", 2);
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	gk_pk_kv_u64(pk, "size", size);
+	rc = run_one(&c);
+	if (!rc)
+		rc = record_of(&c, "stat", r);
+	gk_call_done(&c);
+	return rc;
+}
+
+/* One request per daemon; returns the first error, else 0. */
+static int
+broadcast(struct gk_call *c)
+{
+	int rc = gk_rpc_run(c, gkc_cfg.n_hosts);
+	for (unsigned i = 0; !rc && i < gkc_cfg.n_hosts; i++)
+		if (c[i].status)
+			rc = -c[i].status;
+	return rc;
+}
+
+static struct gk_call *
+new_calls(size_t n)
+{
+	return calloc(n ? n : 1, sizeof(struct gk_call));
+}
+
+int
+gk_fwd_has_children(const char *path)
+{
+	unsigned n = gkc_cfg.n_hosts;
+	struct gk_call *c = new_calls(n);
+	int rc, any = 0;
+
+	if (!c)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		msgpack_packer *pk = gk_call_args(&c[i], i, "get_dirents", 2);
+		gk_pk_kv_str(pk, "path", path);
+		gk_pk_kv_u64(pk, "limit", 1);
+	}
+	rc = broadcast(c);
+	for (unsigned i = 0; !rc && i < n; i++) {
+		const msgpack_object *e = gk_mp_get(c[i].result, "entries");
+		if (e && e->type == MSGPACK_OBJECT_ARRAY && e->via.array.size)
+			any = 1;
+	}
+	gk_calls_done(c, n);
+	free(c);
+	return rc ? rc : any;
+}
+
+void
+gk_dirents_free(struct gk_dirent *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].name);
+	free(e);
+}
+
+static int
+cmp_dirent(const void *a, const void *b)
+{
+	return strcmp(((const struct gk_dirent *)a)->name,
+	              ((const struct gk_dirent *)b)->name);
+}
+
+int
+gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *nout)
+{
+	unsigned n = gkc_cfg.n_hosts;
+	struct gk_call *c = new_calls(n);
+	char (*after)[GK_NAME_MAX * 4 + 1] = calloc(n ? n : 1, sizeof(*after));
+	int *more = calloc(n ? n : 1, sizeof(int));
+	struct gk_dirent *ents = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc = 0;
+
+	if (!c || !after || !more) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (unsigned i = 0; i < n; i++)
+		more[i] = 1;
+	/* Every daemon's next page in flight together, until none has more. */
+	for (;;) {
+		int k = 0;
+		unsigned who[n ? n : 1];
+		for (unsigned i = 0; i < n; i++) {
+			if (!more[i])
+				continue;
+			msgpack_packer *pk = gk_call_args(&c[k], i, "get_dirents", 3);
+			gk_pk_kv_str(pk, "path", path);
+			gk_pk_kv_str(pk, "start_after", after[i]);
+			gk_pk_kv_u64(pk, "limit", GK_DIRENTS_PAGE);
+			who[k++] = i;
+		}
+		if (!k)
+			break;
+		rc = gk_rpc_run(c, k);
+		for (int j = 0; !rc && j < k; j++) {
+			if (c[j].status) {
+				rc = -c[j].status;
+				break;
+			}
+			const msgpack_object *e = gk_mp_get(c[j].result, "entries");
+			unsigned i = who[j];
+			more[i] = gk_mp_bool(c[j].result, "more");
+			if (!e || e->type != MSGPACK_OBJECT_ARRAY) {
+				more[i] = 0;
+				continue;
+			}
+			for (uint32_t x = 0; x < e->via.array.size; x++) {
+				const msgpack_object *row = &e->via.array.ptr[x];
+				if (row->type != MSGPACK_OBJECT_ARRAY || row->via.array.size < 3)
+					continue;
+				const msgpack_object *nm = &row->via.array.ptr[0];
+				if (nm->type != MSGPACK_OBJECT_STR)
+					continue;
+				if (cnt == cap) {
+					cap = cap ? cap * 2 : 64;
+					struct gk_dirent *ne = realloc(ents, cap * sizeof(*ents));
+					if (!ne) {
+						rc = -ENOMEM;
+						break;
+					}
+					ents = ne;
+				}
+				ents[cnt].name = strndup(nm->via.str.ptr, nm->via.str.size);
+				ents[cnt].mode = (uint32_t)row->via.array.ptr[1].via.u64;
+				ents[cnt].size = row->via.array.ptr[2].via.u64;
+				if (!ents[cnt].name) {
+					rc = -ENOMEM;
+					break;
+				}
+				cnt++;
+				if (x + 1 == e->via.array.size)
+					gk_mp_strobj(nm, after[i], sizeof(after[i]));
+			}
+			if (!e->via.array.size)
+				more[i] = 0;
+		}
+		gk_calls_done(c, k);
+		if (rc)
+			break;
+	}
+out:
+	free(c);
+	free(after);
+	free(more);
+	if (rc) {
+		gk_dirents_free(ents, cnt);
+		return rc;
+	}
+	if (cnt)
+		qsort(ents, cnt, sizeof(*ents), cmp_dirent);
+	*out = ents;
+	*nout = cnt;
+	return 0;
+}
+
+/* --- data ------------------------------------------------------------------ */
+/* Groups the chunk pieces of a range by owner into requests of at most
+ * GK_MAX_PAYLOAD bytes / GK_MAX_CHUNKS_PER_REQUEST pieces, all in flight
+ * together.  write: tx frames from buf; read: rx frames into buf. */
+static ssize_t
+data_op(int is_write, const char *data_key, char *buf, uint64_t offset,
+        uint64_t count, uint64_t file_size)
+{
+	uint64_t cs = gk_chunk_size, npieces = gk_chunk_count(offset, count, cs);
+	unsigned nh = gkc_cfg.n_hosts;
+	struct gk_chunk_piece *pc;
+	unsigned *own;
+	struct iovec *iov;
+	struct gk_call *calls;
+	int ncalls = 0, rc = 0;
+
+	if (!count)
+		return 0;
+	pc = malloc(npieces * sizeof(*pc));
+	own = malloc(npieces * sizeof(*own));
+	iov = malloc(npieces * sizeof(*iov));
+	calls = new_calls(npieces);   /* at most one request per piece */
+	if (!pc || !own || !iov || !calls) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	for (uint64_t i = 0; i < npieces; i++) {
+		pc[i] = gk_chunk_piece(offset, count, cs, i);
+		own[i] = gk_chunk_owner(data_key, pc[i].index, nh);
+	}
+	/* For each owner, walk its pieces in order, cutting requests at the
+	 * limits; iov entries of one request are contiguous in `iov`. */
+	uint64_t used = 0;
+	for (unsigned h = 0; h < nh; h++) {
+		uint64_t i = 0;
+		while (i < npieces) {
+			uint64_t first = used, bytes = 0, k = 0;
+			for (; i < npieces; i++) {
+				if (own[i] != h)
+					continue;
+				if (k && (bytes + pc[i].len > GK_MAX_PAYLOAD ||
+				          k == GK_MAX_CHUNKS_PER_REQUEST))
+					break;
+				iov[used].iov_base = buf + pc[i].buf_off;
+				iov[used].iov_len = pc[i].len;
+				used++;
+				k++;
+				bytes += pc[i].len;
+			}
+			if (!k)
+				break;
+			struct gk_call *c = &calls[ncalls++];
+			msgpack_packer *pk = gk_call_args(c, h, is_write ? "write_chunks" : "read_chunks",
+			                                  is_write ? 3 : 4);
+			gk_pk_kv_str(pk, "data_key", data_key);
+			gk_pk_kv_u64(pk, "chunk_size", cs);
+			gk_pk_str(pk, "chunks");
+			msgpack_pack_array(pk, k);
+			/* the pieces again, in the same order */
+			for (uint64_t j = first; j < first + k; j++) {
+				uint64_t p = 0;
+				/* find the piece from its buffer address */
+				p = (uint64_t)((char *)iov[j].iov_base - buf);
+				struct gk_chunk_piece q = gk_chunk_piece(offset, count, cs,
+				        (offset + p) / cs - offset / cs);
+				msgpack_pack_array(pk, 3);
+				msgpack_pack_uint64(pk, q.index);
+				msgpack_pack_uint64(pk, q.off);
+				msgpack_pack_uint64(pk, q.len);
+			}
+			if (is_write) {
+				c->tx = &iov[first];
+				c->ntx = (int)k;
+			} else {
+				gk_pk_kv_u64(pk, "file_size", file_size);
+				c->rx = &iov[first];
+				c->nrx = (int)k;
+			}
+		}
+	}
+	rc = gk_rpc_run(calls, ncalls);
+	for (int i = 0; !rc && i < ncalls; i++)
+		if (calls[i].status)
+			rc = -calls[i].status;
+	gk_calls_done(calls, ncalls);
+out:
+	free(pc);
+	free(own);
+	free(iov);
+	free(calls);
+	return rc ? rc : (ssize_t)count;
+}
+
+ssize_t
+gk_fwd_write(const char *data_key, const void *buf, uint64_t offset, uint64_t count)
+{
+	return data_op(1, data_key, (char *)buf, offset, count, 0);
+}
+
+ssize_t
+gk_fwd_read(const char *data_key, void *buf, uint64_t offset, uint64_t count,
+            uint64_t file_size)
+{
+	return data_op(0, data_key, buf, offset, count, file_size);
+}
+
+static int
+broadcast_key(const char *op, const char *data_key, int with_size, uint64_t size)
+{
+	unsigned n = gkc_cfg.n_hosts;
+	struct gk_call *c = new_calls(n);
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		msgpack_packer *pk = gk_call_args(&c[i], i, op,
+		                                  (data_key != NULL) + (with_size ? 2 : 0));
+		if (data_key)
+			gk_pk_kv_str(pk, "data_key", data_key);
+		if (with_size) {
+			gk_pk_kv_u64(pk, "chunk_size", gk_chunk_size);
+			gk_pk_kv_u64(pk, "size", size);
+		}
+	}
+	rc = broadcast(c);
+	gk_calls_done(c, n);
+	free(c);
+	return rc;
+}
+
+int
+gk_fwd_remove_chunks(const char *data_key)
+{
+	return broadcast_key("remove_chunks", data_key, 0, 0);
+}
+
+int
+gk_fwd_truncate_chunks(const char *data_key, uint64_t size)
+{
+	return broadcast_key("truncate_chunks", data_key, 1, size);
+}
+
+int
+gk_fwd_fsync(const char *data_key)
+{
+	return broadcast_key("fsync", data_key && *data_key ? data_key : NULL, 0, 0);
+}
+
+int
+gk_fwd_statfs(struct gk_fsstat *out)
+{
+	unsigned n = gkc_cfg.n_hosts;
+	struct gk_call *c = new_calls(n);
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n; i++)
+		gk_call_args(&c[i], i, "statfs", 0);
+	rc = broadcast(c);
+	memset(out, 0, sizeof(*out));
+	out->name_max = GK_NAME_MAX;
+	out->chunk_size = gk_chunk_size;
+	for (unsigned i = 0; !rc && i < n; i++) {
+		out->total_bytes += gk_mp_u64(c[i].result, "total_bytes", 0);
+		out->free_bytes += gk_mp_u64(c[i].result, "free_bytes", 0);
+		out->avail_bytes += gk_mp_u64(c[i].result, "avail_bytes", 0);
+		out->files += gk_mp_u64(c[i].result, "files", 0);
+	}
+	gk_calls_done(c, n);
+	free(c);
+	return rc;
+}
+
+int
+gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(old), "rename", 2);
+	int rc;
+
+	gk_pk_kv_str(pk, "old", old);
+	gk_pk_kv_str(pk, "new", new_);
+	rc = run_one(&c);
+	if (!rc)
+		rc = record_of(&c, "replaced", replaced);
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_insert(const char *path, const struct gk_record *rec, int replace,
+              struct gk_record *replaced)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "insert", 3);
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	gk_pk_str(pk, "record");
+	gk_pk_record(pk, rec);
+	gk_pk_kv_bool(pk, "replace", replace);
+	rc = run_one(&c);
+	if (!rc)
+		rc = record_of(&c, "replaced", replaced);
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_symlink(const char *path, const char *target)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "symlink", 4);
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	gk_pk_kv_str(pk, "target", target);
+	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
+	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
+	rc = run_one(&c);
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_readlink(const char *path, char *buf, size_t size)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "readlink", 1);
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	rc = run_one(&c);
+	if (!rc && gk_mp_str(c.result, "target", buf, size) != 0)
+		rc = -EBADMSG;
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, owner(path), "utimens",
+	                                  1 + (atime_ns != UINT64_MAX) + (mtime_ns != UINT64_MAX));
+	int rc;
+
+	gk_pk_kv_str(pk, "path", path);
+	if (atime_ns != UINT64_MAX)
+		gk_pk_kv_u64(pk, "atime_ns", atime_ns);
+	if (mtime_ns != UINT64_MAX)
+		gk_pk_kv_u64(pk, "mtime_ns", mtime_ns);
+	rc = run_one(&c);
+	gk_call_done(&c);
+	return rc;
+}

@@ -1,0 +1,60 @@
+/*
+ * gkfs_ops.h - gkfs_<op>: POSIX semantics on top of forward_<rpc>.
+ * Paths are canonical gkfs paths (paths.c resolved them); results are
+ * kernel-style: >= 0, or -errno.
+ *
+ * Symlinks are followed in the last component.  A link whose target leads
+ * out of gkfs yields GK_REDIRECT with the absolute kernel path in `redirect`
+ * (the hook then performs the call on the kernel with that path).
+ */
+#ifndef GKFS_CLIENT_GKFS_OPS_H
+#define GKFS_CLIENT_GKFS_OPS_H
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "fdtable.h"
+#include "proto.h"
+
+#define GK_REDIRECT 0x7fff0000
+#define GK_MAX_SYMLINK_HOPS 40
+
+int gkfs_open(const char *path, int flags, mode_t mode, char *redirect);
+/* stat with symlink following (follow != 0) in the last component;
+ * *final gets the path finally stat'ed (may be NULL). */
+int gkfs_record(const char *path, int follow, struct gk_record *r,
+                char *final_path, char *redirect);
+void gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st);
+void gkfs_fill_statx(const struct gk_record *r, const char *path, void *statx_buf);
+int gkfs_access(const char *path, int mode, int flags, char *redirect);
+
+ssize_t gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off);
+ssize_t gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off);
+ssize_t gkfs_read(struct gk_file *f, void *buf, size_t count);
+ssize_t gkfs_write(struct gk_file *f, const void *buf, size_t count);
+int64_t gkfs_lseek(struct gk_file *f, int64_t off, int whence);
+int gkfs_fstat(struct gk_file *f, struct gk_record *r);
+int gkfs_ftruncate(struct gk_file *f, int64_t len);
+int gkfs_fsync(struct gk_file *f);
+int gkfs_fallocate(struct gk_file *f, int mode, int64_t off, int64_t len);
+long gkfs_getdents64(struct gk_file *f, void *buf, size_t count);
+
+int gkfs_mkdir(const char *path, mode_t mode);
+int gkfs_unlink(const char *path);
+int gkfs_rmdir(const char *path);
+int gkfs_rename(const char *old, const char *new_, unsigned flags);
+int gkfs_truncate(const char *path, int64_t len);
+int gkfs_symlink(const char *target, const char *linkpath);
+long gkfs_readlink(const char *path, char *buf, size_t size);
+int gkfs_utimens(const char *path, const struct timespec *times, int follow);
+int gkfs_chmod(const char *path, mode_t mode, int follow);
+int gkfs_chown(const char *path, long uid, long gid, int follow);
+int gkfs_statfs(struct statfs *st);
+
+/* The record's inode number (same rule as gkfs_client.client.stat_result). */
+uint64_t gkfs_ino(const struct gk_record *r, const char *path);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * hook.c - the gkfs hook of libgkfs_intercept.so: installed from a
+ * constructor after the core patched the code; one table maps system call
+ * numbers to hook_<syscall> functions (hooks_*.c); everything else goes
+ * straight to the kernel.
+ *
+ * Reentrancy: while a hook runs, a thread-local flag makes every system
+ * call it triggers (libzmq, malloc, our own raw calls through libc) pass
+ * straight through, so gkfs never recurses into itself.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+
+#include "libsyscall_intercept_hook_point.h"
+#include "config.h"
+#include "fdtable.h"
+#include "hooks.h"
+#include "log.h"
+#include "paths.h"
+#include "rpc.h"
+#include "runtime.h"
+
+#define MAX_NR 512
+static gk_hook_fn table[MAX_NR];
+static __thread int in_hook __attribute__((tls_model("initial-exec")));
+static long my_pid;
+
+int
+gk_path_arg(long nr, const long *a, int di, int pi, struct gk_resolved *r,
+            long *res, int *done)
+{
+	int kind = gk_resolve(di >= 0 ? (int)a[di] : AT_FDCWD, (const char *)a[pi], r);
+
+	*done = 0;
+	if (kind == GK_KERNEL_ABS) {
+		*res = gk_kernel_abs(nr, a, di, pi, r->path);
+		*done = 1;
+	}
+	return kind;
+}
+
+static int
+gkfs_hook(long nr, long a0, long a1, long a2, long a3, long a4, long a5,
+          long *result)
+{
+	long a[6] = {a0, a1, a2, a3, a4, a5};
+	gk_hook_fn fn;
+	int rc;
+
+	if ((unsigned long)nr >= MAX_NR || !(fn = table[nr]) || in_hook)
+		return 1;
+	in_hook = 1;
+	rc = fn(a, result);
+	in_hook = 0;
+	return rc;
+}
+
+static void
+on_clone_child(void)
+{
+	long pid = syscall_no_intercept(SYS_getpid);
+
+	if (pid == my_pid)
+		return;          /* a thread of this process */
+	my_pid = pid;
+	in_hook = 0;
+	gk_fdtable_after_fork();
+	gk_paths_after_fork();
+	gk_rpc_after_fork();
+	gkc_log_after_fork();
+}
+
+static void
+install(void)
+{
+#define H(name, fn) table[SYS_##name] = fn
+	H(openat, hook_openat);
+#ifdef SYS_openat2
+	H(openat2, hook_openat2);
+#endif
+	H(close, hook_close);
+#ifdef SYS_close_range
+	H(close_range, hook_close_range);
+#endif
+	H(dup, hook_dup);
+	H(dup3, hook_dup3);
+	H(read, hook_read);
+	H(write, hook_write);
+	H(pread64, hook_pread64);
+	H(pwrite64, hook_pwrite64);
+	H(readv, hook_readv);
+	H(writev, hook_writev);
+	H(preadv, hook_preadv);
+	H(pwritev, hook_pwritev);
+	H(preadv2, hook_preadv2);
+	H(pwritev2, hook_pwritev2);
+	H(lseek, hook_lseek);
+	H(fsync, hook_fsync);
+	H(fdatasync, hook_fsync);
+	H(sync_file_range, hook_fsync);
+	H(ftruncate, hook_ftruncate);
+	H(fallocate, hook_fallocate);
+	H(fadvise64, hook_fadvise64);
+	H(readahead, hook_fadvise64);
+	H(sendfile, hook_sendfile);
+	H(copy_file_range, hook_copy_file_range);
+	H(splice, hook_splice);
+	H(fstat, hook_fstat);
+	H(newfstatat, hook_newfstatat);
+	H(statx, hook_statx);
+	H(faccessat, hook_faccessat);
+#ifdef SYS_faccessat2
+	H(faccessat2, hook_faccessat2);
+#endif
+	H(readlinkat, hook_readlinkat);
+	H(statfs, hook_statfs);
+	H(fstatfs, hook_fstatfs);
+	H(getdents64, hook_getdents64);
+	H(mkdirat, hook_mkdirat);
+	H(unlinkat, hook_unlinkat);
+	H(chdir, hook_chdir);
+	H(fchdir, hook_fchdir);
+	H(getcwd, hook_getcwd);
+#ifdef SYS_renameat
+	H(renameat, hook_renameat);
+#endif
+	H(renameat2, hook_renameat2);
+	H(symlinkat, hook_symlinkat);
+	H(linkat, hook_linkat);
+	H(mknodat, hook_mknodat);
+	H(truncate, hook_truncate);
+	H(utimensat, hook_utimensat);
+	H(fchmodat, hook_fchmodat);
+#ifdef SYS_fchmodat2
+	H(fchmodat2, hook_fchmodat);
+#endif
+	H(fchownat, hook_fchownat);
+	H(fchmod, hook_fchmod);
+	H(fchown, hook_fchown);
+	H(setxattr, hook_path_xattr);
+	H(lsetxattr, hook_path_xattr);
+	H(getxattr, hook_path_xattr);
+	H(lgetxattr, hook_path_xattr);
+	H(listxattr, hook_path_xattr);
+	H(llistxattr, hook_path_xattr);
+	H(removexattr, hook_path_xattr);
+	H(lremovexattr, hook_path_xattr);
+	H(fsetxattr, hook_fd_xattr);
+	H(fgetxattr, hook_fd_xattr);
+	H(flistxattr, hook_fd_xattr);
+	H(fremovexattr, hook_fd_xattr);
+	H(inotify_add_watch, hook_path_unsupported);
+	H(fcntl, hook_fcntl);
+	H(flock, hook_flock);
+	H(ioctl, hook_ioctl);
+	H(mmap, hook_mmap);
+	H(execve, hook_execve);
+	H(execveat, hook_execveat);
+	H(fstatfs, hook_fstatfs);
+	H(syncfs, hook_fd_unsupported);
+	H(fchmod, hook_fchmod);
+#undef H
+}
+
+/* After the core's constructor (priority 101): patching is done. */
+__attribute__((constructor(200))) static void
+gkfs_hook_init(void)
+{
+	if (!syscall_hook_in_process_allowed())
+		return;
+	my_pid = syscall_no_intercept(SYS_getpid);
+	gkc_log_init();
+	gkc_config_load();
+	install();
+	gk_exec_state_adopt();
+	intercept_hook_point_clone_child = on_clone_child;
+	intercept_hook_point = gkfs_hook;
+	if (gk_log_enabled())
+		gk_log_msg("hook: gkfs client installed");
+}
