@@ -8,14 +8,19 @@ qemu mean little):
 1. pass-through system call cost under qemu: a riscv64 C loop making N
    getppid() and N write(/dev/null) calls through libc, without and with
    libgkfs_intercept.so preloaded (pass-through hook, logging off);
-2. process start-up under qemu: sysroot programs (true, ls) without and with
-   the preload (the core scans, plans and patches libc in its constructor);
+2. process start-up under qemu: sysroot programs (true, ls, python3) without
+   and with the preload, for the core alone (libsyscall_intercept.so) and
+   libgkfs_intercept.so, each with the plan cache off (every start scans and
+   plans libc and ld.so) and warm (later starts only place and write
+   patches); --lib LABEL=PATH adds another build (an older one, say) to the
+   same table;
 3. planning on the host: the native planner (libgkfs_plan.so through the
    cffi bindings) over the .text of the two riscv64 glibcs, per MiB, beside
    capstone (Python) disassembling the same bytes, which is what the RISC-V
    port of syscall_intercept does at every process start.
 
     python3 bench/intercept_bench.py [--calls N] [--starts N] [--repeat N]
+                                     [--only startup] [--lib LABEL=PATH ...]
 
 Needs: deploy/riscv64-sysroot.sh and deploy/build-native.sh done.
 """
@@ -27,6 +32,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,17 +44,22 @@ QEMU = "/usr/bin/qemu-riscv64-static"
 CROSS_LIBC = Path("/usr/riscv64-linux-gnu/lib/libc.so.6")
 
 
-def qemu_env(sysroot: Path, preload: Path | None) -> dict[str, str]:
+def qemu_env(sysroot: Path, preload: Path | None,
+             extra: dict[str, str] | None = None) -> dict[str, str]:
+    # No HOME and no XDG_CACHE_HOME: the plan cache is off unless a mode
+    # names its directory (INTERCEPT_PLAN_CACHE).
     env = {"PATH": f"{sysroot}/usr/bin:{sysroot}/usr/sbin", "QEMU_LD_PREFIX": str(sysroot),
            "LC_ALL": "C"}
     if preload:
         env["LD_PRELOAD"] = str(preload)
+    env.update(extra or {})
     return env
 
 
-def run_rv(argv: list[str], sysroot: Path, preload: Path | None) -> subprocess.CompletedProcess:
-    cp = subprocess.run([QEMU, *argv], env=qemu_env(sysroot, preload), capture_output=True,
-                        text=True, timeout=600)
+def run_rv(argv: list[str], sysroot: Path, preload: Path | None,
+           extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    cp = subprocess.run([QEMU, *argv], env=qemu_env(sysroot, preload, extra),
+                        capture_output=True, text=True, timeout=600)
     if cp.returncode != 0:
         sys.exit(f"intercept_bench: {' '.join(argv)} failed ({cp.returncode}): {cp.stderr}")
     return cp
@@ -69,21 +80,42 @@ def syscall_cost(bench: Path, sysroot: Path, lib: Path, calls: int, repeat: int)
               f"{best['preload'] / best['plain']:>7.2f} {best['preload'] - best['plain']:>9.1f}")
 
 
-def startup(sysroot: Path, lib: Path, starts: int) -> None:
-    print(f"\n== process start-up under qemu (median of {starts} runs, wall time)")
-    print(f"{'program':<22} {'plain ms':>9} {'preload ms':>11} {'ratio':>7}")
+def startup(sysroot: Path, libs: list[tuple[str, Path]], starts: int) -> None:
+    """Start-up time of short programs, every mode of every library.
+
+    Runs are interleaved (one of each mode per round) so that the VM's noise
+    hits all modes alike; each figure is the median.  Modes per library: the
+    plan cache off (INTERCEPT_PLAN_CACHE=0: every start scans and plans) and
+    warm (a cache directory primed by one run: later starts only place and
+    write the patches)."""
+    print(f"\n== process start-up under qemu (median of {starts} interleaved runs, wall time)")
+    print("   ratio = time with the preload / time without it, same run")
     progs = [["true"], ["ls", "/"], ["python3", "-c", "pass"]]
-    for argv in progs:
-        med = {}
-        for label, pre in (("plain", None), ("preload", lib)):
-            times = []
+    with tempfile.TemporaryDirectory(prefix="gkfs-bench-cache-") as cache_root:
+        modes: list[tuple[str, Path | None, dict[str, str]]] = [("plain", None, {})]
+        for label, lib in libs:
+            cache = Path(cache_root) / label
+            cache.mkdir()
+            modes.append((f"{label} no cache", lib, {"INTERCEPT_PLAN_CACHE": "0"}))
+            modes.append((f"{label} cached", lib, {"INTERCEPT_PLAN_CACHE": str(cache)}))
+        head = f"{'program':<20} {'plain ms':>9}" + "".join(f" {m[0]:>{max(len(m[0]), 8)}}"
+                                                           for m in modes[1:])
+        print(head)
+        for argv in progs:
+            exe = [f"{sysroot}/usr/bin/{argv[0]}", *argv[1:]]
+            for _, pre, extra in modes:   # prime the caches (and the page cache)
+                run_rv(exe, sysroot, pre, extra)
+            times: dict[str, list[float]] = {m[0]: [] for m in modes}
             for _ in range(starts):
-                t0 = time.perf_counter()
-                run_rv([f"{sysroot}/usr/bin/{argv[0]}", *argv[1:]], sysroot, pre)
-                times.append(time.perf_counter() - t0)
-            med[label] = statistics.median(times) * 1e3
-        print(f"{' '.join(argv):<22} {med['plain']:>9.1f} {med['preload']:>11.1f} "
-              f"{med['preload'] / med['plain']:>7.2f}")
+                for label, pre, extra in modes:
+                    t0 = time.perf_counter()
+                    run_rv(exe, sysroot, pre, extra)
+                    times[label].append(time.perf_counter() - t0)
+            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+            row = f"{' '.join(argv):<20} {med['plain']:>9.1f}"
+            for label, _, _ in modes[1:]:
+                row += f" {med[label] / med['plain']:>{max(len(label), 8)}.2f}"
+            print(row)
 
 
 def text_of(path: Path) -> tuple[bytes, int]:
@@ -143,7 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=200_000, help="system calls per loop run")
     ap.add_argument("--starts", type=int, default=15, help="process starts per program and mode")
     ap.add_argument("--repeat", type=int, default=5, help="repetitions of the timed loops")
+    ap.add_argument("--only", choices=("syscalls", "startup", "planning"),
+                    help="run one part only")
+    ap.add_argument("--lib", action="append", default=[], metavar="LABEL=PATH",
+                    help="another riscv64 core to time at start-up beside this build's")
     args = ap.parse_args(argv)
+    extra_libs = []
+    for spec in args.lib:
+        label, sep, path = spec.partition("=")
+        if not sep or not label or not Path(path).is_file():
+            sys.exit(f"intercept_bench: --lib wants LABEL=PATH of an existing file, got {spec!r}")
+        extra_libs.append((label, Path(path)))
     try:
         sysroot = native_paths.riscv64_sysroot()
         lib = native_paths.intercept_library("riscv64")
@@ -155,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
     if not os.access(QEMU, os.X_OK):
         sys.exit(f"intercept_bench: {QEMU} missing (deploy/setup-debian.sh)")
     print(f"sysroot {sysroot}\ncore    {lib}")
-    syscall_cost(bench, sysroot, lib, args.calls, args.repeat)
-    startup(sysroot, lib, args.starts)
+    if args.only in (None, "syscalls"):
+        syscall_cost(bench, sysroot, lib, args.calls, args.repeat)
+    if args.only in (None, "startup"):
+        core = native_paths.intercept_library("riscv64", core=True)
+        startup(sysroot, [("core", core), ("gkfs", lib), *extra_libs], args.starts)
+    if args.only not in (None, "planning"):
+        return 0
     libcs = [("sysroot " + (sysroot / ".gkfs-sysroot-stamp").read_text().split("suite=")[1].split()[0],
               sysroot / "usr/lib/riscv64-linux-gnu/libc.so.6")]
     if CROSS_LIBC.is_file():

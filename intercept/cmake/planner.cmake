@@ -5,6 +5,7 @@ set(GKFS_PLAN_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/../src/plan/scan.c
   ${CMAKE_CURRENT_LIST_DIR}/../src/plan/names.c
   ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/decode.c
+  ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/sweep.c
   ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/relocate.c
   ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/window.c
   ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/emit.c

@@ -1,8 +1,8 @@
 # Run-time core for riscv64 (included by intercept/CMakeLists.txt).
 #   libsyscall_intercept.so : the core alone, drop-in for hook libraries
 #                             written against syscall_intercept's API
-#   libgkfs_intercept.so    : the core plus the gkfs hook (pass-through
-#                             with logging until the client lands)
+#   libgkfs_intercept.so    : the core plus the gkfs client hook
+#                             (src/client/, see README "Client hook")
 # The planner (target gkfs_plan, cmake/planner.cmake) is linked in
 # statically; only the hook API is exported (src/runtime/exports.map).
 set(GK_RT_DIR ${CMAKE_CURRENT_LIST_DIR}/..)
@@ -42,6 +42,7 @@ set(GK_RT_SOURCES
   ${GK_RT_DIR}/src/runtime/log.c
   ${GK_RT_DIR}/src/runtime/objects.c
   ${GK_RT_DIR}/src/runtime/patcher.c
+  ${GK_RT_DIR}/src/runtime/plan_cache.c
   ${GK_RT_DIR}/src/runtime/syscall_raw.c
   ${GK_RT_DIR}/src/runtime/sysnames.c
   ${GK_RT_DIR}/src/runtime/tramp_mem.c
@@ -74,7 +75,22 @@ function(gk_runtime_library name)
 endfunction()
 
 gk_runtime_library(syscall_intercept)
-gk_runtime_library(gkfs_intercept ${GK_RT_DIR}/src/hook/passthrough_log.c)
+# libgkfs_intercept.so = core + the gkfs client hook (src/client/):
+# msgpack-c from the riscv64 sysroot (linked), libzmq dlopen'ed at the
+# first gkfs call (so processes that never touch gkfs load none of it).
+# The sysroot's headers come after the cross glibc's (-idirafter): the core
+# is compiled against the older cross glibc and runs on any newer one.
+file(GLOB GK_CLIENT_SOURCES ${GK_RT_DIR}/src/client/*.c)
+find_path(GK_MSGPACK_INCLUDE msgpack.h)
+find_library(GK_MSGPACK_LIB NAMES msgpack-c msgpackc)
+if(NOT GK_MSGPACK_INCLUDE OR NOT GK_MSGPACK_LIB)
+  message(FATAL_ERROR "msgpack-c (riscv64) not found: run deploy/riscv64-sysroot.sh "
+                      "(needs libmsgpack-c-dev in the sysroot) and pass GKFS_RISCV64_SYSROOT")
+endif()
+gk_runtime_library(gkfs_intercept ${GK_CLIENT_SOURCES})
+target_compile_definitions(gkfs_intercept PRIVATE _GNU_SOURCE)
+target_compile_options(gkfs_intercept PRIVATE -idirafter ${GK_MSGPACK_INCLUDE} -O2)
+target_link_libraries(gkfs_intercept PRIVATE ${GK_MSGPACK_LIB})
 
 include(GNUInstallDirs)
 install(TARGETS syscall_intercept gkfs_intercept

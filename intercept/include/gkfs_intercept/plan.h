@@ -70,7 +70,8 @@ struct gk_scan_stats {
 	uint64_t insns;         /* instructions decoded */
 	uint64_t ecalls;        /* ecall sites found */
 	uint64_t undecodable;   /* 16-bit parcels skipped as undecodable */
-	uint64_t targets;       /* jump targets known (given + found) */
+	uint64_t targets;       /* jump targets known (given + found); direct
+	                           jumps are only swept for when there is a site */
 };
 
 /*
@@ -86,6 +87,18 @@ long gk_plan_scan(const struct gk_text *text,
                   const uint64_t *extra_targets, size_t n_extra,
                   struct gk_site *sites, size_t max_sites,
                   struct gk_scan_stats *stats);
+
+/*
+ * The first step of gk_plan_scan alone: every ecall site (ecall ==
+ * win_start, win_len 0, sysno -1, no gateway window: gw_len 0, gw_reason
+ * GK_OK) and stats without targets.  Enough for sites that will get a
+ * GK_PATCH_JAL (which replaces the ecall alone, so no jump target matters):
+ * the run-time core starts with this and runs gk_plan_scan only if some
+ * site cannot reach a trampoline with jal.  Returns as gk_plan_scan does;
+ * the sites are the same, in the same order.
+ */
+long gk_plan_find(const struct gk_text *text, struct gk_site *sites,
+                  size_t max_sites, struct gk_scan_stats *stats);
 
 /*
  * Pick the kind for one site given the trampoline address reserved for it

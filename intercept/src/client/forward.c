@@ -332,8 +332,8 @@ static ssize_t
 data_op(int is_write, const char *data_key, char *buf, uint64_t offset,
         uint64_t count, uint64_t file_size)
 {
-	uint64_t cs = gk_chunk_size, npieces = gk_chunk_count(offset, count, cs);
-	unsigned nh = gkc_cfg.n_hosts;
+	uint64_t cs, npieces;
+	unsigned nh;
 	struct gk_chunk_piece *pc;
 	unsigned *own;
 	struct iovec *iov;
@@ -342,6 +342,13 @@ data_op(int is_write, const char *data_key, char *buf, uint64_t offset,
 
 	if (!count)
 		return 0;
+	/* the chunk size comes from the handshake at the first request (the
+	 * first request of a process may be this one, on an inherited fd) */
+	if ((rc = gk_rpc_ready()) != 0)
+		return rc;
+	cs = gk_chunk_size;
+	nh = gkc_cfg.n_hosts;
+	npieces = gk_chunk_count(offset, count, cs);
 	pc = malloc(npieces * sizeof(*pc));
 	own = malloc(npieces * sizeof(*own));
 	iov = malloc(npieces * sizeof(*iov));
@@ -464,6 +471,9 @@ gk_fwd_remove_chunks(const char *data_key)
 int
 gk_fwd_truncate_chunks(const char *data_key, uint64_t size)
 {
+	int rc = gk_rpc_ready();
+	if (rc)
+		return rc;
 	return broadcast_key("truncate_chunks", data_key, 1, size);
 }
 

@@ -23,6 +23,7 @@
 #include "forward.h"
 #include "gkfs_ops.h"
 #include "log.h"
+#include "paths.h"
 #include "rpc.h"
 
 #ifndef O_PATH

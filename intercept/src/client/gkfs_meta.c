@@ -416,6 +416,9 @@ set_attr(const char *path, int follow, long mode, long uid, long gid)
 
 	if (rc)
 		return rc == GK_REDIRECT ? -EXDEV : rc;
+	if ((mode < 0 || (r.mode & 07777) == (uint64_t)(mode & 07777)) &&
+	    (uid < 0 || r.uid == (uint64_t)uid) && (gid < 0 || r.gid == (uint64_t)gid))
+		return 0;    /* nothing changes (tar, cp -p restoring what is there) */
 	if (mode >= 0)
 		r.mode = (r.mode & GK_S_IFMT) | (mode & 07777);
 	if (uid >= 0)
@@ -427,7 +430,10 @@ set_attr(const char *path, int follow, long mode, long uid, long gid)
 		return -EPERM;
 	if (!strcmp(final, "/"))
 		return mode >= 0 ? -EPERM : 0;   /* the root's record is implicit */
-	return gk_fwd_insert(final, &r, 1, &replaced);
+	rc = gk_fwd_insert(final, &r, 1, &replaced);
+	/* A directory with children cannot be replaced by insert: no protocol
+	 * op changes its mode/owner in place (EPERM, documented). */
+	return rc == -ENOTEMPTY ? -EPERM : rc;
 }
 
 int

@@ -26,6 +26,7 @@
 static gk_hook_fn table[MAX_NR];
 static __thread int in_hook __attribute__((tls_model("initial-exec")));
 static long my_pid;
+__thread long gk_current_nr __attribute__((tls_model("initial-exec")));
 
 int
 gk_path_arg(long nr, const long *a, int di, int pi, struct gk_resolved *r,
@@ -52,6 +53,7 @@ gkfs_hook(long nr, long a0, long a1, long a2, long a3, long a4, long a5,
 	if ((unsigned long)nr >= MAX_NR || !(fn = table[nr]) || in_hook)
 		return 1;
 	in_hook = 1;
+	gk_current_nr = nr;
 	rc = fn(a, result);
 	in_hook = 0;
 	return rc;

@@ -14,6 +14,8 @@
 #include "paths.h"
 
 typedef int (*gk_hook_fn)(const long *a, long *res);
+/* The number of the system call being hooked (for shared handlers). */
+extern __thread long gk_current_nr __attribute__((tls_model("initial-exec")));
 
 #define HANDLED(v) (*res = (long)(v), 0)
 #define PASS 1

@@ -37,6 +37,16 @@ open_output(void)
 		snprintf(path, sizeof(path), "%s", log_out);
 	long fd = syscall_no_intercept(SYS_openat, AT_FDCWD, path,
 	                               O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	/* Keep the log away from the low numbers programs use on purpose
+	 * (a shell's `exec 3> file` would silently replace it, and our lines
+	 * would land in the program's file). */
+	if (fd >= 0) {
+		long high = syscall_no_intercept(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 700);
+		if (high >= 0) {
+			syscall_no_intercept(SYS_close, fd);
+			fd = high;
+		}
+	}
 	log_fd = fd >= 0 ? (int)fd : 2;
 }
 

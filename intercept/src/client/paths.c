@@ -114,6 +114,10 @@ classify(const char *joined, int from_gkfs, struct gk_resolved *out)
 
 	if (rc)
 		return rc == -EINVAL ? GK_KERNEL : rc;
+	/* A path spelled through the mount prefix ("/gkfs/../etc") must reach
+	 * the kernel normalised: the kernel has no /gkfs to walk through. */
+	if (inside_mount(joined))
+		from_gkfs = 1;
 	g = inside_mount(norm);
 	if (g) {
 		strcpy(out->path, g);

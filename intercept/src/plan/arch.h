@@ -10,16 +10,33 @@
 #include <stdint.h>
 #include "gkfs_intercept/plan.h"
 
-/* One instruction as the scanner sees it. */
-struct gk_step {
-	uint8_t len;          /* bytes to advance (>= 2) */
-	uint8_t is_syscall;
-	uint8_t undecodable;
-	uint8_t has_target;   /* direct jump/branch: target is valid */
-	uint64_t target;
+/*
+ * The two linear sweeps (src/arch/<arch>/sweep.c).  They call back only on
+ * rare events, so the per-instruction loop stays inside the arch code.
+ *
+ * gk_arch_sweep_sites: every system call instruction, in address order.
+ * `back` has bit i set if an instruction starts at pc - 2*i (bit 0: pc
+ * itself), as far back as 128 bytes, which is what the window code needs
+ * of the instructions before a site.
+ *
+ * gk_arch_sweep_targets: the target of every direct jump and branch;
+ * returns how many such instructions there are.
+ */
+struct gk_sweep_stats {
+	uint64_t insns;        /* instructions (undecodable parcels count one) */
+	uint64_t undecodable;  /* 16-bit parcels skipped as undecodable */
+	uint64_t syscalls;     /* system call instructions */
 };
+typedef void (*gk_site_fn)(void *ctx, uint64_t pc, uint64_t back);
+typedef void (*gk_target_fn)(void *ctx, uint64_t target);
 
-void gk_arch_step(const uint8_t *p, size_t avail, uint64_t pc, struct gk_step *out);
+void gk_arch_sweep_sites(const struct gk_text *t, struct gk_sweep_stats *st,
+                         gk_site_fn on_site, void *ctx);
+uint64_t gk_arch_sweep_targets(const struct gk_text *t, gk_target_fn on_target,
+                               void *ctx);
+
+/* Bytes of the instruction at p (avail readable), as the sweeps step. */
+unsigned gk_arch_insn_len(const uint8_t *p, size_t avail);
 
 /*
  * What the scanner knows around one site, without a whole-text bitmap

@@ -222,44 +222,65 @@ rela_targets(const struct gk_object *o, const ElfW(Rela) *rela, size_t bytes,
 	return n;
 }
 
-size_t
-gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
-                  uint64_t *out, size_t max, int *pads_unknown)
+struct dyn_tables {
+	const ElfW(Sym) *sym;
+	const ElfW(Rela) *rela, *jmprel;
+	const uint32_t *gnu, *sysv;
+	size_t relasz, pltrelsz;
+};
+
+static void
+dyn_tables(const struct gk_object *o, struct dyn_tables *t)
 {
 	const ElfW(Dyn) *d = o->dyn;
-	const ElfW(Sym) *sym = NULL;
-	const ElfW(Rela) *rela = NULL, *jmprel = NULL;
-	const uint32_t *gnu = NULL, *sysv = NULL;
-	size_t relasz = 0, pltrelsz = 0, nsym = 0, n = 0, k = 0;
-	long pads;
 
-	if (!d)
-		return 0;
-	for (; d->d_tag != DT_NULL; d++) {
+	memset(t, 0, sizeof(*t));
+	for (; d && d->d_tag != DT_NULL; d++) {
 		switch (d->d_tag) {
-		case DT_SYMTAB: sym = (const void *)dptr(o, d->d_un.d_ptr); break;
-		case DT_GNU_HASH: gnu = (const void *)dptr(o, d->d_un.d_ptr); break;
-		case DT_HASH: sysv = (const void *)dptr(o, d->d_un.d_ptr); break;
-		case DT_RELA: rela = (const void *)dptr(o, d->d_un.d_ptr); break;
-		case DT_RELASZ: relasz = d->d_un.d_val; break;
-		case DT_JMPREL: jmprel = (const void *)dptr(o, d->d_un.d_ptr); break;
-		case DT_PLTRELSZ: pltrelsz = d->d_un.d_val; break;
+		case DT_SYMTAB: t->sym = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_GNU_HASH: t->gnu = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_HASH: t->sysv = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_RELA: t->rela = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_RELASZ: t->relasz = d->d_un.d_val; break;
+		case DT_JMPREL: t->jmprel = (const void *)dptr(o, d->d_un.d_ptr); break;
+		case DT_PLTRELSZ: t->pltrelsz = d->d_un.d_val; break;
 		}
 	}
-	if (gnu)
-		nsym = gnu_hash_count(gnu);
-	else if (sysv)
-		nsym = sysv[1];
-	for (size_t i = 0; sym && i < nsym && n < max; i++) {
-		int t = ELF64_ST_TYPE(sym[i].st_info);
-		uint64_t v = o->base + sym[i].st_value;
-		if (sym[i].st_shndx != SHN_UNDEF && sym[i].st_value &&
-		    (t == STT_FUNC || t == STT_GNU_IFUNC || t == STT_NOTYPE) &&
+}
+
+size_t
+gk_object_rela_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
+                       uint64_t *out, size_t max)
+{
+	struct dyn_tables t;
+	size_t n;
+
+	dyn_tables(o, &t);
+	n = rela_targets(o, t.rela, t.relasz, lo, hi, out, 0, max);
+	return rela_targets(o, t.jmprel, t.pltrelsz, lo, hi, out, n, max);
+}
+
+size_t
+gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
+                  uint64_t *out, size_t n, size_t max, int *pads_unknown)
+{
+	struct dyn_tables t;
+	size_t nsym = 0, k = 0;
+	long pads;
+
+	dyn_tables(o, &t);
+	if (t.gnu)
+		nsym = gnu_hash_count(t.gnu);
+	else if (t.sysv)
+		nsym = t.sysv[1];
+	for (size_t i = 0; t.sym && i < nsym && n < max; i++) {
+		int ty = ELF64_ST_TYPE(t.sym[i].st_info);
+		uint64_t v = o->base + t.sym[i].st_value;
+		if (t.sym[i].st_shndx != SHN_UNDEF && t.sym[i].st_value &&
+		    (ty == STT_FUNC || ty == STT_GNU_IFUNC || ty == STT_NOTYPE) &&
 		    v >= lo && v < hi)
 			out[n++] = v;
 	}
-	n = rela_targets(o, rela, relasz, lo, hi, out, n, max);
-	n = rela_targets(o, jmprel, pltrelsz, lo, hi, out, n, max);
 	pads = gk_object_landing_pads(o, lo, hi, out + n, max - n);
 	*pads_unknown = pads < 0;
 	if (pads > 0)

@@ -38,6 +38,7 @@ struct obj_stats {
 	unsigned long found, kind[4], reason[8], emit_failed, insns, targets;
 	unsigned long clone_not_jal, gw_refused;
 	int pads_unknown;          /* unwind tables unreadable: no gateways */
+	int targets_read;          /* some site needed a full plan */
 };
 
 static struct pending *pend;
@@ -91,7 +92,7 @@ is_clone_site(const struct gk_site *s)
 }
 
 static void
-log_stats(const struct gk_object *o, const struct obj_stats *s)
+log_stats(const struct gk_object *o, const struct obj_stats *s, int cached)
 {
 	struct gk_buf b = {.n = 0};
 	unsigned long patched = s->kind[GK_PATCH_JAL] + s->kind[GK_PATCH_GATEWAY] +
@@ -133,8 +134,15 @@ log_stats(const struct gk_object *o, const struct obj_stats *s)
 	}
 	gk_buf_str(&b, "; insns ");
 	gk_buf_dec(&b, (long)s->insns);
-	gk_buf_str(&b, ", jump targets ");
-	gk_buf_dec(&b, (long)s->targets);
+	if (s->targets_read) {
+		gk_buf_str(&b, ", jump targets ");
+		gk_buf_dec(&b, (long)s->targets);
+	} else {
+		gk_buf_str(&b, ", jump targets not needed (all jal)");
+	}
+	if (cached)
+		gk_buf_str(&b, cached > 1 ? "; plan from cache, completed" :
+		                            "; plan from cache");
 	gk_log_buf(&b);
 }
 
@@ -173,33 +181,21 @@ log_site(const struct gk_object *o, const struct gk_site *s, const char *left)
 	gk_log_buf(&b);
 }
 
+/* Assign, emit and stage one site whose trampoline slot is reserved
+ * (tramp == 0: none could be). */
 static void
-plan_site(const struct gk_object *o, const struct gk_text *t,
-          struct gk_site *site, struct obj_stats *st)
+place_site(const struct gk_object *o, const struct gk_text *t,
+           struct gk_site *site, uint64_t tramp, struct obj_stats *st)
 {
 	uint8_t tramp_bytes[GK_TRAMP_MAX];
-	uint64_t tramp;
 	struct pending *p;
 
-	if (site->kind == GK_PATCH_NONE && site->reason == GK_FILTERED)
-		goto left;
-	if (site->sysno >= 0 && !gk_sys_hooked(site->sysno)) {
-		site->kind = GK_PATCH_NONE;
-		site->reason = GK_FILTERED;
-		goto left;
-	}
-	if (gk_cfg.force_gateway && !is_clone_site(site)) {
-		tramp = gk_tramp_reserve_far(site->win_start, 4UL << 20, GW_REACH,
-		                             GK_TRAMP_MAX);
-	} else {
-		tramp = gk_tramp_reserve(site->ecall, JAL_REACH, GK_TRAMP_MAX);
-		if (!tramp && site->win_len)
-			tramp = gk_tramp_reserve(site->win_start, GW_REACH,
-			                         GK_TRAMP_MAX);
-	}
 	gk_plan_assign(site, tramp);
-	if (site->kind == GK_PATCH_NONE)
-		goto left;
+	if (site->kind == GK_PATCH_NONE) {
+		st->reason[site->reason < 8 ? site->reason : 0]++;
+		log_site(o, site, gk_reason_name(site->reason));
+		return;
+	}
 	if (site->kind != GK_PATCH_JAL && is_clone_site(site)) {
 		st->clone_not_jal++;
 		log_site(o, site, "clone_site_needs_jal");
@@ -235,35 +231,109 @@ plan_site(const struct gk_object *o, const struct gk_text *t,
 	npend++;
 	st->kind[site->kind]++;
 	log_site(o, site, NULL);
-	return;
-left:
-	st->reason[site->reason < 8 ? site->reason : 0]++;
-	/* filtered sites are the user's choice: listed only on request */
-	if (site->reason != GK_FILTERED || gk_cfg.log_sites)
-		log_site(o, site, gk_reason_name(site->reason));
+}
+
+/* A fully planned site (gk_plan_scan): filters, then a trampoline within
+ * jal reach, else one for its gateway window. */
+static void
+plan_site(const struct gk_object *o, const struct gk_text *t,
+          struct gk_site *site, struct obj_stats *st)
+{
+	uint64_t tramp;
+
+	if (site->sysno >= 0 && !gk_sys_hooked(site->sysno)) {
+		site->kind = GK_PATCH_NONE;
+		site->reason = GK_FILTERED;
+		st->reason[GK_FILTERED]++;
+		/* filtered sites are the user's choice: listed only on request */
+		if (gk_cfg.log_sites)
+			log_site(o, site, gk_reason_name(site->reason));
+		return;
+	}
+	if (gk_cfg.force_gateway && !is_clone_site(site)) {
+		tramp = gk_tramp_reserve_far(site->win_start, 4UL << 20, GW_REACH,
+		                             GK_TRAMP_MAX);
+	} else {
+		tramp = gk_tramp_reserve(site->ecall, JAL_REACH, GK_TRAMP_MAX);
+		if (!tramp && site->win_len)
+			tramp = gk_tramp_reserve(site->win_start, GW_REACH,
+			                         GK_TRAMP_MAX);
+	}
+	place_site(o, t, site, tramp, st);
+}
+
+/*
+ * Jump targets are read, and windows planned, only when some site needs
+ * more than a jal: a jal patch replaces the ecall alone, so where it
+ * lands does not matter.  Default mode therefore starts with the sites
+ * alone (gk_plan_find: one length-only sweep) and switches to the full
+ * plan (gk_plan_scan with every target) at the first site with no
+ * trampoline in jal reach.  The full plan's sites are the same, in the
+ * same order, and the jal ones placed so far are what it would have
+ * placed too.  Filters (which need static syscall numbers) and
+ * INTERCEPT_FORCE_GATEWAY plan fully from the start.
+ */
+struct targets {
+	uint64_t *buf;
+	size_t n;          /* rela addends, then all once `all` */
+	int all;
+};
+
+static struct gk_cached_plan cplan;   /* storage mapped in gk_patch_objects */
+
+static void
+read_all_targets(const struct gk_object *o, struct targets *tg,
+                 struct obj_stats *st)
+{
+	if (tg->all)
+		return;
+	tg->n = gk_object_targets(o, o->text[0].start, o->text[o->ntext - 1].end,
+	                          tg->buf, tg->n, MAX_TARGETS, &st->pads_unknown);
+	tg->all = 1;
 }
 
 static void
-plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *targets)
+log_skipped(const struct gk_object *o, const char *why)
+{
+	struct gk_buf b = {.n = 0};
+	gk_buf_str(&b, "patch ");
+	gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
+	gk_buf_str(&b, ": skipped, ");
+	gk_buf_str(&b, why);
+	gk_log_buf(&b);
+}
+
+static void
+plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
 {
 	struct obj_stats st = {0};
+	struct targets tg = {.buf = tbuf};
 	const char *why = NULL;
 	uint64_t rs, re;
-	size_t nt;
+	int lazy = !gk_cfg.force_gateway && !gk_cfg.sys_filter;
+	int cached = cplan.sites && gk_cache_load(o, &cplan) == 0;
+	int store = cplan.sites && !cached;
+	size_t nstored = 0;
+	int any_full = 0;
 
-	if (gk_object_text(o, &why) != 0) {
-		struct gk_buf b = {.n = 0};
-		gk_buf_str(&b, "patch ");
-		gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
-		gk_buf_str(&b, ": skipped, ");
-		gk_buf_str(&b, why);
-		gk_log_buf(&b);
+	if (!cached && gk_object_text(o, &why) != 0) {
+		log_skipped(o, why);
 		return;
 	}
-	/* All targets first, over every text range: reading them touches
-	 * DT_RELA, which may afterwards hold trampolines. */
-	nt = gk_object_targets(o, o->text[0].start, o->text[o->ntext - 1].end,
-	                       targets, MAX_TARGETS, &st.pads_unknown);
+	/* The relocation addends first: DT_RELA may hold trampolines next.
+	 * A cached full plan needs no targets at all. */
+	int all_full = cached;
+	for (uint32_t r = 0; cached && r < cplan.nrange; r++)
+		all_full &= cplan.range[r].full != 0;
+	if (!all_full)
+		tg.n = gk_object_rela_targets(o, o->text[0].start,
+		                              o->text[o->ntext - 1].end, tg.buf,
+		                              MAX_TARGETS);
+	if (cached) {
+		st.insns = cplan.insns;
+		st.targets = cplan.targets;
+		st.pads_unknown = cplan.pads_unknown;
+	}
 	if (gk_cfg.reuse_rela && gk_object_rela(o, &rs, &re) == 0)
 		gk_tramp_add_tail(rs, re);
 	for (int i = 0; i < o->ntext; i++) {
@@ -273,17 +343,82 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *targets)
 			.len = o->text[i].end - o->text[i].start,
 		};
 		struct gk_scan_stats ss = {0};
-		long n = gk_plan_scan(&t, targets, nt, sites, MAX_SITES, &ss);
+		int full;
+		long n;
 
-		st.insns += ss.insns;
-		st.targets = ss.targets;
+		if (cached && (cplan.range[i].full || lazy)) {
+			full = cplan.range[i].full != 0;
+			n = cplan.range[i].n;
+			for (long k = 0; k < n; k++)
+				gk_cache_get_site(&sites[k],
+				                  &cplan.sites[cplan.range[i].first + k],
+				                  o->base);
+		} else {
+			full = !lazy;
+			if (full)
+				read_all_targets(o, &tg, &st);
+			n = full ? gk_plan_scan(&t, tg.buf, tg.n, sites, MAX_SITES, &ss)
+			         : gk_plan_find(&t, sites, MAX_SITES, &ss);
+			if (cached)     /* found-only in the cache, full needed now */
+				store = 1;
+			else
+				st.insns += ss.insns;
+			if (full)
+				st.targets = ss.targets;
+		}
 		if (n < 0)
-			continue;
+			n = 0;
 		st.found += (unsigned long)n;
-		for (long k = 0; k < n; k++)
+		for (long k = 0; k < n; k++) {
+			uint64_t tramp;
+
+			if (full) {
+				plan_site(o, &t, &sites[k], &st);
+				continue;
+			}
+			tramp = gk_tramp_reserve(sites[k].ecall, JAL_REACH, GK_TRAMP_MAX);
+			if (tramp) {
+				struct gk_site probe = sites[k];
+				gk_plan_assign(&probe, tramp);
+				if (probe.kind == GK_PATCH_JAL) {
+					place_site(o, &t, &sites[k], tramp, &st);
+					continue;
+				}
+			}
+			/* This site needs a gateway window: plan this range in
+			 * full and go on from the same site. */
+			read_all_targets(o, &tg, &st);
+			if (gk_plan_scan(&t, tg.buf, tg.n, sites, MAX_SITES, &ss) != n)
+				break;   /* cannot happen: same text, same sites */
+			full = 1;
+			st.targets = ss.targets;
+			store = 1;
 			plan_site(o, &t, &sites[k], &st);
+		}
+		any_full |= full;
+		/* What the scan said of this range, for the cache. */
+		if (cplan.sites && nstored + (size_t)n <= cplan.cap) {
+			cplan.range[i].first = (uint32_t)nstored;
+			cplan.range[i].n = (uint32_t)n;
+			cplan.range[i].full = (uint32_t)full;
+			for (long k = 0; k < n; k++)
+				gk_cache_put_site(&cplan.sites[nstored + k], &sites[k],
+				                  o->base);
+			nstored += (size_t)n;
+		} else {
+			store = 0;
+		}
 	}
-	log_stats(o, &st);
+	st.targets_read = any_full;
+	if (store) {
+		cplan.nsites = nstored;
+		cplan.nrange = (uint32_t)o->ntext;
+		cplan.insns = st.insns;
+		cplan.targets = any_full ? st.targets : 0;
+		cplan.pads_unknown = st.pads_unknown;
+		gk_cache_store(o, &cplan);
+	}
+	log_stats(o, &st, cached ? 1 + store : 0);
 }
 
 static int
@@ -346,9 +481,18 @@ gk_patch_objects(struct gk_object *objs, int n)
 		gk_log_msg("patch: out of memory, nothing patched");
 		return -1;
 	}
+	cplan.sites = NULL;
+	for (int i = 0; i < n && !cplan.sites; i++)
+		if (objs[i].is_self && gk_cache_init(&objs[i])) {
+			cplan.cap = MAX_SITES;
+			cplan.sites = gk_map(cplan.cap * sizeof(*cplan.sites));
+		}
 	for (int i = 0; i < n; i++)
 		if (objs[i].selected)
 			plan_object(&objs[i], sites, targets);
+	if (cplan.sites)
+		gk_unmap(cplan.sites, cplan.cap * sizeof(*cplan.sites));
+	cplan.sites = NULL;
 	qsort(gw_stubs, ngw_stubs, sizeof(*gw_stubs), cmp_stub);
 	gk_tramp_seal();
 	for (int i = 0; i < n; i++)

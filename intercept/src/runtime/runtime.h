@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gkfs_intercept/plan.h"
+
 #pragma GCC visibility push(hidden)
 
 /* --- raw system calls (syscall_raw.c) --------------------------------- */
@@ -78,12 +80,18 @@ struct gk_object {
 int gk_objects_find(struct gk_object *objs, int max);
 int gk_object_text(struct gk_object *o, const char **why);
 int gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end);
-/* Jump targets the code does not show, inside [lo, hi), sorted, unique:
- * .dynsym function starts, R_RISCV_RELATIVE/IRELATIVE addends, landing
- * pads.  *pads_unknown = 1 if the unwind tables could not be read (then
- * gateway windows, which could swallow a landing pad, are refused). */
+/* Jump targets the code does not show, inside [lo, hi), in two steps:
+ * gk_object_rela_targets writes the R_RISCV_RELATIVE/IRELATIVE addends
+ * (DT_RELA, DT_JMPREL) to out[0..n), and must run before DT_RELA is
+ * reused for trampolines; gk_object_targets later appends .dynsym
+ * function starts and landing pads to out[n..], then sorts all and drops
+ * duplicates (returns the count).  *pads_unknown = 1 if the unwind tables
+ * could not be read (then gateway windows, which could swallow a landing
+ * pad, are refused). */
+size_t gk_object_rela_targets(const struct gk_object *o, uint64_t lo,
+                              uint64_t hi, uint64_t *out, size_t max);
 size_t gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
-                         uint64_t *out, size_t max, int *pads_unknown);
+                         uint64_t *out, size_t n, size_t max, int *pads_unknown);
 /* Landing pads from PT_GNU_EH_FRAME (eh_targets.c): count or -1. */
 long gk_object_landing_pads(const struct gk_object *o, uint64_t lo,
                             uint64_t hi, uint64_t *out, size_t max);
@@ -108,6 +116,35 @@ int gk_patch_objects(struct gk_object *objs, int n);
 /* Bytes a trampoline holding return address `ret0` pushed on the
  * program's stack: 16 (jal trampoline) or 32 (gateway window + stub). */
 size_t gk_tramp_stack_depth(uint64_t ret0);
+
+/* --- plan cache (plan_cache.c) ------------------------------------------ */
+/* One site as the scan left it (gk_plan_find or gk_plan_scan), ecall as a
+ * link address; gk_plan_assign's results are not kept. */
+struct gk_cached_site {
+	uint64_t ecall;
+	int32_t sysno;
+	uint8_t gw_back, gw_len, gw_tramp_len, gw_reason;
+};
+struct gk_cached_plan {
+	struct gk_cached_site *sites;   /* cap entries of storage */
+	size_t nsites, cap;
+	uint32_t nrange;                /* == object's ntext */
+	struct {
+		uint32_t first, n;       /* sites[first .. first + n) */
+		uint32_t full;           /* gk_plan_scan (else gk_plan_find) */
+	} range[GK_MAX_TEXT];
+	uint64_t insns, targets;
+	int32_t pads_unknown;
+};
+/* Reads the environment; 1 if plans are cached (self: this core). */
+int gk_cache_init(const struct gk_object *self);
+/* 0: plan loaded and checked, o->text/ntext filled from it; -1: none. */
+int gk_cache_load(struct gk_object *o, struct gk_cached_plan *p);
+void gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p);
+void gk_cache_put_site(struct gk_cached_site *c, const struct gk_site *s,
+                       uint64_t base);
+void gk_cache_get_site(struct gk_site *s, const struct gk_cached_site *c,
+                       uint64_t base);
 
 /* --- small helpers (util.c) --------------------------------------------- */
 void *gk_map(size_t len);                   /* raw anonymous mapping */

@@ -76,7 +76,17 @@ static void *worker(void *arg)
         if (r <= 0) FAIL(j, "read %s at %zu: %s", own, done, r ? strerror(errno) : "EOF");
         done += (size_t)r;
     }
-    if (memcmp(buf, back, block) != 0) FAIL(j, "%s: data read back differs", own);
+    if (memcmp(buf, back, block) != 0) {
+        size_t at = 0, end;
+        while (buf[at] == back[at]) at++;
+        for (end = at; end < block && buf[end] != back[end]; end++) ;
+        int from = -1;  /* another thread's bytes here? */
+        for (int w = 0; w < nthreads && from < 0; w++)
+            if (w != j->id && back[at] == pattern(w, at) && back[at + 1] == pattern(w, at + 1)) from = w;
+        FAIL(j, "%s: data read back differs from byte %zu to %zu (got 0x%02x%02x, expected 0x%02x%02x%s%d)",
+             own, at, end, back[at], back[at + 1], buf[at], buf[at + 1],
+             from >= 0 ? ", matches thread " : ", zeros/other: ", from);
+    }
     close(fd);
 
     /* Disjoint block of the shared file (created by main). */

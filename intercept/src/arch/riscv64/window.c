@@ -15,15 +15,10 @@
 #include "layout.h"
 #include "relocate.h"
 
-void gk_arch_step(const uint8_t *p, size_t avail, uint64_t pc, struct gk_step *out)
+unsigned gk_arch_insn_len(const uint8_t *p, size_t avail)
 {
 	struct rv_insn in;
-	rv_decode(p, avail, &in);
-	out->len = in.len;
-	out->is_syscall = in.kind == RV_ECALL;
-	out->undecodable = in.kind == RV_UNDECODABLE;
-	out->has_target = rv_has_direct_target(&in);
-	out->target = out->has_target ? pc + (uint64_t)in.imm : 0;
+	return rv_decode(p, avail, &in);
 }
 
 static const uint8_t *at(const struct gk_text *t, uint64_t addr)

@@ -1,0 +1,406 @@
+/*
+ * plan_cache.c - per-object plans kept on disk, so that later processes
+ * skip the scan and only place and write patches.
+ *
+ * A plan depends only on the object's bytes (its text, its jump targets)
+ * and on the planner, so it is keyed by both: the object's GNU build-id
+ * (read from its PT_NOTE in memory, i.e. from what is loaded, not from a
+ * file that may have changed since) plus the file's size, mtime and inode,
+ * and the build-id of this core.  What is kept: the executable sections
+ * (link addresses; saves reading the section headers), the counters for
+ * the log, and per site what gk_plan_find or gk_plan_scan said of it.
+ * Trampoline addresses are not kept: they depend on this process's
+ * address-space layout and are chosen afresh every time.
+ *
+ * Where: $INTERCEPT_PLAN_CACHE if it is an absolute directory, else
+ * $XDG_CACHE_HOME/gkfs/plans, else $HOME/.cache/gkfs/plans;
+ * INTERCEPT_PLAN_CACHE=0 turns the cache off.  One file per object,
+ * <build-id>.plan, written to a temporary name and renamed into place, so
+ * readers see a whole file or none and concurrent writers do no harm.
+ * A file is used only if every check passes: magic, version, both ids,
+ * size/mtime/inode, a checksum over the contents, every range inside an
+ * executable segment and every site an `ecall` in memory, inside its
+ * range.  Anything else is ignored and the plan made (and written) anew.
+ *
+ * Only raw system calls: this runs before libc is patched, and a path
+ * under a gkfs mount prefix must not reach the gkfs hook.
+ */
+#define _GNU_SOURCE
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "runtime.h"
+
+#define MAGIC "GKFSPLN1"
+#define VERSION 1
+#define ID_MAX 32
+
+struct file_range {
+	uint64_t start, end;       /* link addresses */
+	uint32_t first, n, full, pad;
+};
+
+struct header {
+	char magic[8];
+	uint32_t version, id_len, core_id_len, nrange;
+	uint8_t id[ID_MAX], core_id[ID_MAX];
+	uint64_t size, mtime_sec, mtime_nsec, ino;
+	uint64_t insns, targets, nsites;
+	int32_t pads_unknown, pad;
+	struct file_range range[GK_MAX_TEXT];
+};
+
+static uint8_t core_id[ID_MAX];
+static uint32_t core_id_len;
+static char dir[512];             /* "" when the cache is off */
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The NT_GNU_BUILD_ID note of a loaded object; its length or 0. */
+static uint32_t
+build_id(const struct gk_object *o, uint8_t *out)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+
+	for (int i = 0; i < o->phnum; i++) {
+		const uint8_t *p, *end;
+		if (ph[i].p_type != PT_NOTE)
+			continue;
+		p = (const uint8_t *)(uintptr_t)(o->base + ph[i].p_vaddr);
+		end = p + ph[i].p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const void *)p;
+			const uint8_t *name = p + sizeof(*nh);
+			const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
+			const uint8_t *next = desc + ((nh->n_descsz + 3) & ~3u);
+			if (next > end || next <= p)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    memcmp(name, "GNU", 4) == 0 && nh->n_descsz > 0 &&
+			    nh->n_descsz <= ID_MAX) {
+				memcpy(out, desc, nh->n_descsz);
+				return nh->n_descsz;
+			}
+			p = next;
+		}
+	}
+	return 0;
+}
+
+static int
+append(char *buf, size_t cap, size_t *n, const char *s)
+{
+	size_t l = strlen(s);
+	if (*n + l + 1 > cap)
+		return -1;
+	memcpy(buf + *n, s, l + 1);
+	*n += l;
+	return 0;
+}
+
+/* mkdir -p for the part of `path` after its first `root_len` bytes (which
+ * must exist already, or be 0 for the whole path). */
+static void
+make_dirs(char *path, size_t root_len)
+{
+	for (char *p = path + root_len + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		GK_RAW(SYS_mkdirat, AT_FDCWD, path, 0700);
+		*p = '/';
+	}
+	GK_RAW(SYS_mkdirat, AT_FDCWD, path, 0700);
+}
+
+int
+gk_cache_init(const struct gk_object *self)
+{
+	const char *env = getenv("INTERCEPT_PLAN_CACHE");
+	const char *xdg = getenv("XDG_CACHE_HOME");
+	const char *home = getenv("HOME");
+	size_t n = 0, root = 0;
+
+	dir[0] = '\0';
+	if (env && strcmp(env, "0") == 0)
+		return 0;
+	core_id_len = self ? build_id(self, core_id) : 0;
+	if (!core_id_len)
+		return 0;                 /* no way to tell our planner versions apart */
+	if (env && env[0] == '/') {
+		if (append(dir, sizeof(dir), &n, env))
+			goto off;
+		root = 0;
+	} else if (xdg && xdg[0] == '/') {
+		if (append(dir, sizeof(dir), &n, xdg))
+			goto off;
+		root = n;
+		if (append(dir, sizeof(dir), &n, "/gkfs/plans"))
+			goto off;
+	} else if (home && home[0] == '/') {
+		if (append(dir, sizeof(dir), &n, home))
+			goto off;
+		root = n;
+		if (append(dir, sizeof(dir), &n, "/.cache/gkfs/plans"))
+			goto off;
+	} else {
+		goto off;
+	}
+	make_dirs(dir, root);
+	return 1;
+off:
+	dir[0] = '\0';
+	return 0;
+}
+
+static int
+file_path(const uint8_t *id, uint32_t len, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	char name[2 * ID_MAX + 8];
+	size_t n = 0, k = 0;
+
+	for (uint32_t i = 0; i < len; i++) {
+		name[k++] = hex[id[i] >> 4];
+		name[k++] = hex[id[i] & 15];
+	}
+	memcpy(name + k, ".plan", 6);
+	out[0] = '\0';
+	if (append(out, cap, &n, dir) || append(out, cap, &n, "/") ||
+	    append(out, cap, &n, name))
+		return -1;
+	return 0;
+}
+
+static int
+file_identity(const struct gk_object *o, struct header *h)
+{
+	struct stat st;
+	const char *path = o->is_main ? "/proc/self/exe" : o->path;
+
+	if (GK_RAW(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0)
+		return -1;
+	h->size = (uint64_t)st.st_size;
+	h->mtime_sec = (uint64_t)st.st_mtim.tv_sec;
+	h->mtime_nsec = (uint64_t)st.st_mtim.tv_nsec;
+	h->ino = (uint64_t)st.st_ino;
+	return 0;
+}
+
+/* Key of an object for this process; -1 if it cannot be cached. */
+static int
+make_key(const struct gk_object *o, struct header *h)
+{
+	memset(h, 0, sizeof(*h));
+	if (!dir[0])
+		return -1;
+	memcpy(h->magic, MAGIC, 8);
+	h->version = VERSION;
+	h->id_len = build_id(o, h->id);
+	h->core_id_len = core_id_len;
+	memcpy(h->core_id, core_id, core_id_len);
+	if (!h->id_len)
+		return -1;
+	return file_identity(o, h);
+}
+
+static int
+exec_segment_holds(const struct gk_object *o, uint64_t s, uint64_t e)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	for (int i = 0; i < o->phnum; i++) {
+		uint64_t ps = o->base + ph[i].p_vaddr;
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) &&
+		    s >= ps && e <= ps + ph[i].p_filesz && s < e)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+valid(const struct gk_object *o, const struct header *h,
+      const struct gk_cached_site *s)
+{
+	uint64_t total = 0;
+
+	if (h->nrange == 0 || h->nrange > GK_MAX_TEXT)
+		return 0;
+	for (uint32_t r = 0; r < h->nrange; r++) {
+		const struct file_range *fr = &h->range[r];
+		uint64_t rs = o->base + fr->start, re = o->base + fr->end;
+		if (fr->first != total || fr->n > h->nsites - total ||
+		    !exec_segment_holds(o, rs, re))
+			return 0;
+		for (uint32_t k = fr->first; k < fr->first + fr->n; k++) {
+			uint64_t e = o->base + s[k].ecall;
+			uint32_t insn;
+			if (e < rs || e + 4 > re || (e & 1) ||
+			    (k > fr->first && s[k].ecall <= s[k - 1].ecall))
+				return 0;
+			memcpy(&insn, (const void *)(uintptr_t)e, 4);
+			if (insn != 0x00000073)
+				return 0;
+			if (s[k].gw_len && (s[k].gw_back > s[k].gw_len ||
+			    s[k].gw_back + 4u > s[k].gw_len ||
+			    e - s[k].gw_back < rs || e - s[k].gw_back + s[k].gw_len > re ||
+			    s[k].gw_tramp_len > GK_TRAMP_MAX))
+				return 0;
+		}
+		total += fr->n;
+	}
+	return total == h->nsites;
+}
+
+int
+gk_cache_load(struct gk_object *o, struct gk_cached_plan *p)
+{
+	struct header want, h;
+	char path[640];
+	uint64_t sum, want_sum;
+	size_t bytes;
+	long fd, n;
+	int ok = 0;
+
+	if (make_key(o, &want) != 0 || file_path(want.id, want.id_len, path,
+	                                         sizeof(path)) != 0)
+		return -1;
+	fd = GK_RAW(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	n = GK_RAW(SYS_read, fd, &h, sizeof(h));
+	if (n != (long)sizeof(h) || memcmp(h.magic, want.magic, 8) != 0 ||
+	    h.version != want.version || h.id_len != want.id_len ||
+	    memcmp(h.id, want.id, ID_MAX) != 0 || h.core_id_len != want.core_id_len ||
+	    memcmp(h.core_id, want.core_id, ID_MAX) != 0 || h.size != want.size ||
+	    h.mtime_sec != want.mtime_sec || h.mtime_nsec != want.mtime_nsec ||
+	    h.ino != want.ino || h.nsites > p->cap)
+		goto out;
+	bytes = (size_t)h.nsites * sizeof(p->sites[0]);
+	if (GK_RAW(SYS_read, fd, p->sites, bytes) != (long)bytes ||
+	    GK_RAW(SYS_read, fd, &want_sum, sizeof(want_sum)) != sizeof(want_sum))
+		goto out;
+	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), p->sites, bytes);
+	if (sum != want_sum || !valid(o, &h, p->sites))
+		goto out;
+	p->nsites = (size_t)h.nsites;
+	p->nrange = h.nrange;
+	p->insns = h.insns;
+	p->targets = h.targets;
+	p->pads_unknown = h.pads_unknown;
+	o->ntext = (int)h.nrange;
+	for (uint32_t r = 0; r < h.nrange; r++) {
+		p->range[r].first = h.range[r].first;
+		p->range[r].n = h.range[r].n;
+		p->range[r].full = h.range[r].full != 0;
+		o->text[r].start = o->base + h.range[r].start;
+		o->text[r].end = o->base + h.range[r].end;
+	}
+	ok = 1;
+out:
+	GK_RAW(SYS_close, fd);
+	return ok ? 0 : -1;
+}
+
+void
+gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
+{
+	struct header h;
+	char path[640], tmp[700];
+	size_t bytes = p->nsites * sizeof(p->sites[0]), n;
+	uint64_t sum;
+	long fd, pid;
+	int ok;
+
+	if (make_key(o, &h) != 0 || file_path(h.id, h.id_len, path, sizeof(path)) != 0 ||
+	    p->nrange > GK_MAX_TEXT || o->ntext != (int)p->nrange)
+		return;
+	h.nrange = p->nrange;
+	h.insns = p->insns;
+	h.targets = p->targets;
+	h.nsites = p->nsites;
+	h.pads_unknown = p->pads_unknown;
+	for (uint32_t r = 0; r < p->nrange; r++) {
+		h.range[r].start = o->text[r].start - o->base;
+		h.range[r].end = o->text[r].end - o->base;
+		h.range[r].first = p->range[r].first;
+		h.range[r].n = p->range[r].n;
+		h.range[r].full = p->range[r].full;
+	}
+	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), p->sites, bytes);
+
+	/* <path>.<pid>.tmp, then rename */
+	pid = GK_RAW(SYS_getpid, 0);
+	n = 0;
+	tmp[0] = '\0';
+	if (append(tmp, sizeof(tmp), &n, path) || append(tmp, sizeof(tmp), &n, "."))
+		return;
+	{
+		char d[24];
+		int k = 0;
+		unsigned long v = (unsigned long)pid;
+		do { d[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+		while (k && n + 1 < sizeof(tmp))
+			tmp[n++] = d[--k];
+		tmp[n] = '\0';
+	}
+	if (append(tmp, sizeof(tmp), &n, ".tmp"))
+		return;
+	fd = GK_RAW(SYS_openat, AT_FDCWD, tmp,
+	            O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	ok = GK_RAW(SYS_write, fd, &h, sizeof(h)) == (long)sizeof(h) &&
+	     GK_RAW(SYS_write, fd, p->sites, bytes) == (long)bytes &&
+	     GK_RAW(SYS_write, fd, &sum, sizeof(sum)) == (long)sizeof(sum);
+	ok = GK_RAW(SYS_close, fd) == 0 && ok;
+	if (!ok || GK_RAW(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path, 0) != 0)
+		GK_RAW(SYS_unlinkat, AT_FDCWD, tmp, 0);
+}
+
+/* Sites <-> cache records: what the scan said, before any assignment
+ * (gk_plan_assign keeps the gw_* fields and sysno intact). */
+void
+gk_cache_put_site(struct gk_cached_site *c, const struct gk_site *s,
+                  uint64_t base)
+{
+	c->ecall = s->ecall - base;
+	c->sysno = s->sysno;
+	c->gw_back = s->gw_back;
+	c->gw_len = s->gw_len;
+	c->gw_tramp_len = s->gw_tramp_len;
+	c->gw_reason = s->gw_reason;
+}
+
+void
+gk_cache_get_site(struct gk_site *s, const struct gk_cached_site *c,
+                  uint64_t base)
+{
+	memset(s, 0, sizeof(*s));
+	s->ecall = base + c->ecall;
+	s->sysno = c->sysno;
+	s->gw_back = c->gw_back;
+	s->gw_len = c->gw_len;
+	s->gw_tramp_len = c->gw_tramp_len;
+	s->gw_reason = c->gw_reason;
+	if (c->gw_len) {
+		s->win_start = s->ecall - c->gw_back;
+		s->win_len = c->gw_len;
+		s->tramp_len = c->gw_tramp_len;
+		s->reason = GK_OK;
+	} else {
+		s->win_start = s->ecall;
+		s->reason = c->gw_reason;
+	}
+}
