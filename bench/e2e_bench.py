@@ -177,7 +177,7 @@ def print_table(best: dict, args, wall: float) -> None:
         t.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
         t.add_row(*row)
-    Console().print(t)
+    Console(width=max(120, shutil.get_terminal_size().columns)).print(t)
 
 
 if __name__ == "__main__":

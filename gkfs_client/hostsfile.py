@@ -175,7 +175,8 @@ def _write_atomic(path: Path, hosts: list[Host]) -> None:
         raise
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (kill(pid, 0))."""
     if pid <= 0:
         return False
     try:
@@ -206,7 +207,7 @@ def register(path: str | os.PathLike, address: str, pid: int | None = None, host
         keep = []
         for h in hosts:
             if h.id == host_id:
-                if h.pid != pid and h.hostname == hostname and _pid_alive(h.pid):
+                if h.pid != pid and h.hostname == hostname and pid_alive(h.pid):
                     raise HostsFileError(
                         f"id {host_id} is already registered in {p} by live pid {h.pid} ({h.address})")
                 if h.hostname != hostname and h.pid != pid:

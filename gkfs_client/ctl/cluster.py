@@ -86,14 +86,8 @@ def _live_local(hosts: list[hostsfile.Host]) -> list[hostsfile.Host]:
 
 
 def _alive(pid: int) -> bool:
-    if pid <= 0:
+    if not hostsfile.pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     # A zombie is dead: daemons started by `cluster start` are reparented,
     # and in containers PID 1 may never reap them.
     try:

@@ -2,7 +2,9 @@
 mpirun -np 2 ./mpi_io: the preload sits in mpirun and its process manager
 (prterun), whose own files (session dir under TMPDIR, outside gkfs) must keep
 working, and reaches every rank. Each rank writes and reads its own gkfs file
-and one block of a shared file; every rank reads all of the shared file."""
+and one block of a shared file; every rank reads all of the shared file. Then
+the same through MPI-IO (Open MPI's OMPIO): collective write_at_all of one
+block per rank into mpiio.dat, read_at_all of every block on every rank."""
 from __future__ import annotations
 
 from e2e_harness import LocalCluster, Riscv64Preload
@@ -24,16 +26,20 @@ def pattern(writer: int, n: int) -> bytes:
 
 def test_mpirun_with_preload(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str, local, programs):
     r = rv.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(RANKS),
-                str(programs / "mpi_io"), gkdir, str(BLOCK), str(local)]).ok()
-    assert f"mpi_io: {RANKS} ranks ok, {BLOCK * RANKS * (1 + RANKS)} bytes checked" in r.out, r.describe()
+                str(programs / "mpi_io"), gkdir, str(BLOCK), str(local), "mpiio"]).ok()
+    assert "mpi_io: MPI-IO ok" in r.out, r.describe()
+    assert f"mpi_io: {RANKS} ranks ok, {2 * BLOCK * RANKS * (1 + RANKS)} bytes checked" in r.out, r.describe()
     for k in range(RANKS):
         assert f"rank {k} ok" in r.out, r.describe()
-    assert gkfs.listdir(gkdir) == sorted(["shared.dat"] + [f"rank-{k}.dat" for k in range(RANKS)])
+    assert gkfs.listdir(gkdir) == sorted(["mpiio.dat", "shared.dat"] + [f"rank-{k}.dat" for k in range(RANKS)])
     shared = gkfs.read(f"{gkdir}/shared.dat")
-    assert len(shared) == RANKS * BLOCK
+    mpiio = gkfs.read(f"{gkdir}/mpiio.dat")
+    assert len(shared) == RANKS * BLOCK and len(mpiio) == RANKS * BLOCK
     for k in range(RANKS):
         want = pattern(k, BLOCK)
         assert gkfs.read(f"{gkdir}/rank-{k}.dat") == want, f"rank-{k}.dat differs"
         assert shared[k * BLOCK:(k + 1) * BLOCK] == want, f"shared.dat block {k} differs"
+        assert mpiio[k * BLOCK:(k + 1) * BLOCK] == want, f"mpiio.dat block {k} differs"
         assert (local / f"local-{k}.txt").read_text() == f"rank {k} of {RANKS}\n"
     gkfs.assert_spread([f"{gkdir}/shared.dat"], at_least=3)
+    gkfs.assert_spread([f"{gkdir}/mpiio.dat"], at_least=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tarfile
 
 from e2e_harness import LocalCluster, Riscv64Preload, local_tree
@@ -18,7 +19,21 @@ def _make_tree(root):
     for name, size in sizes.items():
         (root / name).write_bytes(os.urandom(size))
     (root / "link").symlink_to("sub/seventy.bin")
+    # Distinct permissions: tar -x creates directories 0700 and sets their
+    # mode at the end (fchmodat with AT_SYMLINK_NOFOLLOW).
+    for name, mode in [("sub", 0o751), ("sub/deeper", 0o705), ("empty", 0o770),
+                       ("small.txt", 0o600), ("sub/seventy.bin", 0o640)]:
+        os.chmod(root / name, mode)
     return root
+
+
+def _modes_local(root) -> dict:
+    return {str(p.relative_to(root)): oct(stat.S_IMODE(p.lstat().st_mode))
+            for p in sorted(root.rglob("*")) if not p.is_symlink()}
+
+
+def _modes_gk(gkfs: LocalCluster, top: str, names) -> dict:
+    return {n: oct(stat.S_IMODE(gkfs.client.lstat(gkfs.gk(f"{top}/{n}")).st_mode)) for n in names}
 
 
 def _gk_tree(gkfs: LocalCluster, top: str) -> dict:
@@ -69,6 +84,8 @@ def test_tar_create_extract(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str, 
     rv.run(["mkdir", f"{gkdir}/x"]).ok()
     rv.run(["tar", "--no-same-owner", "-C", f"{gkdir}/x", "-xf", f"{gkdir}/src.tar"]).ok()
     assert _gk_tree(gkfs, f"{gkdir}/x/src") == want
+    modes = _modes_local(src)
+    assert _modes_gk(gkfs, f"{gkdir}/x/src", modes) == modes, "permissions tar -x set in gkfs"
     st_gk = gkfs.client.stat(gkfs.gk(f"{gkdir}/x/src/sub/deeper/big.bin"))
     assert int(st_gk.st_mtime) == int((src / "sub/deeper/big.bin").stat().st_mtime), "tar -x must set mtime (utimensat)"
 

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "distribution.h"
 #include "forward.h"
+#include "paths.h"
 #include "rpc.h"
 
 static unsigned
@@ -44,28 +45,39 @@ record_of(struct gk_call *c, const char *key, struct gk_record *r)
 	return gk_record_decode(o, r);
 }
 
+/* Most metadata ops are one request to the owner of a path, with "path"
+ * as the first argument: starts it; the caller packs the other
+ * n_entries - 1 arguments and finishes with path_reply. */
+static msgpack_packer *
+path_request(struct gk_call *c, const char *op, const char *path, uint32_t n_entries)
+{
+	msgpack_packer *pk = gk_call_args(c, owner(path), op, n_entries);
+
+	gk_pk_kv_str(pk, "path", path);
+	return pk;
+}
+
+/* Runs a single request, decodes the record the reply holds under
+ * `record_key` into r (either may be NULL: nothing wanted) and frees the
+ * call.  0 or -errno (the daemon's status, or the transport's). */
+static int
+single_reply(struct gk_call *c, const char *record_key, struct gk_record *r)
+{
+	int rc = run_one(c);
+
+	if (!rc && record_key)
+		rc = record_of(c, record_key, r);
+	gk_call_done(c);
+	return rc;
+}
+
 int
 gk_fwd_stat(const char *path, struct gk_record *r)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "stat", 1);
-	int rc;
 
-	gk_pk_kv_str(pk, "path", path);
-	rc = run_one(&c);
-	if (!rc)
-		rc = record_of(&c, "stat", r);
-	gk_call_done(&c);
-	return rc;
-}
-
-static void
-parent_of(const char *path, char *out)
-{
-	const char *slash = strrchr(path, '/');
-	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
-	memcpy(out, path, n);
-	out[n] = '\0';
+	path_request(&c, "stat", path, 1);
+	return single_reply(&c, "stat", r);
 }
 
 int
@@ -80,11 +92,9 @@ gk_fwd_create(const char *path, uint32_t mode, int exclusive,
 
 	if (!strcmp(path, "/"))
 		return -EEXIST;
-	parent_of(path, parent);
-	pk = gk_call_args(&c[0], owner(parent), "stat", 1);
-	gk_pk_kv_str(pk, "path", parent);
-	pk = gk_call_args(&c[1], owner(path), "create", 5);
-	gk_pk_kv_str(pk, "path", path);
+	gk_parent_path(path, parent);
+	path_request(&c[0], "stat", parent, 1);
+	pk = path_request(&c[1], "create", path, 5);
 	gk_pk_kv_u64(pk, "mode", mode);
 	gk_pk_kv_bool(pk, "exclusive", exclusive);
 	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
@@ -99,15 +109,8 @@ gk_fwd_create(const char *path, uint32_t mode, int exclusive,
 			rc = record_of(&c[1], "stat", r);
 		if (perr) {
 			/* The parent is missing: take the new record back. */
-			if (*created) {
-				struct gk_call u;
-				pk = gk_call_args(&u, owner(path), "remove", r->data_key[0] ? 2 : 1);
-				gk_pk_kv_str(pk, "path", path);
-				if (r->data_key[0])
-					gk_pk_kv_str(pk, "data_key", r->data_key);
-				run_one(&u);
-				gk_call_done(&u);
-			}
+			if (*created)
+				gk_fwd_remove(path, -1, r->data_key[0] ? r->data_key : NULL, NULL);
 			rc = -perr;
 		} else if (c[1].status) {
 			rc = -c[1].status;
@@ -122,20 +125,14 @@ gk_fwd_remove(const char *path, int rmdir, const char *data_key,
               struct gk_record *removed)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "remove",
+	msgpack_packer *pk = path_request(&c, "remove", path,
 	                                  1 + (rmdir >= 0) + (data_key != NULL));
-	int rc;
 
-	gk_pk_kv_str(pk, "path", path);
 	if (rmdir >= 0)
 		gk_pk_kv_bool(pk, "rmdir", rmdir);
 	if (data_key)
 		gk_pk_kv_str(pk, "data_key", data_key);
-	rc = run_one(&c);
-	if (!rc)
-		rc = record_of(&c, "stat", removed);
-	gk_call_done(&c);
-	return rc;
+	return single_reply(&c, "stat", removed);
 }
 
 int
@@ -143,10 +140,9 @@ gk_fwd_update_size(const char *path, uint64_t offset, uint64_t count,
                    int append, uint64_t *write_at)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "update_size", 4);
+	msgpack_packer *pk = path_request(&c, "update_size", path, 4);
 	int rc;
 
-	gk_pk_kv_str(pk, "path", path);
 	gk_pk_kv_u64(pk, "offset", offset);
 	gk_pk_kv_u64(pk, "count", count);
 	gk_pk_kv_bool(pk, "append", append);
@@ -161,16 +157,10 @@ int
 gk_fwd_truncate(const char *path, uint64_t size, struct gk_record *r)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "truncate", 2);
-	int rc;
+	msgpack_packer *pk = path_request(&c, "truncate", path, 2);
 
-	gk_pk_kv_str(pk, "path", path);
 	gk_pk_kv_u64(pk, "size", size);
-	rc = run_one(&c);
-	if (!rc)
-		rc = record_of(&c, "stat", r);
-	gk_call_done(&c);
-	return rc;
+	return single_reply(&c, "stat", r);
 }
 
 /* One request per daemon; returns the first error, else 0. */
@@ -514,15 +504,10 @@ gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced)
 {
 	struct gk_call c;
 	msgpack_packer *pk = gk_call_args(&c, owner(old), "rename", 2);
-	int rc;
 
 	gk_pk_kv_str(pk, "old", old);
 	gk_pk_kv_str(pk, "new", new_);
-	rc = run_one(&c);
-	if (!rc)
-		rc = record_of(&c, "replaced", replaced);
-	gk_call_done(&c);
-	return rc;
+	return single_reply(&c, "replaced", replaced);
 }
 
 int
@@ -530,44 +515,33 @@ gk_fwd_insert(const char *path, const struct gk_record *rec, int replace,
               struct gk_record *replaced)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "insert", 3);
-	int rc;
+	msgpack_packer *pk = path_request(&c, "insert", path, 3);
 
-	gk_pk_kv_str(pk, "path", path);
 	gk_pk_str(pk, "record");
 	gk_pk_record(pk, rec);
 	gk_pk_kv_bool(pk, "replace", replace);
-	rc = run_one(&c);
-	if (!rc)
-		rc = record_of(&c, "replaced", replaced);
-	gk_call_done(&c);
-	return rc;
+	return single_reply(&c, "replaced", replaced);
 }
 
 int
 gk_fwd_symlink(const char *path, const char *target)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "symlink", 4);
-	int rc;
+	msgpack_packer *pk = path_request(&c, "symlink", path, 4);
 
-	gk_pk_kv_str(pk, "path", path);
 	gk_pk_kv_str(pk, "target", target);
 	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
 	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
-	rc = run_one(&c);
-	gk_call_done(&c);
-	return rc;
+	return single_reply(&c, NULL, NULL);
 }
 
 int
 gk_fwd_readlink(const char *path, char *buf, size_t size)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "readlink", 1);
 	int rc;
 
-	gk_pk_kv_str(pk, "path", path);
+	path_request(&c, "readlink", path, 1);
 	rc = run_one(&c);
 	if (!rc && gk_mp_str(c.result, "target", buf, size) != 0)
 		rc = -EBADMSG;
@@ -579,16 +553,12 @@ int
 gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns)
 {
 	struct gk_call c;
-	msgpack_packer *pk = gk_call_args(&c, owner(path), "utimens",
+	msgpack_packer *pk = path_request(&c, "utimens", path,
 	                                  1 + (atime_ns != UINT64_MAX) + (mtime_ns != UINT64_MAX));
-	int rc;
 
-	gk_pk_kv_str(pk, "path", path);
 	if (atime_ns != UINT64_MAX)
 		gk_pk_kv_u64(pk, "atime_ns", atime_ns);
 	if (mtime_ns != UINT64_MAX)
 		gk_pk_kv_u64(pk, "mtime_ns", mtime_ns);
-	rc = run_one(&c);
-	gk_call_done(&c);
-	return rc;
+	return single_reply(&c, NULL, NULL);
 }

@@ -119,18 +119,35 @@ writable(struct gk_file *f)
 	return (acc == O_WRONLY || acc == O_RDWR) && !(f->ofd->flags & O_PATH);
 }
 
+/* What read/write (off 0) and pread/pwrite check before any transfer, in
+ * the kernel's order: access mode, directory, negative offset. */
+static int
+io_check(struct gk_file *f, int is_write, int64_t off)
+{
+	if (!(is_write ? writable(f) : readable(f)))
+		return -EBADF;
+	if (f->ofd->is_dir)
+		return -EISDIR;
+	if (off < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* The kernel moves at most this many bytes per call (MAX_RW_COUNT). */
+static size_t
+io_cap(size_t count)
+{
+	return count > 0x7ffff000 ? 0x7ffff000 : count;
+}
+
 ssize_t
 gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 {
 	struct gk_record r;
 	int rc;
 
-	if (!readable(f))
-		return -EBADF;
-	if (f->ofd->is_dir)
-		return -EISDIR;
-	if (off < 0)
-		return -EINVAL;
+	if ((rc = io_check(f, 0, off)) != 0)
+		return rc;
 	if (!count)
 		return 0;
 	rc = gk_fwd_stat(f->ofd->path, &r);
@@ -140,8 +157,7 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 		return 0;
 	if (count > r.size - (uint64_t)off)
 		count = r.size - (uint64_t)off;
-	if (count > 0x7ffff000)
-		count = 0x7ffff000;     /* the kernel's own cap per call */
+	count = io_cap(count);
 	return gk_fwd_read(r.data_key[0] ? r.data_key : f->ofd->data_key, buf,
 	                   (uint64_t)off, count, r.size);
 }
@@ -152,16 +168,11 @@ gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 	ssize_t n;
 	int rc;
 
-	if (!writable(f))
-		return -EBADF;
-	if (f->ofd->is_dir)
-		return -EISDIR;
-	if (off < 0)
-		return -EINVAL;
+	if ((rc = io_check(f, 1, off)) != 0)
+		return rc;
 	if (!count)
 		return 0;
-	if (count > 0x7ffff000)
-		count = 0x7ffff000;
+	count = io_cap(count);
 	if (__atomic_load_n(&f->ofd->flags, __ATOMIC_RELAXED) & O_APPEND) {
 		/* Linux appends even for pwrite on an O_APPEND descriptor */
 		uint64_t at;
@@ -183,13 +194,11 @@ gkfs_read(struct gk_file *f, void *buf, size_t count)
 {
 	int64_t off;
 	ssize_t n;
+	int rc;
 
-	if (!readable(f))
-		return -EBADF;
-	if (f->ofd->is_dir)
-		return -EISDIR;
-	if (count > 0x7ffff000)
-		count = 0x7ffff000;
+	if ((rc = io_check(f, 0, 0)) != 0)
+		return rc;
+	count = io_cap(count);
 	/* Reserve the range, give back what was not read (if nobody moved
 	 * the offset meanwhile): concurrent readers get disjoint ranges. */
 	off = gk_ofd_advance(f, (int64_t)count);
@@ -208,12 +217,9 @@ gkfs_write(struct gk_file *f, const void *buf, size_t count)
 	ssize_t n;
 	int rc;
 
-	if (!writable(f))
-		return -EBADF;
-	if (f->ofd->is_dir)
-		return -EISDIR;
-	if (count > 0x7ffff000)
-		count = 0x7ffff000;
+	if ((rc = io_check(f, 1, 0)) != 0)
+		return rc;
+	count = io_cap(count);
 	if (!count)
 		return 0;
 	if (__atomic_load_n(&f->ofd->flags, __ATOMIC_RELAXED) & O_APPEND) {

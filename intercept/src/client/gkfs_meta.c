@@ -29,6 +29,17 @@ gkfs_ino(const struct gk_record *r, const char *path)
 	return gk_metadata_hash(path) >> 1;
 }
 
+/* Both stat structures split nanosecond times into (tv_sec, tv_nsec), in
+ * fields of different types: a macro serves both. */
+#define SPLIT_NS(ts, ns) \
+	((ts).tv_sec = (ns) / 1000000000ULL, (ts).tv_nsec = (ns) % 1000000000ULL)
+
+static uint64_t
+block_size(void)
+{
+	return gk_chunk_size ? gk_chunk_size : 4096;
+}
+
 void
 gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st)
 {
@@ -40,14 +51,11 @@ gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st)
 	st->st_uid = r->uid;
 	st->st_gid = r->gid;
 	st->st_size = r->size;
-	st->st_blksize = gk_chunk_size ? gk_chunk_size : 4096;
+	st->st_blksize = block_size();
 	st->st_blocks = (r->size + 511) / 512;
-	st->st_atim.tv_sec = r->atime_ns / 1000000000ULL;
-	st->st_atim.tv_nsec = r->atime_ns % 1000000000ULL;
-	st->st_mtim.tv_sec = r->mtime_ns / 1000000000ULL;
-	st->st_mtim.tv_nsec = r->mtime_ns % 1000000000ULL;
-	st->st_ctim.tv_sec = r->ctime_ns / 1000000000ULL;
-	st->st_ctim.tv_nsec = r->ctime_ns % 1000000000ULL;
+	SPLIT_NS(st->st_atim, r->atime_ns);
+	SPLIT_NS(st->st_mtim, r->mtime_ns);
+	SPLIT_NS(st->st_ctim, r->ctime_ns);
 }
 
 void
@@ -57,7 +65,7 @@ gkfs_fill_statx(const struct gk_record *r, const char *path, void *buf)
 
 	memset(sx, 0, sizeof(*sx));
 	sx->stx_mask = STATX_BASIC_STATS;
-	sx->stx_blksize = gk_chunk_size ? gk_chunk_size : 4096;
+	sx->stx_blksize = block_size();
 	sx->stx_nlink = r->nlink ? r->nlink : 1;
 	sx->stx_uid = r->uid;
 	sx->stx_gid = r->gid;
@@ -65,12 +73,9 @@ gkfs_fill_statx(const struct gk_record *r, const char *path, void *buf)
 	sx->stx_ino = gkfs_ino(r, path);
 	sx->stx_size = r->size;
 	sx->stx_blocks = (r->size + 511) / 512;
-	sx->stx_atime.tv_sec = r->atime_ns / 1000000000ULL;
-	sx->stx_atime.tv_nsec = r->atime_ns % 1000000000ULL;
-	sx->stx_mtime.tv_sec = r->mtime_ns / 1000000000ULL;
-	sx->stx_mtime.tv_nsec = r->mtime_ns % 1000000000ULL;
-	sx->stx_ctime.tv_sec = r->ctime_ns / 1000000000ULL;
-	sx->stx_ctime.tv_nsec = r->ctime_ns % 1000000000ULL;
+	SPLIT_NS(sx->stx_atime, r->atime_ns);
+	SPLIT_NS(sx->stx_mtime, r->mtime_ns);
+	SPLIT_NS(sx->stx_ctime, r->ctime_ns);
 	sx->stx_dev_major = 0;
 	sx->stx_dev_minor = 0x676b;
 }
@@ -220,15 +225,6 @@ gkfs_rmdir(const char *path)
 	return gk_fwd_remove(path, 1, NULL, NULL);
 }
 
-static void
-parent_of(const char *path, char *out)
-{
-	const char *slash = strrchr(path, '/');
-	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
-	memcpy(out, path, n);
-	out[n] = '\0';
-}
-
 int
 gkfs_rename(const char *o, const char *n, unsigned flags)
 {
@@ -243,7 +239,7 @@ gkfs_rename(const char *o, const char *n, unsigned flags)
 		return -EBUSY;
 	if (!strncmp(n, o, ol) && n[ol] == '/')
 		return -EINVAL;
-	parent_of(n, np);
+	gk_parent_path(n, np);
 	if ((rc = gk_fwd_stat(o, &ro)))
 		return rc;
 	if ((rc = gk_fwd_stat(np, &rp)))
@@ -340,7 +336,7 @@ gkfs_symlink(const char *target, const char *linkpath)
 
 	if (!*target)
 		return -ENOENT;
-	parent_of(linkpath, parent);
+	gk_parent_path(linkpath, parent);
 	rc = gk_fwd_stat(parent, &r);
 	if (rc)
 		return rc;

@@ -28,20 +28,6 @@ static __thread int in_hook __attribute__((tls_model("initial-exec")));
 static long my_pid;
 __thread long gk_current_nr __attribute__((tls_model("initial-exec")));
 
-int
-gk_path_arg(long nr, const long *a, int di, int pi, struct gk_resolved *r,
-            long *res, int *done)
-{
-	int kind = gk_resolve(di >= 0 ? (int)a[di] : AT_FDCWD, (const char *)a[pi], r);
-
-	*done = 0;
-	if (kind == GK_KERNEL_ABS) {
-		*res = gk_kernel_abs(nr, a, di, pi, r->path);
-		*done = 1;
-	}
-	return kind;
-}
-
 static int
 gkfs_hook(long nr, long a0, long a1, long a2, long a3, long a4, long a5,
           long *result)

@@ -38,10 +38,23 @@ gk_kernel_abs(long nr, const long *a, int di, int pi, const char *path)
 	return gk_kernel(nr, b);
 }
 
-/* Resolves; for GK_KERNEL_ABS performs the call itself (*res set, returns
- * 0 via *done).  Returns the kind or -errno. */
-int gk_path_arg(long nr, const long *a, int di, int pi, struct gk_resolved *r,
-                long *res, int *done);
+/* hooks_route.c: where a call with path arguments goes.  Returned by the
+ * route functions when the path(s) are gkfs's; any other value is what the
+ * hook returns as it is (PASS, or 0 with *res set). */
+#define GK_ON_GKFS (-1)
+
+/* Resolves argument `pi` (relative to the dirfd in argument `di`, or to the
+ * cwd when di < 0).  GK_ON_GKFS: r->path is the canonical gkfs path.
+ * PASS: a kernel path, the call goes on unchanged.  0 with *res set: the
+ * path did not resolve (-errno), or it was spelled through the prefix but
+ * leads out of it and the call was made on the kernel with it absolute. */
+int gk_route_path(long nr, const long *a, int di, int pi, struct gk_resolved *r,
+                  long *res);
+/* The same for the (olddirfd, oldpath, newdirfd, newpath) calls (renameat,
+ * linkat): GK_ON_GKFS only when both are gkfs's; one in gkfs and one not
+ * is -EXDEV (the programs then copy). */
+int gk_route_two_paths(long nr, const long *a, struct gk_resolved *o,
+                       struct gk_resolved *n, long *res);
 
 /* hooks_open.c */
 int hook_openat(const long *a, long *res);

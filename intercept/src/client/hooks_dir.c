@@ -30,14 +30,10 @@ int
 hook_mkdirat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_mkdirat, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(SYS_mkdirat, a, 0, 1, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(gkfs_mkdir(r.path, (mode_t)a[2]));
 }
 
@@ -45,14 +41,10 @@ int
 hook_unlinkat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_unlinkat, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(SYS_unlinkat, a, 0, 1, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	if (a[2] & ~(long)AT_REMOVEDIR)
 		return HANDLED(-EINVAL);
 	return HANDLED((a[2] & AT_REMOVEDIR) ? gkfs_rmdir(r.path) : gkfs_unlink(r.path));

@@ -19,29 +19,11 @@ static int
 rename_common(long nr, const long *a, unsigned flags, long *res)
 {
 	struct gk_resolved o, n;
-	int ko = gk_resolve((int)a[0], (const char *)a[1], &o);
-	int kn = gk_resolve((int)a[2], (const char *)a[3], &n);
-	long b[6] = {a[0], a[1], a[2], a[3], a[4], a[5]};
+	int route = gk_route_two_paths(nr, a, &o, &n, res);   /* EXDEV: mv copies */
 
-	if (ko < 0)
-		return HANDLED(ko);
-	if (kn < 0)
-		return HANDLED(kn);
-	if (ko == GK_GKFS && kn == GK_GKFS)
-		return HANDLED(gkfs_rename(o.path, n.path, flags));
-	if (ko == GK_GKFS || kn == GK_GKFS)
-		return HANDLED(-EXDEV);   /* mv then copies and removes */
-	if (ko == GK_KERNEL && kn == GK_KERNEL)
-		return PASS;
-	if (ko == GK_KERNEL_ABS) {
-		b[0] = AT_FDCWD;
-		b[1] = (long)o.path;
-	}
-	if (kn == GK_KERNEL_ABS) {
-		b[2] = AT_FDCWD;
-		b[3] = (long)n.path;
-	}
-	return HANDLED(gk_kernel(nr, b));
+	if (route != GK_ON_GKFS)
+		return route;
+	return HANDLED(gkfs_rename(o.path, n.path, flags));
 }
 
 int
@@ -64,14 +46,10 @@ int
 hook_symlinkat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_symlinkat, a, 1, 2, &r, res, &done);
+	int route = gk_route_path(SYS_symlinkat, a, 1, 2, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(gkfs_symlink((const char *)a[0], r.path));
 }
 
@@ -80,29 +58,11 @@ int
 hook_linkat(const long *a, long *res)
 {
 	struct gk_resolved o, n;
-	int ko = gk_resolve((int)a[0], (const char *)a[1], &o);
-	int kn = gk_resolve((int)a[2], (const char *)a[3], &n);
-	long b[6] = {a[0], a[1], a[2], a[3], a[4], a[5]};
+	int route = gk_route_two_paths(SYS_linkat, a, &o, &n, res);
 
-	if (ko < 0)
-		return HANDLED(ko);
-	if (kn < 0)
-		return HANDLED(kn);
-	if (ko == GK_GKFS && kn == GK_GKFS)
-		return HANDLED(-EPERM);
-	if (ko == GK_GKFS || kn == GK_GKFS)
-		return HANDLED(-EXDEV);
-	if (ko == GK_KERNEL && kn == GK_KERNEL)
-		return PASS;
-	if (ko == GK_KERNEL_ABS) {
-		b[0] = AT_FDCWD;
-		b[1] = (long)o.path;
-	}
-	if (kn == GK_KERNEL_ABS) {
-		b[2] = AT_FDCWD;
-		b[3] = (long)n.path;
-	}
-	return HANDLED(gk_kernel(SYS_linkat, b));
+	if (route != GK_ON_GKFS)
+		return route;
+	return HANDLED(-EPERM);
 }
 
 /* Device nodes, FIFOs and sockets cannot live in gkfs; a regular file
@@ -111,15 +71,11 @@ int
 hook_mknodat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_mknodat, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(SYS_mknodat, a, 0, 1, &r, res);
 	char redirect[GK_PATH_MAX + 1];
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	if ((a[2] & S_IFMT) == S_IFREG || (a[2] & S_IFMT) == 0) {
 		long fd = gkfs_open(r.path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC,
 		                    (mode_t)(a[2] & 07777), redirect);
@@ -137,14 +93,10 @@ int
 hook_truncate(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_truncate, a, -1, 0, &r, res, &done);
+	int route = gk_route_path(SYS_truncate, a, -1, 0, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(gkfs_truncate(r.path, (int64_t)a[1]));
 }
 
@@ -153,9 +105,10 @@ hook_utimensat(const long *a, long *res)
 {
 	struct gk_resolved r;
 	const struct timespec *times = (const struct timespec *)a[2];
-	int flags = (int)a[3], done, kind;
+	int flags = (int)a[3], route;
 
-	if (!a[1]) {   /* futimens(fd): the kernel's NULL-path form */
+	/* futimens(fd) is the kernel's NULL-path form; "" + AT_EMPTY_PATH too */
+	if (!a[1] || (!*(const char *)a[1] && (flags & AT_EMPTY_PATH))) {
 		struct gk_file *f = gk_fd_get((int)a[0]);
 		long rc;
 		if (!f)
@@ -164,22 +117,9 @@ hook_utimensat(const long *a, long *res)
 		gk_file_put(f);
 		return HANDLED(rc);
 	}
-	if (!*(const char *)a[1] && (flags & AT_EMPTY_PATH)) {
-		struct gk_file *f = gk_fd_get((int)a[0]);
-		long rc;
-		if (!f)
-			return PASS;
-		rc = gkfs_utimens(f->ofd->path, times, 0);
-		gk_file_put(f);
-		return HANDLED(rc);
-	}
-	kind = gk_path_arg(SYS_utimensat, a, 0, 1, &r, res, &done);
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	route = gk_route_path(SYS_utimensat, a, 0, 1, &r, res);
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(gkfs_utimens(r.path, times, !(flags & AT_SYMLINK_NOFOLLOW)));
 }
 
@@ -187,14 +127,10 @@ int
 hook_fchmodat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_fchmodat, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(SYS_fchmodat, a, 0, 1, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(gkfs_chmod(r.path, (mode_t)a[2], 1));
 }
 
@@ -202,7 +138,7 @@ int
 hook_fchownat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int flags = (int)a[4], done, kind;
+	int flags = (int)a[4], route;
 
 	if (a[1] && !*(const char *)a[1] && (flags & AT_EMPTY_PATH)) {
 		struct gk_file *f = gk_fd_get((int)a[0]);
@@ -213,13 +149,9 @@ hook_fchownat(const long *a, long *res)
 		gk_file_put(f);
 		return HANDLED(rc);
 	}
-	kind = gk_path_arg(SYS_fchownat, a, 0, 1, &r, res, &done);
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	route = gk_route_path(SYS_fchownat, a, 0, 1, &r, res);
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(gkfs_chown(r.path, (int)a[2], (int)a[3],
 	                          !(flags & AT_SYMLINK_NOFOLLOW)));
 }
@@ -256,14 +188,10 @@ int
 hook_path_xattr(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int kind = gk_resolve(AT_FDCWD, (const char *)a[0], &r);
+	int route = gk_route_path(gk_current_nr, a, -1, 0, &r, res);
 
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind == GK_KERNEL)
-		return PASS;
-	if (kind == GK_KERNEL_ABS)
-		return HANDLED(gk_kernel_abs(gk_current_nr, a, -1, 0, r.path));
+	if (route != GK_ON_GKFS)
+		return route;
 	return HANDLED(-ENOTSUP);
 }
 

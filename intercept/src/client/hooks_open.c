@@ -19,23 +19,18 @@ open_common(long nr, const long *a, int flags, mode_t mode, long *res)
 	struct gk_resolved r;
 	char redirect[GK_PATH_MAX + 1];
 	const char *path = (const char *)a[1];
-	int done, kind = gk_path_arg(nr, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(nr, a, 0, 1, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind == GK_KERNEL) {
-		/* A kernel directory above the mount prefix ("/", say): later
-		 * *at calls relative to it may lead into gkfs. */
-		if (path && path[0] == '/' && gk_is_mount_ancestor(path)) {
-			long fd = gk_kernel(nr, a);
-			if (fd >= 0)
-				gk_paths_note_kernel_dir((int)fd, path);
-			return HANDLED(fd);
-		}
-		return PASS;
+	/* A kernel directory above the mount prefix ("/", say): later *at
+	 * calls relative to it may lead into gkfs. */
+	if (route == PASS && path && path[0] == '/' && gk_is_mount_ancestor(path)) {
+		long fd = gk_kernel(nr, a);
+		if (fd >= 0)
+			gk_paths_note_kernel_dir((int)fd, path);
+		return HANDLED(fd);
 	}
+	if (route != GK_ON_GKFS)
+		return route;
 	long fd = gkfs_open(r.path, flags, mode, redirect);
 	if (fd == GK_REDIRECT)
 		fd = gk_kernel_abs(nr, a, 0, 1, redirect);

@@ -27,80 +27,57 @@ hook_fstat(const long *a, long *res)
 	return HANDLED(rc);
 }
 
-/* Common part of newfstatat and statx: (dirfd, path, flags) -> record. */
+/* newfstatat and statx fill different structures from the same record. */
+typedef void (*fill_fn)(const struct gk_record *r, const char *path, void *buf);
+
+static void
+fill_stat(const struct gk_record *r, const char *path, void *buf)
+{
+	gkfs_fill_stat(r, path, buf);
+}
+
+/* (dirfd, path, flags) -> the record of the file, or of the descriptor
+ * itself for "" + AT_EMPTY_PATH; `final` is the path after symlinks (the
+ * inode number is computed from it). */
 static int
-stat_at(long nr, const long *a, int flags, struct gk_record *r, char *final,
-        long *res, int *handled)
+stat_at(long nr, const long *a, int flags, fill_fn fill, void *buf, long *res)
 {
 	struct gk_resolved rp;
-	char redirect[GK_PATH_MAX + 1];
+	struct gk_record r;
+	char final[GK_PATH_MAX + 1], redirect[GK_PATH_MAX + 1];
 	const char *path = (const char *)a[1];
-	int done, kind, rc;
+	int route, rc;
 
-	*handled = 1;
 	if (path && !*path && (flags & AT_EMPTY_PATH)) {
 		struct gk_file *f = gk_fd_get((int)a[0]);
-		if (!f) {
-			*handled = 0;
-			return 0;
-		}
+		if (!f)
+			return PASS;
 		strcpy(final, f->ofd->path);
-		rc = gkfs_fstat(f, r);
+		rc = gkfs_fstat(f, &r);
 		gk_file_put(f);
-		return rc;
+	} else {
+		route = gk_route_path(nr, a, 0, 1, &rp, res);
+		if (route != GK_ON_GKFS)
+			return route;
+		rc = gkfs_record(rp.path, !(flags & AT_SYMLINK_NOFOLLOW), &r, final, redirect);
+		if (rc == GK_REDIRECT)
+			return HANDLED(gk_kernel_abs(nr, a, 0, 1, redirect));
 	}
-	kind = gk_path_arg(nr, a, 0, 1, &rp, res, &done);
-	if (done) {
-		*handled = 2;
-		return 0;
-	}
-	if (kind < 0)
-		return kind;
-	if (kind != GK_GKFS) {
-		*handled = 0;
-		return 0;
-	}
-	rc = gkfs_record(rp.path, !(flags & AT_SYMLINK_NOFOLLOW), r, final, redirect);
-	if (rc == GK_REDIRECT) {
-		*res = gk_kernel_abs(nr, a, 0, 1, redirect);
-		*handled = 2;
-		return 0;
-	}
-	return rc;
+	if (!rc)
+		fill(&r, final, buf);
+	return HANDLED(rc);
 }
 
 int
 hook_newfstatat(const long *a, long *res)
 {
-	struct gk_record r;
-	char final[GK_PATH_MAX + 1];
-	int handled;
-	int rc = stat_at(SYS_newfstatat, a, (int)a[3], &r, final, res, &handled);
-
-	if (!handled)
-		return PASS;
-	if (handled == 2)
-		return 0;
-	if (!rc)
-		gkfs_fill_stat(&r, final, (struct stat *)a[2]);
-	return HANDLED(rc);
+	return stat_at(SYS_newfstatat, a, (int)a[3], fill_stat, (void *)a[2], res);
 }
 
 int
 hook_statx(const long *a, long *res)
 {
-	struct gk_record r;
-	char final[GK_PATH_MAX + 1];
-	int handled;
-	int rc = stat_at(SYS_statx, a, (int)a[2], &r, final, res, &handled);
-
-	if (!handled)
-		return PASS;
-	if (handled == 2)
-		return 0;
-	if (!rc)
-		gkfs_fill_statx(&r, final, (void *)a[4]);
-	return HANDLED(rc);
+	return stat_at(SYS_statx, a, (int)a[2], gkfs_fill_statx, (void *)a[4], res);
 }
 
 static int
@@ -108,15 +85,11 @@ access_common(long nr, const long *a, int flags, long *res)
 {
 	struct gk_resolved r;
 	char redirect[GK_PATH_MAX + 1];
-	int done, kind = gk_path_arg(nr, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(nr, a, 0, 1, &r, res);
 	long rc;
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	rc = gkfs_access(r.path, (int)a[2], flags, redirect);
 	if (rc == GK_REDIRECT)
 		rc = gk_kernel_abs(nr, a, 0, 1, redirect);
@@ -139,14 +112,10 @@ int
 hook_readlinkat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int done, kind = gk_path_arg(SYS_readlinkat, a, 0, 1, &r, res, &done);
+	int route = gk_route_path(SYS_readlinkat, a, 0, 1, &r, res);
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	if ((long)a[3] <= 0)
 		return HANDLED(-EINVAL);
 	return HANDLED(gkfs_readlink(r.path, (char *)a[2], (size_t)a[3]));
@@ -157,15 +126,11 @@ hook_statfs(const long *a, long *res)
 {
 	struct gk_resolved r;
 	struct gk_record rec;
-	int done, kind = gk_path_arg(SYS_statfs, a, -1, 0, &r, res, &done);
+	int route = gk_route_path(SYS_statfs, a, -1, 0, &r, res);
 	long rc;
 
-	if (done)
-		return 0;
-	if (kind < 0)
-		return HANDLED(kind);
-	if (kind != GK_GKFS)
-		return PASS;
+	if (route != GK_ON_GKFS)
+		return route;
 	rc = gk_fwd_stat(r.path, &rec);
 	if (!rc)
 		rc = gkfs_statfs((struct statfs *)a[1]);

@@ -309,3 +309,13 @@ gk_paths_after_fork(void)
 {
 	pthread_mutex_init(&cwd_lock, NULL);
 }
+
+void
+gk_parent_path(const char *path, char *out)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n = slash && slash != path ? (size_t)(slash - path) : 1;
+
+	memcpy(out, path, n);
+	out[n] = '\0';
+}

@@ -30,6 +30,10 @@ int gk_resolve(int dirfd, const char *path, struct gk_resolved *out);
 /* Lexical normalisation of an absolute path ('.', '..', '//'). -errno. */
 int gk_normalize(const char *in, char *out, size_t size);
 
+/* The directory part of a canonical gkfs path ("/" for "/a"); out holds
+ * GK_PATH_MAX + 1 bytes. */
+void gk_parent_path(const char *path, char *out);
+
 /* Current directory. */
 int gk_cwd_in_gkfs(void);
 /* Sets the cwd to gkfs path p (NULL: leave gkfs; kernel cwd re-read). */

@@ -14,8 +14,9 @@
  *
  * Where: $INTERCEPT_PLAN_CACHE if it is an absolute directory, else
  * $XDG_CACHE_HOME/gkfs/plans, else $HOME/.cache/gkfs/plans;
- * INTERCEPT_PLAN_CACHE=0 turns the cache off.  One file per object,
- * <build-id>.plan, written to a temporary name and renamed into place, so
+ * INTERCEPT_PLAN_CACHE=0 turns the cache off.  One file per object and
+ * core, <build-id>.<core id>.plan, written to a temporary name and renamed
+ * into place, so
  * readers see a whole file or none and concurrent writers do no harm.
  * A file is used only if every check passes: magic, version, both ids,
  * size/mtime/inode, a checksum over the contents, every range inside an
@@ -31,7 +32,9 @@
 #include <link.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/syscall.h>
 
 #include "runtime.h"
@@ -165,17 +168,30 @@ off:
 	return 0;
 }
 
+static size_t
+hex_bytes(char *out, const uint8_t *b, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+	return 2 * n;
+}
+
+/* <dir>/<object build-id>.<first 4 bytes of the core's>.plan: two cores
+ * (libsyscall_intercept.so, libgkfs_intercept.so) keep a file each rather
+ * than replacing each other's. */
 static int
 file_path(const uint8_t *id, uint32_t len, char *out, size_t cap)
 {
-	static const char hex[] = "0123456789abcdef";
-	char name[2 * ID_MAX + 8];
-	size_t n = 0, k = 0;
+	char name[2 * ID_MAX + 24];
+	size_t n = 0, k;
 
-	for (uint32_t i = 0; i < len; i++) {
-		name[k++] = hex[id[i] >> 4];
-		name[k++] = hex[id[i] & 15];
-	}
+	k = hex_bytes(name, id, len);
+	name[k++] = '.';
+	k += hex_bytes(name + k, core_id, core_id_len < 4 ? core_id_len : 4);
 	memcpy(name + k, ".plan", 6);
 	out[0] = '\0';
 	if (append(out, cap, &n, dir) || append(out, cap, &n, "/") ||
@@ -319,7 +335,9 @@ gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
 	struct header h;
 	char path[640], tmp[700];
 	size_t bytes = p->nsites * sizeof(p->sites[0]), n;
-	uint64_t sum;
+	const uint8_t *rnd;
+	struct timespec now = {0, 0};
+	uint64_t sum, uniq;
 	long fd, pid;
 	int ok;
 
@@ -340,25 +358,27 @@ gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
 	}
 	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), p->sites, bytes);
 
-	/* <path>.<pid>.tmp, then rename */
+	/* <path>.<unique>.tmp, then rename.  Unique even among processes of
+	 * several nodes sharing one home directory, where pids repeat: a hash
+	 * of the kernel's per-process random bytes (AT_RANDOM; hashed, not
+	 * shown: glibc takes its stack guard from them), the pid and the time. */
+	rnd = (const uint8_t *)getauxval(AT_RANDOM);
+	GK_RAW(SYS_clock_gettime, CLOCK_REALTIME, &now);
 	pid = GK_RAW(SYS_getpid, 0);
+	uniq = fnv(0xcbf29ce484222325ULL, &now, sizeof(now));
+	uniq = fnv(uniq, &pid, sizeof(pid));
+	if (rnd)
+		uniq = fnv(uniq, rnd, 16);
 	n = 0;
 	tmp[0] = '\0';
-	if (append(tmp, sizeof(tmp), &n, path) || append(tmp, sizeof(tmp), &n, "."))
+	if (append(tmp, sizeof(tmp), &n, path) ||
+	    append(tmp, sizeof(tmp), &n, ".") || n + 16 + 5 > sizeof(tmp))
 		return;
-	{
-		char d[24];
-		int k = 0;
-		unsigned long v = (unsigned long)pid;
-		do { d[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-		while (k && n + 1 < sizeof(tmp))
-			tmp[n++] = d[--k];
-		tmp[n] = '\0';
-	}
+	n += hex_bytes(tmp + n, (const uint8_t *)&uniq, sizeof(uniq));
 	if (append(tmp, sizeof(tmp), &n, ".tmp"))
 		return;
 	fd = GK_RAW(SYS_openat, AT_FDCWD, tmp,
-	            O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
 	ok = GK_RAW(SYS_write, fd, &h, sizeof(h)) == (long)sizeof(h) &&

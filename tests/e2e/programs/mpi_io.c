@@ -3,13 +3,16 @@
  * rank then reads whole and checks. Plain POSIX I/O on the paths given, so
  * under LD_PRELOAD=libgkfs_intercept.so it goes through the gkfs hook.
  *
- *   mpi_io DIR [BLOCK_BYTES] [LOCAL_DIR]
+ *   mpi_io DIR [BLOCK_BYTES] [LOCAL_DIR] [mpiio]
  *
  * DIR        where rank-<r>.dat and shared.dat go (a gkfs path in the tests)
  * BLOCK      bytes per rank (default 786445: crosses 512 KiB chunk borders)
  * LOCAL_DIR  optional directory outside gkfs: each rank also writes and reads
  *            local-<r>.txt there, proving other paths keep working in the
  *            same process.
+ * mpiio      also write DIR/mpiio.dat collectively with MPI-IO
+ *            (MPI_File_write_at_all, one block per rank) and read it all
+ *            back with MPI_File_read_at_all on every rank.
  *
  * Byte i of rank r's data is pattern(r, i), so any misplaced or stale byte
  * shows. Prints one "rank R ok ..." line per rank; exits non-zero (after
@@ -172,7 +175,45 @@ int main(int argc, char **argv)
         }
     }
 
-    long long total = 0, mine = (long long)block * (1 + nranks);
+    long long mpiio_bytes = 0;
+    if (argc > 4 && strcmp(argv[4], "mpiio") == 0) {
+        char mp[4096];
+        MPI_File fh;
+        MPI_Status status;
+        int rc, count;
+        snprintf(mp, sizeof mp, "%s/mpiio.dat", dir);
+        rc = MPI_File_open(MPI_COMM_WORLD, mp, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh);
+        if (rc != MPI_SUCCESS) {
+            char msg[MPI_MAX_ERROR_STRING]; int len;
+            MPI_Error_string(rc, msg, &len);
+            fprintf(stderr, "mpi_io: rank %d: MPI_File_open %s: %s\n", rank, mp, msg);
+            MPI_Abort(MPI_COMM_WORLD, 7);
+        }
+        rc = MPI_File_write_at_all(fh, (MPI_Offset)rank * (MPI_Offset)block, buf, (int)block, MPI_BYTE, &status);
+        MPI_Get_count(&status, MPI_BYTE, &count);
+        if (rc != MPI_SUCCESS || (size_t)count != block) {
+            fprintf(stderr, "mpi_io: rank %d: MPI_File_write_at_all %s: rc %d, %d bytes\n", rank, mp, rc, count);
+            MPI_Abort(MPI_COMM_WORLD, 7);
+        }
+        MPI_File_sync(fh);
+        MPI_Barrier(MPI_COMM_WORLD);
+        for (int w = 0; w < nranks; w++) {
+            memset(back, 0, block);
+            rc = MPI_File_read_at_all(fh, (MPI_Offset)w * (MPI_Offset)block, back, (int)block, MPI_BYTE, &status);
+            MPI_Get_count(&status, MPI_BYTE, &count);
+            if (rc != MPI_SUCCESS || (size_t)count != block) {
+                fprintf(stderr, "mpi_io: rank %d: MPI_File_read_at_all %s block %d: rc %d, %d bytes\n",
+                        rank, mp, w, rc, count);
+                MPI_Abort(MPI_COMM_WORLD, 7);
+            }
+            check(back, block, w, mp, (size_t)w * block);
+        }
+        MPI_File_close(&fh);
+        mpiio_bytes = (long long)block * (1 + nranks);
+        if (rank == 0) printf("mpi_io: MPI-IO ok\n");
+    }
+
+    long long total = 0, mine = (long long)block * (1 + nranks) + mpiio_bytes;
     MPI_Reduce(&mine, &total, 1, MPI_LONG_LONG, MPI_SUM, 0, MPI_COMM_WORLD);
     printf("rank %d ok own=%s shared=%s block=%zu\n", rank, own, shared, block);
     fflush(stdout);
