@@ -162,6 +162,18 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 	                   (uint64_t)off, count, r.size);
 }
 
+/* An O_APPEND write: update_size first, which hands out the offset (*at)
+ * atomically, so concurrent appenders never overlap; then the data. */
+static ssize_t
+append_write(struct gk_file *f, const void *buf, size_t count, uint64_t *at)
+{
+	int rc = gk_fwd_update_size(f->ofd->path, 0, count, 1, at);
+
+	if (rc)
+		return rc;
+	return gk_fwd_write(f->ofd->data_key, buf, *at, count);
+}
+
 ssize_t
 gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 {
@@ -176,11 +188,7 @@ gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 	if (__atomic_load_n(&f->ofd->flags, __ATOMIC_RELAXED) & O_APPEND) {
 		/* Linux appends even for pwrite on an O_APPEND descriptor */
 		uint64_t at;
-		rc = gk_fwd_update_size(f->ofd->path, 0, count, 1, &at);
-		if (rc)
-			return rc;
-		n = gk_fwd_write(f->ofd->data_key, buf, at, count);
-		return n;
+		return append_write(f, buf, count, &at);
 	}
 	n = gk_fwd_write(f->ofd->data_key, buf, (uint64_t)off, count);
 	if (n < 0)
@@ -224,10 +232,7 @@ gkfs_write(struct gk_file *f, const void *buf, size_t count)
 		return 0;
 	if (__atomic_load_n(&f->ofd->flags, __ATOMIC_RELAXED) & O_APPEND) {
 		uint64_t at;
-		rc = gk_fwd_update_size(f->ofd->path, 0, count, 1, &at);
-		if (rc)
-			return rc;
-		n = gk_fwd_write(f->ofd->data_key, buf, at, count);
+		n = append_write(f, buf, count, &at);
 		if (n > 0)
 			gk_ofd_set_offset(f, (int64_t)(at + n));
 		return n;
