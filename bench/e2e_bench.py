@@ -12,6 +12,10 @@ three set-ups, all measured in this one run:
   gkfs         under the mount prefix of a local cluster of N daemons on
                loopback, through libgkfs_intercept.so
 
+For reference, the same phases through the Python Client (host-native
+Python, not under qemu) against the same cluster: when gkfs through the
+preload is close to it, the daemons, not the C client, set the pace.
+
 Phases: create / stat / remove of F empty files (ops/s), sequential write
 (with fsync) and read back of M MiB (MiB/s). Each set-up runs R times in
 rotation; the best of R is kept per phase. Printed as ratios against the
@@ -96,6 +100,47 @@ def run_fsbench(prog: Path, sysroot: Path, directory: str, files: int, mib: int,
     return json.loads(cp.stdout.strip().splitlines()[-1])
 
 
+def run_python_client(cluster: "Cluster", files: int, mib: int, io_kib: int) -> dict:
+    """fsbench's phases through the Python Client, timed the same way."""
+    io = io_kib * 1024
+    buf = bytes((i * 131 + (i >> 9)) & 0xFF for i in range(io))
+    with Client(cluster.hosts) as c:
+        work = f"/bench/py-{os.getpid()}"
+        c.mkdir(work)
+        t0 = time.monotonic()
+        for i in range(files):
+            c.close(c.open(f"{work}/f{i:06d}", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        t1 = time.monotonic()
+        for i in range(files):
+            c.stat(f"{work}/f{i:06d}")
+        t2 = time.monotonic()
+        for i in range(files):
+            c.unlink(f"{work}/f{i:06d}")
+        t3 = time.monotonic()
+        total = mib << 20
+        fd = c.open(f"{work}/data", os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o644)
+        t4 = time.monotonic()
+        done = 0
+        while done < total:
+            done += c.write(fd, buf[:min(io, total - done)])
+        c.fsync(fd)
+        c.close(fd)
+        t5 = time.monotonic()
+        fd = c.open(f"{work}/data", os.O_RDONLY)
+        done = 0
+        while done < total:
+            got = c.read(fd, min(io, total - done))
+            if got != buf[:len(got)] or not got:
+                die("python client read back wrong data")
+            done += len(got)
+        c.close(fd)
+        t6 = time.monotonic()
+        c.unlink(f"{work}/data")
+        c.rmdir(work)
+    return {"files": files, "mib": mib, "create_s": t1 - t0, "stat_s": t2 - t1, "remove_s": t3 - t2,
+            "write_s": t5 - t4, "read_s": t6 - t5}
+
+
 def rate(res: dict, phase: str, key: str, kind: str) -> float:
     secs = max(res[key], 1e-9)
     return (res["files"] if kind == "ops" else res["mib"]) / secs
@@ -132,12 +177,13 @@ def main() -> int:
                 "local+hook": (str(local), lib),
                 "gkfs": (f"{MOUNT}/bench", lib),
             }
-            runs: dict[str, list[dict]] = {k: [] for k in setups}
+            runs: dict[str, list[dict]] = {k: [] for k in [*setups, "py-client"]}
             t0 = time.monotonic()
             for r in range(args.repeat):
                 for name, (directory, preload) in setups.items():
                     runs[name].append(run_fsbench(prog, sysroot, directory, args.files, args.mib,
                                                   args.io_kib, preload, cluster, work))
+                runs["py-client"].append(run_python_client(cluster, args.files, args.mib, args.io_kib))
             wall = time.monotonic() - t0
             with Client(cluster.hosts) as c:
                 left = c.listdir("/bench")
@@ -160,9 +206,11 @@ def print_table(best: dict, args, wall: float) -> None:
     for label, _key, kind in PHASES:
         unit = "ops/s" if kind == "ops" else "MiB/s"
         l, h, g = best["local"][label], best["local+hook"][label], best["gkfs"][label]
+        p = best["py-client"][label]
         rows.append((f"{label} ({unit})", f"{l:,.0f}", f"{h:,.0f}", f"{g:,.0f}",
-                     f"{h / l:.2f}", f"{g / l:.3f}", f"{g / h:.3f}"))
-    header = ("phase", "local", "local+hook", "gkfs", "hook/local", "gkfs/local", "gkfs/local+hook")
+                     f"{h / l:.2f}", f"{g / l:.3f}", f"{g / h:.3f}", f"{p:,.0f}", f"{g / p:.2f}"))
+    header = ("phase", "local", "local+hook", "gkfs", "hook/local", "gkfs/local", "gkfs/local+hook",
+              "py-client (host)", "gkfs/py-client")
     try:
         from rich.console import Console
         from rich.table import Table
@@ -177,7 +225,7 @@ def print_table(best: dict, args, wall: float) -> None:
         t.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
         t.add_row(*row)
-    Console(width=max(120, shutil.get_terminal_size().columns)).print(t)
+    Console(width=max(150, shutil.get_terminal_size().columns)).print(t)
 
 
 if __name__ == "__main__":

@@ -208,6 +208,10 @@ def op_utimens(state: DaemonState, args: dict, data: list) -> Result:
     return {"stat": state.meta.utimens(args["path"], args.get("atime_ns"), args.get("mtime_ns"))}, []
 
 
+def op_setattr(state: DaemonState, args: dict, data: list) -> Result:
+    return {"stat": state.meta.setattr(args["path"], args.get("mode"), args.get("uid"), args.get("gid"))}, []
+
+
 HANDLERS: dict[str, Callable[[DaemonState, dict, list], Result]] = {
     name: globals()[f"op_{name}"] for name in protocol.OPS
 }

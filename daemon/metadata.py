@@ -255,6 +255,30 @@ class MetadataStore:
             self._put(txn, path, rec)
             return rec
 
+    def setattr(self, path: str, mode: int | None, uid: int | None, gid: int | None) -> dict[str, Any]:
+        """chmod/chown in place: one write txn, so a concurrent update_size
+        is never lost and a directory's children stay where they are."""
+        if mode is not None and mode & ~0o7777:
+            raise _err(errno.EINVAL, f"setattr mode {mode:#o} has bits outside 0o7777")
+        for name, v in (("uid", uid), ("gid", gid)):
+            if v is not None and v > 0xFFFFFFFE:
+                raise _err(errno.EINVAL, f"setattr {name} {v} out of range")
+        with self._write() as txn:
+            rec = self._get(txn, path)
+            if rec is None:
+                if path != "/":
+                    raise _err(errno.ENOENT, f"no such file or directory: {path}")
+                rec = root_record()
+            if mode is not None:
+                rec["mode"] = st.S_IFMT(rec["mode"]) | mode
+            if uid is not None:
+                rec["uid"] = uid
+            if gid is not None:
+                rec["gid"] = gid
+            rec["ctime_ns"] = _now()
+            self._put(txn, path, rec)
+            return rec
+
     @staticmethod
     def _check_replace(src: dict[str, Any], dst: dict[str, Any] | None, new: str) -> None:
         if dst is None:

@@ -28,7 +28,8 @@ hosts="$(python3 -c 'from gkfs_client import hostsfile; print(hostsfile.resolve_
 mount="${LIBGKFS_MOUNT:-$(awk '!/^#/ && NF >= 5 { print $5; exit }' "$hosts")}"
 mount="${mount:-/gkfs}"
 
-bash deploy/riscv64-sysroot.sh >/dev/null 2>&1 || bash deploy/riscv64-sysroot.sh
+# --check reuses a complete sysroot (and registers binfmt); build one only when missing.
+bash deploy/riscv64-sysroot.sh --check >/dev/null 2>&1 || bash deploy/riscv64-sysroot.sh
 sysroot="$(bash deploy/riscv64-sysroot.sh --print-path)"
 lib="$(gkfs-ctl lib-path --arch riscv64 2>/dev/null)" || {
   bash deploy/build-native.sh riscv64

@@ -396,6 +396,22 @@ class Client:
                 ns = (int(times[0] * 1e9), int(times[1] * 1e9))
         self._one(self._owner(p), "utimens", {"path": p, "atime_ns": ns[0], "mtime_ns": ns[1]})
 
+    def chmod(self, path, mode: int, *, follow_symlinks: bool = True) -> None:
+        p, rec = self._record(self._norm(path), follow_symlinks)
+        if _stat.S_ISLNK(rec["mode"]):
+            raise _err(errno.EOPNOTSUPP, p)  # as Linux: a link's own mode is fixed
+        self._one(self._owner(p), "setattr", {"path": p, "mode": mode & 0o7777})
+
+    def chown(self, path, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
+        """uid/gid -1: unchanged (os.chown's convention)."""
+        p, _ = self._record(self._norm(path), follow_symlinks)
+        args: dict[str, Any] = {"path": p}
+        if uid != -1:
+            args["uid"] = uid
+        if gid != -1:
+            args["gid"] = gid
+        self._one(self._owner(p), "setattr", args)
+
     def statfs(self) -> dict[str, int]:
         """Totals over all daemons."""
         replies = self._many([Call(i, "statfs") for i in range(self.n)])

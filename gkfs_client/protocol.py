@@ -116,6 +116,7 @@ _OPS = [
     OpSpec("symlink", {"path": "path", "target": "str"}, {"uid": "uint", "gid": "uint"}),
     OpSpec("readlink", {"path": "path"}),
     OpSpec("utimens", {"path": "path"}, {"atime_ns": "uint", "mtime_ns": "uint"}),
+    OpSpec("setattr", {"path": "path"}, {"mode": "uint", "uid": "uint", "gid": "uint"}),
 ]
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _OPS}
 

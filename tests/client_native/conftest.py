@@ -30,6 +30,7 @@ class Cluster:
     def __init__(self, base: Path):
         self.base = base
         self.hosts_file = base / "hosts"
+        self.mount = MOUNT
 
     def start(self) -> "Cluster":
         cp = subprocess.run(["gkfs-ctl", "--hosts-file", str(self.hosts_file), "cluster", "start",

@@ -8,14 +8,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import MOUNT
-
 
 def pattern(n: int) -> bytes:
     return bytes((i * 7 + i // 4096) & 0xFF for i in range(n))
 
 
 def test_smoke_program(gk_cluster, rv_program, run_rv):
+    MOUNT = gk_cluster.mount   # not `from conftest import`: tests/e2e has a conftest too
     gk_cluster.client.mkdir("/smoke")
     cp = run_rv([rv_program("smoke"), f"{MOUNT}/smoke"])
     out = cp.stdout.decode(errors="replace")
@@ -34,6 +33,7 @@ def test_smoke_program(gk_cluster, rv_program, run_rv):
 
 def test_outside_paths_pass_through(gk_cluster, run_rv, sysroot, tmp_path):
     """The same run writes a local file and a gkfs file with dash."""
+    MOUNT = gk_cluster.mount
     local = tmp_path / "local.txt"
     gk_cluster.client.mkdir("/dash")
     script = (f"echo local > {local}; echo one > {MOUNT}/dash/f; "

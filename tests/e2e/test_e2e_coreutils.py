@@ -163,6 +163,8 @@ def test_large_directory(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str, loc
     for n in names:
         c.close(c.open(gkfs.gk(f"{gkdir}/{n}"), os.O_CREAT | os.O_WRONLY, 0o644))
     want = sorted(names)
+    files = [s["files"] for s in c.status()]
+    assert all(n >= 500 for n in files), f"metadata records per daemon {files}: not spread over all daemons"
     r = rv.run(["ls", gkdir]).ok()
     assert r.out.split() == want, f"ls: {len(r.out.split())} names"
     r = rv.run(["ls", "-U", gkdir]).ok()

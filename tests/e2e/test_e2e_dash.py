@@ -31,6 +31,15 @@ while read -r line; do n=$((n + 1)); done < sorted.txt
 echo "$n lines" > "$local/lines.txt"
 pwd > "$local/pwd.txt"
 cp upper.txt ../upper-copy.txt
+# a script's own descriptors after gkfs is in use: save stdin/stdout, open
+# numbered fds on local files, then keep using gkfs (the hook's internal
+# descriptors must not be in the way)
+exec 4<&0 5>&1 6< "$local/lines.txt" 7> "$local/seven.txt" 8< "$local/pwd.txt" 9< "$local/sevens.txt"
+echo after >> a.txt
+read -r first <&6
+echo "$first" >&7
+cat a.txt > "$local/a-after.txt"
+exec 4<&- 5>&- 6<&- 7>&- 8<&- 9<&-
 '''
 
 
@@ -38,7 +47,9 @@ def test_dash_pipelines_and_redirections(rv: Riscv64Preload, gkfs: LocalCluster,
     (local / "s.sh").write_text(SCRIPT)
     r = rv.run(["dash", "-e", str(local / "s.sh"), gkdir, str(local)]).ok()
     d = f"{gkdir}/d"
-    assert gkfs.read(f"{d}/a.txt") == b"hello\nworld\nls failed as expected\n"
+    assert gkfs.read(f"{d}/a.txt") == b"hello\nworld\nls failed as expected\nafter\n"
+    assert (local / "a-after.txt").read_bytes() == gkfs.read(f"{d}/a.txt")
+    assert (local / "seven.txt").read_text() == "2000 lines\n"
     assert gkfs.read(f"{d}/sorted.txt") == "".join(f"{i}\n" for i in range(2000, 0, -1)).encode()
     assert gkfs.read(f"{d}/count.txt") == b"2000\n"
     assert (local / "sevens.txt").read_text() == "7\n17\n27\n37\n47\n"

@@ -42,3 +42,23 @@ def test_fio_write_then_verify(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: st
     r = _fio(rv, gkdir, local, "read", "verify.json", ["--verify_only=1"]).ok()
     report = json.loads((local / "verify.json").read_text())
     assert all(j["error"] == 0 for j in report["jobs"]), r.describe()
+
+
+def test_fio_threads_random_and_aio(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str, local):
+    """fio variants: 3 threads of one process writing random 4 KiB blocks
+    with periodic fsync; POSIX AIO (helper threads) with iodepth 4; then the
+    mmap engine reading a file back. All verified."""
+    common = [f"--directory={gkdir}", "--verify_state_save=0", "--output-format=json"]
+    rv.run(["fio", "--name=rnd", "--rw=randwrite", "--bs=4k", "--size=512k", "--thread", "--numjobs=3",
+            "--fsync=16", "--ioengine=psync", "--verify=crc32c", "--do_verify=1", *common,
+            f"--output={local}/rnd.json"]).ok()
+    rv.run(["fio", "--name=aio", "--rw=randwrite", "--bs=8k", "--size=512k", "--ioengine=posixaio",
+            "--iodepth=4", "--verify=md5", "--do_verify=1", *common, f"--output={local}/aio.json"]).ok()
+    rv.run(["fio", "--name=aio", "--rw=randread", "--bs=8k", "--size=512k", "--ioengine=mmap",
+            "--verify=md5", "--verify_only=1", *common, f"--output={local}/mmap.json"]).ok()
+    for name in ("rnd", "aio", "mmap"):
+        jobs = json.loads((local / f"{name}.json").read_text())["jobs"]
+        assert all(j["error"] == 0 for j in jobs), (name, jobs)
+    assert gkfs.listdir(gkdir) == ["aio.0.0", "rnd.0.0", "rnd.1.0", "rnd.2.0"]
+    for f in gkfs.listdir(gkdir):
+        assert len(gkfs.read(f"{gkdir}/{f}")) == 512 * 1024, f

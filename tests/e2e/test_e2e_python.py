@@ -92,3 +92,26 @@ def test_python_reads_and_writes(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: 
     assert not gkfs.exists(f"{gkdir}/py/t5.dat")
     gkfs.assert_spread([f"{gkdir}/py/blob.bin", f"{gkdir}/py/deep/er/copied.bin"] +
                        [f"{gkdir}/py/t{i}.dat" for i in range(5)])
+
+
+def test_python_imports_and_dlopen_from_gkfs(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str, sysroot):
+    """Code stored in gkfs: python3 imports a module from it (and writes its
+    __pycache__ there), and dlopen()s a riscv64 shared library copied into it
+    (ld.so's own calls are intercepted, the mapping is a private copy)."""
+    libz = sysroot / "usr/lib/riscv64-linux-gnu/libz.so.1"
+    gkfs.client.mkdir(gkfs.gk(f"{gkdir}/lib"))
+    gkfs.client.write_file(gkfs.gk(f"{gkdir}/lib/gkmod.py"), b"def hello():\n    return 'hi from gkfs'\n")
+    gkfs.client.write_file(gkfs.gk(f"{gkdir}/lib/libz-copy.so"), libz.read_bytes())
+    r = rv.run(["python3", "-c",
+                "import sys, ctypes\n"
+                "sys.path.insert(0, sys.argv[1])\n"
+                "import gkmod\n"
+                "z = ctypes.CDLL(sys.argv[1] + '/libz-copy.so')\n"
+                "z.zlibVersion.restype = ctypes.c_char_p\n"
+                "print(gkmod.hello(), gkmod.__file__, z.zlibVersion().decode())",
+                f"{gkdir}/lib"]).ok()
+    words = r.out.split()
+    assert words[:3] == ["hi", "from", "gkfs"] and words[3] == f"{gkdir}/lib/gkmod.py", r.out
+    assert words[4][0].isdigit(), r.out
+    pyc = gkfs.listdir(f"{gkdir}/lib/__pycache__")
+    assert len(pyc) == 1 and pyc[0].startswith("gkmod.") and pyc[0].endswith(".pyc"), pyc

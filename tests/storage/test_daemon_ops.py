@@ -216,6 +216,62 @@ def test_symlink_readlink_utimens(c3):
     assert after["ctime_ns"] >= before["ctime_ns"]
 
 
+def test_setattr_changes_a_record_in_place(c3):
+    """chmod/chown (setattr) of a directory whose child's record sits on the
+    same daemon: the old stat + insert(replace) answered ENOTEMPTY there."""
+    c = c3
+    d = "/sa"
+    child = next(f"{d}/c{i}" for i in range(200) if metadata_owner(f"{d}/c{i}", 3) == metadata_owner(d, 3))
+    conn = c.meta_conn(d)
+    before = conn.call("create", {"path": d, "mode": 0o040700}).result["stat"]
+    create_file(c, child)
+    after = conn.call("setattr", {"path": d, "mode": 0o2751}).result["stat"]
+    assert after["mode"] == st.S_IFDIR | 0o2751
+    assert (after["uid"], after["gid"], after["data_key"]) == (before["uid"], before["gid"], before["data_key"])
+    assert after["ctime_ns"] >= before["ctime_ns"] and after["mtime_ns"] == before["mtime_ns"]
+    assert c.meta_conn(child).call("stat", {"path": child}).result["stat"]["mode"] == 0o100644
+    owned = conn.call("setattr", {"path": d, "uid": 4242, "gid": 77}).result["stat"]
+    assert (owned["mode"], owned["uid"], owned["gid"]) == (st.S_IFDIR | 0o2751, 4242, 77)
+    assert conn.call("stat", {"path": d}).result["stat"] == owned
+    # a symlink's own record (lchown); the type bits always stay
+    c.meta_conn("/sa-ln").call("symlink", {"path": "/sa-ln", "target": "sa"})
+    ln = c.meta_conn("/sa-ln").call("setattr", {"path": "/sa-ln", "gid": 5}).result["stat"]
+    assert st.S_ISLNK(ln["mode"]) and ln["gid"] == 5 and ln["target"] == "sa"
+    root = c.meta_conn("/").call("setattr", {"path": "/", "mode": 0o755}).result["stat"]
+    assert root["mode"] == st.S_IFDIR | 0o755
+    # bad input: a clear errno, nothing changed
+    assert conn.request("setattr", {"path": d, "mode": 0o040755}).status == errno.EINVAL
+    assert conn.request("setattr", {"path": d, "uid": 1 << 32}).status == errno.EINVAL
+    assert conn.request("setattr", {"path": d, "mode": "755"}).status == errno.EINVAL
+    assert c.meta_conn("/sa-none").request("setattr", {"path": "/sa-none", "mode": 0o600}).status == errno.ENOENT
+    assert conn.call("stat", {"path": d}).result["stat"] == owned
+
+
+def test_setattr_loses_no_concurrent_size_update(c3):
+    """setattr and update_size on one file, racing: each is one LMDB write
+    txn, so the final record has both the last mode and the full size."""
+    c = c3
+    create_file(c, "/sa-race")
+    conn_m = c.meta_conn("/sa-race")
+    n = 200
+
+    def grow():
+        conn_w = c.conn(c.hosts()[metadata_owner("/sa-race", 3)].id)   # one socket per thread
+        for k in range(n):
+            conn_w.call("update_size", {"path": "/sa-race", "offset": 0, "count": 1, "append": True})
+        conn_w.close()
+
+    t = threading.Thread(target=grow)
+    t.start()
+    try:
+        for k in range(n):
+            conn_m.call("setattr", {"path": "/sa-race", "mode": 0o600 | (k & 0o7)})
+    finally:
+        t.join()
+    rec = conn_m.call("stat", {"path": "/sa-race"}).result["stat"]
+    assert rec["size"] == n and rec["mode"] == st.S_IFREG | 0o600 | ((n - 1) & 0o7)
+
+
 def test_write_updates_mtime(c3):
     c = c3
     rec = create_file(c, "/m")

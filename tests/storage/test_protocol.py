@@ -79,6 +79,9 @@ def _raw(header) -> list[bytes]:
     (_raw({"v": 1, "op": "stat", "id": 1, "args": {"path": "/x" * 2049}}), errno.ENAMETOOLONG),
     (_raw({"v": 1, "op": "create", "id": 1, "args": {"path": "/a", "mode": True}}), errno.EINVAL),
     (_raw({"v": 1, "op": "ping", "id": 1}) + [b"unexpected"], errno.EINVAL),
+    (_raw({"v": 1, "op": "setattr", "id": 1, "args": {"mode": 0o755}}), errno.EINVAL),  # no path
+    (_raw({"v": 1, "op": "setattr", "id": 1, "args": {"path": "/a", "mode": "0755"}}), errno.EINVAL),
+    (_raw({"v": 1, "op": "setattr", "id": 1, "args": {"path": "/a", "uid": -1}}), errno.EINVAL),
     (_raw({"v": 1, "op": "write_chunks", "id": 1, "args": {"data_key": "k", "chunk_size": 8,
                                                            "chunks": [[0, 0, 3]]}}) + [b"toolong"], errno.EINVAL),
     (_raw({"v": 1, "op": "write_chunks", "id": 1, "args": {"data_key": "k", "chunk_size": 8,

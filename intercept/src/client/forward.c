@@ -562,3 +562,19 @@ gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns)
 		gk_pk_kv_u64(pk, "mtime_ns", mtime_ns);
 	return single_reply(&c, NULL, NULL);
 }
+
+int
+gk_fwd_setattr(const char *path, long mode, long uid, long gid)
+{
+	struct gk_call c;
+	msgpack_packer *pk = path_request(&c, "setattr", path,
+	                                  1 + (mode >= 0) + (uid >= 0) + (gid >= 0));
+
+	if (mode >= 0)
+		gk_pk_kv_u64(pk, "mode", (uint64_t)mode);
+	if (uid >= 0)
+		gk_pk_kv_u64(pk, "uid", (uint64_t)uid);
+	if (gid >= 0)
+		gk_pk_kv_u64(pk, "gid", (uint64_t)gid);
+	return single_reply(&c, NULL, NULL);
+}

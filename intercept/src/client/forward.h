@@ -59,5 +59,7 @@ int gk_fwd_symlink(const char *path, const char *target);
 int gk_fwd_readlink(const char *path, char *buf, size_t size);
 /* UINT64_MAX = leave unchanged */
 int gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns);
+/* chmod/chown in place on the metadata owner; -1 = unchanged. */
+int gk_fwd_setattr(const char *path, long mode, long uid, long gid);
 
 #endif

@@ -399,37 +399,28 @@ gkfs_utimens(const char *path, const struct timespec *times, int follow)
 	                      time_arg(times ? &times[1] : NULL, now));
 }
 
-/* No protocol op changes mode or owner: the record is re-inserted with the
- * new values (stat + insert with replace on the same path).  Not atomic
- * against a concurrent write to the same file (its size update could be
- * lost): documented in intercept/README.md. */
+/* chmod/chown: the metadata owner changes the record in place (protocol
+ * op setattr, one LMDB transaction), so a directory with children and a
+ * file being written to are changed like any other record.  The kernel's
+ * ownership rules are applied here, as the daemon trusts its clients. */
 static int
 set_attr(const char *path, int follow, long mode, long uid, long gid)
 {
 	char final[GK_PATH_MAX + 1], redirect[GK_PATH_MAX + 1];
-	struct gk_record r, replaced;
+	struct gk_record r;
 	int rc = gkfs_record(path, follow, &r, final, redirect);
 
 	if (rc)
 		return rc == GK_REDIRECT ? -EXDEV : rc;
+	if (mode >= 0 && (r.mode & GK_S_IFMT) == GK_S_IFLNK)
+		return -EOPNOTSUPP;   /* as Linux: a symlink's own mode is fixed */
 	if ((mode < 0 || (r.mode & 07777) == (uint64_t)(mode & 07777)) &&
 	    (uid < 0 || r.uid == (uint64_t)uid) && (gid < 0 || r.gid == (uint64_t)gid))
 		return 0;    /* nothing changes (tar, cp -p restoring what is there) */
-	if (mode >= 0)
-		r.mode = (r.mode & GK_S_IFMT) | (mode & 07777);
-	if (uid >= 0)
-		r.uid = uid;
-	if (gid >= 0)
-		r.gid = gid;
 	long me = syscall_no_intercept(SYS_geteuid);
 	if (me != 0 && ((uid >= 0 && (uint64_t)uid != r.uid) || (mode >= 0 && r.uid != (uint64_t)me)))
 		return -EPERM;
-	if (!strcmp(final, "/"))
-		return mode >= 0 ? -EPERM : 0;   /* the root's record is implicit */
-	rc = gk_fwd_insert(final, &r, 1, &replaced);
-	/* A directory with children cannot be replaced by insert: no protocol
-	 * op changes its mode/owner in place (EPERM, documented). */
-	return rc == -ENOTEMPTY ? -EPERM : rc;
+	return gk_fwd_setattr(final, mode >= 0 ? (mode & 07777) : -1, uid, gid);
 }
 
 int

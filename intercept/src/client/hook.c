@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fdtable.h"
 #include "hooks.h"
+#include "internal_fds.h"
 #include "log.h"
 #include "paths.h"
 #include "rpc.h"
@@ -25,6 +26,22 @@
 #define MAX_NR 512
 static gk_hook_fn table[MAX_NR];
 static __thread int in_hook __attribute__((tls_model("initial-exec")));
+
+/* For client code running outside a hook (a thread-exit destructor): its
+ * system calls are the client's own, not the program's. */
+int
+gk_hook_enter_client(void)
+{
+	int old = in_hook;
+	in_hook = 1;
+	return old;
+}
+
+void
+gk_hook_leave_client(int old)
+{
+	in_hook = old;
+}
 static long my_pid;
 __thread long gk_current_nr __attribute__((tls_model("initial-exec")));
 
@@ -36,7 +53,15 @@ gkfs_hook(long nr, long a0, long a1, long a2, long a3, long a4, long a5,
 	gk_hook_fn fn;
 	int rc;
 
-	if ((unsigned long)nr >= MAX_NR || !(fn = table[nr]) || in_hook)
+	if ((unsigned long)nr >= MAX_NR)
+		return 1;
+	if (in_hook) {
+		/* the client's own call: only its descriptors need care */
+		if (nr == SYS_clone || nr == SYS_clone3)
+			gk_internal_note_clone(nr, a);
+		return gk_internal_syscall(nr, a, result);
+	}
+	if (!(fn = table[nr]))
 		return 1;
 	in_hook = 1;
 	gk_current_nr = nr;
@@ -50,10 +75,15 @@ on_clone_child(void)
 {
 	long pid = syscall_no_intercept(SYS_getpid);
 
-	if (pid == my_pid)
-		return;          /* a thread of this process */
+	if (pid == my_pid) {
+		/* A thread of this process; libzmq's own never reach gkfs. */
+		if (gk_internal_thread_started())
+			in_hook = 1;
+		return;
+	}
 	my_pid = pid;
 	in_hook = 0;
+	gk_internal_after_fork();
 	gk_fdtable_after_fork();
 	gk_paths_after_fork();
 	gk_rpc_after_fork();

@@ -11,6 +11,7 @@
 #include "fdtable.h"
 #include "gkfs_ops.h"
 #include "hooks.h"
+#include "internal_fds.h"
 #include "log.h"
 
 static int
@@ -63,6 +64,8 @@ hook_close(const long *a, long *res)
 {
 	int fd = (int)a[0];
 
+	if (gk_internal_fd(fd))
+		return HANDLED(-EBADF);   /* not the program's: see internal_fds.c */
 	gk_paths_forget_fd(fd);
 	if (gk_fd_is_gkfs(fd))
 		gk_fd_forget(fd);   /* the kernel closes the placeholder */
@@ -88,7 +91,7 @@ hook_close_range(const long *a, long *res)
 
 	if ((unsigned)a[2] & CLOSE_RANGE_CLOEXEC)
 		return PASS;   /* the kernel sets FD_CLOEXEC on the placeholders */
-	rc = gk_kernel(SYS_close_range, a);
+	rc = gk_internal_close_range(r.lo, r.hi, (unsigned)a[2]);
 	if (rc == 0 && gk_fd_count())
 		gk_fd_each(forget_in_range, &r);
 	return HANDLED(rc);
@@ -112,9 +115,12 @@ hook_dup(const long *a, long *res)
 int
 hook_dup3(const long *a, long *res)
 {
-	struct gk_file *f = gk_fd_get((int)a[0]);
+	struct gk_file *f;
 	long fd;
 
+	if (gk_internal_fd(a[1]) && a[0] != a[1])
+		return HANDLED(-EBUSY);   /* the client's own descriptor */
+	f = gk_fd_get((int)a[0]);
 	if (!f && !gk_fd_is_gkfs((int)a[1]))
 		return PASS;
 	fd = gk_kernel(SYS_dup3, a);

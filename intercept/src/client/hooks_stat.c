@@ -10,6 +10,7 @@
 #include "fdtable.h"
 #include "gkfs_ops.h"
 #include "hooks.h"
+#include "proc_fd.h"
 
 int
 hook_fstat(const long *a, long *res)
@@ -112,8 +113,21 @@ int
 hook_readlinkat(const long *a, long *res)
 {
 	struct gk_resolved r;
-	int route = gk_route_path(SYS_readlinkat, a, 0, 1, &r, res);
+	char link[GK_PATH_MAX * 2 + 2];
+	int exact = 0, route;
 
+	/* The magic link of a gkfs descriptor reads as the file's full path
+	 * (the kernel would say "/memfd:gkfs (deleted)"). */
+	if (gk_proc_fd_path((const char *)a[1], link, sizeof(link), &exact) && exact) {
+		size_t n = strlen(link);
+		if ((long)a[3] <= 0)
+			return HANDLED(-EINVAL);
+		if (n > (size_t)a[3])
+			n = (size_t)a[3];   /* truncated, not terminated: readlink(2) */
+		memcpy((char *)a[2], link, n);
+		return HANDLED(n);
+	}
+	route = gk_route_path(SYS_readlinkat, a, 0, 1, &r, res);
 	if (route != GK_ON_GKFS)
 		return route;
 	if ((long)a[3] <= 0)

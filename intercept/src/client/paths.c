@@ -12,6 +12,7 @@
 #include "fdtable.h"
 #include "log.h"
 #include "paths.h"
+#include "proc_fd.h"
 
 static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static char gkfs_cwd[GK_PATH_MAX + 1];   /* "" = cwd not in gkfs */
@@ -157,6 +158,9 @@ gk_resolve(int dirfd, const char *path, struct gk_resolved *out)
 	if (strlen(path) > GK_PATH_MAX)
 		return GK_KERNEL;      /* the kernel answers ENAMETOOLONG */
 	if (path[0] == '/') {
+		/* /proc/self/fd/N of a gkfs descriptor: the file it stands for */
+		if (gk_proc_fd_path(path, base, sizeof(base), NULL))
+			return classify(base, 0, out);
 		if (!inside_mount(path) && !needs_normalizing(path))
 			return GK_KERNEL;
 		return classify(path, 0, out);

@@ -18,6 +18,7 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "config.h"
+#include "internal_fds.h"
 #include "log.h"
 #include "proto.h"
 #include "rpc.h"
@@ -126,7 +127,11 @@ close_conn(struct conn *c)
 static void
 conn_destructor(void *p)
 {
+	/* Runs at thread exit, outside any hook: libzmq's calls made here must
+	 * be treated as the client's (internal_fds.c), not the program's. */
+	int old = gk_hook_enter_client();
 	close_conn(p);
+	gk_hook_leave_client(old);
 }
 
 static void *
@@ -204,6 +209,8 @@ gk_call_done(struct gk_call *c)
 	msgpack_sbuffer_destroy(&c->args);
 	if (c->state == C_DONE && c->result)
 		msgpack_unpacked_destroy(&c->reply);
+	free(c->reply_frame);   /* after the objects that point into it */
+	c->reply_frame = NULL;
 	c->result = NULL;
 	c->state = C_NEW;
 }
@@ -260,15 +267,70 @@ send_call(struct conn *cn, struct gk_call *c)
 	return 0;
 }
 
-/* Reads one whole message from socket i and files it under its call. */
+/* Decodes a reply's header frame (copied, see receive_one) and gives it to
+ * the call it answers; NULL for a stale or undecodable reply (dropped). */
+static struct gk_call *
+file_reply(unsigned target, struct gk_call *calls, int n,
+           const char *p, size_t len)
+{
+	struct gk_call *c = NULL;
+	msgpack_unpacked up;
+	size_t off = 0;
+	char *buf = malloc(len ? len : 1);
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, p, len);
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, buf, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		uint64_t id = gk_mp_u64(&up.data, "id", 0);
+		for (int i = 0; i < n; i++)
+			if (calls[i].state == C_SENT && calls[i].target == target &&
+			    calls[i].id == id)
+				c = &calls[i];
+	}
+	if (!c) {
+		msgpack_unpacked_destroy(&up);
+		free(buf);
+		return NULL;
+	}
+	uint64_t v = gk_mp_u64(&up.data, "v", 0);
+	c->reply = up;
+	c->reply_frame = buf;
+	c->state = C_DONE;
+	c->result = gk_mp_get(&c->reply.data, "result");
+	c->status = (int)gk_mp_u64(&c->reply.data, "status", EIO);
+	if (v != GK_PROTOCOL_VERSION) {
+		GKC_LOG(GKC_ERR, "client speaks protocol %d, daemon speaks %lu",
+		        GK_PROTOCOL_VERSION, (unsigned long)v);
+		c->status = EPROTO;
+	}
+	if (c->status && gkc_log_level >= GKC_DEBUG) {
+		char msg[256];
+		gk_mp_str(&c->reply.data, "msg", msg, sizeof(msg));
+		gkc_log(GKC_DEBUG, "%s on %s: errno %d (%s)", c->op,
+		        gkc_cfg.hosts[target].address, c->status, msg);
+	}
+	if (!c->result) {
+		static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
+		c->result = &empty;
+	}
+	return c;
+}
+
+/* Reads one whole message from socket i and files it under its call.
+ *
+ * msgpack_unpack_next() does not copy str/bin payloads: the objects point
+ * into the bytes they were unpacked from.  The zmq frame is closed (and its
+ * memory reused by the next receive or another thread) long before the
+ * caller reads the reply, so the header frame is first copied into a buffer
+ * the call owns until gk_call_done(). */
 static void
 receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 {
 	z_msg_t m;
 	struct gk_call *c = NULL;
 	int frame = 0, more = 1;
-	msgpack_unpacked up;
-	int have_up = 0;
 
 	while (more) {
 		z.msg_init(&m);
@@ -279,41 +341,9 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 		more = z.msg_more(&m);
 		const char *p = z.msg_data(&m);
 		size_t len = z.msg_size(&m);
-		if (frame == 0) {
-			size_t off = 0;
-			msgpack_unpacked_init(&up);
-			have_up = 1;
-			if (msgpack_unpack_next(&up, p, len, &off) == MSGPACK_UNPACK_SUCCESS) {
-				uint64_t id = gk_mp_u64(&up.data, "id", 0);
-				for (int i = 0; i < n; i++)
-					if (calls[i].state == C_SENT && calls[i].target == target &&
-					    calls[i].id == id)
-						c = &calls[i];
-			}
-			if (c) {
-				uint64_t v = gk_mp_u64(&up.data, "v", 0);
-				c->reply = up;
-				have_up = 0;
-				c->state = C_DONE;
-				c->result = gk_mp_get(&up.data, "result");
-				c->status = (int)gk_mp_u64(&up.data, "status", EIO);
-				if (v != GK_PROTOCOL_VERSION) {
-					GKC_LOG(GKC_ERR, "client speaks protocol %d, daemon speaks %lu",
-					        GK_PROTOCOL_VERSION, (unsigned long)v);
-					c->status = EPROTO;
-				}
-				if (c->status && gkc_log_level >= GKC_DEBUG) {
-					char msg[256];
-					gk_mp_str(&up.data, "msg", msg, sizeof(msg));
-					gkc_log(GKC_DEBUG, "%s on %s: errno %d (%s)", c->op,
-					        gkc_cfg.hosts[target].address, c->status, msg);
-				}
-				if (!c->result) {
-					static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
-					c->result = &empty;
-				}
-			}
-		} else if (c && frame - 1 < c->nrx) {
+		if (frame == 0)
+			c = file_reply(target, calls, n, p, len);
+		else if (c && frame - 1 < c->nrx) {
 			struct iovec *d = &c->rx[frame - 1];
 			size_t k = len < d->iov_len ? len : d->iov_len;
 			memcpy(d->iov_base, p, k);
@@ -323,8 +353,6 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 		z.msg_close(&m);
 		frame++;
 	}
-	if (have_up)
-		msgpack_unpacked_destroy(&up);   /* a stale reply: dropped */
 }
 
 static void

@@ -30,6 +30,8 @@ struct gk_call {
 	msgpack_unpacked reply;     /* owns `result` */
 	const msgpack_object *result;
 	/* private */
+	char *reply_frame;          /* header frame bytes: reply's strings point
+	                               into it (msgpack-c does not copy them) */
 	uint64_t id;
 	int state;
 };
