@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The newcomer's "main job" on a fresh Debian machine:
 #   set up -> start a local 3-daemon cluster -> stage a directory in and out
-#   -> check the copy is identical -> show `gkfs-ctl status` -> stop the cluster.
+#   -> check the copy is identical -> run unmodified riscv64 programs (tar,
+#   sha256sum, an MPI job under mpirun) with LD_PRELOAD=libgkfs_intercept.so
+#   on the cluster -> show `gkfs-ctl status` -> stop the cluster.
 # Everything lives under one scratch directory (removed at the end unless
 # GKFS_DEMO_KEEP=1), so the demo never touches an existing cluster's hosts file.
 #   bash deploy/demo.sh            3 daemons
@@ -48,6 +50,9 @@ echo "== staging out: gkfs:/demo -> $work/out"
 gkfs-ctl cp-out /demo "$work/out"
 diff -r "$src" "$work/out"
 echo "demo: staged-out copy is identical to the source"
+
+echo "== a real workload through the preload library (riscv64 tar, sha256sum, mpirun under qemu)"
+bash deploy/demo-preload.sh "$src"
 
 echo "== cluster status"
 gkfs-ctl status
