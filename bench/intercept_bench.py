@@ -171,7 +171,8 @@ def planning(libcs: list[tuple[str, Path]], repeat: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n    python3")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--calls", type=int, default=200_000, help="system calls per loop run")
     ap.add_argument("--starts", type=int, default=15, help="process starts per program and mode")
     ap.add_argument("--repeat", type=int, default=5, help="repetitions of the timed loops")

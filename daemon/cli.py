@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hosts-file", help="cluster hosts file to register in (default: $LIBGKFS_HOSTS_FILE, "
                    "else <runtime dir>/hosts)")
     p.add_argument("--config", help="TOML config file ([daemon] table, see configs/gkfs.toml)")
-    p.add_argument("--chunk-size", type=int, help=f"chunk size in bytes, same on the whole cluster "
+    p.add_argument("--chunk-size", type=int, help=f"chunk size in bytes, a power of two >= 4096, the same on the whole cluster "
                    f"(default {d.chunk_size})")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.add_argument("--log-file", help="also append the log to this file")

@@ -8,6 +8,8 @@
 #   deploy/riscv64-sysroot.sh --binfmt-only register binfmt and check it, no sysroot build
 #   deploy/riscv64-sysroot.sh --check       verify an existing sysroot (no build), exit non-zero if bad
 #
+# Every mode but --print-path and --help first installs the host side (qemu-user-static,
+#   the riscv64 cross compiler, mmdebstrap) through deploy/setup-debian.sh --no-pip.
 # Where: $GKFS_RISCV64_SYSROOT, default /var/cache/gkfs/riscv64-sysroot.
 # Reuse: a complete sysroot carries a stamp with the hash of the package list;
 #   it is reused when the hash matches. With CI=true it is rebuilt from scratch
@@ -242,6 +244,10 @@ main() {
   [[ "$SYSROOT" == /?*/?* ]] ||
     die "refusing sysroot path '$SYSROOT': give an absolute path at least two levels deep"
   [[ $(id -u) -eq 0 ]] || die "must run as root (mmdebstrap root mode, binfmt_misc registration)"
+  # qemu-user-static, the riscv64 cross compiler and mmdebstrap: the host
+  # packages come from setup-debian.sh's one list (idempotent: a dpkg query
+  # when all are installed), so this script alone prepares a fresh machine.
+  bash "$(dirname "$0")/setup-debian.sh" --no-pip
   if [[ $mode == check ]]; then
     sysroot_is_current || die "sysroot at $SYSROOT is missing, incomplete or stale"
     register_binfmt; check_exec_children; exit 0

@@ -158,6 +158,10 @@ class Client:
         except protocol.ProtocolError as exc:
             raise OSError(exc.errno, exc.message) from None
 
+    def _norm_dir(self, path: str | os.PathLike) -> tuple[str, bool]:
+        """(canonical path, whether its spelling requires a directory: "f/")."""
+        return self._norm(path), protocol.names_directory(os.fspath(path))
+
     def abspath(self, path: str | os.PathLike) -> str:
         """The canonical gkfs path (relative to cwd, '.' and '..' resolved)."""
         return self._norm(path)
@@ -176,14 +180,52 @@ class Client:
 
     # ------------------------------------------------------------ metadata
 
-    def _record(self, path: str, follow: bool = True) -> tuple[str, dict[str, Any]]:
-        """(final path, stat record), following symlinks in the last component."""
+    def _record(self, path: str, follow: bool = True, must_dir: bool = False) -> tuple[str, dict[str, Any]]:
+        """(final path, stat record), following symlinks in the last component.
+
+        ``must_dir`` (the caller's path was spelled "f/"): the link is
+        followed and anything but a directory is ENOTDIR, as in the kernel.
+        """
+        follow = follow or must_dir
         for _ in range(MAX_SYMLINK_HOPS):
-            rec = self._one(self._owner(path), "stat", {"path": path}).result["stat"]
+            rec = self._stat_or_missing(path)
             if not (follow and _stat.S_ISLNK(rec["mode"])):
+                if must_dir and not _stat.S_ISDIR(rec["mode"]):
+                    raise _err(errno.ENOTDIR, path)
                 return path, rec
             path = self._link_target(path, rec["target"])
         raise _err(errno.ELOOP, path)
+
+    def _stat_or_missing(self, path: str) -> dict[str, Any]:
+        try:
+            return self._one(self._owner(path), "stat", {"path": path}).result["stat"]
+        except FileNotFoundError:
+            raise self._missing(path) from None
+
+    def _missing(self, path: str) -> OSError:
+        """The error for a path whose record is missing: ENOTDIR when some
+        ancestor is not a directory ("file/x"), else ENOENT.  Daemons store
+        whole paths and never walk components, so the ancestors are asked
+        here, all at once, and only on this error path."""
+        ancestors = []
+        p = path
+        while p != "/":
+            p, _ = protocol.parent_and_name(p)
+            if p != "/":
+                ancestors.append(p)
+        ancestors.reverse()  # shallowest first: the kernel's walk order
+        replies = self._many([Call(self._owner(a), "stat", {"path": a}) for a in ancestors], check=False)
+        for a, r in zip(ancestors, replies):
+            if r.status == errno.ENOENT:
+                break
+            if r.status:
+                return _err(r.status, a)
+            mode = r.result["stat"]["mode"]
+            if _stat.S_ISLNK(mode):
+                break  # intermediate symlinks are not followed (module docstring)
+            if not _stat.S_ISDIR(mode):
+                return _err(errno.ENOTDIR, f"{path} ({a} is not a directory)")
+        return _err(errno.ENOENT, path)
 
     def _link_target(self, link: str, target: str) -> str:
         parent, _ = protocol.parent_and_name(link)
@@ -193,15 +235,19 @@ class Client:
             raise OSError(exc.errno, f"symlink {link} -> {target}: {exc.message}") from None
 
     def stat(self, path, *, follow_symlinks: bool = True) -> os.stat_result:
-        p, rec = self._record(self._norm(path), follow_symlinks)
+        p, rec = self._record(*self._norm_dir_follow(path, follow_symlinks))
         return stat_result(rec, self.chunk_size, p)
+
+    def _norm_dir_follow(self, path, follow: bool) -> tuple[str, bool, bool]:
+        p, must_dir = self._norm_dir(path)
+        return p, follow, must_dir
 
     def lstat(self, path) -> os.stat_result:
         return self.stat(path, follow_symlinks=False)
 
     def stat_record(self, path, *, follow_symlinks: bool = True) -> dict[str, Any]:
         """The daemon's raw stat record (data_key included), for tools and tests."""
-        return self._record(self._norm(path), follow_symlinks)[1]
+        return self._record(*self._norm_dir_follow(path, follow_symlinks))[1]
 
     def exists(self, path) -> bool:
         try:
@@ -226,7 +272,9 @@ class Client:
                                                      "uid": os.getuid(), "gid": os.getgid()})]
         pst, cr = self._many(calls, check=False)
         parent_err = None
-        if pst.status:
+        if pst.status == errno.ENOENT:
+            parent_err = self._missing(parent)
+        elif pst.status:
             parent_err = _err(pst.status, parent)
         elif not _stat.S_ISDIR(pst.result["stat"]["mode"]):
             parent_err = _err(errno.ENOTDIR, parent)
@@ -269,7 +317,7 @@ class Client:
         calls += [Call(i, "get_dirents", {"path": p, "limit": 1}) for i in range(self.n)]
         st, *dirents = self._many(calls, check=False)
         if st.status:
-            raise _err(st.status, p)
+            raise self._missing(p) if st.status == errno.ENOENT else _err(st.status, p)
         if not _stat.S_ISDIR(st.result["stat"]["mode"]):
             raise _err(errno.ENOTDIR, p)
         for r in dirents:
@@ -280,8 +328,16 @@ class Client:
         self._one(self._owner(p), "remove", {"path": p, "rmdir": True})
 
     def unlink(self, path) -> None:
-        p = self._norm(path)
-        rec = self._one(self._owner(p), "remove", {"path": p, "rmdir": False}).result["stat"]
+        p, must_dir = self._norm_dir(path)
+        if must_dir:
+            # "f/" names a directory, which unlink never removes: the
+            # kernel's error, and nothing is removed.
+            _, rec = self._record(p, must_dir=True)
+            raise _err(errno.EISDIR, p)
+        try:
+            rec = self._one(self._owner(p), "remove", {"path": p, "rmdir": False}).result["stat"]
+        except FileNotFoundError:
+            raise self._missing(p) from None
         self._drop_data(rec)
 
     remove = unlink
@@ -308,7 +364,7 @@ class Client:
         return [e.name for e in self.scandir(path)]
 
     def truncate(self, path, length: int) -> None:
-        p, rec = self._record(self._norm(path))
+        p, rec = self._record(*self._norm_dir_follow(path, True))
         self._truncate(p, rec, length)
 
     def _truncate(self, path: str, rec: dict[str, Any], length: int) -> None:
@@ -387,7 +443,7 @@ class Client:
 
     def utime(self, path, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None) -> None:
-        p, _ = self._record(self._norm(path))
+        p, _ = self._record(*self._norm_dir_follow(path, True))
         if ns is None:
             if times is None:
                 now = time.time_ns()  # UTIME_NOW resolved with the client's clock
@@ -397,14 +453,14 @@ class Client:
         self._one(self._owner(p), "utimens", {"path": p, "atime_ns": ns[0], "mtime_ns": ns[1]})
 
     def chmod(self, path, mode: int, *, follow_symlinks: bool = True) -> None:
-        p, rec = self._record(self._norm(path), follow_symlinks)
+        p, rec = self._record(*self._norm_dir_follow(path, follow_symlinks))
         if _stat.S_ISLNK(rec["mode"]):
             raise _err(errno.EOPNOTSUPP, p)  # as Linux: a link's own mode is fixed
         self._one(self._owner(p), "setattr", {"path": p, "mode": mode & 0o7777})
 
     def chown(self, path, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
         """uid/gid -1: unchanged (os.chown's convention)."""
-        p, _ = self._record(self._norm(path), follow_symlinks)
+        p, _ = self._record(*self._norm_dir_follow(path, follow_symlinks))
         args: dict[str, Any] = {"path": p}
         if uid != -1:
             args["uid"] = uid
@@ -426,17 +482,21 @@ class Client:
     # ------------------------------------------------------------ descriptors
 
     def open(self, path, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
-        p = self._norm(path)
+        p, must_dir = self._norm_dir(path)
         acc = flags & os.O_ACCMODE
         if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
             raise _err(errno.EINVAL, p)
+        if must_dir:
+            if flags & os.O_CREAT:
+                raise _err(errno.EISDIR, p)  # "name/" can only be a directory
+            flags |= getattr(os, "O_DIRECTORY", 0)
         created = False
         for _ in range(MAX_SYMLINK_HOPS):
             if flags & os.O_CREAT:
                 rec, created = self._create(p, _stat.S_IFREG | (mode & 0o7777 & ~self.umask),
                                             exclusive=bool(flags & os.O_EXCL))
             else:
-                rec = self._one(self._owner(p), "stat", {"path": p}).result["stat"]
+                rec = self._stat_or_missing(p)
             if not _stat.S_ISLNK(rec["mode"]):
                 break
             if flags & getattr(os, "O_NOFOLLOW", 0):

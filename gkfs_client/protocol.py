@@ -183,6 +183,15 @@ def normalize_path(path: str, cwd: str = "/") -> str:
     return check_path("/" + "/".join(parts))
 
 
+def names_directory(path: str) -> bool:
+    """True when the spelling of ``path`` requires a directory: a trailing
+    '/' or a last component '.' or '..' ("f/", "f/."), which POSIX resolves
+    as a directory (ENOTDIR for a file).  normalize_path drops that, so
+    callers ask here before normalising."""
+    last = path.rstrip("/").rpartition("/")[2] if path.strip("/") else ""
+    return path.endswith("/") or last in (".", "..")
+
+
 def parent_and_name(path: str) -> tuple[str, str]:
     """Split a canonical path: '/a/b' -> ('/a', 'b'); '/a' -> ('/', 'a')."""
     head, _, name = path.rpartition("/")

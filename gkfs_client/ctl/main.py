@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--hosts-file",
-        help="cluster hosts file (default: $LIBGKFS_HOSTS_FILE, else the documented default "
-        "that gkfs-daemon and 'cluster start' use)",
+        help="cluster hosts file (default: $LIBGKFS_HOSTS_FILE, else the file a bare gkfs-daemon "
+        "and 'cluster start' use: $XDG_RUNTIME_DIR/gkfs/hosts, or /tmp/gkfs-<uid>/hosts "
+        "without XDG_RUNTIME_DIR)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES:

@@ -26,11 +26,23 @@ syscall_on_new_stack:
 	ld	s2, 8(sp)
 	addi	sp, sp, 32
 	ret
-1:	/* child, on its new stack */
+1:	/* child, on its new stack: record where it starts (an interception
+	 * core must hand it exactly the stack top it asked for) */
+	lla	t0, clone_stub_child_sp
+	sd	sp, 0(t0)
 	mv	a0, s2
 	jalr	s1
 	li	a7, 93			/* exit (this thread only) */
 	ecall
 	unimp
 	.size	syscall_on_new_stack, .-syscall_on_new_stack
+
+	.bss
+	.p2align 3
+	.globl	clone_stub_child_sp
+	.hidden	clone_stub_child_sp
+	.type	clone_stub_child_sp, @object
+clone_stub_child_sp:
+	.zero	8
+	.size	clone_stub_child_sp, 8
 	.section .note.GNU-stack,"",@progbits

@@ -108,6 +108,7 @@ int main(void)
 	CHECK(tid > 0);
 	wait_thread(&s);
 	check_thread(&s, tid);
+	CHECK(clone_stub_child_sp == st + STACK_SIZE);
 	printf("raw clone(CLONE_VM|CLONE_THREAD..., new stack): ok\n");
 	munmap(st, STACK_SIZE);
 

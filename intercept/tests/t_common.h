@@ -33,5 +33,8 @@
  */
 long syscall_on_new_stack(long nr, long a0, long a1, long a2, long a3, long a4,
 			  int (*fn)(void *), void *arg);
+/* sp of the last child of syscall_on_new_stack when it started (written by
+ * the child, in shared memory): must be the stack top it was given. */
+extern char *volatile clone_stub_child_sp;
 
 #endif

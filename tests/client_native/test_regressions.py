@@ -35,3 +35,25 @@ def test_program_dup2_onto_low_numbers_keeps_the_client_working(gk_cluster, run_
     assert cp.returncode == 0, cp.stderr.decode(errors="replace")
     assert cp.stdout.decode() == "first\nf\nfirst\nsecond\n"
     assert gk_cluster.client.read_file("/dup2/f") == b"first\nsecond\n"
+
+
+def test_file_used_as_directory_answers_like_the_kernel(gk_cluster, rv_program, run_rv, tmp_path):
+    """BUG 5: stat("f/x") with f a regular file was ENOENT (kernel: ENOTDIR)
+    and stat("f/") succeeded (a trailing slash requires a directory).  The
+    same riscv64 program runs on a kernel directory without the preload and
+    under the mount prefix with it; every errno must be the kernel's, and
+    the refused calls must leave the file alone."""
+    prog = rv_program("enotdir")
+    local = tmp_path / "kernel"
+    local.mkdir()
+    kernel = run_rv([prog, local], preload_lib=False)
+    assert kernel.returncode == 0, kernel.stderr.decode(errors="replace")
+    gk_cluster.client.mkdir("/enotdir")
+    ours = run_rv([prog, f"{gk_cluster.mount}/enotdir"])
+    assert ours.returncode == 0, ours.stderr.decode(errors="replace")
+    want = kernel.stdout.decode().splitlines()
+    assert "stat f/x 20" in want and "stat f/ 20" in want   # ENOTDIR, the kernel's answer
+    assert ours.stdout.decode().splitlines() == want
+    c = gk_cluster.client
+    assert c.read_file("/enotdir/d/f") == b"data"
+    assert sorted(c.listdir("/enotdir/d")) == ["f", "ld", "lf"]

@@ -10,8 +10,9 @@ so comparing the per-site log (INTERCEPT_LOG_SITES) with the host plan's
 A target missed at run time (as the landing pads once were) shows up here
 as a window the host does not allow.
 
-Clone sites are the one intended difference: the core keeps them on jal
-(a vfork child must not return through a gateway window).
+Clone sites (static number) are the one intended difference: with forced
+gateways the core keeps them on jal, a conservative choice (a gateway's raw
+path is vfork-safe too: intercept/README.md, "Runtime").
 """
 from __future__ import annotations
 

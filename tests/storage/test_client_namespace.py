@@ -221,3 +221,61 @@ def test_readdir_bigger_than_the_default_page(cluster):
         after = [s["ops"].get("get_dirents", 0) for s in gk.status()]
         # Paged: the daemon holding the most entries was asked more than once.
         assert max(a - b for a, b in zip(after, gets)) >= 2
+
+
+def _errno_of(fn):
+    try:
+        fn()
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+def test_not_a_directory_errors_match_the_kernel(gk, tmp_path):
+    """A regular file used as a directory ("f/x", "f/") is ENOTDIR, as the
+    kernel answers (BUG 5); each case is run on a local directory of the same
+    shape too and the errnos compared, so the expectation is the kernel's."""
+    local = tmp_path / "kernel"
+    local.mkdir()
+    (local / "d").mkdir()
+    (local / "d" / "f").write_bytes(b"data")
+    os.symlink("f", local / "d" / "lf")
+    os.symlink(".", local / "d" / "ld")
+    gk.mkdir("/d")
+    gk.write_file("/d/f", b"data")
+    gk.symlink("f", "/d/lf")
+    gk.symlink(".", "/d/ld")
+    cases = {
+        "stat f/x": lambda fs, p: fs.stat(p("d/f/x")),
+        "stat f/x/y": lambda fs, p: fs.stat(p("d/f/x/y")),
+        "stat f/": lambda fs, p: fs.stat(p("d/f/")),
+        "stat f/.": lambda fs, p: fs.stat(p("d/f/.")),
+        "lstat f/": lambda fs, p: fs.lstat(p("d/f/")),
+        "lstat lf/": lambda fs, p: fs.lstat(p("d/lf/")),
+        "stat missing/x": lambda fs, p: fs.stat(p("d/nope/x")),
+        "stat d/missing": lambda fs, p: fs.stat(p("d/nope")),
+        "open f/": lambda fs, p: fs.open(p("d/f/"), os.O_RDONLY),
+        "open f/ O_CREAT": lambda fs, p: fs.open(p("d/f/"), os.O_WRONLY | os.O_CREAT),
+        "open new/ O_CREAT": lambda fs, p: fs.open(p("d/new/"), os.O_WRONLY | os.O_CREAT),
+        "open f/x": lambda fs, p: fs.open(p("d/f/x"), os.O_RDONLY),
+        "open f/x O_CREAT": lambda fs, p: fs.open(p("d/f/x"), os.O_WRONLY | os.O_CREAT),
+        "open f/x/y O_CREAT": lambda fs, p: fs.open(p("d/f/x/y"), os.O_WRONLY | os.O_CREAT),
+        "mkdir f/x": lambda fs, p: fs.mkdir(p("d/f/x")),
+        "mkdir f/x/y": lambda fs, p: fs.mkdir(p("d/f/x/y")),
+        "unlink f/": lambda fs, p: fs.unlink(p("d/f/")),
+        "unlink f/x": lambda fs, p: fs.unlink(p("d/f/x")),
+        "rmdir f/x": lambda fs, p: fs.rmdir(p("d/f/x")),
+        "truncate f/": lambda fs, p: fs.truncate(p("d/f/"), 0),
+        "listdir f/x": lambda fs, p: fs.listdir(p("d/f/x")),
+        "stat d/": lambda fs, p: fs.stat(p("d/")),
+        "stat ld/": lambda fs, p: fs.stat(p("d/ld/")),
+    }
+    kernel, ours = {}, {}
+    for name, fn in cases.items():
+        kernel[name] = _errno_of(lambda: fn(os, lambda rel: str(local) + "/" + rel))
+        ours[name] = _errno_of(lambda: fn(gk, lambda rel: "/" + rel))
+    assert ours == kernel
+    assert kernel["stat f/x"] == errno.ENOTDIR and kernel["stat f/"] == errno.ENOTDIR
+    # nothing was removed or created by the refused calls
+    assert gk.read_file("/d/f") == b"data"
+    assert sorted(gk.listdir("/d")) == ["f", "ld", "lf"]

@@ -119,6 +119,16 @@ def test_normalize_path(path, cwd, expect):
     assert P.normalize_path(path, cwd) == expect
 
 
+@pytest.mark.parametrize("path,expect", [
+    ("f/", True), ("/a/b/", True), ("/a/b/.", True), ("a/..", True), (".", True), ("/", True),
+    ("/a/b", False), ("f", False), ("/a/.x", False), ("/a/..b", False),
+])
+def test_names_directory_sees_what_normalising_drops(path, expect):
+    # "f/" and "f/." require a directory (ENOTDIR for a file); the
+    # canonical path has lost that, so the client asks before normalising
+    assert P.names_directory(path) is expect
+
+
 @pytest.mark.parametrize("path", ["/..", "../..", "/a/../.."])
 def test_normalize_path_escaping_root(path):
     with pytest.raises(P.ProtocolError) as info:

@@ -55,6 +55,8 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 		} else {
 			rc = gk_fwd_stat(p, &r);
 		}
+		if (rc == -ENOENT)
+			return gkfs_missing(p);   /* "file/x": ENOTDIR */
 		if (rc)
 			return rc;
 		if ((r.mode & GK_S_IFMT) != GK_S_IFLNK)

@@ -111,6 +111,52 @@ link_target(const char *link, const char *target, char *out, char *redirect)
 }
 
 int
+gkfs_missing(const char *path)
+{
+	char p[GK_PATH_MAX + 1], up[GK_PATH_MAX + 1];
+	struct gk_record r;
+	int rc = -ENOENT;
+
+	/* Daemons hold whole paths and never walk components, so the
+	 * ancestors are asked here, nearest first: the first one that exists
+	 * decides (an intermediate symlink is not followed: ENOENT, see
+	 * gkfs_ops.h). */
+	snprintf(p, sizeof(p), "%s", path);
+	while (strcmp(p, "/")) {
+		gk_parent_path(p, up);
+		if (!strcmp(up, "/"))
+			break;
+		rc = gk_fwd_stat(up, &r);
+		if (rc == -ENOENT) {
+			strcpy(p, up);
+			continue;
+		}
+		if (rc)
+			return rc;
+		if ((r.mode & GK_S_IFMT) == GK_S_IFDIR || (r.mode & GK_S_IFMT) == GK_S_IFLNK)
+			return -ENOENT;
+		/* not a directory: the kernel's walk stops here, whatever
+		 * lies above (the ancestors above it exist, since it does) */
+		return -ENOTDIR;
+	}
+	return -ENOENT;
+}
+
+int
+gkfs_dir_only_error(const char *path)
+{
+	char redirect[GK_PATH_MAX + 1];
+	struct gk_record r;
+	int rc = gkfs_record(path, 1, &r, NULL, redirect);
+
+	if (rc == GK_REDIRECT)
+		return -ENOTDIR;   /* a link out of gkfs: not worth a kernel walk */
+	if (rc)
+		return rc;
+	return (r.mode & GK_S_IFMT) == GK_S_IFDIR ? -EISDIR : -ENOTDIR;
+}
+
+int
 gkfs_record(const char *path, int follow, struct gk_record *r, char *final_path,
             char *redirect)
 {
@@ -120,6 +166,8 @@ gkfs_record(const char *path, int follow, struct gk_record *r, char *final_path,
 	snprintf(p, sizeof(p), "%s", path);
 	for (int hop = 0; hop < GK_MAX_SYMLINK_HOPS; hop++) {
 		rc = gk_fwd_stat(p, r);
+		if (rc == -ENOENT)
+			return gkfs_missing(p);
 		if (rc)
 			return rc;
 		if (!follow || (r->mode & GK_S_IFMT) != GK_S_IFLNK) {
@@ -145,12 +193,15 @@ current_umask(void)
 }
 
 int
-gkfs_access(const char *path, int mode, int flags, char *redirect)
+gkfs_access(const char *path, int mode, int flags, int must_dir, char *redirect)
 {
 	struct gk_record r;
-	int rc = gkfs_record(path, !(flags & AT_SYMLINK_NOFOLLOW), &r, NULL, redirect);
+	int rc = gkfs_record(path, must_dir || !(flags & AT_SYMLINK_NOFOLLOW), &r, NULL,
+	                     redirect);
 	unsigned perm, uid, gid;
 
+	if (!rc && must_dir && (r.mode & GK_S_IFMT) != GK_S_IFDIR)
+		return -ENOTDIR;
 	if (rc || mode == F_OK)
 		return rc;
 	uid = (flags & AT_EACCESS) ? syscall_no_intercept(SYS_geteuid)
@@ -181,8 +232,10 @@ gkfs_mkdir(const char *path, mode_t mode)
 	struct gk_record r;
 	int created;
 
-	return gk_fwd_create(path, GK_S_IFDIR | (mode & 07777 & ~current_umask()), 1,
-	                     &r, &created);
+	int rc = gk_fwd_create(path, GK_S_IFDIR | (mode & 07777 & ~current_umask()), 1,
+	                       &r, &created);
+
+	return rc == -ENOENT ? gkfs_missing(path) : rc;   /* "file/x": ENOTDIR */
 }
 
 static void
@@ -201,7 +254,7 @@ gkfs_unlink(const char *path)
 
 	if (!rc)
 		drop_data(&r);
-	return rc;
+	return rc == -ENOENT ? gkfs_missing(path) : rc;
 }
 
 int
@@ -214,7 +267,7 @@ gkfs_rmdir(const char *path)
 		return -EBUSY;
 	rc = gk_fwd_stat(path, &r);
 	if (rc)
-		return rc;
+		return rc == -ENOENT ? gkfs_missing(path) : rc;
 	if ((r.mode & GK_S_IFMT) != GK_S_IFDIR)
 		return -ENOTDIR;
 	rc = gk_fwd_has_children(path);

@@ -27,9 +27,18 @@ int gkfs_open(const char *path, int flags, mode_t mode, char *redirect);
  * *final gets the path finally stat'ed (may be NULL). */
 int gkfs_record(const char *path, int follow, struct gk_record *r,
                 char *final_path, char *redirect);
+/* The error for a path whose record is missing: -ENOTDIR when an ancestor
+ * is not a directory ("file/x"), else -ENOENT.  Costs a stat per ancestor
+ * up to the first that exists, so only ever called on that error path. */
+int gkfs_missing(const char *path);
+/* The error for a call that cannot succeed on a path spelled as a directory
+ * ("x/") and never acts on a directory (unlink, truncate): -EISDIR,
+ * -ENOTDIR or the missing-path error.  Nothing is changed. */
+int gkfs_dir_only_error(const char *path);
 void gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st);
 void gkfs_fill_statx(const struct gk_record *r, const char *path, void *statx_buf);
-int gkfs_access(const char *path, int mode, int flags, char *redirect);
+/* must_dir: the path was spelled "x/" (ENOTDIR unless a directory). */
+int gkfs_access(const char *path, int mode, int flags, int must_dir, char *redirect);
 
 ssize_t gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off);
 ssize_t gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off);

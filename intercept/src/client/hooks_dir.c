@@ -47,6 +47,8 @@ hook_unlinkat(const long *a, long *res)
 		return route;
 	if (a[2] & ~(long)AT_REMOVEDIR)
 		return HANDLED(-EINVAL);
+	if (r.must_dir && !(a[2] & AT_REMOVEDIR))
+		return HANDLED(gkfs_dir_only_error(r.path));   /* unlink("f/") */
 	return HANDLED((a[2] & AT_REMOVEDIR) ? gkfs_rmdir(r.path) : gkfs_unlink(r.path));
 }
 

@@ -97,6 +97,8 @@ hook_truncate(const long *a, long *res)
 
 	if (route != GK_ON_GKFS)
 		return route;
+	if (r.must_dir)
+		return HANDLED(gkfs_dir_only_error(r.path));   /* truncate("f/") */
 	return HANDLED(gkfs_truncate(r.path, (int64_t)a[1]));
 }
 

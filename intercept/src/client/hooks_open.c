@@ -32,6 +32,13 @@ open_common(long nr, const long *a, int flags, mode_t mode, long *res)
 	}
 	if (route != GK_ON_GKFS)
 		return route;
+	if (r.must_dir) {
+		/* "x/" names a directory: never created by open, and a file
+		 * there is ENOTDIR (O_DIRECTORY's check), as in the kernel */
+		if (flags & O_CREAT)
+			return HANDLED(-EISDIR);
+		flags |= O_DIRECTORY;
+	}
 	long fd = gkfs_open(r.path, flags, mode, redirect);
 	if (fd == GK_REDIRECT)
 		fd = gk_kernel_abs(nr, a, 0, 1, redirect);

@@ -60,9 +60,13 @@ stat_at(long nr, const long *a, int flags, fill_fn fill, void *buf, long *res)
 		route = gk_route_path(nr, a, 0, 1, &rp, res);
 		if (route != GK_ON_GKFS)
 			return route;
-		rc = gkfs_record(rp.path, !(flags & AT_SYMLINK_NOFOLLOW), &r, final, redirect);
+		/* "x/" follows a link even with AT_SYMLINK_NOFOLLOW */
+		rc = gkfs_record(rp.path, rp.must_dir || !(flags & AT_SYMLINK_NOFOLLOW), &r,
+		                 final, redirect);
 		if (rc == GK_REDIRECT)
 			return HANDLED(gk_kernel_abs(nr, a, 0, 1, redirect));
+		if (!rc && rp.must_dir && (r.mode & GK_S_IFMT) != GK_S_IFDIR)
+			rc = -ENOTDIR;   /* "file/" */
 	}
 	if (!rc)
 		fill(&r, final, buf);
@@ -91,7 +95,7 @@ access_common(long nr, const long *a, int flags, long *res)
 
 	if (route != GK_ON_GKFS)
 		return route;
-	rc = gkfs_access(r.path, (int)a[2], flags, redirect);
+	rc = gkfs_access(r.path, (int)a[2], flags, r.must_dir, redirect);
 	if (rc == GK_REDIRECT)
 		rc = gk_kernel_abs(nr, a, 0, 1, redirect);
 	return HANDLED(rc);

@@ -105,6 +105,19 @@ read_kernel_cwd_locked(void)
 	kernel_cwd_known = r > 0 && kernel_cwd[0] == '/';
 }
 
+/* Does the spelling end in '/', "/." or "/.."?  Then it names a directory. */
+static int
+names_directory(const char *p)
+{
+	size_t n = strlen(p);
+
+	if (n && p[n - 1] == '/')
+		return 1;
+	if (n >= 2 && !strcmp(p + n - 2, "/."))
+		return 1;
+	return n >= 3 && !strcmp(p + n - 3, "/..");
+}
+
 /* Finishes: joined absolute text in tmp -> out. */
 static int
 classify(const char *joined, int from_gkfs, struct gk_resolved *out)
@@ -122,6 +135,7 @@ classify(const char *joined, int from_gkfs, struct gk_resolved *out)
 	g = inside_mount(norm);
 	if (g) {
 		strcpy(out->path, g);
+		out->must_dir = names_directory(joined);
 		return out->kind = GK_GKFS;
 	}
 	if (from_gkfs) {
@@ -153,6 +167,7 @@ gk_resolve(int dirfd, const char *path, struct gk_resolved *out)
 	int from_gkfs = 0;
 
 	out->kind = GK_KERNEL;
+	out->must_dir = 0;
 	if (!path || !*path)
 		return GK_KERNEL;
 	if (strlen(path) > GK_PATH_MAX)

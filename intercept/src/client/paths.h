@@ -20,6 +20,10 @@ enum gk_path_kind {
 
 struct gk_resolved {
 	int kind;
+	/* The spelling requires a directory ("f/", "f/.", "f/.."): the
+	 * canonical path has lost that, so hooks check the record's type
+	 * (ENOTDIR for a file, as the kernel). Set for GK_GKFS only. */
+	int must_dir;
 	char path[2 * GK_PATH_MAX + 2];
 };
 

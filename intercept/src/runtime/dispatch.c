@@ -4,12 +4,13 @@
  * Most calls are performed here with a raw ecall and the result goes back
  * in a0.  Three kinds cannot be made from C:
  *   - rt_sigreturn: the kernel reads the signal frame at the program's sp;
- *   - clone/clone3 sharing memory without a new stack (vfork): the child
- *     runs on the parent's stack, so our frames must be gone before the
- *     ecall -> the trampoline does the ecall (GK_ACT_RAW);
- *   - clone/clone3 with a new stack (threads, posix_spawn): the child
- *     starts with a foreign sp, so entry.S makes the call and brings the
- *     child back into C on its own stack (GK_ACT_CLONE).
+ *   - clone/clone3 with CLONE_VM|CLONE_VFORK (vfork, posix_spawn) or
+ *     CLONE_VM and no stack: the child may run on the parent's stack, so
+ *     our frames must be gone before the ecall -> the trampoline does the
+ *     ecall (GK_ACT_RAW), and no post-clone hook runs (README, "vfork");
+ *   - clone/clone3 with a new stack (threads): the child starts with a
+ *     foreign sp, so entry.S makes the call and brings the child back
+ *     into C on its own stack (GK_ACT_CLONE).
  * No locks: everything here is per call, on the caller's stack.
  */
 #include <linux/sched.h>
@@ -128,10 +129,10 @@ gk_dispatch(struct gk_frame *f)
 			gk_log_syscall(nr, a, 0, 0, "(raw)");
 		return GK_ACT_RAW;
 	case K_CLONE_STACK: {
-		/* what the trampoline (and a gateway window) pushed, for the
-		 * child to pop from its own stack: see entry.S */
-		size_t depth = gk_tramp_stack_depth((uint64_t)f->ra);
-		memcpy((void *)(child_sp - depth), (const void *)f->sp_in, depth);
+		/* what the call block pushed, for the child to pop from its
+		 * own stack: see entry.S */
+		memcpy((void *)(child_sp - GK_TRAMP_STACK_DEPTH), (const void *)f->sp_in,
+		       GK_TRAMP_STACK_DEPTH);
 		/* the child's a0 will be 0: leave it the flags, inside the gap */
 		*(unsigned long *)(child_sp - CHILD_FLAGS_AT) = clone_flags(nr, a);
 		return GK_ACT_CLONE;
@@ -183,7 +184,7 @@ gk_clone_child_post(struct gk_frame *f)
 	long nr = f->a[7];
 	uint64_t child_sp = (uint64_t)f->sp_in + GK_CHILD_GAP;
 
-	f->sp_in = (long)(child_sp - gk_tramp_stack_depth((uint64_t)f->ra));
+	f->sp_in = (long)(child_sp - GK_TRAMP_STACK_DEPTH);
 	if (!(*(unsigned long *)(child_sp - CHILD_FLAGS_AT) & CLONE_VM))
 		gk_log_after_fork();   /* a process with its own stack */
 

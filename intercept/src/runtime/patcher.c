@@ -44,43 +44,12 @@ struct obj_stats {
 static struct pending *pend;
 static size_t npend;
 
-/* Gateway stubs [start, end), sorted once patching is done; read-only
- * afterwards, so the clone path looks them up without a lock. */
-struct stub_range {
-	uint64_t start, end;
-};
-static struct stub_range *gw_stubs;
-static size_t ngw_stubs;
-#define GW_STUBS_LEN (MAX_SITES * sizeof(struct stub_range))
-
-static int
-cmp_stub(const void *a, const void *b)
-{
-	uint64_t x = ((const struct stub_range *)a)->start;
-	uint64_t y = ((const struct stub_range *)b)->start;
-	return x < y ? -1 : x > y;
-}
-
-size_t
-gk_tramp_stack_depth(uint64_t ret0)
-{
-	size_t lo = 0, hi = ngw_stubs;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		if (ret0 < gw_stubs[mid].start)
-			hi = mid;
-		else if (ret0 >= gw_stubs[mid].end)
-			lo = mid + 1;
-		else
-			return 32;
-	}
-	return 16;
-}
-
-/* clone/vfork sites must not become gateways: a vfork child returning
- * through the window's tail and calling on would overwrite the ra the
- * window saved on the shared stack before the parent reloads it. */
+/* With INTERCEPT_FORCE_GATEWAY, clone sites with a static number stay on
+ * jal (a conservative choice, and what the tests expect).  A gateway would
+ * be vfork-safe too: the stub pops the window's push before the call
+ * block, and after the raw ecall its exit re-pushes ra from the register
+ * for the window's tail, so a vfork parent needs no stack memory its child
+ * could have overwritten (README, "Runtime"). */
 static int
 is_clone_site(const struct gk_site *s)
 {
@@ -221,11 +190,6 @@ place_site(const struct gk_object *o, const struct gk_text *t,
 		return;
 	}
 	gk_tramp_commit(tramp, site->tramp_len);
-	if (site->kind == GK_PATCH_GATEWAY && gw_stubs && ngw_stubs < MAX_SITES) {
-		gw_stubs[ngw_stubs].start = tramp;
-		gw_stubs[ngw_stubs].end = tramp + site->tramp_len;
-		ngw_stubs++;
-	}
 	p->addr = site->win_start;
 	p->len = site->win_len;
 	npend++;
@@ -475,8 +439,6 @@ gk_patch_objects(struct gk_object *objs, int n)
 
 	pend = gk_map(pend_len);
 	npend = 0;
-	gw_stubs = gk_map(GW_STUBS_LEN);   /* kept for the process lifetime */
-	ngw_stubs = 0;
 	if (!sites || !targets || !pend) {
 		gk_log_msg("patch: out of memory, nothing patched");
 		return -1;
@@ -493,7 +455,6 @@ gk_patch_objects(struct gk_object *objs, int n)
 	if (cplan.sites)
 		gk_unmap(cplan.sites, cplan.cap * sizeof(*cplan.sites));
 	cplan.sites = NULL;
-	qsort(gw_stubs, ngw_stubs, sizeof(*gw_stubs), cmp_stub);
 	gk_tramp_seal();
 	for (int i = 0; i < n; i++)
 		if (objs[i].selected)

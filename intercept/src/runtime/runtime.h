@@ -113,9 +113,11 @@ void gk_tramp_stats(struct gk_buf *b);
 
 /* --- patching (patcher.c) ----------------------------------------------- */
 int gk_patch_objects(struct gk_object *objs, int n);
-/* Bytes a trampoline holding return address `ret0` pushed on the
- * program's stack: 16 (jal trampoline) or 32 (gateway window + stub). */
-size_t gk_tramp_stack_depth(uint64_t ret0);
+/* Bytes on the program's stack when gk_entry runs: the call block's 16
+ * (the program's ra), for both patch kinds: a gateway stub first undoes
+ * the window's push (`ld ra; addi sp,16`, layout.h), so the displaced
+ * instructions and the call block run on the program's exact sp. */
+#define GK_TRAMP_STACK_DEPTH 16
 
 /* --- plan cache (plan_cache.c) ------------------------------------------ */
 /* One site as the scan left it (gk_plan_find or gk_plan_scan), ecall as a
