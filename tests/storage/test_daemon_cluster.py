@@ -47,8 +47,11 @@ def test_bare_daemons_use_documented_defaults(tmp_path):
     """`gkfs-daemon --mount /gkfs` with no other flag, several at once."""
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"))
     env.pop("LIBGKFS_HOSTS_FILE", None)
-    procs = [subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=subprocess.PIPE)
-             for _ in range(3)]
+    # stderr to files, not pipes: an unread pipe that fills up would block a
+    # daemon's logging and make its shutdown look hung.
+    logs = [open(tmp_path / f"daemon-{i}.log", "w+b") for i in range(3)]
+    procs = [subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=log)
+             for log in logs]
     hosts_path = tmp_path / "run" / "gkfs" / "hosts"
     try:
         deadline = time.monotonic() + 30
@@ -58,7 +61,8 @@ def test_bare_daemons_use_documented_defaults(tmp_path):
                     break
             except hostsfile.HostsFileError:
                 pass
-            assert all(p.poll() is None for p in procs), [p.stderr.read() for p in procs if p.poll() is not None]
+            assert all(p.poll() is None for p in procs), [
+                (tmp_path / f"daemon-{i}.log").read_text() for i, p in enumerate(procs) if p.poll() is not None]
             time.sleep(0.05)
         hosts = hostsfile.read_hosts(hosts_path)
         assert [h.id for h in hosts] == [0, 1, 2]
