@@ -209,6 +209,16 @@ class MetadataStore:
             txn.delete(key_of(path))
             return rec
 
+    def _any_record(self, txn, path: str) -> dict[str, Any]:
+        """The record of ``path`` for an in-place attribute change; "/" has an
+        implicit record until its first change stores one."""
+        rec = self._get(txn, path)
+        if rec is None:
+            if path != "/":
+                raise _err(errno.ENOENT, f"no such file or directory: {path}")
+            rec = root_record()
+        return rec
+
     def _file_record(self, txn, path: str) -> dict[str, Any]:
         rec = self._get(txn, path)
         if rec is None:
@@ -242,11 +252,7 @@ class MetadataStore:
 
     def utimens(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> dict[str, Any]:
         with self._write() as txn:
-            rec = self._get(txn, path)
-            if rec is None:
-                if path != "/":
-                    raise _err(errno.ENOENT, f"no such file or directory: {path}")
-                rec = root_record()
+            rec = self._any_record(txn, path)
             if atime_ns is not None:
                 rec["atime_ns"] = atime_ns
             if mtime_ns is not None:
@@ -264,11 +270,7 @@ class MetadataStore:
             if v is not None and v > 0xFFFFFFFE:
                 raise _err(errno.EINVAL, f"setattr {name} {v} out of range")
         with self._write() as txn:
-            rec = self._get(txn, path)
-            if rec is None:
-                if path != "/":
-                    raise _err(errno.ENOENT, f"no such file or directory: {path}")
-                rec = root_record()
+            rec = self._any_record(txn, path)
             if mode is not None:
                 rec["mode"] = st.S_IFMT(rec["mode"]) | mode
             if uid is not None:
