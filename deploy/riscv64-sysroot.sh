@@ -42,6 +42,8 @@ PACKAGES=(
   python3                          # python3 with threads in the tests
   fio                              # I/O workloads
   openmpi-bin libopenmpi-dev       # MPI programs run by mpirun
+  sqlite3 libsqlite3-dev           # POSIX locks: the sqlite3 shell and its journal
+  hdf5-tools libhdf5-dev           # POSIX locks: h5dump/h5repack/h5copy, HDF5 C programs
 )
 
 log() { printf 'riscv64-sysroot: %s\n' "$*" >&2; }
