@@ -12,6 +12,14 @@
  *     foreign sp, so entry.S makes the call and brings the child back
  *     into C on its own stack (GK_ACT_CLONE).
  * No locks: everything here is per call, on the caller's stack.
+ *
+ * A hook never re-enters itself: while a thread runs a hook (the pre-call
+ * hook or a post-clone one) every system call it makes - its own through
+ * libc, and ld.so's while resolving a lazily bound symbol for it - goes
+ * straight to the kernel, unhooked and unlogged.  The flag is per thread
+ * (static TLS, initial-exec: one tp-relative load on the fast path).  A
+ * thread made by a raw clone without CLONE_SETTLS shares its creator's tp
+ * and so its flag; a hook that longjmps out leaves it set (README).
  */
 #include <linux/sched.h>
 #include <string.h>
@@ -28,6 +36,35 @@ int (*intercept_hook_point)(long, long, long, long, long, long, long,
                             long *);
 void (*intercept_hook_point_clone_child)(void);
 void (*intercept_hook_point_clone_parent)(long);
+
+static __thread int in_hook __attribute__((tls_model("initial-exec")));
+
+static int
+call_hook(long nr, const long *a, long *result)
+{
+	int r;
+
+	in_hook = 1;
+	r = intercept_hook_point(nr, a[0], a[1], a[2], a[3], a[4], a[5], result);
+	in_hook = 0;
+	return r;
+}
+
+static void
+call_clone_child_hook(void)
+{
+	in_hook = 1;
+	intercept_hook_point_clone_child();
+	in_hook = 0;
+}
+
+static void
+call_clone_parent_hook(long pid)
+{
+	in_hook = 1;
+	intercept_hook_point_clone_parent(pid);
+	in_hook = 0;
+}
 
 int
 syscall_hook_in_process_allowed(void)
@@ -84,7 +121,8 @@ classify(long nr, const long *a, unsigned long *child_sp)
 /* Below the copied trampoline words (<= 32 bytes), above the child's
  * frame (entry.S leaves GK_CHILD_GAP bytes). */
 #define CHILD_FLAGS_AT 48
-_Static_assert(CHILD_FLAGS_AT + 8 <= GK_CHILD_GAP, "flags slot inside the gap");
+#define CHILD_HOOKED_AT 56
+_Static_assert(CHILD_HOOKED_AT + 8 <= GK_CHILD_GAP, "slots inside the gap");
 
 static unsigned long
 clone_flags(long nr, const long *a)
@@ -109,15 +147,14 @@ gk_dispatch(struct gk_frame *f)
 	long *a = f->a;
 	long result;
 	unsigned long child_sp = 0;
-	int hooked = gk_sys_hooked(nr);
+	/* a call made by a running hook (or ld.so on its behalf) */
+	int hooked = !in_hook && gk_sys_hooked(nr);
 	enum call_kind kind = classify(nr, a, &child_sp);
 
 	if (nr == SYS_rt_sigreturn)
 		return GK_ACT_RAW;   /* never hooked: it is not a real call */
 
-	if (hooked && intercept_hook_point &&
-	    intercept_hook_point(nr, a[0], a[1], a[2], a[3], a[4], a[5],
-	                         &result) == 0) {
+	if (hooked && intercept_hook_point && call_hook(nr, a, &result) == 0) {
 		gk_log_syscall(nr, a, result, 1, "(hooked)");
 		f->a[0] = result;
 		return GK_ACT_RETURN;
@@ -133,8 +170,10 @@ gk_dispatch(struct gk_frame *f)
 		 * own stack: see entry.S */
 		memcpy((void *)(child_sp - GK_TRAMP_STACK_DEPTH), (const void *)f->sp_in,
 		       GK_TRAMP_STACK_DEPTH);
-		/* the child's a0 will be 0: leave it the flags, inside the gap */
+		/* the child's a0 will be 0: leave it the flags, and whether
+		 * its hooks run (its tp may be new), inside the gap */
 		*(unsigned long *)(child_sp - CHILD_FLAGS_AT) = clone_flags(nr, a);
+		*(unsigned long *)(child_sp - CHILD_HOOKED_AT) = hooked;
 		return GK_ACT_CLONE;
 	}
 	case K_NORETURN:
@@ -147,10 +186,10 @@ gk_dispatch(struct gk_frame *f)
 		if (result == 0) {
 			gk_log_after_fork();
 			if (hooked && intercept_hook_point_clone_child)
-				intercept_hook_point_clone_child();
+				call_clone_child_hook();
 		} else if (result > 0) {
 			if (hooked && intercept_hook_point_clone_parent)
-				intercept_hook_point_clone_parent(result);
+				call_clone_parent_hook(result);
 		}
 		break;
 	default:
@@ -167,11 +206,11 @@ void
 gk_clone_parent_post(struct gk_frame *f, long result)
 {
 	long nr = f->a[7];
-	int hooked = gk_sys_hooked(nr);
+	int hooked = !in_hook && gk_sys_hooked(nr);
 
 	if (hooked) {
 		if (result > 0 && intercept_hook_point_clone_parent)
-			intercept_hook_point_clone_parent(result);
+			call_clone_parent_hook(result);
 		gk_log_syscall(nr, f->a, result, 1, NULL);
 	}
 	f->a[0] = result;
@@ -188,9 +227,9 @@ gk_clone_child_post(struct gk_frame *f)
 	if (!(*(unsigned long *)(child_sp - CHILD_FLAGS_AT) & CLONE_VM))
 		gk_log_after_fork();   /* a process with its own stack */
 
-	if (gk_sys_hooked(nr)) {
+	if (*(unsigned long *)(child_sp - CHILD_HOOKED_AT)) {
 		if (intercept_hook_point_clone_child)
-			intercept_hook_point_clone_child();
+			call_clone_child_hook();
 		gk_log_syscall(nr, f->a, 0, 1, "(child)");
 	}
 }
