@@ -195,6 +195,8 @@ gkfs_hook_init(void)
 	gk_exec_state_adopt();
 	intercept_hook_point_clone_child = on_clone_child;
 	intercept_hook_point = gkfs_hook;
+	/* its own calls too (libzmq descriptors, threads): see runtime.h */
+	gk_nested_hook = gkfs_hook;
 	if (gk_log_enabled())
 		gk_log_msg("hook: gkfs client installed");
 }

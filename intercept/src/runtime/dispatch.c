@@ -16,7 +16,8 @@
  * A hook never re-enters itself: while a thread runs a hook (the pre-call
  * hook or a post-clone one) every system call it makes - its own through
  * libc, and ld.so's while resolving a lazily bound symbol for it - goes
- * straight to the kernel, unhooked and unlogged.  The flag is per thread
+ * straight to the kernel, unhooked and unlogged (gk_nested_hook, when set,
+ * sees them instead: the gkfs client, which moves its own descriptors).  The flag is per thread
  * (static TLS, initial-exec: one tp-relative load on the fast path).  A
  * thread made by a raw clone without CLONE_SETTLS shares its creator's tp
  * and so its flag; a hook that longjmps out leaves it set (README).
@@ -39,31 +40,48 @@ void (*intercept_hook_point_clone_parent)(long);
 
 static __thread int in_hook __attribute__((tls_model("initial-exec")));
 
+gk_api_hook_fn gk_nested_hook;
+
+/* Whether a call is hooked at all: filters, and not made by a hook
+ * (unless the hook asked for its own calls: gk_nested_hook). */
+static inline int
+is_hooked(long nr)
+{
+	return (!in_hook || gk_nested_hook) && gk_sys_hooked(nr);
+}
+
 static int
 call_hook(long nr, const long *a, long *result)
 {
-	int r;
+	gk_api_hook_fn fn = in_hook ? gk_nested_hook : intercept_hook_point;
+	int old = in_hook, r;
 
+	if (!fn)
+		return 1;
 	in_hook = 1;
-	r = intercept_hook_point(nr, a[0], a[1], a[2], a[3], a[4], a[5], result);
-	in_hook = 0;
+	r = fn(nr, a[0], a[1], a[2], a[3], a[4], a[5], result);
+	in_hook = old;
 	return r;
 }
 
 static void
 call_clone_child_hook(void)
 {
+	int old = in_hook;
+
 	in_hook = 1;
 	intercept_hook_point_clone_child();
-	in_hook = 0;
+	in_hook = old;
 }
 
 static void
 call_clone_parent_hook(long pid)
 {
+	int old = in_hook;
+
 	in_hook = 1;
 	intercept_hook_point_clone_parent(pid);
-	in_hook = 0;
+	in_hook = old;
 }
 
 int
@@ -147,14 +165,13 @@ gk_dispatch(struct gk_frame *f)
 	long *a = f->a;
 	long result;
 	unsigned long child_sp = 0;
-	/* a call made by a running hook (or ld.so on its behalf) */
-	int hooked = !in_hook && gk_sys_hooked(nr);
+	int hooked = is_hooked(nr);
 	enum call_kind kind = classify(nr, a, &child_sp);
 
 	if (nr == SYS_rt_sigreturn)
 		return GK_ACT_RAW;   /* never hooked: it is not a real call */
 
-	if (hooked && intercept_hook_point && call_hook(nr, a, &result) == 0) {
+	if (hooked && call_hook(nr, a, &result) == 0) {
 		gk_log_syscall(nr, a, result, 1, "(hooked)");
 		f->a[0] = result;
 		return GK_ACT_RETURN;
@@ -206,7 +223,7 @@ void
 gk_clone_parent_post(struct gk_frame *f, long result)
 {
 	long nr = f->a[7];
-	int hooked = !in_hook && gk_sys_hooked(nr);
+	int hooked = is_hooked(nr);
 
 	if (hooked) {
 		if (result > 0 && intercept_hook_point_clone_parent)

@@ -18,6 +18,15 @@ long gk_raw6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 #define gk_raw_n(nr, a, b, c, d, e, f, ...) \
 	gk_raw6((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
 
+/* --- hooks (dispatch.c) ------------------------------------------------- */
+typedef int (*gk_api_hook_fn)(long nr, long a0, long a1, long a2, long a3,
+                          long a4, long a5, long *result);
+/* System calls made while a hook runs (its own, ld.so's for it) reach the
+ * kernel, never intercept_hook_point again.  A hook linked into the core
+ * (the gkfs client) may set this to see them anyway; it must not recurse
+ * into itself (the client only moves its own descriptors there). */
+extern gk_api_hook_fn gk_nested_hook;
+
 /* --- configuration from the environment (config.c) -------------------- */
 #define GK_MAX_SYSNO 1024
 struct gk_config {
