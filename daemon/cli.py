@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from gkfs_client import hostsfile, protocol
+from gkfs_client import hostsfile, protocol, security
 from gkfs_client.config import ConfigError, DaemonConfig, daemon_config
 
 from .chunkstore import ChunkStore
@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "this rootdir had before, else the smallest free one")
     p.add_argument("--workers", type=int, help=f"request worker threads (default {d.workers})")
     p.add_argument("--max-frame-size", type=int, help=f"largest frame/message accepted (default {d.max_frame_size})")
+    p.add_argument("--security", choices=security.MODES,
+                   help="curve (default, else $LIBGKFS_SECURITY): authenticated, encrypted connections; only "
+                   "client keys issued by the cluster's owner get in, permissions enforced for the key's "
+                   "uid/gid. off: PLAIN TCP, NO AUTHENTICATION: anyone reaching the port acts as the "
+                   "cluster's owner; only for a trusted private network")
     return p
 
 
@@ -72,12 +77,25 @@ def setup_logging(cfg: DaemonConfig) -> None:
     root.addHandler(h)
     if cfg.log_file:
         fh = logging.FileHandler(cfg.log_file)
+        _owner_only(Path(cfg.log_file))
         fh.setFormatter(fmt)
         root.addHandler(fh)
 
 
+def _owner_only(path: Path) -> None:
+    """Tighten a file or directory we own to owner-only (a log or rootdir left
+    readable by an older version); refuse one another user owns."""
+    s = os.stat(path)
+    if s.st_uid != os.geteuid():
+        raise StartupError(f"{path} is owned by uid {s.st_uid}, not by you (uid {os.geteuid()}): another "
+                           f"user may have planted it; remove it or choose another path")
+    if s.st_mode & 0o077:
+        os.chmod(path, s.st_mode & 0o7700)
+
+
 def _try_lock(rootdir: Path) -> int | None:
-    rootdir.mkdir(parents=True, exist_ok=True)
+    rootdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _owner_only(rootdir)
     fd = os.open(rootdir / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -95,7 +113,7 @@ def take_rootdir(cfg: DaemonConfig) -> tuple[Path, int]:
         if fd is None:
             raise StartupError(f"rootdir {rootdir} is in use by another running gkfs-daemon")
         return rootdir, fd
-    base = hostsfile.runtime_dir()
+    base = security.ensure_private_dir(hostsfile.runtime_dir())
     for n in range(1024):
         rootdir = base / f"daemon-{n}"
         fd = _try_lock(rootdir)
@@ -147,10 +165,20 @@ def run(cfg: DaemonConfig, want_id: int | None) -> int:
     rootdir, lock_fd = take_rootdir(cfg)
     host_id = load_identity(rootdir, cfg, want_id)
     hosts_path = cfg.hosts_path()
+    mode = security.security_mode(cfg.security or None)
+    security.ensure_private_dir(hosts_path.parent, what="gkfs hosts file dir")
+    key = keys = None
+    if mode == "curve":
+        keys = security.ensure_cluster_keys(hosts_path)
+        key = security.load_server_key(hosts_path)
+    else:
+        log.warning("SECURITY IS OFF (--security off / LIBGKFS_SECURITY=off): plain TCP, no authentication, no "
+                    "encryption; anybody who can reach %s acts as the cluster's owner", cfg.listen)
     meta = MetadataStore(rootdir / "metadata", sync=cfg.sync)
     chunks = ChunkStore(rootdir, cfg.chunk_size)
-    state = DaemonState(config=cfg, rootdir=rootdir, host_id=-1, meta=meta, chunks=chunks)
-    server = Server(state, normalise_listen(cfg.listen))
+    state = DaemonState(config=cfg, rootdir=rootdir, host_id=-1, meta=meta, chunks=chunks,
+                        cap_secret=key.cap_secret if key else None)
+    server = Server(state, normalise_listen(cfg.listen), key, keys)
     state.address = published_address(server.address)
     # Signals only set a flag; the broker loop notices within 100 ms.
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
@@ -181,8 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {
         "mount": args.mount, "rootdir": args.rootdir, "listen": args.listen, "hosts_file": args.hosts_file,
         "chunk_size": args.chunk_size, "log_level": args.log_level, "log_file": args.log_file,
-        "workers": args.workers, "max_frame_size": args.max_frame_size,
+        "workers": args.workers, "max_frame_size": args.max_frame_size, "security": args.security,
     }
+    # Everything the daemon creates (rootdir, LMDB files, chunks, logs,
+    # hosts file) is the owner's alone.
+    os.umask(0o077)
     try:
         cfg = daemon_config(args.config, overrides)
     except ConfigError as exc:
@@ -194,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return run(cfg, args.id)
-    except (StartupError, hostsfile.HostsFileError) as exc:
+    except (StartupError, hostsfile.HostsFileError, security.SecurityError) as exc:
         log.error("%s", exc)
         return 1
     except Exception as exc:

@@ -5,6 +5,7 @@ into an error reply. Arguments were type-checked by protocol.decode_request.
 """
 from __future__ import annotations
 
+import contextvars
 import errno
 import os
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 from threading import Lock
 from typing import Any, Callable
 
-from gkfs_client import protocol
+from gkfs_client import protocol, security
 from gkfs_client.config import DaemonConfig
 
 from .chunkstore import ChunkStore
@@ -34,6 +35,8 @@ class DaemonState:
     errors: int = 0
     inflight: int = 0
     lock: Lock = field(default_factory=Lock)
+    # Secret for data capabilities (None: security off, no capabilities).
+    cap_secret: bytes | None = None
 
     def count(self, op: str, ok: bool) -> None:
         with self.lock:
@@ -43,6 +46,14 @@ class DaemonState:
 
 
 Result = tuple[dict[str, Any], list[Any]]
+
+# Who the current request comes from, as the transport authenticated it
+# (server.handle sets it; never taken from a request field).
+CALLER: contextvars.ContextVar[security.Identity] = contextvars.ContextVar("gkfs_caller")
+
+
+def caller() -> security.Identity:
+    return CALLER.get()
 
 
 def _check_chunk_size(state: DaemonState, args: dict[str, Any]) -> None:
@@ -92,19 +103,9 @@ def op_statfs(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_create(state: DaemonState, args: dict, data: list) -> Result:
-    rec, created = state.meta.create(args["path"], args["mode"], bool(args.get("exclusive")),
-                                     _uid(args), _gid(args))
+    who = caller()
+    rec, created = state.meta.create(args["path"], args["mode"], bool(args.get("exclusive")), who.uid, who.gid)
     return {"stat": rec, "created": created}, []
-
-
-def _uid(args: dict) -> int:
-    uid = args.get("uid")
-    return os.geteuid() if uid is None else uid
-
-
-def _gid(args: dict) -> int:
-    gid = args.get("gid")
-    return os.getegid() if gid is None else gid
 
 
 def op_stat(state: DaemonState, args: dict, data: list) -> Result:
@@ -194,7 +195,8 @@ def op_symlink(state: DaemonState, args: dict, data: list) -> Result:
         raise OSError(errno.EINVAL, "symlink target must be non-empty and contain no NUL")
     if len(target.encode("utf-8")) > protocol.MAX_PATH_BYTES:
         raise OSError(errno.ENAMETOOLONG, f"symlink target longer than {protocol.MAX_PATH_BYTES} bytes")
-    return {"stat": state.meta.symlink(args["path"], target, _uid(args), _gid(args))}, []
+    who = caller()
+    return {"stat": state.meta.symlink(args["path"], target, who.uid, who.gid)}, []
 
 
 def op_readlink(state: DaemonState, args: dict, data: list) -> Result:

@@ -19,9 +19,10 @@ from typing import Any
 import msgpack
 import zmq
 
-from gkfs_client import protocol
+from gkfs_client import protocol, security
 
-from .handlers import HANDLERS, DaemonState
+from .auth import ZapHandler
+from .handlers import CALLER, HANDLERS, DaemonState
 
 log = logging.getLogger("gkfs_daemon.server")
 
@@ -31,13 +32,19 @@ HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
 BACKEND = "inproc://gkfs-workers"
 
 
-def handle(state: DaemonState, frames: list[Any]) -> list[Any]:
-    """One request's frames (no envelope) -> reply frames. Never raises."""
+def handle(state: DaemonState, frames: list[Any], caller: security.Identity) -> list[Any]:
+    """One request's frames (no envelope) -> reply frames. Never raises.
+
+    ``caller`` is who the transport authenticated (never a request field)."""
     req_id, op = 0, "?"
     try:
         req = protocol.decode_request(frames, max_frame_size=state.config.max_frame_size)
         req_id, op = req.req_id, req.op
-        result, data = HANDLERS[req.op](state, req.args, req.data)
+        token = CALLER.set(caller)
+        try:
+            result, data = HANDLERS[req.op](state, req.args, req.data)
+        finally:
+            CALLER.reset(token)
         state.count(op, True)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("op %s (id %d) ok", op, req_id)
@@ -68,8 +75,9 @@ def _worker(ctx: zmq.Context, state: DaemonState) -> None:
             msg = sock.recv_multipart(copy=False)
             if len(msg) == 1:  # STOP
                 return
-            client, frames = msg[0], msg[1:]
-            reply = handle(state, frames)
+            # [client identity, caller's User-Id, header, data...] (see Server._caller_frame)
+            client, caller, frames = msg[0], security.Identity.from_user_id(msg[1].bytes.decode()), msg[2:]
+            reply = handle(state, frames, caller)
             sock.send_multipart([client, *reply], copy=False)
     finally:
         sock.close()
@@ -90,10 +98,21 @@ def _peek(header: Any) -> dict:
 
 
 class Server:
-    def __init__(self, state: DaemonState, listen: str):
+    """``key``/``keys_dir`` given: CURVE with ZAP (only registered client keys get
+    in); None: plain TCP, every peer acts as the daemon's owner."""
+
+    def __init__(self, state: DaemonState, listen: str, key: security.ServerKey | None = None,
+                 keys_dir: Any = None):
         self.state = state
         self.ctx = zmq.Context()
+        self.zap = None
+        if key is not None:
+            self.zap = ZapHandler(self.ctx, keys_dir)
+            self.zap.start()
         self.frontend = self.ctx.socket(zmq.ROUTER)
+        if key is not None:
+            security.apply_server(self.frontend, key)
+        self._owner_id = security.Identity.of_process().user_id().encode()
         # Hard memory guard; frames up to this size get a proper EMSGSIZE reply.
         self.frontend.setsockopt(zmq.MAXMSGSIZE, 2 * state.config.max_frame_size)
         self.frontend.linger = 5000  # flush replies of finished requests at exit
@@ -152,7 +171,12 @@ class Server:
                     continue  # an identity with no frames: nothing to answer
                 if self.stopping.is_set():
                     self._refuse(msg)
-                elif _peek(msg[1]).get("op") in HEAVY_OPS:
+                    continue
+                caller = self._caller_frame(msg[1])
+                if caller is None:
+                    continue
+                msg.insert(1, caller)
+                if _peek(msg[2]).get("op") in HEAVY_OPS:
                     heavy.append(msg)
                     heavy_bytes += _size(msg)
                 else:
@@ -170,6 +194,17 @@ class Server:
         for t in self.threads:
             t.join(10)
 
+    def _caller_frame(self, header: Any) -> bytes | None:
+        """Who sent this: the ZAP User-Id libzmq attached to the frame (CURVE),
+        else (security off) the daemon's owner."""
+        if self.zap is None:
+            return self._owner_id
+        user = header.get("User-Id")
+        if not user:  # cannot happen with ZAP in place; never run a request as nobody in particular
+            log.error("dropped a request without an authenticated User-Id")
+            return None
+        return user.encode()
+
     def _refuse(self, msg: list[Any]) -> None:
         req_id = _peek(msg[1]).get("id", 0)
         if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id < 2**64:
@@ -185,4 +220,6 @@ class Server:
         # The frontend keeps its linger (replies already queued get out);
         # everything else, e.g. a worker that never started, closes at once.
         self.frontend.close()
+        if self.zap is not None:
+            self.zap.stop()
         self.ctx.destroy(linger=0)

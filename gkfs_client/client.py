@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol
+from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol, security
 from gkfs_client.dirlist import DirEntry
 from gkfs_client.rpc import DEFAULT_TIMEOUT_S, Call, Rpc
 from gkfs_client.transport import ZmqTransport
@@ -107,6 +107,7 @@ class Client:
                  dirents_page: int = dirlist.DEFAULT_PAGE, handshake: bool = True):
         self.hosts_path = hostsfile.resolve_hosts_file(hosts_file)
         self.hosts = hostsfile.read_hosts(self.hosts_path)
+        self._key = security.client_credentials(self.hosts_path)
         self.addresses = [h.address for h in self.hosts]
         self.n = len(self.hosts)
         self.timeout = _timeout_from_env() if timeout is None else float(timeout)
@@ -129,7 +130,7 @@ class Client:
 
     def _connect(self) -> None:
         self._pid = os.getpid()
-        self._rpc = Rpc(ZmqTransport(self.addresses), timeout_s=self.timeout)
+        self._rpc = Rpc(ZmqTransport(self.addresses, key=self._key), timeout_s=self.timeout)
 
     def _handshake(self, chunk_size: int | None) -> int:
         args = {"chunk_size": chunk_size} if chunk_size else {}

@@ -33,6 +33,7 @@ class DaemonConfig:
     workers: int = 4
     max_frame_size: int = protocol.DEFAULT_MAX_FRAME_SIZE
     sync: bool = False
+    security: str = ""
 
     def validated(self) -> "DaemonConfig":
         if self.chunk_size < 4096 or self.chunk_size & (self.chunk_size - 1):
@@ -45,6 +46,8 @@ class DaemonConfig:
             raise ConfigError("workers must be >= 1")
         if not (self.listen.startswith("tcp://") or self.listen.startswith("ipc://")):
             raise ConfigError(f"listen must be tcp://HOST:PORT or ipc:///path, got {self.listen!r}")
+        if self.security not in ("", "curve", "off"):
+            raise ConfigError(f"security must be 'curve' or 'off', got {self.security!r}")
         if not self.mount.startswith("/"):
             raise ConfigError(f"mount must be an absolute path, got {self.mount!r}")
         return self

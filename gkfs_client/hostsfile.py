@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import security
+
 ENV_HOSTS_FILE = "LIBGKFS_HOSTS_FILE"
 HEADER = "# gkfs hosts file v1: <id> <address> <pid> <hostname> <mount>\n"
 START_HINT = ("start a cluster with 'gkfs-ctl cluster start -n 3' or 'gkfs-daemon --mount /gkfs', "
@@ -120,13 +122,22 @@ def read_hosts(path: str | os.PathLike | None = None) -> list[Host]:
     """Hosts of the cluster, ordered by id (the placement order).
 
     Raises HostsFileMissing when there is no file, HostsFileError when it
-    is malformed or lists no daemon.
+    is malformed, lists no daemon, or is unsafe: owned by another user (not
+    root) or writable by others, or in such a directory (someone could
+    swap in their own daemons' addresses).
     """
     p = resolve_hosts_file(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise HostsFileMissing(p) from None
+    with os.fdopen(fd, "r", encoding="utf-8") as f:
+        try:
+            security.check_safe(p.parent, what="gkfs hosts file dir")
+            security.check_safe(p, what="gkfs hosts file", st_result=os.fstat(f.fileno()))
+        except security.SecurityError as exc:
+            raise HostsFileError(str(exc)) from None
+        text = f.read()
     hosts = parse_hosts(text, str(p))
     if not hosts:
         raise HostsFileError(f"gkfs hosts file {p} lists no daemon ({START_HINT})")
@@ -139,11 +150,14 @@ def read_hosts(path: str | os.PathLike | None = None) -> list[Host]:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    if not path.parent.exists():
-        # Per-user runtime state: private to the user, like $XDG_RUNTIME_DIR.
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Per-user runtime state: private to the user, like $XDG_RUNTIME_DIR;
+    # a directory another user created or can write is refused.
+    try:
+        security.ensure_private_dir(path.parent, what="gkfs hosts file dir")
+    except security.SecurityError as exc:
+        raise HostsFileError(str(exc)) from None
     lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -167,7 +181,7 @@ def _write_atomic(path: Path, hosts: list[Host]) -> None:
                 f.write(h.line())
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

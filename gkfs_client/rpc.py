@@ -61,7 +61,8 @@ class Rpc:
             names = ", ".join(sorted({self.addresses[calls[i].target] for i in silent}))
             ops = "/".join(sorted({calls[i].op for i in silent}))
             raise TimeoutError(errno.ETIMEDOUT,
-                               f"gkfs daemon(s) {names} did not answer {ops} within {timeout:g} s")
+                               f"gkfs daemon(s) {names} did not answer {ops} within {timeout:g} s "
+                               f"(down, or refusing this client's key)")
         if check:
             for c, r in zip(calls, replies):
                 if r.status:

@@ -12,6 +12,8 @@ from typing import Protocol, Sequence
 
 import zmq
 
+from gkfs_client import security
+
 
 class Transport(Protocol):
     """What the RPC layer needs from a transport."""
@@ -39,8 +41,11 @@ class ZmqTransport:
     any of them, which is what makes multi-daemon requests parallel.
     """
 
-    def __init__(self, addresses: Sequence[str], context: zmq.Context | None = None):
+    def __init__(self, addresses: Sequence[str], context: zmq.Context | None = None,
+                 key: security.ClientKey | None = None):
+        """``key``: connect over CURVE with this client key (None: plain, security off)."""
         self.addresses = list(addresses)
+        self._key = key
         self._ctx = context or zmq.Context.instance()
         self._sockets: list[zmq.Socket] = []
         self._poller = zmq.Poller()
@@ -55,6 +60,7 @@ class ZmqTransport:
         # Reconnect quickly when a daemon restarts during a test or a job.
         sock.setsockopt(zmq.RECONNECT_IVL, 50)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        security.apply_client(sock, self._key)
         sock.connect(self.addresses[target])
         self._poller.register(sock, zmq.POLLIN)
         self._index_of[sock] = target

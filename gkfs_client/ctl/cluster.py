@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from gkfs_client import hostsfile
+from gkfs_client import hostsfile, security
 from gkfs_client.ctl._common import EXIT_FAIL, EXIT_NO_CLUSTER, EXIT_OK, error, err_console
 
 START_TIMEOUT_S = 30.0
@@ -115,7 +115,12 @@ def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]
         raise RuntimeError(f"{hosts} already lists {len(already)} running daemon(s) "
                            f"(pids {', '.join(str(h.pid) for h in already)}); "
                            "run 'gkfs-ctl cluster stop' first or use another --hosts-file")
-    hosts.parent.mkdir(parents=True, exist_ok=True)
+    # The runtime dir and keys: owner-only; a directory another user planted
+    # (or can write) is refused, never used.
+    security.ensure_private_dir(hosts.parent, what="gkfs hosts file dir")
+    security.ensure_private_dir(base, what="gkfs root dirs' parent")
+    if security.security_mode() == "curve":
+        security.ensure_cluster_keys(hosts)
     # Lines of daemons that died without leaving (kill -9, a crashed node)
     # would make clients wait for a daemon that is not there: drop them.
     me = socket.gethostname()
@@ -125,9 +130,10 @@ def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]
     procs: list[tuple[subprocess.Popen, Path]] = []
     for i in range(n):
         rootdir = base / f"daemon-{i}"
-        rootdir.mkdir(parents=True, exist_ok=True)
+        rootdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log = rootdir.parent / f"daemon-{i}.log"
-        with open(log, "ab") as logf:
+        with open(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600),
+                  "ab") as logf:
             # New session: the daemons outlive this command and a Ctrl-C in
             # the shell that ran `cluster start` does not reach them.
             proc = subprocess.Popen(_daemon_command(args, i, rootdir, hosts), stdin=subprocess.DEVNULL,
@@ -160,7 +166,8 @@ def _wait_ready(procs, hosts: Path, timeout: float) -> list[hostsfile.Host]:
                                    f"during start-up; its log {log} ends with:\n{_tail(log)}")
         mine = [h for h in _read_or_empty(hosts) if h.pid in pids]
         if len(mine) == len(procs):
-            rpc = Rpc(ZmqTransport([h.address for h in mine]), timeout_s=max(0.5, deadline - time.monotonic()))
+            rpc = Rpc(ZmqTransport([h.address for h in mine], key=security.client_credentials(hosts)),
+                      timeout_s=max(0.5, deadline - time.monotonic()))
             try:
                 replies = rpc.call_each([Call(i, "ping") for i in range(len(mine))])
             finally:
@@ -219,7 +226,7 @@ def run_start(args) -> int:
         return EXIT_FAIL
     try:
         started = start_cluster(args.daemons, hosts, base.resolve(), args)
-    except (RuntimeError, ValueError, OSError) as exc:
+    except (RuntimeError, ValueError, OSError, hostsfile.HostsFileError) as exc:
         error("cluster start", str(exc))
         return EXIT_FAIL
     err_console.print(f"started {len(started)} daemon(s); hosts file {hosts}", markup=False)

@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = [
     "stat",
     "cp",
     "cluster",
+    "key",
     "lib_path",
     "patch_report",
 ]

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import pytest
 import zmq
 
-from gkfs_client import distribution, hostsfile, protocol
+from gkfs_client import distribution, hostsfile, protocol, security
 
 START_TIMEOUT = 30.0
 
@@ -40,10 +40,12 @@ class RawConn:
 
     _ids = itertools.count(1)
 
-    def __init__(self, ctx: zmq.Context, address: str, timeout: float = 10.0):
+    def __init__(self, ctx: zmq.Context, address: str, timeout: float = 10.0,
+                 key: security.ClientKey | None = None):
         self.address = address
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.linger = 0
+        security.apply_client(self.sock, key)
         self.sock.connect(address)
         self.timeout = timeout
 
@@ -137,7 +139,7 @@ class Cluster:
                 host = self.host(i, must=False)
                 if host is None or host.pid != p.pid:
                     continue
-                conn = RawConn(self.ctx, host.address, timeout=1.0)
+                conn = RawConn(self.ctx, host.address, timeout=1.0, key=self.key)
                 try:
                     reply = conn.request("ping", timeout=1.0)
                     if reply.ok:
@@ -151,6 +153,13 @@ class Cluster:
                 pytest.fail(f"daemons {sorted(pending)} not ready after {timeout}s\n{logs}")
             if pending:
                 time.sleep(0.05)
+
+    @property
+    def key(self) -> security.ClientKey | None:
+        """The owner's client key (made by the first daemon), None with security off."""
+        if "off" in self.extra_args and "--security" in self.extra_args:
+            return None
+        return security.load_client_key(security.keys_dir(self.hosts_file) / security.CLIENT_KEY)
 
     # -- hosts ------------------------------------------------------------
     def hosts(self) -> list[hostsfile.Host]:
@@ -177,14 +186,14 @@ class Cluster:
 
     def conn(self, i: int, timeout: float = 10.0) -> RawConn:
         """A new raw connection to the daemon with id i (caller closes it)."""
-        return RawConn(self.ctx, self.address(i), timeout)
+        return RawConn(self.ctx, self.address(i), timeout, key=self.key)
 
     def conn_at(self, index: int) -> RawConn:
         """A cached connection to host index ``index`` (placement order)."""
         address = self.hosts()[index].address
         c = self._conns.get(address)
         if c is None:
-            c = self._conns[address] = RawConn(self.ctx, address)
+            c = self._conns[address] = RawConn(self.ctx, address, key=self.key)
         return c
 
     def meta_conn(self, path: str) -> RawConn:
@@ -269,13 +278,27 @@ def cluster(tmp_path, zmq_ctx):
         pytest.fail("\n".join(failures))
 
 
+def _key_for(base: Path, address: str) -> security.ClientKey | None:
+    """The owner key of the test cluster (under base) that lists ``address``."""
+    for hosts in base.glob("*/hosts"):
+        try:
+            if address in {h.address for h in hostsfile.read_hosts(hosts)}:
+                kf = security.keys_dir(hosts) / security.CLIENT_KEY
+                return security.load_client_key(kf) if kf.exists() else None
+        except hostsfile.HostsFileError:
+            continue
+    return None
+
+
 @pytest.fixture
-def raw(zmq_ctx):
-    """Factory: raw(address) -> RawConn (closed at teardown)."""
+def raw(zmq_ctx, tmp_path):
+    """Factory: raw(address, key=<its cluster's owner key>) -> RawConn (closed at teardown)."""
     conns: list[RawConn] = []
 
-    def connect(address: str, timeout: float = 10.0) -> RawConn:
-        c = RawConn(zmq_ctx, address, timeout)
+    def connect(address: str, timeout: float = 10.0, key: Any = "owner") -> RawConn:
+        if key == "owner":
+            key = _key_for(tmp_path, address)
+        c = RawConn(zmq_ctx, address, timeout, key=key)
         conns.append(c)
         return c
 

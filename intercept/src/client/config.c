@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "libsyscall_intercept_hook_point.h"
@@ -55,9 +56,31 @@ cmp_host(const void *a, const void *b)
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
+/* A file another user owns (root excepted) or may write (bad_mode bits set)
+ * could have been planted to send our data elsewhere: EACCES. */
+static int
+check_owner_mode(long fd, const char *path, unsigned bad_mode)
+{
+	struct stat sb;
+	long me = syscall_no_intercept(SYS_geteuid);
+
+	if (syscall_no_intercept(SYS_fstat, fd, &sb) != 0)
+		return EIO;
+	if ((sb.st_uid != (uid_t)me && sb.st_uid != 0) || (sb.st_mode & bad_mode)) {
+		static int warned;
+		gkc_warn_once(&warned, "refusing %s: owned by uid %u, mode %04o (must be yours and "
+		              "%s by others; fix with chmod %s)", path, (unsigned)sb.st_uid,
+		              (unsigned)(sb.st_mode & 07777),
+		              bad_mode == 077 ? "not readable or writable" : "not writable",
+		              bad_mode == 077 ? "go-rwx" : "go-w");
+		return EACCES;
+	}
+	return 0;
+}
+
 /* Reads the whole file with raw calls; returns malloc'd text or NULL. */
 static char *
-slurp(const char *path, int *err)
+slurp(const char *path, int *err, unsigned bad_mode)
 {
 	long fd = syscall_no_intercept(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	size_t cap = 4096, len = 0;
@@ -65,6 +88,10 @@ slurp(const char *path, int *err)
 
 	if (fd < 0) {
 		*err = (int)-fd;
+		return NULL;
+	}
+	if ((*err = check_owner_mode(fd, path, bad_mode)) != 0) {
+		syscall_no_intercept(SYS_close, fd);
 		return NULL;
 	}
 	buf = malloc(cap + 1);
@@ -104,7 +131,7 @@ int
 gkc_config_reload_hosts(void)
 {
 	int err = 0;
-	char *text = slurp(gkc_cfg.hosts_file, &err);
+	char *text = slurp(gkc_cfg.hosts_file, &err, 022);
 	struct gkc_host *hosts = NULL;
 	unsigned n = 0, cap = 0;
 
@@ -161,6 +188,48 @@ gkc_config_reload_hosts(void)
 	return 0;
 }
 
+/* "<field> <40 Z85 chars>" lines (security.py's client key format). */
+static int
+key_field(const char *text, const char *field, char out[41])
+{
+	size_t fl = strlen(field);
+
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (strncmp(p, field, fl) || p[fl] != ' ')
+			continue;
+		const char *v = p + fl + 1;
+		size_t n = strcspn(v, " \t\r\n");
+		if (n != 40)
+			return -1;
+		memcpy(out, v, 40);
+		out[40] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+int
+gkc_config_load_key(void)
+{
+	int err = 0;
+	char *text;
+
+	if (gkc_cfg.security_off || gkc_cfg.key_loaded)
+		return 0;
+	text = slurp(gkc_cfg.key_file, &err, 077);
+	if (!text)
+		return -err;
+	if (key_field(text, "server-public", gkc_cfg.server_key) ||
+	    key_field(text, "public", gkc_cfg.public_key) ||
+	    key_field(text, "secret", gkc_cfg.secret_key))
+		err = EINVAL;
+	memset(text, 0, strlen(text));   /* the secret does not linger on the heap */
+	free(text);
+	if (!err)
+		gkc_cfg.key_loaded = 1;
+	return -err;
+}
+
 void
 gkc_config_load(void)
 {
@@ -179,6 +248,15 @@ gkc_config_load(void)
 		gkc_cfg.timeout_ms = atoi(t_ms);
 	else if (t_s && *t_s && strtod(t_s, NULL) > 0)
 		gkc_cfg.timeout_ms = (int)(strtod(t_s, NULL) * 1000.0 + 0.5);
+
+	const char *sec = getenv("LIBGKFS_SECURITY");
+	const char *kf = getenv("LIBGKFS_KEY_FILE");
+	gkc_cfg.security_off = sec && !strcmp(sec, "off");
+	if (kf && *kf)
+		snprintf(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), "%s", kf);
+	else
+		snprintf(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), "%s.keys/client.key",
+		         gkc_cfg.hosts_file);
 
 	gkc_config_reload_hosts();
 	if (mount && *mount)

@@ -9,7 +9,15 @@
  *   LIBGKFS_RPC_TIMEOUT_MS bound on every wait for a daemon (default 10000);
  *                          LIBGKFS_RPC_TIMEOUT (seconds, the Python client's
  *                          variable) is read when the _MS one is unset
+ *   LIBGKFS_SECURITY       "off": plain TCP (the daemons must run with
+ *                          security off too); else CURVE with the key below
+ *   LIBGKFS_KEY_FILE       client key; else <hosts file>.keys/client.key
+ *                          (owner-only, as security.py writes it)
  *   LIBGKFS_LOG, LIBGKFS_LOG_OUTPUT: see log.h
+ *
+ * The hosts file must be owned by us or root and writable by nobody else,
+ * the key file readable by nobody else: anything else is refused (EACCES),
+ * never used, as another user could have planted it.
  */
 #ifndef GKFS_CLIENT_CONFIG_H
 #define GKFS_CLIENT_CONFIG_H
@@ -33,6 +41,12 @@ struct gkc_config {
 	unsigned n_hosts;
 	int hosts_errno;           /* why the hosts file could not be used */
 	int timeout_ms;
+	int security_off;          /* LIBGKFS_SECURITY=off */
+	char key_file[GK_PATH_MAX];
+	int key_loaded;            /* 1 once the three keys below are read */
+	char server_key[41];       /* Z85, NUL-terminated */
+	char public_key[41];
+	char secret_key[41];
 };
 
 extern struct gkc_config gkc_cfg;
@@ -41,5 +55,8 @@ extern struct gkc_config gkc_cfg;
 void gkc_config_load(void);
 /* Reads the hosts file again (a cluster started after this process). */
 int gkc_config_reload_hosts(void);
+/* Reads the client key file (0, or -errno; EACCES for an unsafe file,
+ * EINVAL for a malformed one). */
+int gkc_config_load_key(void);
 
 #endif

@@ -34,6 +34,9 @@
 #define Z_DONTWAIT 1
 #define Z_POLLIN 1
 #define Z_RCVMORE 13
+#define Z_CURVE_PUBLICKEY 48
+#define Z_CURVE_SECRETKEY 49
+#define Z_CURVE_SERVERKEY 50
 
 typedef struct { unsigned char _[64]; } __attribute__((aligned(8))) z_msg_t;
 typedef struct { void *socket; int fd; short events; short revents; } z_pollitem_t;
@@ -144,6 +147,17 @@ open_socket(unsigned i)
 		return NULL;
 	z.setsockopt(s, Z_LINGER, &zero, sizeof(zero));
 	z.setsockopt(s, Z_SNDTIMEO, &t, sizeof(t));
+	/* CURVE: the daemons admit only keys their owner issued; Z85 keys are
+	 * passed as 40-character strings. */
+	if (!gkc_cfg.security_off &&
+	    (z.setsockopt(s, Z_CURVE_SERVERKEY, gkc_cfg.server_key, 40) != 0 ||
+	     z.setsockopt(s, Z_CURVE_PUBLICKEY, gkc_cfg.public_key, 40) != 0 ||
+	     z.setsockopt(s, Z_CURVE_SECRETKEY, gkc_cfg.secret_key, 40) != 0)) {
+		GKC_LOG(GKC_ERR, "CURVE keys refused by libzmq: %s (built without CURVE?)",
+		        z.strerror(z.errno_()));
+		z.close(s);
+		return NULL;
+	}
 	if (z.connect(s, gkc_cfg.hosts[i].address) != 0) {
 		GKC_LOG(GKC_ERR, "connect %s: %s", gkc_cfg.hosts[i].address,
 		        z.strerror(z.errno_()));
@@ -494,6 +508,14 @@ gk_rpc_ready(void)
 		gkc_warn_once(&warned, "no usable gkfs hosts file at %s (%s): start a cluster "
 		              "with 'gkfs-ctl cluster start -n 3' or set LIBGKFS_HOSTS_FILE",
 		              gkc_cfg.hosts_file, strerror(gkc_cfg.hosts_errno));
+		err = EIO;
+	}
+	if (!err && (err = -gkc_config_load_key()) != 0) {
+		static int warned;
+		gkc_warn_once(&warned, "no usable gkfs client key at %s (%s): a cluster's key is made "
+		              "with it beside its hosts file; set LIBGKFS_KEY_FILE to a key issued by "
+		              "the cluster's owner (LIBGKFS_SECURITY=off only on a trusted network)",
+		              gkc_cfg.key_file, strerror(err));
 		err = EIO;
 	}
 	if (!err && load_zmq() != 0)
