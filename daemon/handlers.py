@@ -75,8 +75,11 @@ def _chunks(state: DaemonState, op: str, args: dict[str, Any]) -> list[list[int]
 
 def op_ping(state: DaemonState, args: dict, data: list) -> Result:
     _check_chunk_size(state, args)
-    return {"protocol": protocol.PROTOCOL_VERSION, "chunk_size": state.config.chunk_size,
-            "id": state.host_id, "pid": os.getpid(), "address": state.address}, []
+    res = {"protocol": protocol.PROTOCOL_VERSION, "chunk_size": state.config.chunk_size,
+           "id": state.host_id, "address": state.address}
+    if state.cap_secret is not None:  # security off: no pid for whoever asks
+        res["pid"] = os.getpid()
+    return res, []
 
 
 def op_status(state: DaemonState, args: dict, data: list) -> Result:
@@ -85,14 +88,18 @@ def op_status(state: DaemonState, args: dict, data: list) -> Result:
         ops = dict(state.ops)
         errors = state.errors
         inflight = state.inflight
-    return {
-        "id": state.host_id, "address": state.address, "pid": os.getpid(), "hostname": socket.gethostname(),
-        "rootdir": str(state.rootdir), "mount": state.config.mount, "protocol": protocol.PROTOCOL_VERSION,
+    res = {
+        "id": state.host_id, "address": state.address, "mount": state.config.mount, "protocol": protocol.PROTOCOL_VERSION,
         "chunk_size": state.config.chunk_size, "uptime_s": time.monotonic() - state.started,
         "files": state.meta.count(), "bytes_stored": state.chunks.bytes_stored(),
         "free_bytes": fs.f_bavail * fs.f_frsize, "total_bytes": fs.f_blocks * fs.f_frsize,
         "workers": state.config.workers, "inflight": inflight, "ops": ops, "errors": errors,
-    }, []
+    }
+    if state.cap_secret is not None:
+        # Only an authenticated peer (CURVE) learns where the daemon runs and
+        # keeps its data; with security off anybody could ask.
+        res.update(pid=os.getpid(), hostname=socket.gethostname(), rootdir=str(state.rootdir))
+    return res, []
 
 
 def op_statfs(state: DaemonState, args: dict, data: list) -> Result:

@@ -13,6 +13,7 @@ pkgs=(
   gcc-riscv64-linux-gnu g++-riscv64-linux-gnu libc6-dev-riscv64-cross
   mmdebstrap debian-archive-keyring            # riscv64 sysroot builder
   fio tar coreutils
+  tcpdump passwd                               # security tests: loopback capture, a second local user
 )
 missing=()
 for p in "${pkgs[@]}"; do
