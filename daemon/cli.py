@@ -10,15 +10,17 @@ close LMDB, exit 0.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fcntl
 import json
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
-from gkfs_client import hostsfile, protocol, security
+from gkfs_client import hostsfile, netif, protocol, security
 from gkfs_client.config import ConfigError, DaemonConfig, daemon_config
 
 from .chunkstore import ChunkStore
@@ -44,10 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--mount", help=f"mount prefix clients use, recorded in the hosts file (default {d.mount})")
     p.add_argument("--rootdir", help="directory for this daemon's metadata and chunks; nothing is written "
-                   "outside it (default: first free <runtime dir>/daemon-<n>, runtime dir = "
-                   "$XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>)")
+                   "outside it; %%i is replaced by the id and %%h by the host name (default: first free "
+                   "<runtime dir>/daemon-<n>, runtime dir = $XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>)")
     p.add_argument("--listen", help=f"ZeroMQ endpoint: tcp://HOST:PORT (port 0 or * = any free port) or "
-                   f"ipc:///path (default {d.listen})")
+                   f"ipc:///path; HOST may also be an interface name (eth0), a network (10.87.0.0/24: this "
+                   f"node's address in it) or 'auto' (the default route's interface), and the short forms "
+                   f"eth0, 10.87.0.0/24, auto mean port *; a wildcard bind publishes the 'auto' address "
+                   f"(default {d.listen})")
     p.add_argument("--hosts-file", help="cluster hosts file to register in (default: $LIBGKFS_HOSTS_FILE, "
                    "else <runtime dir>/hosts)")
     p.add_argument("--config", help="TOML config file ([daemon] table, see configs/gkfs.toml)")
@@ -57,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-file", help="also append the log to this file")
     p.add_argument("--id", type=int, help="host id in the hosts file (placement order); default: the id "
                    "this rootdir had before, else the smallest free one")
+    p.add_argument("--id-from-rank", action="store_true",
+                   help="take the id from the launcher's task rank ($SLURM_PROCID under srun, "
+                   "$OMPI_COMM_WORLD_RANK / $PMIX_RANK / $PMI_RANK under mpirun); used by "
+                   "'gkfs-ctl cluster start --slurm/--mpirun'")
+    p.add_argument("--shared-fs", action="store_true",
+                   help="register in this member's own entry <hosts-file>.d/<id> instead of editing the "
+                   "hosts file under flock (for hosts files on a shared file system, where flock may not "
+                   "work across nodes); the launcher writes the hosts file once all members are up")
     p.add_argument("--workers", type=int, help=f"request worker threads (default {d.workers})")
     p.add_argument("--max-frame-size", type=int, help=f"largest frame/message accepted (default {d.max_frame_size})")
     p.add_argument("--security", choices=security.MODES,
@@ -154,14 +167,41 @@ def normalise_listen(listen: str) -> str:
     return listen
 
 
-def published_address(bound: str) -> str:
-    """An address a client can connect to (a wildcard bind is published as loopback)."""
+def published_address(bound: str, publish_host: str | None = None) -> str:
+    """The address clients connect to: never a wildcard (publish_host or loopback instead)."""
     if bound.startswith("tcp://0.0.0.0:"):
-        return "tcp://127.0.0.1:" + bound.rsplit(":", 1)[1]
+        return f"tcp://{publish_host or '127.0.0.1'}:" + bound.rsplit(":", 1)[1]
     return bound
 
 
-def run(cfg: DaemonConfig, want_id: int | None) -> int:
+RANK_VARIABLES = ("SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+
+
+def rank_from_env() -> int:
+    """This task's rank as srun or mpirun/mpiexec set it."""
+    for name in RANK_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and value.isdigit():
+            return int(value)
+    raise StartupError(f"--id-from-rank: none of {', '.join(RANK_VARIABLES)} is set; start the daemons "
+                       "with srun or mpirun (gkfs-ctl cluster start --slurm/--mpirun), or give --id")
+
+
+def expand_rootdir(cfg: DaemonConfig, host_id: int | None) -> DaemonConfig:
+    """%i -> the id, %h -> the host name (one rootdir pattern for every node of a launch)."""
+    if "%" not in cfg.rootdir:
+        return cfg
+    if "%i" in cfg.rootdir and host_id is None:
+        raise StartupError("--rootdir uses %i but the id is not known yet: give --id or --id-from-rank")
+    path = cfg.rootdir.replace("%h", socket.gethostname()).replace("%i", str(host_id))
+    return dataclasses.replace(cfg, rootdir=path)
+
+
+def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
+    if shared_fs and want_id is None:
+        raise StartupError("--shared-fs needs a fixed id: give --id or --id-from-rank")
+    cfg = expand_rootdir(cfg, want_id)
+    bind, publish_host = netif.resolve_listen(cfg.listen)
     rootdir, lock_fd = take_rootdir(cfg)
     host_id = load_identity(rootdir, cfg, want_id)
     hosts_path = cfg.hosts_path()
@@ -178,24 +218,32 @@ def run(cfg: DaemonConfig, want_id: int | None) -> int:
     chunks = ChunkStore(rootdir, cfg.chunk_size)
     state = DaemonState(config=cfg, rootdir=rootdir, host_id=-1, meta=meta, chunks=chunks,
                         cap_secret=key.cap_secret if key else None)
-    server = Server(state, normalise_listen(cfg.listen), key, keys)
-    state.address = published_address(server.address)
+    server = Server(state, normalise_listen(bind), key, keys)
+    state.address = published_address(server.address, publish_host)
     # Signals only set a flag; the broker loop notices within 100 ms.
     signal.signal(signal.SIGTERM, lambda *_: server.stop())
     signal.signal(signal.SIGINT, lambda *_: server.stop())
-    host = hostsfile.register(hosts_path, state.address, host_id=host_id, mount=cfg.mount)
+    if shared_fs:
+        host = hostsfile.Host(host_id, state.address, os.getpid(), socket.gethostname(), cfg.mount)
+        hostsfile.write_entry(hosts_path, host)
+        leave = lambda: hostsfile.remove_entry(hosts_path, host.id)  # noqa: E731
+        where = hostsfile.entries_dir(hosts_path) / str(host.id)
+    else:
+        host = hostsfile.register(hosts_path, state.address, host_id=host_id, mount=cfg.mount)
+        leave = lambda: hostsfile.unregister(hosts_path, host.id)  # noqa: E731
+        where = hosts_path
     state.host_id = host.id
     save_identity(rootdir, host.id, cfg)
-    log.info("daemon id %d serving %s (rootdir %s, hosts file %s, chunk size %d, %d workers)",
-             host.id, state.address, rootdir, hosts_path, cfg.chunk_size, cfg.workers)
+    log.info("daemon id %d serving %s on %s (rootdir %s, registered in %s, chunk size %d, %d workers)",
+             host.id, state.address, host.hostname, rootdir, where, cfg.chunk_size, cfg.workers)
     try:
         server.serve()
     finally:
-        log.info("stopping: leaving %s", hosts_path)
+        log.info("stopping: leaving %s", where)
         try:
-            hostsfile.unregister(hosts_path, host.id)
+            leave()
         except Exception:
-            log.exception("could not remove own line from %s", hosts_path)
+            log.exception("could not remove own entry from %s", where)
         server.close()
         meta.sync()
         meta.close()
@@ -223,9 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.id is not None and args.id < 0:
         print("gkfs-daemon: --id must be >= 0", file=sys.stderr)
         return 2
+    if args.id is not None and args.id_from_rank:
+        print("gkfs-daemon: give --id or --id-from-rank, not both", file=sys.stderr)
+        return 2
     try:
-        return run(cfg, args.id)
-    except (StartupError, hostsfile.HostsFileError, security.SecurityError) as exc:
+        want_id = rank_from_env() if args.id_from_rank else args.id
+        return run(cfg, want_id, shared_fs=args.shared_fs)
+    except (StartupError, hostsfile.HostsFileError, netif.ListenError, security.SecurityError) as exc:
         log.error("%s", exc)
         return 1
     except Exception as exc:

@@ -44,8 +44,9 @@ class DaemonConfig:
             raise ConfigError(f"log_level must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}")
         if self.workers < 1:
             raise ConfigError("workers must be >= 1")
-        if not (self.listen.startswith("tcp://") or self.listen.startswith("ipc://")):
-            raise ConfigError(f"listen must be tcp://HOST:PORT or ipc:///path, got {self.listen!r}")
+        if "://" in self.listen and not self.listen.startswith(("tcp://", "ipc://")):
+            raise ConfigError(f"listen must be tcp://HOST:PORT, ipc:///path, or an interface name, "
+                              f"a network a.b.c.d/n or 'auto', got {self.listen!r}")
         if self.security not in ("", "curve", "off"):
             raise ConfigError(f"security must be 'curve' or 'off', got {self.security!r}")
         if not self.mount.startswith("/"):

@@ -254,3 +254,69 @@ def unregister(path: str | os.PathLike, host_id: int, pid: int | None = None) ->
         else:
             p.unlink()
         return True
+
+
+# --------------------------------------------------------------------------
+# Shared file systems (launchers): one file per member, one writer per file
+#
+# On a parallel file system shared by the nodes, flock may not work across
+# nodes and other nodes' writes appear late, so launched daemons never edit
+# the hosts file. Each writes only its own entry ``<hosts>.d/<id>`` (one line
+# in hosts-file format, written to a temporary name, fsynced and renamed:
+# an entry is absent or complete, never half-written), and removes it when it
+# stops. The launcher is the single writer of the hosts file itself: once
+# every member's entry is there and the member answers, it writes the whole
+# list atomically (write_hosts). Clients read only the hosts file.
+
+
+def entries_dir(path: str | os.PathLike) -> Path:
+    """Directory of the per-member entries of a hosts file: ``<hosts>.d``."""
+    return Path(f"{path}.d")
+
+
+def write_entry(path: str | os.PathLike, host: Host) -> Path:
+    """Write this member's own entry (atomic rename); returns its path."""
+    d = entries_dir(path)
+    d.mkdir(parents=True, exist_ok=True)
+    final = d / str(host.id)
+    tmp = d / f".{host.id}.{socket.gethostname()}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(host.line())
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, final)
+    return final
+
+
+def read_entry(path: str | os.PathLike, host_id: int) -> Host | None:
+    """The member's entry, or None while it is not there (or not yet visible)."""
+    p = entries_dir(path) / str(host_id)
+    try:
+        hosts = parse_hosts(p.read_text(encoding="utf-8"), str(p))
+    except FileNotFoundError:
+        return None
+    if len(hosts) != 1 or hosts[0].id != host_id:
+        raise HostsFileError(f"{p}: expected one line for member {host_id}")
+    return hosts[0]
+
+
+def remove_entry(path: str | os.PathLike, host_id: int, pid: int | None = None) -> bool:
+    """Remove our own entry (same id, pid and host name); True if it was there."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        h = read_entry(path, host_id)
+    except HostsFileError:
+        return False
+    if h is None or h.pid != pid or h.hostname != socket.gethostname():
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        (entries_dir(path) / str(host_id)).unlink()
+    return True
+
+
+def write_hosts(path: str | os.PathLike, hosts: list[Host]) -> None:
+    """Write the whole hosts file at once (the launcher, its single writer)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(p, hosts)

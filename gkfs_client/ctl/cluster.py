@@ -1,4 +1,5 @@
-"""`gkfs-ctl cluster start|stop`: a local multi-daemon cluster.
+"""`gkfs-ctl cluster start|stop`: a local multi-daemon cluster, or one daemon
+per node of a job through srun or mpirun (launch.py).
 
 start: launches N `gkfs-daemon` processes at once, each with its own root
 dir (its own LMDB and chunk store) and its own hosts-file line, on an
@@ -29,26 +30,67 @@ from gkfs_client import hostsfile, security
 from gkfs_client.ctl._common import EXIT_FAIL, EXIT_NO_CLUSTER, EXIT_OK, error, err_console
 
 START_TIMEOUT_S = 30.0
+LAUNCH_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("cluster", help="start or stop a local multi-daemon cluster")
+    p = subparsers.add_parser("cluster", help="start or stop a cluster: local daemons, or one daemon per "
+                              "node through srun or mpirun")
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    s = sub.add_parser("start", help="start N local daemons; returns when all answer ping")
-    s.add_argument("-n", "--daemons", type=int, default=3, help="number of daemons (default 3)")
-    s.add_argument("--rootdir", help="parent of the daemons' root dirs (default: the per-user "
-                   "runtime dir, $XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>)")
+    s = sub.add_parser(
+        "start", help="start N local daemons, or one per node with --slurm/--mpirun; returns when all answer",
+        description="Without --slurm/--mpirun: start N daemons on this host, on loopback. With --slurm "
+        "(inside an allocation) or --mpirun --host a,b,c: start one daemon per node through srun or "
+        "mpirun, each listening on an address the other nodes reach (--listen) with its root dir on "
+        "node-local storage (--rootdir), and return once every daemon answers. The hosts file must be "
+        "on a file system all nodes share (default: $SLURM_SUBMIT_DIR/gkfs-$SLURM_JOB_ID/hosts, or "
+        "./gkfs-cluster/hosts for --mpirun); its path is printed as an 'export LIBGKFS_HOSTS_FILE=...' "
+        "line on stdout.")
+    s.add_argument("-n", "--daemons", type=int, default=3, help="number of local daemons (default 3)")
+    s.add_argument("--rootdir", help="parent of the daemons' root dirs, daemon-<id> each (default: the per-user "
+                   "runtime dir, $XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>; with --slurm/--mpirun a "
+                   "node-local path such as /tmp or a local SSD, the same path on every node)")
+    engine = s.add_mutually_exclusive_group()
+    engine.add_argument("--slurm", action="store_true",
+                        help="one daemon per node of the current Slurm allocation, through srun")
+    engine.add_argument("--mpirun", action="store_true",
+                        help="one daemon per node given by --host/--hostfile, through mpirun (Open MPI) or "
+                        "mpiexec (MPICH/Hydra)")
+    s.add_argument("--host", help="--mpirun: comma-separated nodes, one daemon each")
+    s.add_argument("--hostfile", help="--mpirun: file with one node per line (extra columns ignored)")
+    s.add_argument("--nodes", type=int, help="--slurm: use only the first N nodes of the allocation "
+                   "(default: all)")
+    s.add_argument("--listen", help="--slurm/--mpirun: where each daemon listens, resolved on its node: "
+                   "an interface (ib0), a network (10.1.0.0/16), 'auto' (default: the default route's "
+                   "interface, else the first non-loopback one) or tcp://HOST:PORT")
+    s.add_argument("--mpirun-command", default="mpirun", help="--mpirun: the launcher program "
+                   "(default mpirun; e.g. mpiexec, mpiexec.hydra)")
+    s.add_argument("--launcher-arg", action="append", metavar="ARG",
+                   help="--slurm/--mpirun: extra argument for srun/mpirun (repeatable), e.g. "
+                   "--launcher-arg=--partition=io")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     s.add_argument("--chunk-size", help="bytes per chunk, e.g. 524288, 512K, 4M (default: config, 512 KiB)")
     s.add_argument("--mount", help="mount prefix recorded in the hosts file (default /gkfs)")
     s.add_argument("--config", help="TOML config file passed to every daemon")
-    s.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
-                   help=f"seconds to wait for all daemons (default {START_TIMEOUT_S:g})")
+    s.add_argument("--timeout", type=float,
+                   help=f"seconds to wait for all daemons (default {START_TIMEOUT_S:g}; "
+                   f"{LAUNCH_TIMEOUT_S:g} with --slurm/--mpirun)")
     s.add_argument("--log-level", help="daemon log level (debug, info, warning, error)")
     s.set_defaults(func=run_start)
-    t = sub.add_parser("stop", help="SIGTERM the daemons in the hosts file and wait for them")
+    t = sub.add_parser("stop", help="SIGTERM the daemons in the hosts file and wait for them",
+                       description="Stop the cluster of the hosts file. A cluster started with --slurm or "
+                       "--mpirun is stopped through the same engine on every node; each daemon finishes "
+                       "its requests, syncs and exits, then the hosts file is removed.")
     t.add_argument("--timeout", type=float, default=STOP_TIMEOUT_S,
                    help=f"seconds to wait for the daemons to exit (default {STOP_TIMEOUT_S:g})")
+    t.add_argument("--slurm", action="store_true", help="find the hosts file where 'start --slurm' puts it "
+                   "by default")
+    t.add_argument("--mpirun", action="store_true", help="find the hosts file where 'start --mpirun' puts "
+                   "it by default")
+    t.add_argument("--node-only", action="store_true",
+                   help="stop only this node's daemons and leave the hosts file alone (what 'cluster "
+                   "stop' runs on every node of a --slurm/--mpirun cluster)")
     t.set_defaults(func=run_stop)
 
 
@@ -189,7 +231,7 @@ def _tail(log: Path, lines: int = 15) -> str:
         return f"(cannot read: {exc})"
 
 
-def stop_cluster(hosts_path: Path, timeout: float) -> tuple[int, list[str]]:
+def stop_cluster(hosts_path: Path, timeout: float, node_only: bool = False) -> tuple[int, list[str]]:
     """SIGTERM every local daemon listed; return (number stopped, problems)."""
     hosts = hostsfile.read_hosts(hosts_path)  # raises the clear "missing" error
     me = socket.gethostname()
@@ -197,8 +239,11 @@ def stop_cluster(hosts_path: Path, timeout: float) -> tuple[int, list[str]]:
     targets = []
     for h in hosts:
         if h.hostname != me:
-            problems.append(f"daemon {h.id} ({h.address}) runs on {h.hostname}, not here: left alone")
+            if not node_only:
+                problems.append(f"daemon {h.id} ({h.address}) runs on {h.hostname}, not here: left alone")
         elif not _alive(h.pid):
+            if node_only:
+                continue  # the hosts file belongs to the launcher: never edited from a node
             # Died without unregistering (kill -9): remove its stale line so
             # clients stop trying it.
             hostsfile.unregister(hosts_path, h.id, h.pid)
@@ -218,7 +263,37 @@ def stop_cluster(hosts_path: Path, timeout: float) -> tuple[int, list[str]]:
     return len(targets), problems
 
 
+def _engine(args) -> str | None:
+    return "slurm" if args.slurm else "mpirun" if args.mpirun else None
+
+
+def run_launch(args, engine: str) -> int:
+    from gkfs_client.ctl import launch
+
+    try:
+        hosts, members, took = launch.start(args, engine)
+    except (launch.LaunchError, hostsfile.HostsFileError, ValueError, OSError) as exc:
+        error("cluster start", str(exc))
+        return EXIT_FAIL
+    nodes = len({h.hostname for h in members})
+    err_console.print(f"started {len(members)} daemon(s) on {nodes} node(s) through {engine} in {took:.1f} s; "
+                      f"hosts file {hosts}", markup=False)
+    for h in members:
+        err_console.print(f"  {h.id}  {h.hostname}  {h.address}  pid {h.pid}", markup=False)
+    print(f"export {hostsfile.ENV_HOSTS_FILE}={hosts}", flush=True)
+    return EXIT_OK
+
+
 def run_start(args) -> int:
+    engine = _engine(args)
+    if args.timeout is None:
+        args.timeout = LAUNCH_TIMEOUT_S if engine else START_TIMEOUT_S
+    if engine:
+        return run_launch(args, engine)
+    for flag in ("host", "hostfile", "nodes", "listen", "launcher_arg"):
+        if getattr(args, flag):
+            error("cluster start", f"--{flag.replace('_', '-')} needs --slurm or --mpirun")
+            return EXIT_FAIL
     hosts = hostsfile.resolve_hosts_file(args.hosts_file)
     base = Path(args.rootdir) if args.rootdir else hostsfile.runtime_dir()
     if args.daemons < 1:
@@ -236,13 +311,29 @@ def run_start(args) -> int:
 
 
 def run_stop(args) -> int:
-    hosts = hostsfile.resolve_hosts_file(args.hosts_file)
+    from gkfs_client.ctl import launch
+
+    engine = _engine(args)
+    hosts = launch.hosts_file_for(args, engine) if engine else hostsfile.resolve_hosts_file(args.hosts_file)
+    rec = None if args.node_only else launch.LaunchRecord.load(hosts)
+    if rec is not None:
+        try:
+            problems = launch.stop(hosts, rec, args.timeout)
+        except (launch.LaunchError, OSError) as exc:
+            problems = [str(exc)]
+        for p in problems:
+            error("cluster stop", p)
+        if not problems:
+            err_console.print(f"stopped {rec.members} daemon(s) through {rec.engine}; removed {hosts}",
+                              markup=False)
+        return EXIT_FAIL if problems else EXIT_OK
     try:
-        n, problems = stop_cluster(hosts, args.timeout)
+        n, problems = stop_cluster(hosts, args.timeout, node_only=args.node_only)
     except hostsfile.HostsFileError as exc:
         error("cluster stop", str(exc))
         return EXIT_NO_CLUSTER
     for p in problems:
         error("cluster stop", p)
-    err_console.print(f"stopped {n} daemon(s)", markup=False)
+    err_console.print(f"stopped {n} daemon(s)" + (f" on {socket.gethostname()}" if args.node_only else ""),
+                      markup=False)
     return EXIT_FAIL if any("still running" in p for p in problems) else EXIT_OK

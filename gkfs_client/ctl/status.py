@@ -66,17 +66,17 @@ def collect(args) -> list[dict]:
 
 def render(rows: list[dict], console: Console) -> None:
     table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} daemons up")
-    for col, just in [("id", "right"), ("address", "left"), ("state", "left"), ("rtt", "right"),
+    for col, just in [("id", "right"), ("host", "left"), ("address", "left"), ("state", "left"), ("rtt", "right"),
                       ("uptime", "right"), ("files", "right"), ("stored", "right"), ("free", "right"),
                       ("ops", "left")]:
         table.add_column(col, justify=just, no_wrap=col != "ops")
     for r in rows:
         if not r["up"]:
-            table.add_row(str(r["id"]), r["address"], "[red]down[/]", "-", "-", "-", "-", "-",
+            table.add_row(str(r["id"]), r["hostname"], r["address"], "[red]down[/]", "-", "-", "-", "-", "-",
                           r.get("error", ""))
             continue
         ops = ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items()) if v)
-        table.add_row(str(r["id"]), r["address"], "[green]up[/]", f"{r['rtt_ms']:.2f} ms",
+        table.add_row(str(r["id"]), r["hostname"], r["address"], "[green]up[/]", f"{r['rtt_ms']:.2f} ms",
                       human_duration(r["uptime_s"] or 0), str(r["files"]), human_bytes(r["bytes_stored"] or 0),
                       human_bytes(r["free_bytes"] or 0), ops or "-")
     console.print(table)
