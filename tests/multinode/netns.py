@@ -72,7 +72,8 @@ class Node:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     def prefix(self) -> list[str]:
-        return ["nsenter", "-t", str(self.holder.pid), "-n", "-u", "--"]
+        # Absolute path: the command's own environment may have another PATH.
+        return [shutil.which("nsenter") or "/usr/bin/nsenter", "-t", str(self.holder.pid), "-n", "-u", "--"]
 
     def run(self, argv: list[str], timeout: float = 120, **kw) -> subprocess.CompletedProcess:
         kw.setdefault("capture_output", True)

@@ -1,0 +1,142 @@
+"""gkfs across hosts: daemons in 3 network namespaces started with
+`gkfs-ctl cluster start --mpirun` from a fourth, clients (Python, gkfs-ctl,
+riscv64 programs with the preload under qemu) in a fourth and fifth; the
+data lands on every node's own directory; stop loses nothing and leaves
+no hosts file. Plus: how a daemon picks its address (interface, network,
+wildcard) inside a node."""
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+
+from conftest import MOUNT, NodeCluster
+from gkfs_client import hostsfile
+from gkfs_client.client import Client
+
+SIZE = 3 * 1024 * 1024 + 12345  # 49 chunks of 64 KiB: every daemon holds some
+
+
+def pattern(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def watch_hosts_file(path, stop: threading.Event, seen: list) -> None:
+    """A reader on the shared file system: every version it ever sees."""
+    while not stop.is_set():
+        try:
+            seen.append(len(hostsfile.parse_hosts(path.read_text())))
+        except FileNotFoundError:
+            pass
+        time.sleep(0.001)
+
+
+def test_three_daemon_nodes_clients_elsewhere(make_net, tmp_path, rv_nodes):
+    net = make_net(["n1", "n2", "n3", "c1", "c2"])
+    n1, n2, n3, c1, c2 = net.nodes
+    cluster = NodeCluster(net, [n1, n2, n3], c1, tmp_path / "gkfs")
+    stop, seen = threading.Event(), []
+    reader = threading.Thread(target=watch_hosts_file, args=(cluster.hosts_file, stop, seen))
+    reader.start()
+    try:
+        cluster.start()
+    finally:
+        stop.set()
+        reader.join()
+    try:
+        # The hosts file: exactly one line per daemon, each with its node's own
+        # reachable address; a reader never saw a partial list.
+        assert seen and set(seen) == {3}, f"a reader saw hosts lists of sizes {sorted(set(seen))}"
+        hosts = cluster.hosts()
+        assert [(h.id, h.hostname) for h in hosts] == [(0, "n1"), (1, "n2"), (2, "n3")]
+        for h, node in zip(hosts, (n1, n2, n3)):
+            assert h.address.startswith(f"tcp://{node.address}:"), (h, node.address)
+
+        # Python client on c1 writes; another Python client on c2 reads it back.
+        assert cluster.py(c1, "write", "/data.bin", str(SIZE), "7")["size"] == SIZE
+        assert cluster.py(c2, "verify", "/data.bin", str(SIZE), "7")["ok"]
+
+        # gkfs-ctl on c2: stage a tree in, list it, stage it out with a checksum check.
+        src = tmp_path / "stage-in"
+        (src / "sub").mkdir(parents=True)
+        (src / "a.txt").write_text("alpha\n")
+        (src / "sub" / "b.bin").write_bytes(pattern(200_000, 3))
+        cp = cluster.ctl(c2, "cp-in", str(src), "/in", "-q")
+        assert cp.returncode == 0, cp.stderr
+        cp = cluster.ctl(c2, "ls", "/in")
+        assert cp.returncode == 0 and cp.stdout.split() == ["a.txt", "sub"], cp.stdout
+        out = tmp_path / "stage-out"
+        cp = cluster.ctl(c2, "cp-out", "/in", str(out), "--verify", "-q")
+        assert cp.returncode == 0, cp.stderr
+        assert (out / "sub" / "b.bin").read_bytes() == pattern(200_000, 3)
+
+        # riscv64 programs with the preload under qemu, on c2: read what c1 wrote,
+        # write a file that the Python client on c1 then reads.
+        rv = rv_nodes(cluster)
+        r = rv.run(c2, ["sha256sum", f"{MOUNT}/data.bin"])
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split()[0].decode() == hashlib.sha256(pattern(SIZE, 7)).hexdigest()
+        local = tmp_path / "rv" / "from-rv.txt"
+        local.write_bytes(pattern(300_000, 9))
+        r = rv.run(c2, ["cp", str(local), f"{MOUNT}/from-rv.bin"])
+        assert r.returncode == 0, r.stderr
+        assert cluster.py(c1, "verify", "/from-rv.bin", "300000", "9")["ok"]
+
+        # The data is on every node's disk: each node's own directory holds chunks.
+        with Client(cluster.hosts_file) as fs:
+            key = fs.stat_record("/data.bin")["data_key"]
+            status = fs.status()
+        assert cluster.chunk_nodes(key) == {"n1", "n2", "n3"}
+        for h, s, node in zip(hosts, status, (n1, n2, n3)):
+            assert s["rootdir"].startswith(str(cluster.node_root(node))), s["rootdir"]
+
+        # gkfs-ctl status from a client node names every node.
+        cp = cluster.ctl(c2, "status", "--json")
+        assert cp.returncode == 0, cp.stderr
+    finally:
+        cluster.stop()
+    # Stopped through mpirun on every node: hosts file, entries and launch record gone.
+    assert not cluster.hosts_file.exists()
+    assert not hostsfile.entries_dir(cluster.hosts_file).exists()
+    assert "stopped" in cluster.logs()
+
+
+def test_restart_keeps_acknowledged_data(make_cluster):
+    """Stop through the launcher and start again on the same node-local dirs:
+    everything acknowledged before the stop is there."""
+    net, cluster = make_cluster(3, 1)
+    c1 = net.node("c1")
+    assert cluster.py(c1, "write", "/keep.bin", str(SIZE), "11")["ok"]
+    cluster.stop()
+    cluster.start()
+    assert cluster.py(c1, "verify", "/keep.bin", str(SIZE), "11")["ok"]
+
+
+def test_listen_by_interface_network_and_wildcard(make_net, tmp_path):
+    """A daemon resolves --listen on its own node; the hosts file gets the
+    node's address, never 0.0.0.0 or loopback."""
+    net = make_net(["n1"])
+    n1 = net.nodes[0]
+    import shutil
+    exe = shutil.which("gkfs-daemon")
+    for k, spec in enumerate(["eth0", str(net.subnet), "tcp://0.0.0.0:*", "auto", "tcp://eth0:0"]):
+        hosts = tmp_path / f"hosts{k}"
+        p = n1.popen([exe, "--hosts-file", str(hosts), "--rootdir", str(tmp_path / f"r{k}"), "--listen", spec])
+        deadline = time.monotonic() + 30
+        while not hosts.exists():
+            assert p.poll() is None, f"daemon with --listen {spec} exited {p.returncode}"
+            assert time.monotonic() < deadline, f"daemon with --listen {spec} did not register"
+            time.sleep(0.05)
+        (h,) = hostsfile.read_hosts(hosts)
+        assert h.address.startswith(f"tcp://{n1.address}:"), (spec, h.address)
+        with Client(hosts, timeout=5) as fs:  # reachable from the root namespace over the bridge
+            assert not isinstance(fs.status()[0], OSError)
+        p.terminate()
+        assert p.wait(30) == 0
+    bad = n1.run([exe, "--hosts-file", str(tmp_path / "bad"), "--rootdir", str(tmp_path / "rbad"),
+                  "--listen", "10.250.0.0/16"], text=True, timeout=60)
+    assert bad.returncode == 1 and "no interface of this node (n1) has an address in 10.250.0.0/16" in bad.stderr
+    bad = n1.run([exe, "--hosts-file", str(tmp_path / "bad"), "--rootdir", str(tmp_path / "rbad"),
+                  "--listen", "ib7"], text=True, timeout=60)
+    assert bad.returncode == 1 and "'ib7' is neither" in bad.stderr and "eth0" in bad.stderr
