@@ -101,14 +101,18 @@ class Node:
                     pass
         return pids
 
-    def kill_all(self) -> None:
+    def kill_all_but_holder(self) -> None:
         for p in self.procs:
             _kill_group(p)
         for pid in self.pids_inside():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            if pid != self.holder.pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def kill_all(self) -> None:
+        self.kill_all_but_holder()
         _kill_group(self.holder)
 
     def cut(self) -> None:
