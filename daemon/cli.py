@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, help=f"chunk size in bytes, a power of two >= 4096, the same on the whole cluster "
                    f"(default {d.chunk_size})")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
-    p.add_argument("--log-file", help="also append the log to this file")
+    p.add_argument("--log-file", help="also append the log to this file (%%i = the id, %%h = the host name)")
     p.add_argument("--id", type=int, help="host id in the hosts file (placement order); default: the id "
                    "this rootdir had before, else the smallest free one")
     p.add_argument("--id-from-rank", action="store_true",
@@ -187,20 +187,23 @@ def rank_from_env() -> int:
                        "with srun or mpirun (gkfs-ctl cluster start --slurm/--mpirun), or give --id")
 
 
-def expand_rootdir(cfg: DaemonConfig, host_id: int | None) -> DaemonConfig:
-    """%i -> the id, %h -> the host name (one rootdir pattern for every node of a launch)."""
-    if "%" not in cfg.rootdir:
-        return cfg
-    if "%i" in cfg.rootdir and host_id is None:
-        raise StartupError("--rootdir uses %i but the id is not known yet: give --id or --id-from-rank")
-    path = cfg.rootdir.replace("%h", socket.gethostname()).replace("%i", str(host_id))
-    return dataclasses.replace(cfg, rootdir=path)
+def expand_patterns(cfg: DaemonConfig, host_id: int | None) -> DaemonConfig:
+    """In rootdir and log_file: %i -> the id, %h -> the host name (one pattern
+    for every node of a launch)."""
+    changes = {}
+    for name in ("rootdir", "log_file"):
+        value = getattr(cfg, name)
+        if "%i" in value and host_id is None:
+            raise StartupError(f"--{name.replace('_', '-')} uses %i but the id is not known yet: "
+                               "give --id or --id-from-rank")
+        if "%" in value:
+            changes[name] = value.replace("%h", socket.gethostname()).replace("%i", str(host_id))
+    return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
     if shared_fs and want_id is None:
         raise StartupError("--shared-fs needs a fixed id: give --id or --id-from-rank")
-    cfg = expand_rootdir(cfg, want_id)
     bind, publish_host = netif.resolve_listen(cfg.listen)
     rootdir, lock_fd = take_rootdir(cfg)
     host_id = load_identity(rootdir, cfg, want_id)
@@ -267,7 +270,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gkfs-daemon: {exc}", file=sys.stderr)
         return 2
-    setup_logging(cfg)
     if args.id is not None and args.id < 0:
         print("gkfs-daemon: --id must be >= 0", file=sys.stderr)
         return 2
@@ -276,6 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         want_id = rank_from_env() if args.id_from_rank else args.id
+        cfg = expand_patterns(cfg, want_id)
+    except StartupError as exc:
+        print(f"gkfs-daemon: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(cfg)
+    try:
         return run(cfg, want_id, shared_fs=args.shared_fs)
     except (StartupError, hostsfile.HostsFileError, netif.ListenError, security.SecurityError) as exc:
         log.error("%s", exc)

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 
-from conftest import MOUNT, NodeCluster
+from mn_harness import MOUNT, NodeCluster
 from gkfs_client import hostsfile
 from gkfs_client.client import Client
 
@@ -50,6 +50,8 @@ def test_three_daemon_nodes_clients_elsewhere(make_net, tmp_path, rv_nodes):
         assert seen and set(seen) == {3}, f"a reader saw hosts lists of sizes {sorted(set(seen))}"
         hosts = cluster.hosts()
         assert [(h.id, h.hostname) for h in hosts] == [(0, "n1"), (1, "n2"), (2, "n3")]
+        logs = hostsfile.entries_dir(cluster.hosts_file).with_suffix(".logs")
+        assert sorted(p.name for p in logs.glob("daemon-*.log")) == [f"daemon-{i}.log" for i in range(3)]
         for h, node in zip(hosts, (n1, n2, n3)):
             assert h.address.startswith(f"tcp://{node.address}:"), (h, node.address)
 

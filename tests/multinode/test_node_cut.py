@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from conftest import HERE, MOUNT, RPC_TIMEOUT_S
+from mn_harness import HERE, MOUNT, RPC_TIMEOUT_S
 from gkfs_client.client import Client
 
 SIZE = 2 * 1024 * 1024  # 32 chunks of 64 KiB: every node holds some

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MOUNT, NodeCluster
+from mn_harness import MOUNT, NodeCluster
 from e2e_harness import QEMU, build_programs
 from gkfs_client import hostsfile
-from slurm import Slurm
+from mn_slurm import Slurm
 
 BLOCK = 300_001
 RANKS = 2

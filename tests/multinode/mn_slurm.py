@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from netns import Network, Node
+from mn_netns import Network, Node
 
 TOOLS = ("munged", "mungekey", "slurmctld", "slurmd", "srun", "sbatch", "sinfo", "scontrol")
 
