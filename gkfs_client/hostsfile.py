@@ -277,14 +277,14 @@ def entries_dir(path: str | os.PathLike) -> Path:
 def write_entry(path: str | os.PathLike, host: Host) -> Path:
     """Write this member's own entry (atomic rename); returns its path."""
     d = entries_dir(path)
-    d.mkdir(parents=True, exist_ok=True)
+    security.ensure_private_dir(d, what="gkfs hosts entries dir")
     final = d / str(host.id)
     tmp = d / f".{host.id}.{socket.gethostname()}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(host.line())
         f.flush()
         os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o600)
     os.replace(tmp, final)
     return final
 
@@ -293,7 +293,13 @@ def read_entry(path: str | os.PathLike, host_id: int) -> Host | None:
     """The member's entry, or None while it is not there (or not yet visible)."""
     p = entries_dir(path) / str(host_id)
     try:
-        hosts = parse_hosts(p.read_text(encoding="utf-8"), str(p))
+        with open(p, encoding="utf-8") as f:
+            # An entry another user could have planted would point clients at their daemon.
+            try:
+                security.check_safe(p, what="gkfs hosts entry", st_result=os.fstat(f.fileno()))
+            except security.SecurityError as exc:
+                raise HostsFileError(str(exc)) from None
+            hosts = parse_hosts(f.read(), str(p))
     except FileNotFoundError:
         return None
     if len(hosts) != 1 or hosts[0].id != host_id:
@@ -318,5 +324,5 @@ def remove_entry(path: str | os.PathLike, host_id: int, pid: int | None = None) 
 def write_hosts(path: str | os.PathLike, hosts: list[Host]) -> None:
     """Write the whole hosts file at once (the launcher, its single writer)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    security.ensure_private_dir(p.parent, what="gkfs hosts file dir")
     _write_atomic(p, hosts)

@@ -34,7 +34,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from gkfs_client import hostsfile
+from gkfs_client import hostsfile, security
 
 ENGINES = ("slurm", "mpirun")
 POLL_S = 0.05
@@ -211,10 +211,13 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
         n = len(nodes)
         mpirun = shutil.which(args.mpirun_command) or args.mpirun_command
         prefix = mpirun_prefix(mpirun, nodes, extra)
-    hosts.parent.mkdir(parents=True, exist_ok=True)
+    # Owner-only dir; the cluster's keys made once, here, before N daemons
+    # look for them at once (on a shared file system they would race).
+    security.ensure_private_dir(hosts.parent, what="gkfs hosts file dir")
+    if security.security_mode() == "curve":
+        security.ensure_cluster_keys(hosts)
     _clear_stale(hosts)
-    logs = logs_dir(hosts)
-    logs.mkdir(exist_ok=True)
+    logs = security.ensure_private_dir(logs_dir(hosts), what="gkfs launch logs dir")
     rootdir = str(Path(args.rootdir) / "daemon-%i") if args.rootdir else str(hostsfile.runtime_dir() / "daemon-%i")
     cmd = prefix + daemon_args(args, hosts, rootdir, logs)
     launcher_log = logs / f"{engine}.log"
@@ -252,6 +255,7 @@ def wait_members(hosts: Path, n: int, proc: subprocess.Popen, launcher_log: Path
     from gkfs_client.transport import ZmqTransport
 
     deadline = time.monotonic() + timeout
+    key = security.client_credentials(hosts)
     up: dict[int, hostsfile.Host] = {}
     shown = -1
     while True:
@@ -266,7 +270,7 @@ def wait_members(hosts: Path, n: int, proc: subprocess.Popen, launcher_log: Path
                 if h is not None:
                     fresh.append(h)
         if fresh:
-            rpc = Rpc(ZmqTransport([h.address for h in fresh]), timeout_s=2.0)
+            rpc = Rpc(ZmqTransport([h.address for h in fresh], key=key), timeout_s=2.0)
             try:
                 replies = rpc.call_each([Call(k, "ping") for k in range(len(fresh))])
             finally:
