@@ -36,6 +36,17 @@ def mpi_env(agent: Path) -> dict[str, str]:
             "OMPI_MCA_oob_tcp_if_include": "eth0"}
 
 
+def mpi_pattern(writer: int, n: int) -> bytes:
+    """The bytes mpi_io.c's pattern() gives rank ``writer`` (as tests/e2e/test_e2e_mpi.py)."""
+    m = (1 << 64) - 1
+    k = ((writer + 1) * 40503) & m
+    out = bytearray(n)
+    for i in range(n):
+        x = (i * 2654435761 + k) & m
+        out[i] = (x ^ (x >> 13) ^ (x >> 29)) & 0xFF
+    return bytes(out)
+
+
 class NodeCluster:
     """gkfs on some nodes of a Network, launched from a client node."""
 

@@ -186,7 +186,7 @@ case $node in
 {cases}
   *) echo "no such test node: $node" >&2; exit 255 ;;
 esac
-exec nsenter -t $pid -n -u -- /bin/sh -c "$*"
+exec {shutil.which("nsenter") or "/usr/bin/nsenter"} -t $pid -n -u -- /bin/sh -c "$*"
 """)
         path.chmod(0o755)
         return path

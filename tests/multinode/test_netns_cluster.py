@@ -7,6 +7,7 @@ wildcard) inside a node."""
 from __future__ import annotations
 
 import hashlib
+import re
 import random
 import threading
 import time
@@ -142,3 +143,36 @@ def test_listen_by_interface_network_and_wildcard(make_net, tmp_path):
     bad = n1.run([exe, "--hosts-file", str(tmp_path / "bad"), "--rootdir", str(tmp_path / "rbad"),
                   "--listen", "ib7"], text=True, timeout=60)
     assert bad.returncode == 1 and "'ib7' is neither" in bad.stderr and "eth0" in bad.stderr
+
+
+def test_riscv64_mpirun_ranks_on_two_nodes(make_cluster, rv_nodes):
+    """An unmodified riscv64 MPI program started by riscv64 mpirun (Open MPI's
+    PRRTE, under qemu) on c1 with one rank on c1 and one on c2 (prted reaches
+    c2 through the nsenter "ssh"), LD_PRELOAD on mpirun reaching every rank;
+    both ranks write and read gkfs files whose chunks are on n1..n3."""
+    from e2e_harness import build_programs
+    from mn_harness import mpi_pattern as pattern
+    programs = build_programs()
+    net, cluster = make_cluster(3, 2)
+    c1 = net.node("c1")
+    with Client(cluster.hosts_file) as fs:
+        fs.mkdir("/mpi")
+    rv = rv_nodes(cluster)
+    block = 300_001
+    r = rv.run(c1, ["mpirun", "--allow-run-as-root", "--display", "map", "-np", "2", "--host", "c1:1,c2:1",
+                    "--map-by", "node", str(programs / "mpi_io"), f"{MOUNT}/mpi", str(block), str(rv.rv.workdir),
+                    "mpiio"],
+               env={"PRTE_MCA_plm_ssh_agent": str(cluster.agent), "PRTE_MCA_prte_if_include": "eth0",
+                    "PMIX_MCA_ptl_tcp_if_include": "eth0", "OMPI_MCA_btl": "self,tcp",
+                    "OMPI_MCA_btl_tcp_if_include": "eth0"})
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, (out[-3000:], r.stderr.decode(errors="replace")[-3000:])
+    assert "mpi_io: 2 ranks ok" in out and "mpi_io: MPI-IO ok" in out, out
+    # The map PRRTE printed: one rank on each client node.
+    nodes_with_procs = re.findall(r"Data for node: (\w+)\s.*?Num procs: (\d+)", out, flags=re.S)
+    assert dict(nodes_with_procs) == {"c1": "1", "c2": "1"}, out[:3000]
+    with Client(cluster.hosts_file) as fs:
+        for k in range(2):
+            assert fs.read_file(f"/mpi/rank-{k}.dat") == pattern(k, block)
+        key = fs.stat_record("/mpi/mpiio.dat")["data_key"]
+    assert cluster.chunk_nodes(key) == {"n1", "n2", "n3"}

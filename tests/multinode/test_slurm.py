@@ -8,30 +8,18 @@ directory held data, and that nothing of gkfs is left running."""
 from __future__ import annotations
 
 import re
-import shlex
 import sys
 from pathlib import Path
 
 import pytest
 
-from mn_harness import MOUNT, NodeCluster
+from mn_harness import MOUNT, mpi_pattern as pattern
 from e2e_harness import QEMU, build_programs
 from gkfs_client import hostsfile
 from mn_slurm import Slurm
 
 BLOCK = 300_001
-RANKS = 2
-
-
-def pattern(writer: int, n: int) -> bytes:
-    """The bytes mpi_io.c's pattern() gives rank ``writer`` (as tests/e2e/test_e2e_mpi.py)."""
-    m = (1 << 64) - 1
-    k = ((writer + 1) * 40503) & m
-    out = bytearray(n)
-    for i in range(n):
-        x = (i * 2654435761 + k) & m
-        out[i] = (x ^ (x >> 13) ^ (x >> 29)) & 0xFF
-    return bytes(out)
+RANKS = 3  # one per node
 
 
 @pytest.fixture
@@ -61,6 +49,10 @@ def test_sbatch_job_runs_gkfs(slurm: Slurm, tmp_path, rv_sysroot, rv_preload):
     work = tmp_path / "rvwork"
     work.mkdir()
     rv_env = Riscv64Preload(rv_sysroot, rv_preload, Where(), work, work).env(True)
+    # mpirun inside the allocation: PRRTE finds Slurm ($SLURM_* kept) and starts its
+    # prted on every node with the host's srun; ranks talk over TCP on eth0.
+    rv_env.update(PATH=f"{rv_env['PATH']}:/usr/bin:/bin", OMPI_MCA_btl="self,tcp", OMPI_MCA_btl_tcp_if_include="eth0",
+                  PRTE_MCA_prte_if_include="eth0", PMIX_MCA_ptl_tcp_if_include="eth0")
     rv_env_words = " ".join(f'{k}="{v}"' for k, v in rv_env.items())
     venv_bin = Path(sys.executable).parent
     script = submit / "job.sh"
@@ -73,10 +65,10 @@ echo "hosts file: $LIBGKFS_HOSTS_FILE"
 cat "$LIBGKFS_HOSTS_FILE"
 gkfs-ctl cp-in {stage_in} /in -q
 gkfs-ctl ls /in/d
-rv() {{ env -i {rv_env_words} {QEMU} "$@"; }}
+rv() {{ env {rv_env_words} {QEMU} "$@"; }}
 rv {rv_sysroot}/usr/bin/mkdir {MOUNT}/out
 rv {rv_sysroot}/usr/bin/cp {MOUNT}/in/d/input.bin {MOUNT}/out/copy.bin
-rv {rv_sysroot}/usr/bin/mpirun --allow-run-as-root --oversubscribe -np {RANKS} {programs}/mpi_io {MOUNT}/out {BLOCK} {work} mpiio
+rv {rv_sysroot}/usr/bin/mpirun --allow-run-as-root --display map -np {RANKS} --map-by node {programs}/mpi_io {MOUNT}/out {BLOCK} {work} mpiio
 gkfs-ctl cp-out /out {stage_out} --verify -q
 gkfs-ctl status --timeout 5
 gkfs-ctl cluster stop
@@ -99,6 +91,9 @@ echo "job done"
     for ln, n in zip(lines, slurm.nodes):
         assert ln.split()[1].startswith(f"tcp://{n.address}:"), ln
     assert "3/3 daemons up" in job_out
+    # PRRTE's map: one rank on each node of the allocation.
+    procs = dict(re.findall(r"Data for node: (\w+)\s.*?Num procs: (\d+)", job_out, flags=re.S))
+    assert procs == {"n1": "1", "n2": "1", "n3": "1"}, job_out
     # Staged out, byte for byte.
     assert (stage_out / "copy.bin").read_bytes() == pattern(7, 500_000)
     mpiio = (stage_out / "mpiio.dat").read_bytes()
