@@ -17,6 +17,7 @@ other gkfs-ctl command with the same environment just works.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import signal
@@ -47,6 +48,8 @@ def register(subparsers) -> None:
         "on a file system all nodes share (default: $SLURM_SUBMIT_DIR/gkfs-$SLURM_JOB_ID/hosts, or "
         "./gkfs-cluster/hosts for --mpirun); its path is printed as an 'export LIBGKFS_HOSTS_FILE=...' "
         "line on stdout.")
+    s.add_argument("--hosts-file", default=argparse.SUPPRESS,
+                   help="the hosts file (same as gkfs-ctl --hosts-file; with --slurm/--mpirun on a shared file system)")
     s.add_argument("-n", "--daemons", type=int, default=3, help="number of local daemons (default 3)")
     s.add_argument("--rootdir", help="parent of the daemons' root dirs, daemon-<id> each (default: the per-user "
                    "runtime dir, $XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>; with --slurm/--mpirun a "
@@ -82,6 +85,7 @@ def register(subparsers) -> None:
                        description="Stop the cluster of the hosts file. A cluster started with --slurm or "
                        "--mpirun is stopped through the same engine on every node; each daemon finishes "
                        "its requests, syncs and exits, then the hosts file is removed.")
+    t.add_argument("--hosts-file", default=argparse.SUPPRESS, help="the hosts file (same as gkfs-ctl --hosts-file)")
     t.add_argument("--timeout", type=float, default=STOP_TIMEOUT_S,
                    help=f"seconds to wait for the daemons to exit (default {STOP_TIMEOUT_S:g})")
     t.add_argument("--slurm", action="store_true", help="find the hosts file where 'start --slurm' puts it "
