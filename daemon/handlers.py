@@ -19,6 +19,7 @@ from gkfs_client import protocol, security
 from gkfs_client.config import DaemonConfig
 
 from .chunkstore import ChunkStore
+from .locks import LockTable
 from .metadata import MetadataStore
 
 
@@ -37,6 +38,7 @@ class DaemonState:
     lock: Lock = field(default_factory=Lock)
     # Secret for data capabilities (None: security off, no capabilities).
     cap_secret: bytes | None = None
+    locks: LockTable = field(default_factory=LockTable)
 
     def count(self, op: str, ok: bool) -> None:
         with self.lock:
@@ -93,7 +95,7 @@ def op_status(state: DaemonState, args: dict, data: list) -> Result:
         "chunk_size": state.config.chunk_size, "uptime_s": time.monotonic() - state.started,
         "files": state.meta.count(), "bytes_stored": state.chunks.bytes_stored(),
         "free_bytes": fs.f_bavail * fs.f_frsize, "total_bytes": fs.f_blocks * fs.f_frsize,
-        "workers": state.config.workers, "inflight": inflight, "ops": ops, "errors": errors,
+        "workers": state.config.workers, "inflight": inflight, "locks": state.locks.count(), "ops": ops, "errors": errors,
     }
     if state.cap_secret is not None:
         # Only an authenticated peer (CURVE) learns where the daemon runs and
@@ -219,6 +221,19 @@ def op_utimens(state: DaemonState, args: dict, data: list) -> Result:
 
 def op_setattr(state: DaemonState, args: dict, data: list) -> Result:
     return {"stat": state.meta.setattr(args["path"], args.get("mode"), args.get("uid"), args.get("gid"))}, []
+
+
+def op_lock(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
+    owner = args["owner"]
+    if not owner:
+        raise OSError(errno.EINVAL, "lock owner must be a non-empty string")
+    granted, conflict = state.locks.set(args["data_key"], owner, args["space"], args["type"], args["start"],
+                                        args["len"], args.get("pid") or 0, peer, bool(args.get("test")))
+    return {"granted": granted, "conflict": conflict}, []
+
+
+def op_unlock_owner(state: DaemonState, args: dict, data: list) -> Result:
+    return {"released": state.locks.release_owner(args["owner"], args.get("data_key"))}, []
 
 
 HANDLERS: dict[str, Callable[[DaemonState, dict, list], Result]] = {

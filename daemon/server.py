@@ -14,6 +14,7 @@ import collections
 import errno
 import logging
 import threading
+import time
 from typing import Any
 
 import msgpack
@@ -30,19 +31,30 @@ READY = b"\x01"  # worker -> broker: "I am idle" (a 1-frame message)
 STOP = b"\x00"  # broker -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
 BACKEND = "inproc://gkfs-workers"
+# How often the connections holding locks are probed (seconds); a lock of a
+# client that died is released within about this long of its connection
+# closing (a dead node's connection closes after the heartbeat timeout).
+LOCK_PROBE_INTERVAL = 0.25
+HEARTBEAT_IVL_MS = 2000
+HEARTBEAT_TIMEOUT_MS = 10000
 
 
-def handle(state: DaemonState, frames: list[Any], caller: security.Identity) -> list[Any]:
+def handle(state: DaemonState, frames: list[Any], caller: security.Identity, peer: bytes = b"") -> list[Any]:
     """One request's frames (no envelope) -> reply frames. Never raises.
 
-    ``caller`` is who the transport authenticated (never a request field)."""
+    ``caller`` is who the transport authenticated (never a request field);
+    ``peer`` is the requesting connection's ROUTER identity (locks are bound
+    to it)."""
     req_id, op = 0, "?"
     try:
         req = protocol.decode_request(frames, max_frame_size=state.config.max_frame_size)
         req_id, op = req.req_id, req.op
         token = CALLER.set(caller)
         try:
-            result, data = HANDLERS[req.op](state, req.args, req.data)
+            if req.op in protocol.PEER_OPS:
+                result, data = HANDLERS[req.op](state, req.args, req.data, peer)
+            else:
+                result, data = HANDLERS[req.op](state, req.args, req.data)
         finally:
             CALLER.reset(token)
         state.count(op, True)
@@ -77,7 +89,7 @@ def _worker(ctx: zmq.Context, state: DaemonState) -> None:
                 return
             # [client identity, caller's User-Id, header, data...] (see Server._caller_frame)
             client, caller, frames = msg[0], security.Identity.from_user_id(msg[1].bytes.decode()), msg[2:]
-            reply = handle(state, frames, caller)
+            reply = handle(state, frames, caller, client.bytes)
             sock.send_multipart([client, *reply], copy=False)
     finally:
         sock.close()
@@ -120,6 +132,15 @@ class Server:
         # mark; a client pipelining many requests must never lose a reply, so
         # no limit here (clients bound their own requests in flight).
         self.frontend.sndhwm = 0
+        # Locks are bound to the connection that took them: a send to a peer
+        # that is gone must fail (EHOSTUNREACH) instead of vanishing, which
+        # is how the lock probe learns a client died. ZMTP heartbeats close
+        # the connection of a peer that stopped answering (a dead node).
+        self.frontend.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.frontend.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self.frontend.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        self._probe = protocol.encode_reply(0, {"probe": True})[0]
+        self._next_probe = 0.0
         self.frontend.bind(listen)
         self.address = self.frontend.getsockopt_string(zmq.LAST_ENDPOINT)
         self.backend = self.ctx.socket(zmq.ROUTER)
@@ -162,7 +183,7 @@ class Server:
                 msg = self.backend.recv_multipart(copy=False)
                 worker = msg[0].bytes
                 if len(msg) > 2:  # a reply: [worker, client, header, data...]
-                    self.frontend.send_multipart(msg[1:], copy=False)
+                    self._send(msg[1:])
                     busy -= 1
                 idle.append(worker)
             if accepting and self.frontend in events:
@@ -189,6 +210,7 @@ class Server:
                 busy += 1
             with self.state.lock:
                 self.state.inflight = busy + len(heavy)
+            self._probe_lock_holders()
         for w in idle:
             self.backend.send_multipart([w, STOP])
         for t in self.threads:
@@ -205,12 +227,35 @@ class Server:
             return None
         return user.encode()
 
+    def _send(self, msg: list[Any]) -> bool:
+        """Send to a client; False when its connection is gone (the reply
+        is dropped, as a ROUTER without ROUTER_MANDATORY would)."""
+        try:
+            self.frontend.send_multipart(msg, copy=False)
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno != errno.EHOSTUNREACH:
+                raise
+            return False
+
+    def _probe_lock_holders(self) -> None:
+        """Drop the locks of every connection that no longer exists. The
+        probe is a reply with id 0, which clients ignore."""
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + LOCK_PROBE_INTERVAL
+        for conn in self.state.locks.connections():
+            if not self._send([conn, self._probe]):
+                n = self.state.locks.drop_connection(conn)
+                log.info("client connection %s closed: released its %d lock(s)", conn.hex(), n)
+
     def _refuse(self, msg: list[Any]) -> None:
         req_id = _peek(msg[1]).get("id", 0)
         if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id < 2**64:
             req_id = 0
         reply = protocol.encode_error(req_id, errno.ESHUTDOWN, "daemon is shutting down")
-        self.frontend.send_multipart([msg[0], *reply], copy=False)
+        self._send([msg[0], *reply])
         self.state.count("refused", False)
 
     def stop(self) -> None:

@@ -42,7 +42,7 @@ ERRNOS = {
     for name in (
         "EPERM", "ENOENT", "EIO", "E2BIG", "EBUSY", "EEXIST", "EXDEV", "ENOTDIR",
         "EISDIR", "EINVAL", "EFBIG", "ENOSPC", "ENAMETOOLONG", "ENOSYS",
-        "ENOTEMPTY", "ELOOP", "EPROTO", "EBADMSG", "EMSGSIZE", "ENOTSUP", "ESHUTDOWN",
+        "ENOTEMPTY", "ELOOP", "EOVERFLOW", "EPROTO", "EBADMSG", "EMSGSIZE", "ENOTSUP", "ESHUTDOWN",
     )
 }
 
@@ -117,7 +117,13 @@ _OPS = [
     OpSpec("readlink", {"path": "path"}),
     OpSpec("utimens", {"path": "path"}, {"atime_ns": "uint", "mtime_ns": "uint"}),
     OpSpec("setattr", {"path": "path"}, {"mode": "uint", "uid": "uint", "gid": "uint"}),
+    OpSpec("lock", {"data_key": "key", "owner": "str", "space": "str", "type": "uint", "start": "uint",
+                    "len": "uint"}, {"pid": "uint", "test": "bool"}),
+    OpSpec("unlock_owner", {"owner": "str"}, {"data_key": "key"}),
 ]
+# Ops whose handler also gets the requesting connection's identity (locks
+# are bound to the connection that took them).
+PEER_OPS = frozenset({"lock"})
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _OPS}
 
 
