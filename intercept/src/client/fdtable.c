@@ -18,6 +18,7 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "fdtable.h"
+#include "locks.h"
 #include "log.h"
 
 #define TABLE_SLOTS (1u << 20)   /* descriptor numbers we can track */
@@ -80,8 +81,10 @@ gk_file_put(struct gk_file *f)
 	free(f);
 }
 
+/* count: the slot is a descriptor new to the open file description (not
+ * one inherited across exec, which was counted before). */
 static void
-set_slot(int fd, struct gk_file *f)
+set_slot_counted(int fd, struct gk_file *f, int count)
 {
 	struct gk_file *old;
 
@@ -90,9 +93,23 @@ set_slot(int fd, struct gk_file *f)
 	__atomic_store_n(&table[fd], f, __ATOMIC_RELEASE);
 	if (f)
 		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	if (f && count)
+		gk_ofd_users_add(f->ofd, +1);
 	n_open += (f != NULL) - (old != NULL);
 	pthread_mutex_unlock(&table_lock);
+	if (old) {
+		/* a close: POSIX locks of this process on the file go; OFD and
+		 * flock locks when the description's last descriptor goes */
+		int last = gk_ofd_users_add(old->ofd, -1);
+		gk_locks_on_close(old, last);
+	}
 	gk_file_put(old);
+}
+
+static void
+set_slot(int fd, struct gk_file *f)
+{
+	set_slot_counted(fd, f, 1);
 }
 
 static struct gk_file *
@@ -144,6 +161,11 @@ gk_file_open(const char *path, uint32_t flags, int is_dir, const char *data_key)
 	ofd->flags = flags & ~(uint32_t)(O_CLOEXEC | O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY);
 	ofd->is_dir = is_dir;
 	ofd->dir_pos = 0;
+	ofd->lock_id = 0;
+	memset(ofd->users, 0, sizeof(ofd->users));
+	ofd->users_lock = 0;
+	ofd->users_overflow = 0;
+	ofd->has_locks = 0;
 	snprintf(ofd->data_key, sizeof(ofd->data_key), "%s", data_key ? data_key : "");
 	snprintf(ofd->path, sizeof(ofd->path), "%s", path);
 	__atomic_store_n(&ofd->magic, GK_OFD_MAGIC, __ATOMIC_RELEASE);
@@ -227,7 +249,7 @@ gk_fd_adopt(int fd)
 	q.ino = st.st_ino;
 	gk_fd_each(match_ino, &q);
 	if (q.found) {              /* a duplicate of one adopted already */
-		set_slot(fd, q.found);
+		set_slot_counted(fd, q.found, 0);
 		gk_file_put(q.found);
 		return 0;
 	}
@@ -241,7 +263,7 @@ gk_fd_adopt(int fd)
 		syscall_no_intercept(SYS_munmap, ofd, GK_OFD_MAP_SIZE);
 		return -ENOMEM;
 	}
-	set_slot(fd, f);
+	set_slot_counted(fd, f, 0);
 	GKC_LOG(GKC_DEBUG, "fd %d inherited: %s", fd, ofd->path);
 	return 0;
 }
@@ -270,4 +292,56 @@ gk_fdtable_after_fork(void)
 	/* Only this thread exists in the child: a lock held by another thread
 	 * at the fork would never be released. */
 	pthread_mutex_init(&table_lock, NULL);
+	/* every descriptor was duplicated into this process */
+	struct gk_file **t = table;
+	for (unsigned fd = 0, seen = 0; t && fd < TABLE_SLOTS && seen < (unsigned)n_open; fd++)
+		if (t[fd]) {
+			seen++;
+			gk_ofd_users_add(t[fd]->ofd, +1);
+		}
+	gk_locks_after_fork();
+}
+
+static int
+pid_alive(int32_t pid)
+{
+	return syscall_no_intercept(SYS_kill, pid, 0) != -ESRCH;
+}
+
+int
+gk_ofd_users_add(struct gk_ofd *ofd, int delta)
+{
+	int32_t me = (int32_t)syscall_no_intercept(SYS_getpid);
+	int left = 0, mine = -1, free_slot = -1;
+
+	/* bounded: a holder killed inside this section must not stop others */
+	for (long spins = 0; __atomic_exchange_n(&ofd->users_lock, 1, __ATOMIC_ACQUIRE) &&
+	     spins < 50000000L; spins++)
+		;
+	for (int i = 0; i < GK_OFD_USERS; i++) {
+		if (ofd->users[i].pid == me)
+			mine = i;
+		else if (ofd->users[i].ndesc > 0 && !pid_alive(ofd->users[i].pid))
+			ofd->users[i].ndesc = 0;     /* died without closing */
+		if (ofd->users[i].ndesc <= 0 && ofd->users[i].pid != me && free_slot < 0)
+			free_slot = i;
+	}
+	if (mine < 0 && delta > 0) {
+		if (free_slot >= 0) {
+			mine = free_slot;
+			ofd->users[mine].pid = me;
+			ofd->users[mine].ndesc = 0;
+		} else {
+			ofd->users_overflow = 1;
+		}
+	}
+	if (mine >= 0) {
+		ofd->users[mine].ndesc += delta;
+		if (ofd->users[mine].ndesc < 0)
+			ofd->users[mine].ndesc = 0;
+	}
+	for (int i = 0; i < GK_OFD_USERS; i++)
+		left += ofd->users[i].ndesc > 0;
+	__atomic_store_n(&ofd->users_lock, 0, __ATOMIC_RELEASE);
+	return delta < 0 && !left && !ofd->users_overflow;
 }

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "forward.h"
 
+#define GK_OFD_USERS 16   /* processes sharing one description we count */
 #define GK_OFD_MAGIC 0x31444f46534b4647ULL   /* "GKFSOFD1" */
 
 /* The open file description, in the placeholder's shared page. */
@@ -31,6 +32,11 @@ struct gk_ofd {
 	uint32_t flags;            /* O_ACCMODE | status flags (atomic) */
 	uint32_t is_dir;
 	uint64_t dir_pos;          /* getdents: index of the next entry */
+	uint64_t lock_id;          /* owner id of its OFD and flock locks (0: none yet) */
+	uint32_t has_locks;        /* it took an OFD or flock lock (atomic) */
+	uint32_t users_lock;       /* spin lock of users[] (shared by processes) */
+	uint32_t users_overflow;   /* more sharers than users[] holds: never "last" */
+	struct { int32_t pid, ndesc; } users[GK_OFD_USERS];  /* descriptors per process */
 	char data_key[80];
 	char path[GK_PATH_MAX + 1];   /* canonical gkfs path */
 };
@@ -59,7 +65,8 @@ int gk_file_open(const char *path, uint32_t flags, int is_dir,
                  const char *data_key);
 /* newfd (a kernel duplicate of a gkfs placeholder) now refers to f too. */
 void gk_fd_install(int newfd, struct gk_file *f);
-/* Forgets fd (if gkfs); the caller closes the kernel descriptor. */
+/* Forgets fd (if gkfs); the caller closes the kernel descriptor.  This is
+ * a close: the locks it ends are released (locks.c). */
 void gk_fd_forget(int fd);
 /* Adopts an inherited placeholder (after exec); 0 or -errno. */
 int gk_fd_adopt(int fd);
@@ -73,5 +80,11 @@ void gk_ofd_set_offset(struct gk_file *f, int64_t off);
 int64_t gk_ofd_advance(struct gk_file *f, int64_t n);
 
 void gk_fdtable_after_fork(void);
+
+/* Descriptor counts per process in the description's page: the OFD's
+ * locks go when no live process has a descriptor of it (a process killed
+ * by a signal never closed its own: its pid is checked).  delta +1/-1;
+ * returns 1 when, after a -1, no descriptor is left anywhere. */
+int gk_ofd_users_add(struct gk_ofd *ofd, int delta);
 
 #endif

@@ -578,3 +578,62 @@ gk_fwd_setattr(const char *path, long mode, long uid, long gid)
 		gk_pk_kv_u64(pk, "gid", (uint64_t)gid);
 	return single_reply(&c, NULL, NULL);
 }
+
+/* Locks go to the owner of chunk 0 of the file's data key (the key, not
+ * the path, survives rename), on the process's lock session. */
+int
+gk_fwd_lock(const char *data_key, const char *owner, const char *space,
+            int type, uint64_t start, uint64_t len, int test,
+            struct gk_lock_conflict *conflict)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, gk_chunk_owner(data_key, 0, gkc_cfg.n_hosts),
+	                                  "lock", 8);
+	int rc;
+
+	gk_pk_kv_str(pk, "data_key", data_key);
+	gk_pk_kv_str(pk, "owner", owner);
+	gk_pk_kv_str(pk, "space", space);
+	gk_pk_kv_u64(pk, "type", (uint64_t)type);
+	gk_pk_kv_u64(pk, "start", start);
+	gk_pk_kv_u64(pk, "len", len);
+	gk_pk_kv_u64(pk, "pid", (uint64_t)syscall_no_intercept(SYS_getpid));
+	gk_pk_kv_bool(pk, "test", test);
+	rc = gk_rpc_run_session(&c, 1);
+	if (!rc)
+		rc = -c.status;
+	if (!rc) {
+		const msgpack_object *o = gk_mp_get(c.result, "conflict");
+		rc = gk_mp_bool(c.result, "granted") ? 0 : 1;
+		if (conflict) {
+			memset(conflict, 0, sizeof(*conflict));
+			if (o && o->type == MSGPACK_OBJECT_MAP) {
+				conflict->found = 1;
+				conflict->type = (int)gk_mp_u64(o, "type", 1);
+				conflict->start = gk_mp_u64(o, "start", 0);
+				conflict->len = gk_mp_u64(o, "len", 0);
+				conflict->pid = (int64_t)gk_mp_u64(o, "pid", 0);
+				gk_mp_str(o, "owner", conflict->owner, sizeof(conflict->owner));
+			}
+		}
+	}
+	gk_call_done(&c);
+	return rc;
+}
+
+int
+gk_fwd_unlock_owner(const char *data_key, const char *owner)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, gk_chunk_owner(data_key, 0, gkc_cfg.n_hosts),
+	                                  "unlock_owner", 2);
+	int rc;
+
+	gk_pk_kv_str(pk, "owner", owner);
+	gk_pk_kv_str(pk, "data_key", data_key);
+	rc = gk_rpc_run_session(&c, 1);
+	if (!rc)
+		rc = -c.status;
+	gk_call_done(&c);
+	return rc;
+}

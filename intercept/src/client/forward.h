@@ -62,4 +62,18 @@ int gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns);
 /* chmod/chown in place on the metadata owner; -1 = unchanged. */
 int gk_fwd_setattr(const char *path, long mode, long uid, long gid);
 
+/* Locks (docs/protocol.md 4.3 lock, 4.5).  type: 0 F_RDLCK, 1 F_WRLCK,
+ * 2 F_UNLCK; len 0 = to infinity; space "posix" or "flock".
+ * 0 granted (or, with test, no conflict), 1 conflict (filled in), -errno. */
+struct gk_lock_conflict {
+	int found, type;
+	uint64_t start, len;
+	int64_t pid;
+	char owner[40];
+};
+int gk_fwd_lock(const char *data_key, const char *owner, const char *space,
+                int type, uint64_t start, uint64_t len, int test,
+                struct gk_lock_conflict *conflict);
+int gk_fwd_unlock_owner(const char *data_key, const char *owner);
+
 #endif

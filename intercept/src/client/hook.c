@@ -178,6 +178,7 @@ install(void)
 	H(execveat, hook_execveat);
 	H(fstatfs, hook_fstatfs);
 	H(syncfs, hook_fd_unsupported);
+	H(exit_group, hook_exit_group);
 	H(fchmod, hook_fchmod);
 #undef H
 }

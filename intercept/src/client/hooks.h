@@ -121,6 +121,7 @@ int hook_mmap(const long *a, long *res);
 int hook_execve(const long *a, long *res);
 int hook_execveat(const long *a, long *res);
 int hook_fd_unsupported(const long *a, long *res);
+int hook_exit_group(const long *a, long *res);
 
 /* exec_state.c: descriptors and cwd across exec */
 void gk_exec_state_adopt(void);

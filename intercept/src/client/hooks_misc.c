@@ -2,9 +2,8 @@
  * hooks_misc.c - fcntl, flock, ioctl, mmap, syncfs, execve/execveat on
  * gkfs descriptors and paths.
  *
- * Locks: gkfs has no lock service.  flock and fcntl record locks on a gkfs
- * descriptor fail with ENOLCK ("no locks available", what NFS without a
- * lock manager says), never a silent success.
+ * Locks (fcntl record and OFD locks, flock) are held by the daemons:
+ * locks.c.
  */
 #include <errno.h>
 #include <linux/fs.h>
@@ -15,6 +14,7 @@
 #include "fdtable.h"
 #include "gkfs_ops.h"
 #include "hooks.h"
+#include "locks.h"
 #include "log.h"
 
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC)
@@ -60,8 +60,7 @@ hook_fcntl(const long *a, long *res)
 	case F_OFD_GETLK:
 	case F_OFD_SETLK:
 	case F_OFD_SETLKW:
-		GKC_LOG(GKC_INFO, "fcntl lock on %s: ENOLCK (gkfs has no locks)", f->ofd->path);
-		rc = -ENOLCK;
+		rc = gkfs_fcntl_lock(f, (int)a[1], (struct flock *)a[2]);
 		break;
 	case F_GETOWN:
 	case F_SETOWN:
@@ -88,9 +87,9 @@ hook_flock(const long *a, long *res)
 
 	if (!f)
 		return PASS;
-	GKC_LOG(GKC_INFO, "flock on %s: ENOLCK (gkfs has no locks)", f->ofd->path);
+	long rc = gkfs_flock(f, (int)a[1]);
 	gk_file_put(f);
-	return HANDLED(-ENOLCK);
+	return HANDLED(rc);
 }
 
 /* ioctl: FICLONE/FICLONERANGE (cp --reflink) get EOPNOTSUPP, so cp copies
@@ -217,4 +216,28 @@ hook_execveat(const long *a, long *res)
 	if (!gk_fd_count() && !gk_cwd_in_gkfs() && kind != GK_KERNEL_ABS)
 		return PASS;
 	return HANDLED(gk_exec_with_state(SYS_execveat, b, 3));
+}
+
+static int
+close_at_exit(int fd, struct gk_file *f, void *arg)
+{
+	(void)f;
+	(void)arg;
+	gk_fd_forget(fd);
+	return 0;
+}
+
+/* exit_group closes every descriptor: open file descriptions shared with
+ * other processes learn they lost one (their OFD and flock locks go with
+ * the last), and record locks go now rather than when the daemons notice
+ * the closed connection. */
+int
+hook_exit_group(const long *a, long *res)
+{
+	(void)a;
+	(void)res;
+	if (gk_fd_count())
+		gk_fd_each(close_at_exit, NULL);
+	gk_locks_at_exit();
+	return PASS;
 }

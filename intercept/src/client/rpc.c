@@ -113,6 +113,11 @@ struct conn {
 	void *sock[];
 };
 
+/* The lock session (see gk_rpc_run_session). */
+static pthread_mutex_t session_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conn *session;
+static uint64_t session_owner;
+
 static __thread struct conn *tls_conn __attribute__((tls_model("initial-exec")));
 
 static void
@@ -195,6 +200,9 @@ gk_rpc_after_fork(void)
 	rpc_gen++;
 	z_ctx = NULL;
 	tls_conn = NULL;   /* this thread's; it is the only one in the child */
+	session = NULL;    /* the parent's locks are not the child's */
+	session_owner = 0;
+	pthread_mutex_init(&session_lock, NULL);
 	pthread_mutex_init(&init_lock, NULL);
 	if (ready_errno == 0)
 		ready_errno = -2;     /* connect again, chunk size is known */
@@ -380,18 +388,75 @@ reset_socket(struct conn *cn, unsigned i)
 	}
 }
 
+static int run_on(struct conn *cn, struct gk_call *calls, int n, int rc);
+
 int
 gk_rpc_run(struct gk_call *calls, int n)
 {
-	struct conn *cn;
-	z_pollitem_t items[64];
-	unsigned idx[64];
-	int pending = 0, rc = 0;
-	long deadline;
+	struct conn *cn = NULL;
+	int rc = 0;
 
 	if (gk_rpc_ready() != 0)
 		rc = -EIO;
 	cn = rc ? NULL : get_conn();
+	return run_on(cn, calls, n, rc);
+}
+
+/* --- the lock session ---------------------------------------------------------
+ * Locks are bound by the daemons to the connection that took them (they go
+ * when it closes: docs/protocol.md 4.5), so lock requests use one set of
+ * sockets per process that lives as long as the process, never a thread's
+ * (closed at thread exit).  A forked child starts its own (its parent's
+ * locks are not its own); exec closes it (CLOEXEC), dropping the locks. */
+
+int
+gk_rpc_run_session(struct gk_call *calls, int n)
+{
+	int rc = 0;
+
+	if (gk_rpc_ready() != 0)
+		rc = -EIO;
+	pthread_mutex_lock(&session_lock);
+	if (!rc && (!session || session->gen != rpc_gen || session->n != gkc_cfg.n_hosts)) {
+		struct conn *c = calloc(1, sizeof(*c) + gkc_cfg.n_hosts * sizeof(void *));
+		if (c) {
+			c->gen = rpc_gen;
+			c->n = gkc_cfg.n_hosts;
+			c->next_id = 1;
+		}
+		if (session && session->gen == rpc_gen)
+			close_conn(session);
+		session = c;
+	}
+	rc = run_on(rc ? NULL : session, calls, n, rc);
+	pthread_mutex_unlock(&session_lock);
+	return rc;
+}
+
+uint64_t
+gk_rpc_process_owner(void)
+{
+	uint64_t v = __atomic_load_n(&session_owner, __ATOMIC_ACQUIRE);
+
+	while (!v) {
+		if (syscall_no_intercept(SYS_getrandom, &v, sizeof(v), 0) != (long)sizeof(v))
+			v = ((uint64_t)syscall_no_intercept(SYS_getpid) << 32) ^ (uint64_t)now_ms();
+		uint64_t zero = 0;
+		if (!__atomic_compare_exchange_n(&session_owner, &zero, v, 0,
+		                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			v = zero;
+	}
+	return v;
+}
+
+static int
+run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
+{
+	z_pollitem_t items[64];
+	unsigned idx[64];
+	int pending = 0;
+	long deadline;
+
 	if (!cn)
 		rc = -EIO;
 	for (int i = 0; i < n && !rc; i++) {

@@ -43,6 +43,11 @@ msgpack_packer *gk_call_args(struct gk_call *c, unsigned target,
  * all were answered (look at each status), -EIO/-ENOTCONN on transport
  * failure (unanswered calls then have status EIO). */
 int gk_rpc_run(struct gk_call *calls, int n);
+/* gk_rpc_run on the process's lock session: sockets that live as long as
+ * the process (locks are bound to the connection that took them). */
+int gk_rpc_run_session(struct gk_call *calls, int n);
+/* A random id of this process (new in a forked child): its lock owner. */
+uint64_t gk_rpc_process_owner(void);
 /* Frees what a call holds (args and reply). */
 void gk_call_done(struct gk_call *c);
 void gk_calls_done(struct gk_call *c, int n);
