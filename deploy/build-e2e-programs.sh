@@ -5,6 +5,7 @@
 #   tests/e2e/programs/mpi_io.c      MPI ranks writing own + shared files
 #   tests/e2e/programs/threads_io.c  threads writing own + shared files
 #   bench/programs/fsbench.c         create/stat/unlink and write/read timing
+#   tests/e2e/programs/hdf5_rw.c     HDF5 write/read with file locking on
 # Only what is out of date is rebuilt. Prints the output directory last.
 #
 #   deploy/build-e2e-programs.sh            build
@@ -45,4 +46,7 @@ build() {  # build NAME SOURCE [flags and libraries, after the source...]
 build mpi_io tests/e2e/programs/mpi_io.c -I"$mpi_inc" -L"$lib/openmpi/lib" -lmpi
 build threads_io tests/e2e/programs/threads_io.c -pthread
 build fsbench bench/programs/fsbench.c
+hdf5_inc="$sysroot/usr/include/hdf5/serial"
+[[ -e "$hdf5_inc/hdf5.h" ]] || die "HDF5 headers missing in $hdf5_inc (sysroot lacks libhdf5-dev: deploy/riscv64-sysroot.sh --force)"
+build hdf5_rw tests/e2e/programs/hdf5_rw.c -I"$hdf5_inc" -lhdf5_serial
 echo "$out"

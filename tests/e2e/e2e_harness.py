@@ -302,7 +302,7 @@ def build_programs() -> Path:
                         capture_output=True, text=True, timeout=600)
     need(cp.returncode == 0, f"deploy/build-e2e-programs.sh failed:\n{cp.stdout}\n{cp.stderr}")
     out = Path(cp.stdout.strip().splitlines()[-1])
-    for name in ("mpi_io", "threads_io", "fsbench"):
+    for name in ("mpi_io", "threads_io", "fsbench", "hdf5_rw"):
         need((out / name).is_file(), f"{out / name} not built by deploy/build-e2e-programs.sh")
     return out
 
