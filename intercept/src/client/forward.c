@@ -102,7 +102,12 @@ gk_fwd_create(const char *path, uint32_t mode, int exclusive,
 	rc = gk_rpc_run(c, 2);
 	if (!rc) {
 		int perr = c[0].status;
-		if (!perr && (record_of(&c[0], "stat", &pr) || (pr.mode & GK_S_IFMT) != GK_S_IFDIR))
+		if (!perr && record_of(&c[0], "stat", &pr))
+			perr = EBADMSG;
+		/* a symlink parent: ENOENT here, the caller follows it */
+		if (!perr && (pr.mode & GK_S_IFMT) == GK_S_IFLNK)
+			perr = ENOENT;
+		else if (!perr && (pr.mode & GK_S_IFMT) != GK_S_IFDIR)
 			perr = ENOTDIR;
 		*created = c[1].status == 0 && gk_mp_bool(c[1].result, "created");
 		if (!c[1].status)

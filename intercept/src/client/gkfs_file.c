@@ -44,9 +44,7 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 	if ((flags & O_TMPFILE) == O_TMPFILE)
 		return -EOPNOTSUPP;   /* no unnamed files in gkfs */
 	snprintf(p, sizeof(p), "%s", path);
-	for (int hop = 0;; hop++) {
-		if (hop == GK_MAX_SYMLINK_HOPS)
-			return -ELOOP;
+	for (int hops = 0;;) {
 		if (flags & O_CREAT) {
 			mode_t um = (mode_t)syscall_no_intercept(SYS_umask, 022);
 			syscall_no_intercept(SYS_umask, um);
@@ -55,8 +53,15 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 		} else {
 			rc = gk_fwd_stat(p, &r);
 		}
-		if (rc == -ENOENT)
-			return gkfs_missing(p);   /* "file/x": ENOTDIR */
+		if (rc == -ENOENT) {
+			/* a symlink in an earlier component, or "file/x": ENOTDIR */
+			char next[GK_PATH_MAX + 1];
+			rc = gkfs_through_links(p, next, redirect, &hops);
+			if (rc != GK_RETRY)
+				return rc;
+			snprintf(p, sizeof(p), "%s", next);
+			continue;
+		}
 		if (rc)
 			return rc;
 		if ((r.mode & GK_S_IFMT) != GK_S_IFLNK)
@@ -68,6 +73,8 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 		}
 		if (flags & O_EXCL)
 			return -EEXIST;
+		if (++hops > GK_MAX_SYMLINK_HOPS)
+			return -ELOOP;
 		/* the link's target, relative to the link's directory */
 		char joined[2 * GK_PATH_MAX + 2];
 		if (r.target[0] == '/') {

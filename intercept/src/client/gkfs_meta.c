@@ -111,16 +111,14 @@ link_target(const char *link, const char *target, char *out, char *redirect)
 }
 
 int
-gkfs_missing(const char *path)
+gkfs_through_links(const char *path, char *out, char *redirect, int *hops)
 {
-	char p[GK_PATH_MAX + 1], up[GK_PATH_MAX + 1];
+	char p[GK_PATH_MAX + 1], up[GK_PATH_MAX + 1], t[GK_PATH_MAX + 1];
 	struct gk_record r;
-	int rc = -ENOENT;
+	int rc;
 
-	/* Daemons hold whole paths and never walk components, so the
-	 * ancestors are asked here, nearest first: the first one that exists
-	 * decides (an intermediate symlink is not followed: ENOENT, see
-	 * gkfs_ops.h). */
+	/* The nearest ancestor with a record decides (records exist only for
+	 * real paths, so everything above it is a real directory). */
 	snprintf(p, sizeof(p), "%s", path);
 	while (strcmp(p, "/")) {
 		gk_parent_path(p, up);
@@ -133,11 +131,27 @@ gkfs_missing(const char *path)
 		}
 		if (rc)
 			return rc;
-		if ((r.mode & GK_S_IFMT) == GK_S_IFDIR || (r.mode & GK_S_IFMT) == GK_S_IFLNK)
+		if ((r.mode & GK_S_IFMT) == GK_S_IFDIR)
 			return -ENOENT;
-		/* not a directory: the kernel's walk stops here, whatever
-		 * lies above (the ancestors above it exist, since it does) */
-		return -ENOTDIR;
+		if ((r.mode & GK_S_IFMT) != GK_S_IFLNK)
+			return -ENOTDIR;
+		if (++*hops > GK_MAX_SYMLINK_HOPS)
+			return -ELOOP;
+		const char *rest = path + strlen(up);     /* "/..." */
+		rc = link_target(up, r.target, t, redirect);
+		if (rc == GK_REDIRECT) {
+			size_t n = strlen(redirect);
+			if (n + strlen(rest) > GK_PATH_MAX)
+				return -ENAMETOOLONG;
+			memcpy(redirect + n, rest, strlen(rest) + 1);
+			return GK_REDIRECT;
+		}
+		if (rc)
+			return rc;
+		if (strlen(t) + strlen(rest) > GK_PATH_MAX)
+			return -ENAMETOOLONG;
+		snprintf(out, GK_PATH_MAX + 1, "%s%s", strcmp(t, "/") ? t : "", rest);
+		return GK_RETRY;
 	}
 	return -ENOENT;
 }
@@ -160,14 +174,20 @@ int
 gkfs_record(const char *path, int follow, struct gk_record *r, char *final_path,
             char *redirect)
 {
-	char p[GK_PATH_MAX + 1];
-	int rc;
+	char p[GK_PATH_MAX + 1], next[GK_PATH_MAX + 1];
+	int rc, hops = 0;
 
 	snprintf(p, sizeof(p), "%s", path);
-	for (int hop = 0; hop < GK_MAX_SYMLINK_HOPS; hop++) {
+	for (;;) {
 		rc = gk_fwd_stat(p, r);
-		if (rc == -ENOENT)
-			return gkfs_missing(p);
+		if (rc == -ENOENT) {
+			/* a symlink in an earlier component? */
+			rc = gkfs_through_links(p, next, redirect, &hops);
+			if (rc != GK_RETRY)
+				return rc;
+			strcpy(p, next);
+			continue;
+		}
 		if (rc)
 			return rc;
 		if (!follow || (r->mode & GK_S_IFMT) != GK_S_IFLNK) {
@@ -175,13 +195,13 @@ gkfs_record(const char *path, int follow, struct gk_record *r, char *final_path,
 				strcpy(final_path, p);
 			return 0;
 		}
-		char next[GK_PATH_MAX + 1];
+		if (++hops > GK_MAX_SYMLINK_HOPS)
+			return -ELOOP;
 		rc = link_target(p, r->target, next, redirect);
 		if (rc)
 			return rc;
 		strcpy(p, next);
 	}
-	return -ELOOP;
 }
 
 static mode_t
@@ -226,16 +246,33 @@ gkfs_access(const char *path, int mode, int flags, int must_dir, char *redirect)
 	return 0;
 }
 
+/* Runs `op` on path; when it finds nothing there, follows symlinks in the
+ * earlier components and runs it again (the last component is never
+ * followed: mkdir, unlink, rmdir, symlink, rename act on the name). */
+#define THROUGH_LINKS(p, redirect, call) ({                                  \
+	int _hops = 0, _rc;                                                  \
+	char _next[GK_PATH_MAX + 1];                                         \
+	for (;;) {                                                           \
+		_rc = (call);                                                \
+		if (_rc != -ENOENT)                                          \
+			break;                                               \
+		_rc = gkfs_through_links(p, _next, redirect, &_hops);        \
+		if (_rc != GK_RETRY)                                         \
+			break;                                               \
+		strcpy(p, _next);                                            \
+	}                                                                    \
+	_rc; })
+
 int
-gkfs_mkdir(const char *path, mode_t mode)
+gkfs_mkdir(const char *path, mode_t mode, char *redirect)
 {
+	char p[GK_PATH_MAX + 1];
 	struct gk_record r;
 	int created;
+	mode_t m = GK_S_IFDIR | (mode & 07777 & ~current_umask());
 
-	int rc = gk_fwd_create(path, GK_S_IFDIR | (mode & 07777 & ~current_umask()), 1,
-	                       &r, &created);
-
-	return rc == -ENOENT ? gkfs_missing(path) : rc;   /* "file/x": ENOTDIR */
+	snprintf(p, sizeof(p), "%s", path);
+	return THROUGH_LINKS(p, redirect, gk_fwd_create(p, m, 1, &r, &created));
 }
 
 static void
@@ -247,56 +284,76 @@ drop_data(const struct gk_record *r)
 }
 
 int
-gkfs_unlink(const char *path)
+gkfs_unlink(const char *path, char *redirect)
 {
+	char p[GK_PATH_MAX + 1];
 	struct gk_record r;
-	int rc = gk_fwd_remove(path, 0, NULL, &r);
+	int rc;
 
+	snprintf(p, sizeof(p), "%s", path);
+	rc = THROUGH_LINKS(p, redirect, gk_fwd_remove(p, 0, NULL, &r));
 	if (!rc)
 		drop_data(&r);
-	return rc == -ENOENT ? gkfs_missing(path) : rc;
+	return rc;
 }
 
 int
-gkfs_rmdir(const char *path)
+gkfs_rmdir(const char *path, char *redirect)
 {
+	char p[GK_PATH_MAX + 1];
 	struct gk_record r;
 	int rc;
 
 	if (!strcmp(path, "/"))
 		return -EBUSY;
-	rc = gk_fwd_stat(path, &r);
+	snprintf(p, sizeof(p), "%s", path);
+	rc = THROUGH_LINKS(p, redirect, gk_fwd_stat(p, &r));
 	if (rc)
-		return rc == -ENOENT ? gkfs_missing(path) : rc;
+		return rc;
 	if ((r.mode & GK_S_IFMT) != GK_S_IFDIR)
 		return -ENOTDIR;
-	rc = gk_fwd_has_children(path);
+	rc = gk_fwd_has_children(p);
 	if (rc < 0)
 		return rc;
 	if (rc > 0)
 		return -ENOTEMPTY;
-	return gk_fwd_remove(path, 1, NULL, NULL);
+	return gk_fwd_remove(p, 1, NULL, NULL);
 }
 
 int
-gkfs_rename(const char *o, const char *n, unsigned flags)
+gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 {
-	char np[GK_PATH_MAX + 1];
+	char o[GK_PATH_MAX + 1], n[GK_PATH_MAX + 1], np[GK_PATH_MAX + 1];
+	char rn_parent[GK_PATH_MAX + 1];
+	char redirect[GK_PATH_MAX + 1];
 	struct gk_record ro, rn, rp, replaced;
 	int rc, has_new, new_children = 0, old_children = 0;
-	size_t ol = strlen(o);
+	size_t ol;
 
 	if (flags & ~(unsigned)RENAME_NOREPLACE)
 		return -EINVAL;   /* RENAME_EXCHANGE / WHITEOUT: not supported */
+	snprintf(o, sizeof(o), "%s", old_path);
+	snprintf(n, sizeof(n), "%s", new_path);
 	if (!strcmp(o, "/") || !strcmp(n, "/"))
+		return -EBUSY;
+	/* earlier components may be symlinks (the names themselves are not
+	 * followed); one leading out of gkfs makes it a cross-device rename */
+	rc = THROUGH_LINKS(o, redirect, gk_fwd_stat(o, &ro));
+	if (rc)
+		return rc == GK_REDIRECT ? -EXDEV : rc;
+	gk_parent_path(n, rn_parent);
+	rc = gkfs_record(rn_parent, 1, &rp, np, redirect);
+	if (rc)
+		return rc == GK_REDIRECT ? -EXDEV : rc;
+	if (strcmp(np, "/"))
+		snprintf(n, sizeof(n), "%s/%s", np, strrchr(new_path, '/') + 1);
+	else
+		snprintf(n, sizeof(n), "/%s", strrchr(new_path, '/') + 1);
+	ol = strlen(o);
+	if (!strcmp(n, "/"))
 		return -EBUSY;
 	if (!strncmp(n, o, ol) && n[ol] == '/')
 		return -EINVAL;
-	gk_parent_path(n, np);
-	if ((rc = gk_fwd_stat(o, &ro)))
-		return rc;
-	if ((rc = gk_fwd_stat(np, &rp)))
-		return rc;
 	if ((rp.mode & GK_S_IFMT) != GK_S_IFDIR)
 		return -ENOTDIR;
 	if (!strcmp(o, n))
@@ -381,29 +438,38 @@ gkfs_ftruncate(struct gk_file *f, int64_t len)
 }
 
 int
-gkfs_symlink(const char *target, const char *linkpath)
+gkfs_symlink(const char *target, const char *linkpath, char *redirect)
 {
-	char parent[GK_PATH_MAX + 1];
+	char parent[GK_PATH_MAX + 1], lp[GK_PATH_MAX + 1];
 	struct gk_record r;
 	int rc;
 
 	if (!*target)
 		return -ENOENT;
-	gk_parent_path(linkpath, parent);
-	rc = gk_fwd_stat(parent, &r);
+	gk_parent_path(linkpath, lp);
+	rc = gkfs_record(lp, 1, &r, parent, redirect);
+	if (rc == GK_REDIRECT) {
+		size_t n = strlen(redirect);
+		snprintf(redirect + n, GK_PATH_MAX + 1 - n, "%s", strrchr(linkpath, '/'));
+		return GK_REDIRECT;
+	}
 	if (rc)
 		return rc;
 	if ((r.mode & GK_S_IFMT) != GK_S_IFDIR)
 		return -ENOTDIR;
-	return gk_fwd_symlink(linkpath, target);
+	snprintf(lp, sizeof(lp), "%s%s", strcmp(parent, "/") ? parent : "", strrchr(linkpath, '/'));
+	return gk_fwd_symlink(lp, target);
 }
 
 long
-gkfs_readlink(const char *path, char *buf, size_t size)
+gkfs_readlink(const char *path, char *buf, size_t size, char *redirect)
 {
-	char t[GK_PATH_MAX + 1];
-	int rc = gk_fwd_readlink(path, t, sizeof(t));
+	char t[GK_PATH_MAX + 1], p[GK_PATH_MAX + 1];
+	int rc;
 	size_t n;
+
+	snprintf(p, sizeof(p), "%s", path);
+	rc = THROUGH_LINKS(p, redirect, gk_fwd_readlink(p, t, sizeof(t)));
 
 	if (rc)
 		return rc;
@@ -489,8 +555,9 @@ gkfs_chown(const char *path, long uid, long gid, int follow)
 	int rc;
 
 	if (uid == -1 && gid == -1) {
-		rc = gk_fwd_stat(path, &r);
-		return rc;
+		char redirect[GK_PATH_MAX + 1];
+		rc = gkfs_record(path, follow, &r, NULL, redirect);
+		return rc == GK_REDIRECT ? -EXDEV : rc;
 	}
 	return set_attr(path, follow, -1, uid == -1 ? -1 : uid & 0xffffffffL,
 	                gid == -1 ? -1 : gid & 0xffffffffL);

@@ -3,9 +3,13 @@
  * Paths are canonical gkfs paths (paths.c resolved them); results are
  * kernel-style: >= 0, or -errno.
  *
- * Symlinks are followed in the last component.  A link whose target leads
- * out of gkfs yields GK_REDIRECT with the absolute kernel path in `redirect`
- * (the hook then performs the call on the kernel with that path).
+ * Symlinks are followed in every component (the last one as the call
+ * says), at most GK_MAX_SYMLINK_HOPS in all (ELOOP), as the kernel does.
+ * The full path is asked first; only when nothing is there are the
+ * ancestors asked (gkfs_through_links), so a path without links costs
+ * nothing more.  A link whose target leads out of gkfs yields GK_REDIRECT
+ * with the absolute kernel path in `redirect` (the hook then performs the
+ * call on the kernel with that path).
  */
 #ifndef GKFS_CLIENT_GKFS_OPS_H
 #define GKFS_CLIENT_GKFS_OPS_H
@@ -20,6 +24,7 @@
 #include "proto.h"
 
 #define GK_REDIRECT 0x7fff0000
+#define GK_RETRY 0x7fff0001
 #define GK_MAX_SYMLINK_HOPS 40
 
 int gkfs_open(const char *path, int flags, mode_t mode, char *redirect);
@@ -27,10 +32,13 @@ int gkfs_open(const char *path, int flags, mode_t mode, char *redirect);
  * *final gets the path finally stat'ed (may be NULL). */
 int gkfs_record(const char *path, int follow, struct gk_record *r,
                 char *final_path, char *redirect);
-/* The error for a path whose record is missing: -ENOTDIR when an ancestor
- * is not a directory ("file/x"), else -ENOENT.  Costs a stat per ancestor
- * up to the first that exists, so only ever called on that error path. */
-int gkfs_missing(const char *path);
+/* For a path whose record is missing, decided by its nearest existing
+ * ancestor (a stat per ancestor up to it, so only ever on that error
+ * path): a symlink gives GK_RETRY with `out` = the path with that ancestor
+ * replaced by the link's target (*hops counts links followed: ELOOP past
+ * 40), or GK_REDIRECT when that leads out of gkfs; a directory -ENOENT; a
+ * file -ENOTDIR ("file/x", as the kernel). */
+int gkfs_through_links(const char *path, char *out, char *redirect, int *hops);
 /* The error for a call that cannot succeed on a path spelled as a directory
  * ("x/") and never acts on a directory (unlink, truncate): -EISDIR,
  * -ENOTDIR or the missing-path error.  Nothing is changed. */
@@ -51,13 +59,13 @@ int gkfs_fsync(struct gk_file *f);
 int gkfs_fallocate(struct gk_file *f, int mode, int64_t off, int64_t len);
 long gkfs_getdents64(struct gk_file *f, void *buf, size_t count);
 
-int gkfs_mkdir(const char *path, mode_t mode);
-int gkfs_unlink(const char *path);
-int gkfs_rmdir(const char *path);
+int gkfs_mkdir(const char *path, mode_t mode, char *redirect);
+int gkfs_unlink(const char *path, char *redirect);
+int gkfs_rmdir(const char *path, char *redirect);
 int gkfs_rename(const char *old, const char *new_, unsigned flags);
 int gkfs_truncate(const char *path, int64_t len);
-int gkfs_symlink(const char *target, const char *linkpath);
-long gkfs_readlink(const char *path, char *buf, size_t size);
+int gkfs_symlink(const char *target, const char *linkpath, char *redirect);
+long gkfs_readlink(const char *path, char *buf, size_t size, char *redirect);
 int gkfs_utimens(const char *path, const struct timespec *times, int follow);
 int gkfs_chmod(const char *path, mode_t mode, int follow);
 int gkfs_chown(const char *path, long uid, long gid, int follow);

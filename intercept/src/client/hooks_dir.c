@@ -34,7 +34,11 @@ hook_mkdirat(const long *a, long *res)
 
 	if (route != GK_ON_GKFS)
 		return route;
-	return HANDLED(gkfs_mkdir(r.path, (mode_t)a[2]));
+	char redirect[GK_PATH_MAX + 1];
+	long rc = gkfs_mkdir(r.path, (mode_t)a[2], redirect);
+	if (rc == GK_REDIRECT)     /* through a symlink out of gkfs */
+		rc = gk_kernel_abs(SYS_mkdirat, a, 0, 1, redirect);
+	return HANDLED(rc);
 }
 
 int
@@ -49,7 +53,11 @@ hook_unlinkat(const long *a, long *res)
 		return HANDLED(-EINVAL);
 	if (r.must_dir && !(a[2] & AT_REMOVEDIR))
 		return HANDLED(gkfs_dir_only_error(r.path));   /* unlink("f/") */
-	return HANDLED((a[2] & AT_REMOVEDIR) ? gkfs_rmdir(r.path) : gkfs_unlink(r.path));
+	char redirect[GK_PATH_MAX + 1];
+	long rc = (a[2] & AT_REMOVEDIR) ? gkfs_rmdir(r.path, redirect) : gkfs_unlink(r.path, redirect);
+	if (rc == GK_REDIRECT)
+		rc = gk_kernel_abs(SYS_unlinkat, a, 0, 1, redirect);
+	return HANDLED(rc);
 }
 
 static long

@@ -50,7 +50,11 @@ hook_symlinkat(const long *a, long *res)
 
 	if (route != GK_ON_GKFS)
 		return route;
-	return HANDLED(gkfs_symlink((const char *)a[0], r.path));
+	char redirect[GK_PATH_MAX + 1];
+	long rc = gkfs_symlink((const char *)a[0], r.path, redirect);
+	if (rc == GK_REDIRECT)
+		rc = gk_kernel_abs(SYS_symlinkat, a, 1, 2, redirect);
+	return HANDLED(rc);
 }
 
 /* Hard links: gkfs has none (EPERM, as file systems without links say). */

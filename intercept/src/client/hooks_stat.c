@@ -136,7 +136,11 @@ hook_readlinkat(const long *a, long *res)
 		return route;
 	if ((long)a[3] <= 0)
 		return HANDLED(-EINVAL);
-	return HANDLED(gkfs_readlink(r.path, (char *)a[2], (size_t)a[3]));
+	char redirect[GK_PATH_MAX + 1];
+	long rc = gkfs_readlink(r.path, (char *)a[2], (size_t)a[3], redirect);
+	if (rc == GK_REDIRECT)
+		rc = gk_kernel_abs(SYS_readlinkat, a, 0, 1, redirect);
+	return HANDLED(rc);
 }
 
 int
