@@ -19,6 +19,7 @@ from gkfs_client import protocol, security
 from gkfs_client.config import DaemonConfig
 
 from .chunkstore import ChunkStore
+from .holds import HoldTable
 from .locks import LockTable
 from .metadata import MetadataStore
 
@@ -39,6 +40,7 @@ class DaemonState:
     # Secret for data capabilities (None: security off, no capabilities).
     cap_secret: bytes | None = None
     locks: LockTable = field(default_factory=LockTable)
+    holds: HoldTable = field(default_factory=HoldTable)
 
     def count(self, op: str, ok: bool) -> None:
         with self.lock:
@@ -95,7 +97,8 @@ def op_status(state: DaemonState, args: dict, data: list) -> Result:
         "chunk_size": state.config.chunk_size, "uptime_s": time.monotonic() - state.started,
         "files": state.meta.count(), "bytes_stored": state.chunks.bytes_stored(),
         "free_bytes": fs.f_bavail * fs.f_frsize, "total_bytes": fs.f_blocks * fs.f_frsize,
-        "workers": state.config.workers, "inflight": inflight, "locks": state.locks.count(), "ops": ops, "errors": errors,
+        "workers": state.config.workers, "inflight": inflight, "locks": state.locks.count(),
+        "open_files": state.holds.count(), "orphans": state.meta.orphan_count(), "ops": ops, "errors": errors,
     }
     if state.cap_secret is not None:
         # Only an authenticated peer (CURVE) learns where the daemon runs and
@@ -111,27 +114,44 @@ def op_statfs(state: DaemonState, args: dict, data: list) -> Result:
             "name_max": protocol.MAX_NAME_BYTES, "chunk_size": state.config.chunk_size}, []
 
 
-def op_create(state: DaemonState, args: dict, data: list) -> Result:
+def _hold(state: DaemonState, args: dict, peer: bytes):
+    """(holds, owner, connection) when the request registers an open."""
+    owner = args.get("hold")
+    return (state.holds, owner, peer) if owner else None
+
+
+def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
     who = caller()
-    rec, created = state.meta.create(args["path"], args["mode"], bool(args.get("exclusive")), who.uid, who.gid)
-    return {"stat": rec, "created": created}, []
+    rec, created = state.meta.create(args["path"], args["mode"], bool(args.get("exclusive")), who.uid, who.gid,
+                                     _hold(state, args, peer))
+    return {"stat": rec, "created": created, "reclaim": state.meta.reclaimable(state.holds)}, []
 
 
-def op_stat(state: DaemonState, args: dict, data: list) -> Result:
-    return {"stat": state.meta.stat(args["path"])}, []
+def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
+    hold = _hold(state, args, peer)
+    if hold:
+        return {"stat": state.meta.stat_hold(args["path"], hold)}, []
+    return {"stat": state.meta.stat(args["path"], args.get("data_key"))}, []
 
 
 def op_remove(state: DaemonState, args: dict, data: list) -> Result:
-    return {"stat": state.meta.remove(args["path"], args.get("rmdir"), args.get("data_key"))}, []
+    rec, held = state.meta.remove(args["path"], args.get("rmdir"), args.get("data_key"), state.holds)
+    return {"stat": rec, "held": held, "reclaim": state.meta.reclaimable(state.holds)}, []
+
+
+def op_release(state: DaemonState, args: dict, data: list) -> Result:
+    state.holds.release(args["data_key"], args["owner"])
+    return {"reclaim": state.meta.reclaimable(state.holds)}, []
 
 
 def op_update_size(state: DaemonState, args: dict, data: list) -> Result:
-    offset, size = state.meta.update_size(args["path"], args["offset"], args["count"], bool(args.get("append")))
+    offset, size = state.meta.update_size(args["path"], args["offset"], args["count"], bool(args.get("append")),
+                                          args.get("data_key"))
     return {"offset": offset, "size": size}, []
 
 
 def op_truncate(state: DaemonState, args: dict, data: list) -> Result:
-    return {"stat": state.meta.truncate(args["path"], args["size"])}, []
+    return {"stat": state.meta.truncate(args["path"], args["size"], args.get("data_key"))}, []
 
 
 def op_get_dirents(state: DaemonState, args: dict, data: list) -> Result:
@@ -189,13 +209,14 @@ def op_fsync(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_rename(state: DaemonState, args: dict, data: list) -> Result:
-    rec, replaced = state.meta.rename(args["old"], args["new"])
-    return {"stat": rec, "replaced": replaced}, []
+    rec, replaced, held = state.meta.rename(args["old"], args["new"], state.holds)
+    return {"stat": rec, "replaced": replaced, "replaced_held": held,
+            "reclaim": state.meta.reclaimable(state.holds)}, []
 
 
 def op_insert(state: DaemonState, args: dict, data: list) -> Result:
-    replaced = state.meta.insert(args["path"], args["record"], bool(args.get("replace")))
-    return {"replaced": replaced}, []
+    replaced, held = state.meta.insert(args["path"], args["record"], bool(args.get("replace")), state.holds)
+    return {"replaced": replaced, "replaced_held": held}, []
 
 
 def op_symlink(state: DaemonState, args: dict, data: list) -> Result:

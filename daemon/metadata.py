@@ -88,7 +88,12 @@ class MetadataStore:
         directory.mkdir(parents=True, exist_ok=True)
         # map_size is address space, not disk: 64 GiB of metadata at most.
         self.env = lmdb.open(str(directory), map_size=map_size, subdir=True, sync=sync, metasync=sync,
-                             max_readers=256, readahead=False)
+                             max_readers=256, readahead=False, max_dbs=2)
+        # Files removed while open somewhere (holds.py), by data key; the
+        # named database is itself one record of the main one.
+        self.orphans = self.env.open_db(b"orphans")
+        with self.env.begin() as txn:
+            self._n_orphans = txn.stat(self.orphans)["entries"]
         self._write_lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -105,7 +110,10 @@ class MetadataStore:
         self.env.sync(True)
 
     def count(self) -> int:
-        return self.env.stat()["entries"]
+        return max(0, self.env.stat()["entries"] - 1)   # minus the orphans database's own record
+
+    def orphan_count(self) -> int:
+        return self._n_orphans
 
     # -- reads ------------------------------------------------------------
     def get(self, path: str) -> dict[str, Any] | None:
@@ -115,11 +123,68 @@ class MetadataStore:
             return root_record() if path == "/" else None
         return _unpack(raw)
 
-    def stat(self, path: str) -> dict[str, Any]:
+    def stat(self, path: str, data_key: str | None = None) -> dict[str, Any]:
+        """With ``data_key`` (an open file's): the record at ``path`` if it
+        still has that key, else the orphan of that key, else ENOENT."""
+        if data_key is not None:
+            with self.env.begin() as txn:
+                rec, _where = self._open_record(txn, path, data_key)
+            return rec
         rec = self.get(path)
         if rec is None:
             raise _err(errno.ENOENT, f"no such file or directory: {path}")
         return rec
+
+    def stat_hold(self, path: str, hold) -> dict[str, Any]:
+        """stat that registers an open of a regular file (atomically with
+        respect to remove: both run under the write lock)."""
+        with self._write_lock:
+            rec = self.stat(path)
+            _take(hold, rec)
+            return rec
+
+    def _open_record(self, txn, path: str, data_key: str) -> tuple[dict[str, Any], Any]:
+        raw = txn.get(key_of(path))
+        if raw is not None:
+            rec = _unpack(raw)
+            if rec.get("data_key") == data_key:
+                return rec, path
+        raw = txn.get(data_key.encode("utf-8"), db=self.orphans)
+        if raw is not None:
+            return _unpack(raw), None
+        raise _err(errno.ENOENT, f"no such file or directory: {path} (data key {data_key})")
+
+    def _store_open(self, txn, where, rec: dict[str, Any]) -> None:
+        if where is None:
+            txn.put(rec["data_key"].encode("utf-8"), _pack(rec), db=self.orphans)
+        else:
+            self._put(txn, where, rec)
+
+    def _orphan_if_held(self, txn, rec: dict[str, Any] | None, holds) -> bool:
+        """A regular file about to lose its name while open: keep its record
+        as an orphan (nlink 0) so its data stays."""
+        if rec is None or holds is None or not st.S_ISREG(rec["mode"]) or not holds.held(rec["data_key"]):
+            return False
+        orphan = dict(rec, nlink=0, ctime_ns=_now())
+        txn.put(rec["data_key"].encode("utf-8"), _pack(orphan), db=self.orphans)
+        self._n_orphans += 1
+        return True
+
+    def reclaimable(self, holds) -> list[str]:
+        """Orphans nobody holds any more (closed, or the holder died): their
+        records go; the caller's client removes their chunks."""
+        if not self._n_orphans:
+            return []
+        keys = []
+        with self._write() as txn:
+            cur = txn.cursor(db=self.orphans)
+            for key, _raw in cur:
+                if not holds.held(key.decode("utf-8")):
+                    keys.append(key)
+            for key in keys:
+                txn.delete(key, db=self.orphans)
+            self._n_orphans -= len(keys)
+        return [k.decode("utf-8") for k in keys]
 
     def dirents(self, path: str, start_after: str, limit: int) -> tuple[list[list[Any]], bool]:
         prefix = dir_prefix(path)
@@ -160,7 +225,8 @@ class MetadataStore:
         cur = txn.cursor()
         return cur.set_range(prefix) and cur.key().startswith(prefix)
 
-    def create(self, path: str, mode: int, exclusive: bool, uid: int, gid: int) -> tuple[dict[str, Any], bool]:
+    def create(self, path: str, mode: int, exclusive: bool, uid: int, gid: int,
+               hold=None) -> tuple[dict[str, Any], bool]:
         if mode >> 16:
             raise _err(errno.EINVAL, f"mode {mode:o} has bits beyond st_mode")
         ftype = st.S_IFMT(mode)
@@ -175,9 +241,11 @@ class MetadataStore:
             if old is not None:
                 if exclusive:
                     raise _err(errno.EEXIST, f"file exists: {path}")
+                _take(hold, old)
                 return old, False
             rec = new_record(mode, uid, gid)
             self._put(txn, path, rec)
+            _take(hold, rec)
             return rec, True
 
     def symlink(self, path: str, target: str, uid: int, gid: int) -> dict[str, Any]:
@@ -190,7 +258,8 @@ class MetadataStore:
             self._put(txn, path, rec)
             return rec
 
-    def remove(self, path: str, rmdir: bool | None, data_key: str | None) -> dict[str, Any]:
+    def remove(self, path: str, rmdir: bool | None, data_key: str | None,
+               holds=None) -> tuple[dict[str, Any], bool]:
         if path == "/":
             raise _err(errno.EBUSY, "cannot remove /")
         with self._write() as txn:
@@ -206,8 +275,11 @@ class MetadataStore:
                 raise _err(errno.ENOENT, f"{path} was replaced meanwhile (data key differs)")
             if is_dir and self._has_children(txn, path):
                 raise _err(errno.ENOTEMPTY, f"directory not empty: {path}")
+            # with data_key this is a cross-daemon rename's second step: the
+            # file lives on under its new name, nothing to keep here
+            held = data_key is None and self._orphan_if_held(txn, rec, holds)
             txn.delete(key_of(path))
-            return rec
+            return rec, held
 
     def _any_record(self, txn, path: str) -> dict[str, Any]:
         """The record of ``path`` for an in-place attribute change; "/" has an
@@ -229,9 +301,10 @@ class MetadataStore:
             raise _err(errno.EISDIR, f"is a directory: {path}")
         return rec
 
-    def update_size(self, path: str, offset: int, count: int, append: bool) -> tuple[int, int]:
+    def update_size(self, path: str, offset: int, count: int, append: bool,
+                    data_key: str | None = None) -> tuple[int, int]:
         with self._write() as txn:
-            rec = self._file_record(txn, path)
+            rec, where = self._file_or_open(txn, path, data_key)
             if append:
                 offset = rec["size"]
                 rec["size"] = offset + count
@@ -239,16 +312,24 @@ class MetadataStore:
                 rec["size"] = max(rec["size"], offset + count)
             if count:
                 rec["mtime_ns"] = rec["ctime_ns"] = _now()
-            self._put(txn, path, rec)
+            self._store_open(txn, where, rec)
             return offset, rec["size"]
 
-    def truncate(self, path: str, size: int) -> dict[str, Any]:
+    def truncate(self, path: str, size: int, data_key: str | None = None) -> dict[str, Any]:
         with self._write() as txn:
-            rec = self._file_record(txn, path)
+            rec, where = self._file_or_open(txn, path, data_key)
             rec["size"] = size
             rec["mtime_ns"] = rec["ctime_ns"] = _now()
-            self._put(txn, path, rec)
+            self._store_open(txn, where, rec)
             return rec
+
+    def _file_or_open(self, txn, path: str, data_key: str | None):
+        if data_key is None:
+            return self._file_record(txn, path), path
+        rec, where = self._open_record(txn, path, data_key)
+        if st.S_ISDIR(rec["mode"]):
+            raise _err(errno.EISDIR, f"is a directory: {path}")
+        return rec, where
 
     def utimens(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> dict[str, Any]:
         with self._write() as txn:
@@ -290,7 +371,7 @@ class MetadataStore:
         if st.S_ISDIR(src["mode"]) and not st.S_ISDIR(dst["mode"]):
             raise _err(errno.ENOTDIR, f"cannot replace non-directory {new} with a directory")
 
-    def rename(self, old: str, new: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def rename(self, old: str, new: str, holds=None) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
         if old == "/" or new == "/":
             raise _err(errno.EBUSY, "cannot rename /")
         if new.startswith(old + "/"):
@@ -300,19 +381,22 @@ class MetadataStore:
             if rec is None:
                 raise _err(errno.ENOENT, f"no such file or directory: {old}")
             if old == new:
-                return rec, None
+                return rec, None, False
             dst = self._get(txn, new)
             self._check_replace(rec, dst, new)
             if st.S_ISDIR(rec["mode"]) and self._has_children(txn, old):
                 raise _err(errno.EXDEV, f"cannot rename directory {old} with entries (copy and remove it)")
             if dst is not None and st.S_ISDIR(dst["mode"]) and self._has_children(txn, new):
                 raise _err(errno.ENOTEMPTY, f"directory not empty: {new}")
+            held = dst is not None and dst.get("data_key") != rec.get("data_key") and \
+                self._orphan_if_held(txn, dst, holds)
             rec["ctime_ns"] = _now()
             txn.delete(key_of(old))
             self._put(txn, new, rec)
-            return rec, dst
+            return rec, dst, held
 
-    def insert(self, path: str, record: dict[str, Any], replace: bool) -> dict[str, Any] | None:
+    def insert(self, path: str, record: dict[str, Any], replace: bool,
+               holds=None) -> tuple[dict[str, Any] | None, bool]:
         if path == "/":
             raise _err(errno.EBUSY, "cannot replace /")
         rec = _validated_record(record)
@@ -323,9 +407,18 @@ class MetadataStore:
             self._check_replace(rec, dst, path)
             if dst is not None and st.S_ISDIR(dst["mode"]) and self._has_children(txn, path):
                 raise _err(errno.ENOTEMPTY, f"directory not empty: {path}")
+            held = dst is not None and dst.get("data_key") != rec.get("data_key") and \
+                self._orphan_if_held(txn, dst, holds)
             rec["ctime_ns"] = _now()
             self._put(txn, path, rec)
-            return dst
+            return dst, held
+
+
+def _take(hold, rec: dict[str, Any] | None) -> None:
+    """Registers an open (hold = (holds, owner, connection)) of a regular file."""
+    if hold is not None and rec is not None and st.S_ISREG(rec["mode"]):
+        holds, owner, conn = hold
+        holds.take(rec["data_key"], owner, conn)
 
 
 _RECORD_UINTS = ("mode", "size", "nlink", "uid", "gid", "atime_ns", "mtime_ns", "ctime_ns")

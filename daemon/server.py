@@ -245,10 +245,13 @@ class Server:
         if now < self._next_probe:
             return
         self._next_probe = now + LOCK_PROBE_INTERVAL
-        for conn in self.state.locks.connections():
+        conns = set(self.state.locks.connections()) | set(self.state.holds.connections())
+        for conn in conns:
             if not self._send([conn, self._probe]):
                 n = self.state.locks.drop_connection(conn)
-                log.info("client connection %s closed: released its %d lock(s)", conn.hex(), n)
+                h = self.state.holds.drop_connection(conn)
+                log.info("client connection %s closed: released its %d lock(s) and %d open(s)",
+                         conn.hex(), n, h)
 
     def _refuse(self, msg: list[Any]) -> None:
         req_id = _peek(msg[1]).get("id", 0)

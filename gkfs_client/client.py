@@ -336,12 +336,20 @@ class Client:
             _, rec = self._record(p, must_dir=True)
             raise _err(errno.EISDIR, p)
         try:
-            rec = self._one(self._owner(p), "remove", {"path": p, "rmdir": False}).result["stat"]
+            res = self._one(self._owner(p), "remove", {"path": p, "rmdir": False}).result
         except FileNotFoundError:
             raise self._missing(p) from None
-        self._drop_data(rec)
+        self._reclaim(res)
+        if not res.get("held"):  # open somewhere (a preloaded process): its daemon keeps it
+            self._drop_data(res["stat"])
 
     remove = unlink
+
+    def _reclaim(self, result: dict[str, Any]) -> None:
+        """Chunks of files unlinked while open whose last holder is gone
+        (docs/protocol.md 4.6): the reply that names them removes them."""
+        for key in result.get("reclaim") or []:
+            self._many([Call(i, "remove_chunks", {"data_key": key}) for i in range(self.n)])
 
     def _drop_data(self, rec: dict[str, Any] | None) -> None:
         # An empty file has no chunks to drop (truncate_chunks removed them
@@ -425,8 +433,9 @@ class Client:
             if rec.get("data_key"):
                 args["data_key"] = rec["data_key"]
             self._one(self._owner(o), "remove", args)
+        self._reclaim(res)
         replaced = res.get("replaced")
-        if replaced and replaced.get("data_key") != rec.get("data_key"):
+        if replaced and not res.get("replaced_held") and replaced.get("data_key") != rec.get("data_key"):
             self._drop_data(replaced)
 
     def symlink(self, target: str, linkpath) -> None:

@@ -100,11 +100,12 @@ _OPS = [
     OpSpec("ping", {}, {"chunk_size": "uint"}),
     OpSpec("status", {}),
     OpSpec("statfs", {}),
-    OpSpec("create", {"path": "path", "mode": "uint"}, {"exclusive": "bool", "uid": "uint", "gid": "uint"}),
-    OpSpec("stat", {"path": "path"}),
+    OpSpec("create", {"path": "path", "mode": "uint"}, {"exclusive": "bool", "uid": "uint", "gid": "uint",
+                                                         "hold": "str"}),
+    OpSpec("stat", {"path": "path"}, {"data_key": "key", "hold": "str"}),
     OpSpec("remove", {"path": "path"}, {"rmdir": "bool", "data_key": "key"}),
-    OpSpec("update_size", {"path": "path", "offset": "uint", "count": "uint"}, {"append": "bool"}),
-    OpSpec("truncate", {"path": "path", "size": "uint"}),
+    OpSpec("update_size", {"path": "path", "offset": "uint", "count": "uint"}, {"append": "bool", "data_key": "key"}),
+    OpSpec("truncate", {"path": "path", "size": "uint"}, {"data_key": "key"}),
     OpSpec("get_dirents", {"path": "path"}, {"start_after": "str", "limit": "uint"}),
     OpSpec("write_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"}, data_frames=True),
     OpSpec("read_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"}, {"file_size": "uint"}),
@@ -120,10 +121,11 @@ _OPS = [
     OpSpec("lock", {"data_key": "key", "owner": "str", "space": "str", "type": "uint", "start": "uint",
                     "len": "uint"}, {"pid": "uint", "test": "bool"}),
     OpSpec("unlock_owner", {"owner": "str"}, {"data_key": "key"}),
+    OpSpec("release", {"path": "path", "data_key": "key", "owner": "str"}),
 ]
 # Ops whose handler also gets the requesting connection's identity (locks
 # are bound to the connection that took them).
-PEER_OPS = frozenset({"lock"})
+PEER_OPS = frozenset({"lock", "create", "stat"})
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _OPS}
 
 

@@ -18,7 +18,9 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "fdtable.h"
+#include "gkfs_ops.h"
 #include "locks.h"
+#include "mmap_shared.h"
 #include "log.h"
 
 #define TABLE_SLOTS (1u << 20)   /* descriptor numbers we can track */
@@ -101,7 +103,10 @@ set_slot_counted(int fd, struct gk_file *f, int count)
 		/* a close: POSIX locks of this process on the file go; OFD and
 		 * flock locks when the description's last descriptor goes */
 		int last = gk_ofd_users_add(old->ofd, -1);
+		gk_mmap_on_close(old);       /* shared mappings: write back */
 		gk_locks_on_close(old, last);
+		if (last)
+			gkfs_last_close(old);     /* an unlinked file's data may go */
 	}
 	gk_file_put(old);
 }
@@ -133,7 +138,8 @@ map_ofd(int fd)
 }
 
 int
-gk_file_open(const char *path, uint32_t flags, int is_dir, const char *data_key)
+gk_file_open(const char *path, uint32_t flags, int is_dir, const char *data_key,
+             uint64_t hold_owner)
 {
 	struct stat st;
 	struct gk_ofd *ofd;
@@ -166,6 +172,7 @@ gk_file_open(const char *path, uint32_t flags, int is_dir, const char *data_key)
 	ofd->users_lock = 0;
 	ofd->users_overflow = 0;
 	ofd->has_locks = 0;
+	ofd->hold_owner = hold_owner;
 	snprintf(ofd->data_key, sizeof(ofd->data_key), "%s", data_key ? data_key : "");
 	snprintf(ofd->path, sizeof(ofd->path), "%s", path);
 	__atomic_store_n(&ofd->magic, GK_OFD_MAGIC, __ATOMIC_RELEASE);

@@ -34,6 +34,7 @@ struct gk_ofd {
 	uint64_t dir_pos;          /* getdents: index of the next entry */
 	uint64_t lock_id;          /* owner id of its OFD and flock locks (0: none yet) */
 	uint32_t has_locks;        /* it took an OFD or flock lock (atomic) */
+	uint64_t hold_owner;       /* process owner id of the open's hold, 0: none */
 	uint32_t users_lock;       /* spin lock of users[] (shared by processes) */
 	uint32_t users_overflow;   /* more sharers than users[] holds: never "last" */
 	struct { int32_t pid, ndesc; } users[GK_OFD_USERS];  /* descriptors per process */
@@ -62,7 +63,7 @@ int gk_fd_count(void);
 
 /* New placeholder + description; returns the descriptor or -errno. */
 int gk_file_open(const char *path, uint32_t flags, int is_dir,
-                 const char *data_key);
+                 const char *data_key, uint64_t hold_owner);
 /* newfd (a kernel duplicate of a gkfs placeholder) now refers to f too. */
 void gk_fd_install(int newfd, struct gk_file *f);
 /* Forgets fd (if gkfs); the caller closes the kernel descriptor.  This is

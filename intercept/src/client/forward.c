@@ -71,6 +71,40 @@ single_reply(struct gk_call *c, const char *record_key, struct gk_record *r)
 	return rc;
 }
 
+/* Files unlinked while open whose last holder is gone: the reply that
+ * learns of them (remove, rename, insert, release) removes their chunks. */
+static void
+reclaim(struct gk_call *c)
+{
+	const msgpack_object *o = gk_mp_get(c->result, "reclaim");
+	char key[80];
+
+	if (!o || o->type != MSGPACK_OBJECT_ARRAY)
+		return;
+	for (uint32_t i = 0; i < o->via.array.size; i++)
+		if (gk_mp_strobj(&o->via.array.ptr[i], key, sizeof(key)) == 0 && key[0])
+			gk_fwd_remove_chunks(key);
+}
+
+/* single_reply for remove/rename/insert: also notes whether the file
+ * named is still held open (r->held) and reclaims what the daemon says. */
+static int
+held_reply(struct gk_call *c, const char *record_key, const char *held_key,
+           struct gk_record *r)
+{
+	int rc = run_one(c);
+
+	if (!rc) {
+		reclaim(c);
+		if (r) {
+			rc = record_of(c, record_key, r);
+			r->held = gk_mp_bool(c->result, held_key);
+		}
+	}
+	gk_call_done(c);
+	return rc;
+}
+
 int
 gk_fwd_stat(const char *path, struct gk_record *r)
 {
@@ -81,8 +115,53 @@ gk_fwd_stat(const char *path, struct gk_record *r)
 }
 
 int
+gk_fwd_fstat(const char *path, const char *data_key, struct gk_record *r)
+{
+	struct gk_call c;
+	msgpack_packer *pk = path_request(&c, "stat", path, data_key && data_key[0] ? 2 : 1);
+
+	if (data_key && data_key[0])
+		gk_pk_kv_str(pk, "data_key", data_key);
+	return single_reply(&c, "stat", r);
+}
+
+int
+gk_fwd_stat_hold(const char *path, const char *hold, struct gk_record *r)
+{
+	struct gk_call c;
+	msgpack_packer *pk = path_request(&c, "stat", path, 2);
+
+	gk_pk_kv_str(pk, "hold", hold);
+	gk_rpc_pin_thread();
+	return single_reply(&c, "stat", r);
+}
+
+int
+gk_fwd_release(const char *path, const char *data_key, const char *hold)
+{
+	struct gk_call c;
+	msgpack_packer *pk = path_request(&c, "release", path, 3);
+	int rc;
+
+	gk_pk_kv_str(pk, "data_key", data_key);
+	gk_pk_kv_str(pk, "owner", hold);
+	rc = run_one(&c);
+	if (!rc)
+		reclaim(&c);
+	gk_call_done(&c);
+	return rc;
+}
+
+int
 gk_fwd_create(const char *path, uint32_t mode, int exclusive,
               struct gk_record *r, int *created)
+{
+	return gk_fwd_create_hold(path, mode, exclusive, NULL, r, created);
+}
+
+int
+gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *hold,
+                   struct gk_record *r, int *created)
 {
 	char parent[GK_PATH_MAX + 1];
 	struct gk_call c[2];
@@ -94,7 +173,11 @@ gk_fwd_create(const char *path, uint32_t mode, int exclusive,
 		return -EEXIST;
 	gk_parent_path(path, parent);
 	path_request(&c[0], "stat", parent, 1);
-	pk = path_request(&c[1], "create", path, 5);
+	pk = path_request(&c[1], "create", path, hold ? 6 : 5);
+	if (hold) {
+		gk_pk_kv_str(pk, "hold", hold);
+		gk_rpc_pin_thread();
+	}
 	gk_pk_kv_u64(pk, "mode", mode);
 	gk_pk_kv_bool(pk, "exclusive", exclusive);
 	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
@@ -114,6 +197,8 @@ gk_fwd_create(const char *path, uint32_t mode, int exclusive,
 			rc = record_of(&c[1], "stat", r);
 		if (perr) {
 			/* The parent is missing: take the new record back. */
+			if (hold && !c[1].status)
+				gk_fwd_release(path, r->data_key, hold);
 			if (*created)
 				gk_fwd_remove(path, -1, r->data_key[0] ? r->data_key : NULL, NULL);
 			rc = -perr;
@@ -137,17 +222,20 @@ gk_fwd_remove(const char *path, int rmdir, const char *data_key,
 		gk_pk_kv_bool(pk, "rmdir", rmdir);
 	if (data_key)
 		gk_pk_kv_str(pk, "data_key", data_key);
-	return single_reply(&c, "stat", removed);
+	return held_reply(&c, "stat", "held", removed);
 }
 
 int
-gk_fwd_update_size(const char *path, uint64_t offset, uint64_t count,
-                   int append, uint64_t *write_at)
+gk_fwd_update_size(const char *path, const char *data_key, uint64_t offset,
+                   uint64_t count, int append, uint64_t *write_at)
 {
 	struct gk_call c;
-	msgpack_packer *pk = path_request(&c, "update_size", path, 4);
+	int with_key = data_key && data_key[0];
+	msgpack_packer *pk = path_request(&c, "update_size", path, 4 + with_key);
 	int rc;
 
+	if (with_key)
+		gk_pk_kv_str(pk, "data_key", data_key);
 	gk_pk_kv_u64(pk, "offset", offset);
 	gk_pk_kv_u64(pk, "count", count);
 	gk_pk_kv_bool(pk, "append", append);
@@ -159,11 +247,14 @@ gk_fwd_update_size(const char *path, uint64_t offset, uint64_t count,
 }
 
 int
-gk_fwd_truncate(const char *path, uint64_t size, struct gk_record *r)
+gk_fwd_truncate(const char *path, const char *data_key, uint64_t size, struct gk_record *r)
 {
 	struct gk_call c;
-	msgpack_packer *pk = path_request(&c, "truncate", path, 2);
+	int with_key = data_key && data_key[0];
+	msgpack_packer *pk = path_request(&c, "truncate", path, 2 + with_key);
 
+	if (with_key)
+		gk_pk_kv_str(pk, "data_key", data_key);
 	gk_pk_kv_u64(pk, "size", size);
 	return single_reply(&c, "stat", r);
 }
@@ -512,7 +603,7 @@ gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced)
 
 	gk_pk_kv_str(pk, "old", old);
 	gk_pk_kv_str(pk, "new", new_);
-	return single_reply(&c, "replaced", replaced);
+	return held_reply(&c, "replaced", "replaced_held", replaced);
 }
 
 int
@@ -525,7 +616,7 @@ gk_fwd_insert(const char *path, const struct gk_record *rec, int replace,
 	gk_pk_str(pk, "record");
 	gk_pk_record(pk, rec);
 	gk_pk_kv_bool(pk, "replace", replace);
-	return single_reply(&c, "replaced", replaced);
+	return held_reply(&c, "replaced", "replaced_held", replaced);
 }
 
 int

@@ -13,16 +13,27 @@
 #include "proto.h"
 
 int gk_fwd_stat(const char *path, struct gk_record *r);
+/* stat of an open file: the record at path if it still has data_key, else
+ * the daemon's orphan of that key (unlinked while open), else -ENOENT. */
+int gk_fwd_fstat(const char *path, const char *data_key, struct gk_record *r);
+/* stat that also registers an open of the file by `hold` (an owner id):
+ * an unlink keeps its data until gk_fwd_release (docs/protocol.md 4.6). */
+int gk_fwd_stat_hold(const char *path, const char *hold, struct gk_record *r);
+int gk_fwd_release(const char *path, const char *data_key, const char *hold);
 /* Stat of the parent and create, in one round trip (the daemon does not
  * check the parent).  *created tells whether the record is new. */
 int gk_fwd_create(const char *path, uint32_t mode, int exclusive,
                   struct gk_record *r, int *created);
+int gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *hold,
+                       struct gk_record *r, int *created);
 /* rmdir: -1 any type, 0 not a directory, 1 a directory. data_key may be NULL */
 int gk_fwd_remove(const char *path, int rmdir, const char *data_key,
                   struct gk_record *removed);
-int gk_fwd_update_size(const char *path, uint64_t offset, uint64_t count,
-                       int append, uint64_t *write_at);
-int gk_fwd_truncate(const char *path, uint64_t size, struct gk_record *r);
+/* data_key (may be NULL): the open file's, as gk_fwd_fstat */
+int gk_fwd_update_size(const char *path, const char *data_key, uint64_t offset,
+                       uint64_t count, int append, uint64_t *write_at);
+int gk_fwd_truncate(const char *path, const char *data_key, uint64_t size,
+                    struct gk_record *r);
 /* 1 if some daemon holds a child of path, 0 if none, -errno. */
 int gk_fwd_has_children(const char *path);
 

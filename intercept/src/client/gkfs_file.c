@@ -30,13 +30,35 @@
 #define O_PATH 010000000
 #endif
 
+/* The owner id of this process's holds (docs/protocol.md 4.6): the same
+ * process id as its record locks. */
+static void
+hold_owner(uint64_t id, char *buf, size_t n)
+{
+	snprintf(buf, n, "p%016llx", (unsigned long long)id);
+}
+
+void
+gkfs_last_close(struct gk_file *f)
+{
+	char owner[40];
+	uint64_t id = __atomic_exchange_n(&f->ofd->hold_owner, 0, __ATOMIC_ACQ_REL);
+
+	if (!id)
+		return;
+	hold_owner(id, owner, sizeof(owner));
+	gk_fwd_release(f->ofd->path, f->ofd->data_key, owner);
+}
+
 int
 gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 {
-	char p[GK_PATH_MAX + 1];
+	char p[GK_PATH_MAX + 1], hold[40];
 	struct gk_record r;
 	int acc = flags & O_ACCMODE, created = 0, rc;
+	uint64_t me = gk_rpc_process_owner();
 
+	hold_owner(me, hold, sizeof(hold));
 	if (acc == 3 && !(flags & O_PATH))
 		return -EINVAL;
 	if (flags & O_PATH)
@@ -48,10 +70,10 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 		if (flags & O_CREAT) {
 			mode_t um = (mode_t)syscall_no_intercept(SYS_umask, 022);
 			syscall_no_intercept(SYS_umask, um);
-			rc = gk_fwd_create(p, GK_S_IFREG | (mode & 07777 & ~um),
-			                   !!(flags & O_EXCL), &r, &created);
+			rc = gk_fwd_create_hold(p, GK_S_IFREG | (mode & 07777 & ~um),
+			                        !!(flags & O_EXCL), hold, &r, &created);
 		} else {
-			rc = gk_fwd_stat(p, &r);
+			rc = gk_fwd_stat_hold(p, hold, &r);
 		}
 		if (rc == -ENOENT) {
 			/* a symlink in an earlier component, or "file/x": ENOTDIR */
@@ -96,20 +118,27 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 		snprintf(p, sizeof(p), "%s", res.path);
 	}
 	int is_dir = (r.mode & GK_S_IFMT) == GK_S_IFDIR;
+	/* the daemon registered this open (a hold) for a regular file: an
+	 * unlink keeps the data until the description's last close */
+	int held = (r.mode & GK_S_IFMT) == GK_S_IFREG;
 	if (is_dir && (acc != O_RDONLY || (flags & O_TRUNC)))
-		return -EISDIR;
-	if (!is_dir && (flags & O_DIRECTORY))
-		return -ENOTDIR;
-	if ((flags & O_TRUNC) && acc != O_RDONLY && !created && r.size > 0 &&
+		rc = -EISDIR;
+	else if (!is_dir && (flags & O_DIRECTORY))
+		rc = -ENOTDIR;
+	else
+		rc = 0;
+	if (!rc && (flags & O_TRUNC) && acc != O_RDONLY && !created && r.size > 0 &&
 	    (r.mode & GK_S_IFMT) == GK_S_IFREG) {
 		struct gk_record nr;
-		rc = gk_fwd_truncate(p, 0, &nr);
+		rc = gk_fwd_truncate(p, r.data_key, 0, &nr);
 		if (!rc)
 			rc = gk_fwd_truncate_chunks(r.data_key, 0);
-		if (rc)
-			return rc;
 	}
-	rc = gk_file_open(p, (uint32_t)((flags & ~O_ACCMODE) | acc), is_dir, r.data_key);
+	if (!rc)
+		rc = gk_file_open(p, (uint32_t)((flags & ~O_ACCMODE) | acc), is_dir, r.data_key,
+		                  held ? me : 0);
+	if (rc < 0 && held)
+		gk_fwd_release(p, r.data_key, hold);
 	GKC_LOG(GKC_INFO, "open %s flags %#x -> %d", p, flags, rc);
 	return rc;
 }
@@ -159,7 +188,7 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 		return rc;
 	if (!count)
 		return 0;
-	rc = gk_fwd_stat(f->ofd->path, &r);
+	rc = gk_fwd_fstat(f->ofd->path, f->ofd->data_key, &r);
 	if (rc)
 		return rc;
 	if ((uint64_t)off >= r.size)
@@ -176,7 +205,7 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 static ssize_t
 append_write(struct gk_file *f, const void *buf, size_t count, uint64_t *at)
 {
-	int rc = gk_fwd_update_size(f->ofd->path, 0, count, 1, at);
+	int rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, 0, count, 1, at);
 
 	if (rc)
 		return rc;
@@ -202,7 +231,7 @@ gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 	n = gk_fwd_write(f->ofd->data_key, buf, (uint64_t)off, count);
 	if (n < 0)
 		return n;
-	rc = gk_fwd_update_size(f->ofd->path, (uint64_t)off, count, 0, NULL);
+	rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, (uint64_t)off, count, 0, NULL);
 	return rc ? rc : n;
 }
 
@@ -249,7 +278,7 @@ gkfs_write(struct gk_file *f, const void *buf, size_t count)
 	off = gk_ofd_advance(f, (int64_t)count);
 	n = gk_fwd_write(f->ofd->data_key, buf, (uint64_t)off, count);
 	if (n >= 0) {
-		rc = gk_fwd_update_size(f->ofd->path, (uint64_t)off, count, 0, NULL);
+		rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, (uint64_t)off, count, 0, NULL);
 		if (rc)
 			n = rc;
 	}
@@ -290,7 +319,7 @@ gkfs_lseek(struct gk_file *f, int64_t off, int whence)
 	case SEEK_END:
 	case SEEK_DATA:
 	case SEEK_HOLE:
-		rc = gk_fwd_stat(f->ofd->path, &r);
+		rc = gk_fwd_fstat(f->ofd->path, f->ofd->data_key, &r);
 		if (rc)
 			return rc;
 		if (whence == SEEK_END) {
@@ -316,7 +345,9 @@ gkfs_lseek(struct gk_file *f, int64_t off, int whence)
 int
 gkfs_fstat(struct gk_file *f, struct gk_record *r)
 {
-	return gk_fwd_stat(f->ofd->path, r);
+	if (f->ofd->is_dir)
+		return gk_fwd_stat(f->ofd->path, r);
+	return gk_fwd_fstat(f->ofd->path, f->ofd->data_key, r);
 }
 
 int
@@ -340,7 +371,8 @@ gkfs_fallocate(struct gk_file *f, int mode, int64_t off, int64_t len)
 	if (mode != 0)
 		return -EOPNOTSUPP;   /* punch hole, collapse, zero range... */
 	/* The size grows to cover the range; unwritten bytes read as zeros. */
-	return gk_fwd_update_size(f->ofd->path, (uint64_t)off, (uint64_t)len, 0, NULL);
+	return gk_fwd_update_size(f->ofd->path, f->ofd->data_key, (uint64_t)off, (uint64_t)len,
+	                          0, NULL);
 }
 
 struct linux_dirent64_hdr {

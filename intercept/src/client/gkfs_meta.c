@@ -47,7 +47,7 @@ gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st)
 	st->st_dev = 0x676b;   /* one device for all of gkfs */
 	st->st_ino = gkfs_ino(r, path);
 	st->st_mode = r->mode;
-	st->st_nlink = r->nlink ? r->nlink : 1;
+	st->st_nlink = r->nlink;   /* 0: unlinked while open */
 	st->st_uid = r->uid;
 	st->st_gid = r->gid;
 	st->st_size = r->size;
@@ -66,7 +66,7 @@ gkfs_fill_statx(const struct gk_record *r, const char *path, void *buf)
 	memset(sx, 0, sizeof(*sx));
 	sx->stx_mask = STATX_BASIC_STATS;
 	sx->stx_blksize = block_size();
-	sx->stx_nlink = r->nlink ? r->nlink : 1;
+	sx->stx_nlink = r->nlink;
 	sx->stx_uid = r->uid;
 	sx->stx_gid = r->gid;
 	sx->stx_mode = r->mode;
@@ -292,7 +292,7 @@ gkfs_unlink(const char *path, char *redirect)
 
 	snprintf(p, sizeof(p), "%s", path);
 	rc = THROUGH_LINKS(p, redirect, gk_fwd_remove(p, 0, NULL, &r));
-	if (!rc)
+	if (!rc && !r.held)      /* held: open somewhere, the daemon keeps it */
 		drop_data(&r);
 	return rc;
 }
@@ -387,13 +387,13 @@ gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 		if (!rc)
 			rc = gk_fwd_remove(o, -1, ro.data_key[0] ? ro.data_key : NULL, NULL);
 	}
-	if (!rc && replaced.mode && strcmp(replaced.data_key, ro.data_key))
+	if (!rc && replaced.mode && !replaced.held && strcmp(replaced.data_key, ro.data_key))
 		drop_data(&replaced);
 	return rc;
 }
 
 static int
-truncate_record(const char *path, const struct gk_record *r, int64_t len)
+truncate_record(const char *path, const struct gk_record *r, int64_t len, const char *key)
 {
 	struct gk_record nr;
 	int rc;
@@ -402,7 +402,7 @@ truncate_record(const char *path, const struct gk_record *r, int64_t len)
 		return -EINVAL;
 	if ((r->mode & GK_S_IFMT) == GK_S_IFDIR)
 		return -EISDIR;
-	rc = gk_fwd_truncate(path, (uint64_t)len, &nr);
+	rc = gk_fwd_truncate(path, key, (uint64_t)len, &nr);
 	if (!rc && nr.data_key[0])
 		rc = gk_fwd_truncate_chunks(nr.data_key, (uint64_t)len);
 	return rc;
@@ -419,7 +419,7 @@ gkfs_truncate(const char *path, int64_t len)
 		return -EXDEV;   /* not reached in practice: hooks pass redirect */
 	if (rc)
 		return rc;
-	return truncate_record(final, &r, len);
+	return truncate_record(final, &r, len, NULL);
 }
 
 int
@@ -431,10 +431,10 @@ gkfs_ftruncate(struct gk_file *f, int64_t len)
 
 	if (acc == O_RDONLY || f->ofd->is_dir)
 		return -EINVAL;
-	rc = gk_fwd_stat(f->ofd->path, &r);
+	rc = gk_fwd_fstat(f->ofd->path, f->ofd->data_key, &r);
 	if (rc)
 		return rc;
-	return truncate_record(f->ofd->path, &r, len);
+	return truncate_record(f->ofd->path, &r, len, f->ofd->data_key);
 }
 
 int

@@ -48,6 +48,10 @@ void gkfs_fill_statx(const struct gk_record *r, const char *path, void *statx_bu
 /* must_dir: the path was spelled "x/" (ENOTDIR unless a directory). */
 int gkfs_access(const char *path, int mode, int flags, int must_dir, char *redirect);
 
+/* The open file description's last descriptor closed (fdtable.c): its
+ * hold on the file is released (an unlinked file's data may go). */
+void gkfs_last_close(struct gk_file *f);
+
 ssize_t gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off);
 ssize_t gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off);
 ssize_t gkfs_read(struct gk_file *f, void *buf, size_t count);

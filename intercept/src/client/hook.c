@@ -17,6 +17,7 @@
 #include "config.h"
 #include "fdtable.h"
 #include "hooks.h"
+#include "mmap_shared.h"
 #include "internal_fds.h"
 #include "log.h"
 #include "paths.h"
@@ -85,6 +86,7 @@ on_clone_child(void)
 	in_hook = 0;
 	gk_internal_after_fork();
 	gk_fdtable_after_fork();
+	gk_mmap_after_fork();
 	gk_paths_after_fork();
 	gk_rpc_after_fork();
 	gkc_log_after_fork();
@@ -174,6 +176,9 @@ install(void)
 	H(flock, hook_flock);
 	H(ioctl, hook_ioctl);
 	H(mmap, hook_mmap);
+	H(munmap, hook_munmap);
+	H(msync, hook_msync);
+	H(mremap, hook_mremap);
 	H(execve, hook_execve);
 	H(execveat, hook_execveat);
 	H(fstatfs, hook_fstatfs);

@@ -16,6 +16,7 @@
 #include "hooks.h"
 #include "locks.h"
 #include "log.h"
+#include "mmap_shared.h"
 
 #define SETFL_MASK (O_APPEND | O_NONBLOCK | O_DIRECT | O_NOATIME | O_ASYNC)
 
@@ -126,11 +127,10 @@ hook_ioctl(const long *a, long *res)
 	return HANDLED(rc);
 }
 
-/* mmap of a gkfs file: private or read-only mappings get an anonymous
- * mapping filled with the file's bytes (later writes to the file are not
- * seen; a private mapping's changes stay private, as they should).  A
- * shared writable mapping cannot be kept coherent: ENODEV, the errno of
- * "this file system does not support memory mapping". */
+/* mmap of a gkfs file: a shared writable mapping is mmap_shared.c's;
+ * private or read-only mappings get an anonymous mapping filled with the
+ * file's bytes (later writes to the file are not seen; a private
+ * mapping's changes stay private, as they should). */
 int
 hook_mmap(const long *a, long *res)
 {
@@ -143,9 +143,9 @@ hook_mmap(const long *a, long *res)
 	if (!(f = gk_fd_get((int)a[4])))
 		return PASS;
 	if ((flags & MAP_SHARED) && (prot & PROT_WRITE)) {
-		GKC_LOG(GKC_INFO, "mmap shared writable %s: ENODEV", f->ofd->path);
+		rc = gk_mmap_shared(f, (void *)a[0], (size_t)a[1], prot, flags, a[5]);
 		gk_file_put(f);
-		return HANDLED(-ENODEV);
+		return HANDLED(rc);
 	}
 	if (a[5] < 0 || (a[5] & 4095) || !a[1]) {
 		gk_file_put(f);
@@ -168,6 +168,26 @@ hook_mmap(const long *a, long *res)
 		return HANDLED(rc == -EBADF ? -EACCES : rc);
 	}
 	return HANDLED(addr);
+}
+
+/* munmap/msync of a shared gkfs mapping write it back (mmap_shared.c);
+ * every other call costs one atomic load. */
+int
+hook_munmap(const long *a, long *res)
+{
+	return gk_mmap_munmap((void *)a[0], (size_t)a[1], res) ? 0 : PASS;
+}
+
+int
+hook_msync(const long *a, long *res)
+{
+	return gk_mmap_msync((void *)a[0], (size_t)a[1], (int)a[2], res) ? 0 : PASS;
+}
+
+int
+hook_mremap(const long *a, long *res)
+{
+	return gk_mmap_mremap((void *)a[0], (size_t)a[1]) ? HANDLED(-EINVAL) : PASS;
 }
 
 /* syncfs on a gkfs descriptor: every daemon flushes everything. */
@@ -236,6 +256,7 @@ hook_exit_group(const long *a, long *res)
 {
 	(void)a;
 	(void)res;
+	gk_mmap_at_exit();
 	if (gk_fd_count())
 		gk_fd_each(close_at_exit, NULL);
 	gk_locks_at_exit();

@@ -30,6 +30,10 @@ struct gk_record {
 	uint64_t atime_ns, mtime_ns, ctime_ns;
 	char data_key[80];
 	char target[GK_PATH_MAX + 1];   /* symlinks only, else "" */
+	/* not a record field: set by remove/rename/insert when the file it
+	 * names stays open somewhere, so its data must stay (the daemon keeps
+	 * it as an orphan until the last release) */
+	int held;
 };
 
 /* Packing (all keys are str). */

@@ -132,9 +132,22 @@ close_conn(struct conn *c)
 	free(c);   /* another generation's sockets are abandoned, not closed */
 }
 
+/* This thread's sockets registered opens (holds): they must live as long
+ * as the process, since the daemons drop a connection's holds when it
+ * closes (docs/protocol.md 4.6), and the descriptors outlive the thread. */
+static __thread int thread_pinned __attribute__((tls_model("initial-exec")));
+
+void
+gk_rpc_pin_thread(void)
+{
+	thread_pinned = 1;
+}
+
 static void
 conn_destructor(void *p)
 {
+	if (thread_pinned)
+		return;   /* left open (never used again) until the process ends */
 	/* Runs at thread exit, outside any hook: libzmq's calls made here must
 	 * be treated as the client's (internal_fds.c), not the program's. */
 	int old = gk_hook_enter_client();
@@ -201,6 +214,7 @@ gk_rpc_after_fork(void)
 	z_ctx = NULL;
 	tls_conn = NULL;   /* this thread's; it is the only one in the child */
 	session = NULL;    /* the parent's locks are not the child's */
+	thread_pinned = 0;
 	session_owner = 0;
 	pthread_mutex_init(&session_lock, NULL);
 	pthread_mutex_init(&init_lock, NULL);

@@ -48,6 +48,9 @@ int gk_rpc_run(struct gk_call *calls, int n);
 int gk_rpc_run_session(struct gk_call *calls, int n);
 /* A random id of this process (new in a forked child): its lock owner. */
 uint64_t gk_rpc_process_owner(void);
+/* This thread's sockets carried a hold: keep them open after the thread
+ * exits (until the process does). */
+void gk_rpc_pin_thread(void);
 /* Frees what a call holds (args and reply). */
 void gk_call_done(struct gk_call *c);
 void gk_calls_done(struct gk_call *c, int n);
