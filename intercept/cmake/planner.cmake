@@ -1,14 +1,13 @@
 # planner.cmake - the pure planner (decode, plan, emit): no system calls, no
 # allocation, so the same sources serve the run-time patcher (riscv64) and
 # the host tools (cffi: libgkfs_plan.so) and native unit tests.
+# The architecture (GKFS_PLAN_ARCH) brings its sources in its own
+# src/arch/<arch>/arch.cmake; nothing here names one.
+include(${CMAKE_CURRENT_LIST_DIR}/../src/arch/${GKFS_PLAN_ARCH}/arch.cmake)
 set(GKFS_PLAN_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/../src/plan/scan.c
   ${CMAKE_CURRENT_LIST_DIR}/../src/plan/names.c
-  ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/decode.c
-  ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/sweep.c
-  ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/relocate.c
-  ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/window.c
-  ${CMAKE_CURRENT_LIST_DIR}/../src/arch/riscv64/emit.c
+  ${GKFS_ARCH_PLAN_SOURCES}
 )
 
 add_library(gkfs_plan STATIC ${GKFS_PLAN_SOURCES})

@@ -1,4 +1,5 @@
-# Run-time core for riscv64 (included by intercept/CMakeLists.txt).
+# Run-time core for the machine's architecture, GKFS_PLAN_ARCH (included
+# by intercept/CMakeLists.txt when the planner's architecture is the machine's).
 #   libsyscall_intercept.so : the core alone, drop-in for hook libraries
 #                             written against syscall_intercept's API
 #   libgkfs_intercept.so    : the core plus the gkfs client hook
@@ -34,7 +35,7 @@ configure_file(${GK_GEN_DIR}/gk_sysnames_table.h.tmp
                ${GK_GEN_DIR}/gk_sysnames_table.h COPYONLY)
 
 set(GK_RT_SOURCES
-  ${GK_RT_DIR}/src/arch/riscv64/entry.S
+  ${GKFS_ARCH_RT_SOURCES}
   ${GK_RT_DIR}/src/runtime/config.c
   ${GK_RT_DIR}/src/runtime/dispatch.c
   ${GK_RT_DIR}/src/runtime/eh_targets.c
@@ -54,8 +55,8 @@ endif()
 
 add_library(gkfs_rt_core OBJECT ${GK_RT_SOURCES})
 target_include_directories(gkfs_rt_core PUBLIC
-  ${GK_RT_DIR}/include ${GK_RT_DIR}/src/runtime ${GK_RT_DIR}/src/arch/riscv64
-  ${GK_GEN_DIR})
+  ${GK_RT_DIR}/include ${GK_RT_DIR}/src/runtime ${GK_RT_DIR}/src/arch
+  ${GK_RT_DIR}/src/arch/${GKFS_PLAN_ARCH} ${GK_GEN_DIR})
 # No stack protector: the dispatcher also runs in a new thread's first
 # instructions, on a stack glibc has not set up for it yet.
 target_compile_options(gkfs_rt_core PRIVATE -fno-stack-protector -O2)

@@ -38,18 +38,22 @@ extern void (*intercept_hook_point_clone_parent)(long pid);
 /* Execute a system call directly, bypassing every hook. */
 long syscall_no_intercept(long syscall_number, ...);
 
-/* The errno encoded in a raw system call result, or 0 if it is none. */
+/*
+ * The errno encoded in a raw system call result, or 0 if it is none.  As
+ * in syscall_intercept, -4096 counts too (the kernel's errors stop at
+ * -4095, so no real result is misread either way).
+ */
 static inline int
 syscall_error_code(long result)
 {
-	if (result < 0 && result >= -4095)
+	if (result < 0 && result >= -0x1000)
 		return (int)-result;
 	return 0;
 }
 
 /*
- * Non-zero if this process is intercepted (INTERCEPT_HOOK_CMDLINE_FILTER
- * unset, or matching the basename of argv[0]).
+ * Non-zero if this process is intercepted: INTERCEPT_HOOK_CMDLINE_FILTER
+ * unset, or argv[0] equal to it or ending in '/' followed by it.
  */
 int syscall_hook_in_process_allowed(void);
 

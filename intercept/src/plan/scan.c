@@ -11,7 +11,7 @@
  * patch moves nothing, so it needs no more than the ecall's address.
  */
 #include <string.h>
-#include "arch.h"
+#include "arch/arch_plan.h"
 
 #define BATCH 512
 /* Coarse filter for `mark`: one bit per bucket of text, set where some

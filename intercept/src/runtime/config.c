@@ -2,8 +2,9 @@
  * config.c - the environment, read once by the constructor (before any
  * patching, so libc's getenv is safe here).
  *
- *   INTERCEPT_HOOK_CMDLINE_FILTER  only intercept if argv[0]'s basename matches
- *   INTERCEPT_ALL_OBJS=1           patch every loaded object but the core
+ *   INTERCEPT_HOOK_CMDLINE_FILTER  only intercept if argv[0] is it or ends
+ *                                  in '/' + it
+ *   INTERCEPT_ALL_OBJS             (set) patch every loaded object but the core
  *   INTERCEPT_LIBS=a,b*            also patch objects whose basename matches
  *   INTERCEPT_SYS_INCLUDE=x,y      only hook these syscalls (names/numbers)
  *   INTERCEPT_SYS_EXCLUDE=x,y      hook all but these (exclusive with above)
@@ -36,6 +37,22 @@ err_line(const char *msg, const char *detail, size_t dlen)
 	gk_log_buf(&b);
 }
 
+/* As syscall_intercept decides it: argv[0] is the filter, or ends with
+ * '/' + the filter ("./dir/a.out" and "a.out" match "a.out", "xa.out"
+ * does not; "bin/ls" matches "/usr/bin/ls").  An empty filter therefore
+ * matches no ordinary command: nothing is intercepted. */
+static int
+filter_matches(const char *argv0, const char *filter)
+{
+	size_t flen = strlen(filter), clen = strlen(argv0);
+
+	if (flen > clen)
+		return 0;
+	if (clen > flen && argv0[clen - flen - 1] != '/')
+		return 0;
+	return strcmp(argv0 + clen - flen, filter) == 0;
+}
+
 /* argv[0] from /proc/self/cmdline: the kernel's record of the command,
  * independent of what the program later does to its argv. */
 static int
@@ -53,7 +70,7 @@ cmdline_matches(const char *want)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	return strcmp(gk_basename(buf), want) == 0;
+	return filter_matches(buf, want);
 }
 
 static int
@@ -98,11 +115,12 @@ gk_config_load(void)
 	const char *inc = getenv("INTERCEPT_SYS_INCLUDE");
 	const char *exc = getenv("INTERCEPT_SYS_EXCLUDE");
 
-	if (f && *f && !cmdline_matches(f)) {
+	if (f && !cmdline_matches(f)) {
 		gk_cfg.allowed = 0;
 		return -1;
 	}
-	gk_cfg.all_objs = all && *all && strcmp(all, "0") != 0;
+	/* set, whatever its value (even 0 or empty), as in syscall_intercept */
+	gk_cfg.all_objs = all != NULL;
 	gk_cfg.libs = getenv("INTERCEPT_LIBS");
 	f = getenv("INTERCEPT_REUSE_RELA");
 	gk_cfg.reuse_rela = !(f && strcmp(f, "0") == 0);

@@ -27,11 +27,7 @@
 #include <sys/syscall.h>
 
 #include "libsyscall_intercept_hook_point.h"
-#include "../arch/riscv64/frame.h"
 #include "runtime.h"
-#include "gkfs_intercept/plan.h"
-
-_Static_assert(GK_ENTRY_RAW_OFFSET == GK_TRAMP_RAW_OFFSET, "entry.S vs plan.h");
 
 int (*intercept_hook_point)(long, long, long, long, long, long, long,
                             long *);
@@ -101,6 +97,14 @@ classify(long nr, const long *a, unsigned long *child_sp)
 	switch (nr) {
 	case SYS_rt_sigreturn:
 		return K_RAW;
+#ifdef SYS_vfork
+	case SYS_vfork:      /* not on riscv64 (glibc uses clone there) */
+		return K_RAW;
+#endif
+#ifdef SYS_fork
+	case SYS_fork:
+		return K_FORK;
+#endif
 	case SYS_exit:
 	case SYS_exit_group:
 	case SYS_execve:
@@ -137,10 +141,10 @@ classify(long nr, const long *a, unsigned long *child_sp)
 }
 
 /* Below the copied trampoline words (<= 32 bytes), above the child's
- * frame (entry.S leaves GK_CHILD_GAP bytes). */
+ * frame (the entry leaves GK_ARCH_CHILD_GAP bytes). */
 #define CHILD_FLAGS_AT 48
 #define CHILD_HOOKED_AT 56
-_Static_assert(CHILD_HOOKED_AT + 8 <= GK_CHILD_GAP, "slots inside the gap");
+_Static_assert(CHILD_HOOKED_AT + 8 <= GK_ARCH_CHILD_GAP, "slots inside the gap");
 
 static unsigned long
 clone_flags(long nr, const long *a)
@@ -161,8 +165,8 @@ perform(long nr, const long *a)
 long
 gk_dispatch(struct gk_frame *f)
 {
-	long nr = f->a[7];
-	long *a = f->a;
+	long nr = gk_frame_nr(f);
+	long *a = gk_frame_args(f);
 	long result;
 	unsigned long child_sp = 0;
 	int hooked = is_hooked(nr);
@@ -173,7 +177,7 @@ gk_dispatch(struct gk_frame *f)
 
 	if (hooked && call_hook(nr, a, &result) == 0) {
 		gk_log_syscall(nr, a, result, 1, "(hooked)");
-		f->a[0] = result;
+		gk_frame_set_result(f, result);
 		return GK_ACT_RETURN;
 	}
 
@@ -185,8 +189,8 @@ gk_dispatch(struct gk_frame *f)
 	case K_CLONE_STACK: {
 		/* what the call block pushed, for the child to pop from its
 		 * own stack: see entry.S */
-		memcpy((void *)(child_sp - GK_TRAMP_STACK_DEPTH), (const void *)f->sp_in,
-		       GK_TRAMP_STACK_DEPTH);
+		memcpy((void *)(child_sp - GK_ARCH_TRAMP_STACK_DEPTH),
+		       (const void *)gk_frame_sp_in(f), GK_ARCH_TRAMP_STACK_DEPTH);
 		/* the child's a0 will be 0: leave it the flags, and whether
 		 * its hooks run (its tp may be new), inside the gap */
 		*(unsigned long *)(child_sp - CHILD_FLAGS_AT) = clone_flags(nr, a);
@@ -215,38 +219,38 @@ gk_dispatch(struct gk_frame *f)
 	}
 	if (hooked)
 		gk_log_syscall(nr, a, result, 1, NULL);
-	f->a[0] = result;
+	gk_frame_set_result(f, result);
 	return GK_ACT_RETURN;
 }
 
 void
 gk_clone_parent_post(struct gk_frame *f, long result)
 {
-	long nr = f->a[7];
+	long nr = gk_frame_nr(f);
 	int hooked = is_hooked(nr);
 
 	if (hooked) {
 		if (result > 0 && intercept_hook_point_clone_parent)
 			call_clone_parent_hook(result);
-		gk_log_syscall(nr, f->a, result, 1, NULL);
+		gk_log_syscall(nr, gk_frame_args(f), result, 1, NULL);
 	}
-	f->a[0] = result;
+	gk_frame_set_result(f, result);
 }
 
 /* Runs in the new thread/process, on its own stack, before its code. */
 void
 gk_clone_child_post(struct gk_frame *f)
 {
-	long nr = f->a[7];
-	uint64_t child_sp = (uint64_t)f->sp_in + GK_CHILD_GAP;
+	long nr = gk_frame_nr(f);
+	uint64_t child_sp = gk_frame_sp_in(f) + GK_ARCH_CHILD_GAP;
 
-	f->sp_in = (long)(child_sp - GK_TRAMP_STACK_DEPTH);
+	gk_frame_set_sp_in(f, child_sp - GK_ARCH_TRAMP_STACK_DEPTH);
 	if (!(*(unsigned long *)(child_sp - CHILD_FLAGS_AT) & CLONE_VM))
 		gk_log_after_fork();   /* a process with its own stack */
 
 	if (*(unsigned long *)(child_sp - CHILD_HOOKED_AT)) {
 		if (intercept_hook_point_clone_child)
 			call_clone_child_hook();
-		gk_log_syscall(nr, f->a, 0, 1, "(child)");
+		gk_log_syscall(nr, gk_frame_args(f), 0, 1, "(child)");
 	}
 }

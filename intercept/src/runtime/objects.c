@@ -206,8 +206,8 @@ cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Addends of R_RISCV_RELATIVE (jump tables, function pointers) and
- * R_RISCV_IRELATIVE (ifunc resolvers) in one relocation table. */
+/* Addends of RELATIVE relocations (jump tables, function pointers) and
+ * IRELATIVE ones (ifunc resolvers) in one relocation table. */
 static size_t
 rela_targets(const struct gk_object *o, const ElfW(Rela) *rela, size_t bytes,
              uint64_t lo, uint64_t hi, uint64_t *out, size_t n, size_t max)
@@ -215,7 +215,7 @@ rela_targets(const struct gk_object *o, const ElfW(Rela) *rela, size_t bytes,
 	for (size_t i = 0; rela && i < bytes / sizeof(*rela) && n < max; i++) {
 		uint64_t v = o->base + rela[i].r_addend;
 		unsigned t = ELF64_R_TYPE(rela[i].r_info);
-		if ((t == R_RISCV_RELATIVE || t == R_RISCV_IRELATIVE) &&
+		if ((t == GK_ARCH_R_RELATIVE || t == GK_ARCH_R_IRELATIVE) &&
 		    v >= lo && v < hi)
 			out[n++] = v;
 	}

@@ -19,14 +19,13 @@
 #include <sys/syscall.h>
 
 #include "gkfs_intercept/plan.h"
-#include "../arch/riscv64/frame.h"
 #include "runtime.h"
 
 #define MAX_SITES   (1 << 16)
 #define MAX_TARGETS (1 << 18)
 #define PEND_BYTES  64
-#define JAL_REACH   ((1UL << 20) - 256)      /* slack for the jal back */
-#define GW_REACH    ((1UL << 31) - (1UL << 20))
+#define JAL_REACH   GK_ARCH_NEAR_REACH
+#define GW_REACH    GK_ARCH_FAR_REACH
 
 struct pending {
 	uint64_t addr;
@@ -215,7 +214,7 @@ plan_site(const struct gk_object *o, const struct gk_text *t,
 		return;
 	}
 	if (gk_cfg.force_gateway && !is_clone_site(site)) {
-		tramp = gk_tramp_reserve_far(site->win_start, 4UL << 20, GW_REACH,
+		tramp = gk_tramp_reserve_far(site->win_start, GK_ARCH_FORCE_FAR_MIN, GW_REACH,
 		                             GK_TRAMP_MAX);
 	} else {
 		tramp = gk_tramp_reserve(site->ecall, JAL_REACH, GK_TRAMP_MAX);
@@ -423,7 +422,7 @@ apply_object(const struct gk_object *o)
 				memcpy((void *)(uintptr_t)pend[k].addr, pend[k].bytes,
 				       pend[k].len);
 		GK_RAW(SYS_mprotect, s, e - s, seg_prot(&ph[i]));
-		gk_flush_icache(s, e);
+		gk_arch_flush_icache(s, e);
 	}
 }
 

@@ -261,12 +261,9 @@ valid(const struct gk_object *o, const struct header *h,
 			return 0;
 		for (uint32_t k = fr->first; k < fr->first + fr->n; k++) {
 			uint64_t e = o->base + s[k].ecall;
-			uint32_t insn;
-			if (e < rs || e + 4 > re || (e & 1) ||
-			    (k > fr->first && s[k].ecall <= s[k - 1].ecall))
-				return 0;
-			memcpy(&insn, (const void *)(uintptr_t)e, 4);
-			if (insn != 0x00000073)
+			if (e < rs || e + GK_ARCH_SYSCALL_LEN > re ||
+			    (k > fr->first && s[k].ecall <= s[k - 1].ecall) ||
+			    !gk_arch_is_syscall_at(e))
 				return 0;
 			if (s[k].gw_len && (s[k].gw_back > s[k].gw_len ||
 			    s[k].gw_back + 4u > s[k].gw_len ||

@@ -9,11 +9,11 @@
 #include <stdint.h>
 
 #include "gkfs_intercept/plan.h"
+#include "arch_runtime.h"   /* the architecture, through this only */
 
 #pragma GCC visibility push(hidden)
 
-/* --- raw system calls (syscall_raw.c) --------------------------------- */
-long gk_raw6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+/* --- raw system calls (gk_raw6: arch_runtime.h) ------------------------ */
 #define GK_RAW(nr, ...) gk_raw_n(nr, __VA_ARGS__, 0, 0, 0, 0, 0, 0)
 #define gk_raw_n(nr, a, b, c, d, e, f, ...) \
 	gk_raw6((nr), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
@@ -122,11 +122,6 @@ void gk_tramp_stats(struct gk_buf *b);
 
 /* --- patching (patcher.c) ----------------------------------------------- */
 int gk_patch_objects(struct gk_object *objs, int n);
-/* Bytes on the program's stack when gk_entry runs: the call block's 16
- * (the program's ra), for both patch kinds: a gateway stub first undoes
- * the window's push (`ld ra; addi sp,16`, layout.h), so the displaced
- * instructions and the call block run on the program's exact sp. */
-#define GK_TRAMP_STACK_DEPTH 16
 
 /* --- plan cache (plan_cache.c) ------------------------------------------ */
 /* One site as the scan left it (gk_plan_find or gk_plan_scan), ecall as a
@@ -160,7 +155,6 @@ void gk_cache_get_site(struct gk_site *s, const struct gk_cached_site *c,
 /* --- small helpers (util.c) --------------------------------------------- */
 void *gk_map(size_t len);                   /* raw anonymous mapping */
 void gk_unmap(void *p, size_t len);
-void gk_flush_icache(uint64_t start, uint64_t end);
 const char *gk_basename(const char *path);
 int gk_glob(const char *pat, const char *s, size_t slen);
 

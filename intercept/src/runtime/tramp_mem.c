@@ -28,7 +28,7 @@
 #define CHUNK (64UL * 1024)
 #define MAX_REGIONS 128
 #define MAX_BUSY 2048
-#define JAL_REACH_MEM ((1UL << 20) - 256)
+#define JAL_REACH_MEM GK_ARCH_NEAR_REACH
 
 struct region {
 	uint64_t start, end, used;
@@ -303,7 +303,7 @@ gk_tramp_seal(void)
 		if (r->opened)
 			GK_RAW(SYS_mprotect, pg, ((r->end + PAGE - 1) & ~(PAGE - 1)) - pg,
 			       PROT_READ | PROT_EXEC);
-		gk_flush_icache(r->start, r->end);
+		gk_arch_flush_icache(r->start, r->end);
 	}
 }
 

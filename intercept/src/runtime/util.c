@@ -26,18 +26,6 @@ gk_unmap(void *p, size_t len)
 		GK_RAW(SYS_munmap, p, len);
 }
 
-/* fence.i orders this hart's fetches; the syscall makes every hart (and
- * other threads migrating later) see the new code. */
-void
-gk_flush_icache(uint64_t start, uint64_t end)
-{
-#ifndef SYS_riscv_flush_icache
-#define SYS_riscv_flush_icache 259
-#endif
-	__asm__ volatile("fence.i" ::: "memory");
-	GK_RAW(SYS_riscv_flush_icache, start, end, 0);
-}
-
 const char *
 gk_basename(const char *path)
 {

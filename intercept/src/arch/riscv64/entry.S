@@ -8,7 +8,7 @@
  * ret0 with a0 = result, or to ret0 + GK_TRAMP_RAW_OFFSET (ret1) with every
  * register restored so the trampoline performs the real ecall itself.
  */
-#include "frame.h"
+#include "../arch_runtime.h"
 
 	.option	push
 	.option	norvc           /* plain 4-byte instructions: easy to read in gdb */

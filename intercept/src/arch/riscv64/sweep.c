@@ -12,7 +12,7 @@
  * advances 2 bytes), so the sweeps, the window code and the host tools
  * agree on every boundary.
  */
-#include "../../plan/arch.h"
+#include "../arch_plan.h"
 #include "decode.h"
 
 static inline uint16_t parcel(const uint8_t *p)

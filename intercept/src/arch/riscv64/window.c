@@ -9,7 +9,7 @@
  * then the smallest stub, then the earliest end (leaves room for a close
  * following site).
  */
-#include "../../plan/arch.h"
+#include "../arch_plan.h"
 #include "decode.h"
 #include "encode.h"
 #include "layout.h"

@@ -1,10 +1,13 @@
 /*
- * arch.h - what the arch-neutral scanner (scan.c) needs from an
- * architecture (src/arch/<arch>/).  The scanner owns the linear sweep, the
- * jump-target set and the site list; the arch decodes and shapes windows.
+ * arch_plan.h - what the arch-neutral planner (src/plan/scan.c) needs from
+ * an architecture (src/arch/<arch>/): one of the two interfaces an
+ * architecture implements (the other, for the run-time core, is
+ * arch_runtime.h).  The scanner owns the linear sweep, the jump-target set
+ * and the site list; the arch decodes and shapes windows, and emits
+ * (gk_plan_emit, gk_plan_assign of include/gkfs_intercept/plan.h).
  */
-#ifndef GKFS_PLAN_ARCH_H
-#define GKFS_PLAN_ARCH_H
+#ifndef GKFS_ARCH_PLAN_H
+#define GKFS_ARCH_PLAN_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,62 @@
+/*
+ * arch_runtime.h - the one interface between the run-time core
+ * (src/runtime/) and an architecture (src/arch/<arch>/).  The runtime
+ * includes nothing else of an architecture; a port adds a folder
+ * src/arch/<arch>/ with
+ *   arch.cmake    GKFS_ARCH_PLAN_SOURCES and GKFS_ARCH_RT_SOURCES
+ *   arch_frame.h  the entry's register frame and the constants below
+ *   the planner side (arch_plan.h) and the run-time side declared here:
+ *   gk_entry (assembly), gk_raw6, gk_arch_flush_icache.
+ * Usable from assembly (the entry needs the action codes and the frame).
+ */
+#ifndef GKFS_ARCH_RUNTIME_H
+#define GKFS_ARCH_RUNTIME_H
+
+/* What gk_dispatch asks the entry to do next. */
+#define GK_ACT_RETURN 0     /* return to the trampoline with the frame's
+                               result in the result register */
+#define GK_ACT_RAW    1     /* restore everything, return to the
+                               trampoline's own system call (ret1) */
+#define GK_ACT_CLONE  2     /* make the clone call in the entry; the child
+                               starts on its new stack (gk_clone_child_post) */
+
+/*
+ * arch_frame.h defines, for C and assembly:
+ *   GK_ARCH_NAME                 "riscv64"
+ *   GK_FRAME_SIZE                bytes of the entry's frame
+ *   GK_ARCH_TRAMP_STACK_DEPTH    bytes the trampoline pushed on the
+ *                                program's stack when the entry runs
+ *   GK_ARCH_CHILD_GAP            bytes the entry's child path leaves free
+ *                                below a new thread's stack top (>= 64:
+ *                                the dispatcher keeps two words there)
+ *   GK_ARCH_NEAR_REACH           reach of the short patch (jal on riscv64)
+ *   GK_ARCH_FAR_REACH            reach of a gateway's long jump
+ *   GK_ARCH_FORCE_FAR_MIN        INTERCEPT_FORCE_GATEWAY: trampolines at
+ *                                least this far away
+ *   GK_ARCH_R_RELATIVE, GK_ARCH_R_IRELATIVE   ELF relocation types whose
+ *                                addends are code addresses
+ *   GK_ARCH_SYSCALL_LEN          bytes of the system call instruction
+ * and, for C: gk_arch_is_syscall_at(addr) (the instruction is there),
+ * struct gk_frame with the accessors gk_frame_nr,
+ * gk_frame_args (the six arguments, contiguous), gk_frame_set_result,
+ * gk_frame_sp_in, gk_frame_set_sp_in (the stack pointer when the entry
+ * was entered: the trampoline's pushed words are there).
+ */
+#include "arch_frame.h"
+
+#ifndef __ASSEMBLER__
+#include <stdint.h>
+
+#pragma GCC visibility push(hidden)
+/* Provided by the architecture. */
+void gk_entry(void);                       /* the shared entry (assembly) */
+long gk_raw6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
+void gk_arch_flush_icache(uint64_t start, uint64_t end);
+
+/* Provided by the runtime (dispatch.c), called by the entry. */
+long gk_dispatch(struct gk_frame *f);
+void gk_clone_parent_post(struct gk_frame *f, long result);
+void gk_clone_child_post(struct gk_frame *f);
+#pragma GCC visibility pop
+#endif
+#endif
