@@ -76,6 +76,43 @@ function(gk_runtime_library name)
 endfunction()
 
 gk_runtime_library(syscall_intercept)
+# Installed as syscall_intercept installs itself, so a hook library built
+# and linked against the original (NEEDED libsyscall_intercept.so.0)
+# loads this core unchanged: same SONAME, a static library, a pkg-config
+# file.
+set(GKFS_SYSCALL_INTERCEPT_VERSION 0.1.0)
+set_target_properties(syscall_intercept PROPERTIES
+  VERSION ${GKFS_SYSCALL_INTERCEPT_VERSION} SOVERSION 0)
+
+# libsyscall_intercept.a: the core and the planner as ONE relocatable
+# object (so linking it pulls in the constructor with the API, which
+# nothing references by name), every symbol but the API made local (the
+# planner's names must not clash with the program's).
+set(GK_STATIC_KEEP ${CMAKE_CURRENT_BINARY_DIR}/syscall_intercept_api.syms)
+file(WRITE ${GK_STATIC_KEEP} "intercept_hook_point\nintercept_hook_point_clone_child\n"
+     "intercept_hook_point_clone_parent\nsyscall_no_intercept\n"
+     "syscall_hook_in_process_allowed\n")
+set(GK_STATIC_OBJ ${CMAKE_CURRENT_BINARY_DIR}/syscall_intercept_static.o)
+add_custom_command(
+  OUTPUT ${GK_STATIC_OBJ}
+  COMMAND ${CMAKE_LINKER} -r -o ${GK_STATIC_OBJ}.tmp
+          $<TARGET_OBJECTS:gkfs_rt_core>
+          --whole-archive $<TARGET_FILE:gkfs_plan> --no-whole-archive
+  COMMAND ${CMAKE_OBJCOPY} --keep-global-symbols=${GK_STATIC_KEEP}
+          ${GK_STATIC_OBJ}.tmp ${GK_STATIC_OBJ}
+  DEPENDS gkfs_rt_core gkfs_plan $<TARGET_OBJECTS:gkfs_rt_core> ${GK_STATIC_KEEP}
+  COMMAND_EXPAND_LISTS VERBATIM)
+add_library(syscall_intercept_static STATIC ${GK_STATIC_OBJ})
+set_target_properties(syscall_intercept_static PROPERTIES
+  OUTPUT_NAME syscall_intercept LINKER_LANGUAGE C)
+
+include(GNUInstallDirs)
+# Relocatable: prefix found from the .pc file's own place, so a
+# `cmake --install --prefix` anywhere gives a working file.
+file(RELATIVE_PATH GK_PC_TO_PREFIX
+     /p/${CMAKE_INSTALL_LIBDIR}/pkgconfig /p)
+configure_file(${GK_RT_DIR}/cmake/libsyscall_intercept.pc.in
+               ${CMAKE_CURRENT_BINARY_DIR}/libsyscall_intercept.pc @ONLY)
 # libgkfs_intercept.so = core + the gkfs client hook (src/client/):
 # msgpack-c from the riscv64 sysroot (linked), libzmq dlopen'ed at the
 # first gkfs call (so processes that never touch gkfs load none of it).
@@ -93,8 +130,10 @@ target_compile_definitions(gkfs_intercept PRIVATE _GNU_SOURCE)
 target_compile_options(gkfs_intercept PRIVATE -idirafter ${GK_MSGPACK_INCLUDE} -O2)
 target_link_libraries(gkfs_intercept PRIVATE ${GK_MSGPACK_LIB})
 
-include(GNUInstallDirs)
-install(TARGETS syscall_intercept gkfs_intercept
-        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(TARGETS syscall_intercept gkfs_intercept syscall_intercept_static
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(FILES ${GK_RT_DIR}/include/libsyscall_intercept_hook_point.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/libsyscall_intercept.pc
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -126,7 +126,10 @@ def test_log_plain_path_and_trunc(rv: Riscv64Runner, intercept_lib: Path, tmp_pa
     ({"INTERCEPT_LIBS": "libt_raw*"}, ("fake", "fake", "real")),
     ({"INTERCEPT_LIBS": "libnot_loaded.so,libother*"}, ("fake", "real", "real")),
     ({"INTERCEPT_ALL_OBJS": "1"}, ("fake", "fake", "fake")),
-], ids=["default-libc-only", "libs-exact", "libs-glob", "libs-nomatch", "all-objs"])
+    # as in syscall_intercept: set is set, whatever the value
+    ({"INTERCEPT_ALL_OBJS": "0"}, ("fake", "fake", "fake")),
+], ids=["default-libc-only", "libs-exact", "libs-glob", "libs-nomatch", "all-objs",
+        "all-objs-any-value"])
 def test_library_filter(rv: Riscv64Runner, test_programs: Path, core_lib: Path, hook_lib,
                         env: dict[str, str], expect: tuple[str, str, str]) -> None:
     """t_libfilter calls getpid via libc, via its own library's ecall and via
