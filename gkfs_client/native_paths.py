@@ -91,7 +91,9 @@ def intercept_library(arch: str | None = None, core: bool = False) -> Path:
     dirs = arch_build_dirs(a)
     found = _find_in(dirs, name)
     if found:
-        return found.resolve()
+        # the directory absolute, the name kept: libsyscall_intercept.so is
+        # a symlink to .so.0.1.0 (SONAME .so.0), and its name is the API
+        return found.parent.resolve() / found.name
     looked = ", ".join(str(d) for d in dirs)
     if a not in INTERCEPT_ARCHES:
         raise NativeNotBuilt(

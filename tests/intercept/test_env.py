@@ -141,3 +141,19 @@ def test_library_filter(rv: Riscv64Runner, test_programs: Path, core_lib: Path, 
     fields = dict(kv.split("=") for kv in res.out.split())
     seen = tuple("fake" if int(fields[k]) == FAKE_PID else "real" for k in ("libc", "lib", "exe"))
     assert seen == expect, res.describe()
+
+
+@pytest.mark.parametrize("env,expect", [
+    ({}, ("fake", "real", "real")),
+    ({"INTERCEPT_ALL_OBJS": "1"}, ("fake", "fake", "fake")),
+], ids=["default", "all-objs"])
+def test_library_filter_non_pie(rv: Riscv64Runner, test_programs: Path, core_lib: Path,
+                                hook_lib, env: dict[str, str], expect) -> None:
+    """Issue 11: a non-PIE main program is patched with INTERCEPT_ALL_OBJS
+    (it used to be left with emit_failed: too far from the core)."""
+    res = rv.run([str(test_programs / "t_libfilter_nopie")],
+                 preload=[core_lib, hook_lib("fake_getpid")], env=env)
+    assert res.returncode == 0, res.describe()
+    fields = dict(kv.split("=") for kv in res.out.split())
+    seen = tuple("fake" if int(fields[k]) == FAKE_PID else "real" for k in ("libc", "lib", "exe"))
+    assert seen == expect, res.describe()

@@ -75,3 +75,19 @@ def test_signals_under_clobbering_hook(rv: Riscv64Runner, test_programs: Path, c
                                        hook_lib) -> None:
     res = rv.run([str(test_programs / "t_signals")], preload=[core_lib, hook_lib("clobber")])
     assert res.returncode == 0 and "t_signals: PASS" in res.out, res.describe()
+
+
+@pytest.mark.parametrize("call", ["getpid", "getppid"])
+def test_registers_preserved_non_pie(rv: Riscv64Runner, test_programs: Path, core_lib: Path,
+                                     hook_lib, call: str) -> None:
+    """Issue 11: a non-PIE executable (at 0x10000, far beyond auipc+jalr's
+    2 GiB from the core) is patched too, through a far veneer that borrows
+    t0 on the stack; every register still survives, with a clobbering hook."""
+    prog = str(test_programs / "t_regs_nopie")
+    res = rv.run([prog, call], preload=[core_lib, hook_lib("clobber")],
+                 env={"INTERCEPT_ALL_OBJS": "1", "INTERCEPT_LOG": str(rv.workdir / "log")})
+    assert res.returncode == 0 and res.out.endswith("\nregisters preserved\n"), res.describe()
+    log = (rv.workdir / "log").read_text()
+    assert "patch (main program): ecalls" in log and " left 0" in log.split("patch (main program)")[1].split("\n")[0], log
+    res = rv.run([prog], preload=[core_lib, hook_lib("fake_getpid")], env={"INTERCEPT_ALL_OBJS": "1"})
+    assert res.out == f"a0={FAKE_PID}\nregisters preserved\n", res.describe()

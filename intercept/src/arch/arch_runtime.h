@@ -36,6 +36,7 @@
  *   GK_ARCH_R_RELATIVE, GK_ARCH_R_IRELATIVE   ELF relocation types whose
  *                                addends are code addresses
  *   GK_ARCH_SYSCALL_LEN          bytes of the system call instruction
+ *   GK_ARCH_VENEER_LEN, GK_ARCH_VENEER_ALIGN   gk_arch_far_veneer's size
  * and, for C: gk_arch_is_syscall_at(addr) (the instruction is there),
  * struct gk_frame with the accessors gk_frame_nr,
  * gk_frame_args (the six arguments, contiguous), gk_frame_set_result,
@@ -45,11 +46,19 @@
 #include "arch_frame.h"
 
 #ifndef __ASSEMBLER__
+#include <stddef.h>
 #include <stdint.h>
 
 #pragma GCC visibility push(hidden)
 /* Provided by the architecture. */
 void gk_entry(void);                       /* the shared entry (assembly) */
+/* The entry as a veneer reaches it (gk_arch_far_veneer: the veneer's
+ * own stack use is undone first). */
+void gk_entry_far(void);
+/* Writes at `out` the code to place at `at` that takes a trampoline's call
+ * on to `target` (gk_entry_far) from any distance; returns its length
+ * (GK_ARCH_VENEER_LEN). */
+size_t gk_arch_far_veneer(uint8_t *out, uint64_t at, uint64_t target);
 long gk_raw6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 void gk_arch_flush_icache(uint64_t start, uint64_t end);
 

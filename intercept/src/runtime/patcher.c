@@ -149,6 +149,14 @@ log_site(const struct gk_object *o, const struct gk_site *s, const char *left)
 	gk_log_buf(&b);
 }
 
+static uint64_t entry_for(uint64_t tramp);
+
+static uint64_t
+dist(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
 /* Assign, emit and stage one site whose trampoline slot is reserved
  * (tramp == 0: none could be). */
 static void
@@ -157,6 +165,7 @@ place_site(const struct gk_object *o, const struct gk_text *t,
 {
 	uint8_t tramp_bytes[GK_TRAMP_MAX];
 	struct pending *p;
+	uint64_t entry;
 
 	gk_plan_assign(site, tramp);
 	if (site->kind == GK_PATCH_NONE) {
@@ -181,19 +190,54 @@ place_site(const struct gk_object *o, const struct gk_text *t,
 		return;
 	}
 	p = &pend[npend];
-	if (gk_plan_emit(t, site, tramp, (uint64_t)(uintptr_t)&gk_entry,
-	                 p->bytes, tramp_bytes) != 0 ||
+	/* taken before a veneer is placed (it may come from the same region);
+	 * lost if the emit fails */
+	gk_tramp_commit(tramp, site->tramp_len);
+	if (!(entry = entry_for(tramp)) ||
+	    gk_plan_emit(t, site, tramp, entry, p->bytes, tramp_bytes) != 0 ||
 	    gk_tramp_write(tramp, tramp_bytes, site->tramp_len) != 0) {
 		st->emit_failed++;
 		log_site(o, site, "emit_failed");
 		return;
 	}
-	gk_tramp_commit(tramp, site->tramp_len);
 	p->addr = site->win_start;
 	p->len = site->win_len;
 	npend++;
 	st->kind[site->kind]++;
 	log_site(o, site, NULL);
+}
+
+/* The entry as seen from a trampoline at tramp: gk_entry itself when the
+ * trampoline's auipc+jalr reaches it, else a far veneer near the
+ * trampoline (a non-PIE program at 0x10000 is some 256 GiB from the core
+ * on riscv64); 0 if there is no memory for one. */
+static uint64_t
+entry_for(uint64_t tramp)
+{
+	static uint64_t veneers[64];
+	static int nveneers;
+	uint64_t entry = (uint64_t)(uintptr_t)&gk_entry, slot, at;
+	uint8_t code[GK_ARCH_VENEER_LEN];
+	size_t len;
+
+	if (dist(tramp, entry) < GK_ARCH_FAR_REACH)
+		return entry;
+	for (int i = 0; i < nveneers; i++)
+		if (dist(tramp, veneers[i]) < GK_ARCH_FAR_REACH)
+			return veneers[i];
+	if (nveneers == (int)(sizeof(veneers) / sizeof(veneers[0])))
+		return 0;
+	slot = gk_tramp_reserve(tramp, GK_ARCH_FAR_REACH / 2,
+	                        GK_ARCH_VENEER_LEN + GK_ARCH_VENEER_ALIGN);
+	if (!slot)
+		return 0;
+	at = (slot + GK_ARCH_VENEER_ALIGN - 1) & ~(uint64_t)(GK_ARCH_VENEER_ALIGN - 1);
+	len = gk_arch_far_veneer(code, at, (uint64_t)(uintptr_t)&gk_entry_far);
+	if (gk_tramp_write(at, code, len) != 0)
+		return 0;
+	gk_tramp_commit(slot, at - slot + len);
+	veneers[nveneers++] = at;
+	return at;
 }
 
 /* A fully planned site (gk_plan_scan): filters, then a trampoline within

@@ -303,6 +303,7 @@ gk_tramp_seal(void)
 		if (r->opened)
 			GK_RAW(SYS_mprotect, pg, ((r->end + PAGE - 1) & ~(PAGE - 1)) - pg,
 			       PROT_READ | PROT_EXEC);
+		r->opened = 0;   /* a later patch round (dlopen) opens it again */
 		gk_arch_flush_icache(r->start, r->end);
 	}
 }

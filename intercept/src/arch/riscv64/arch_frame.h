@@ -59,6 +59,10 @@ struct gk_frame {
 };
 _Static_assert(sizeof(struct gk_frame) == GK_FRAME_SIZE, "frame layout");
 
+/* gk_arch_far_veneer's size and alignment. */
+#define GK_ARCH_VENEER_LEN 32
+#define GK_ARCH_VENEER_ALIGN 8
+
 /* The system call instruction (ecall), its length and a check that one
  * is at addr (in readable memory; sites are 2-byte aligned). */
 #define GK_ARCH_SYSCALL_LEN 4

@@ -106,10 +106,20 @@
 .endm
 
 	.text
+/* Reached from a far veneer (runtime.c: gk_arch_far_veneer), which pushed
+ * 16 bytes holding the program's t0: give both back, then be gk_entry. */
+	.globl	gk_entry_far
+	.hidden	gk_entry_far
+	.type	gk_entry_far, @function
+	.p2align 2
+gk_entry_far:
+	ld	t0, 0(sp)
+	addi	sp, sp, 16
+	.size	gk_entry_far, .-gk_entry_far
+	/* falls through */
 	.globl	gk_entry
 	.hidden	gk_entry
 	.type	gk_entry, @function
-	.p2align 2
 gk_entry:
 	FRAME_PUSH
 	mv	a0, sp
