@@ -157,3 +157,23 @@ def test_library_filter_non_pie(rv: Riscv64Runner, test_programs: Path, core_lib
     fields = dict(kv.split("=") for kv in res.out.split())
     seen = tuple("fake" if int(fields[k]) == FAKE_PID else "real" for k in ("libc", "lib", "exe"))
     assert seen == expect, res.describe()
+
+
+@pytest.mark.parametrize("env,expect", [
+    ({}, ("real", "real", "fake")),
+    ({"INTERCEPT_LIBS": "libt_rawsys.so"}, ("fake", "fake", "fake")),
+    ({"INTERCEPT_ALL_OBJS": "1"}, ("fake", "fake", "fake")),
+], ids=["default", "libs", "all-objs"])
+def test_objects_opened_later(rv: Riscv64Runner, test_programs: Path, core_lib: Path,
+                              hook_lib, env: dict[str, str], expect) -> None:
+    """Issue 11: objects opened with dlopen after start are patched when
+    selected (INTERCEPT_LIBS, INTERCEPT_ALL_OBJS), also when closed and
+    opened again (the same address may now hold a fresh copy), and a libc
+    loaded into a new namespace with dlmopen always is."""
+    res = rv.run([str(test_programs / "t_dlopen"), str(test_programs / "libt_rawsys.so")],
+                 preload=[core_lib, hook_lib("fake_getpid")], env=env)
+    assert res.returncode == 0, res.describe()
+    fields = dict(kv.split("=") for kv in res.out.split())
+    seen = tuple("fake" if int(fields[k]) == FAKE_PID else "real"
+                 for k in ("lib", "reopened", "nslibc"))
+    assert seen == expect, res.describe()

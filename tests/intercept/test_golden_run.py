@@ -106,6 +106,7 @@ def test_golden_patched_and_run(mode: str, golden_prog: Path, rv: Riscv64Runner,
     log_path = tmp_path / "intercept.log"
     res = rv.run([prog], preload=[intercept_lib],
                  env={"INTERCEPT_LOG": str(log_path), "INTERCEPT_LOG_SITES": "1",
+                      "INTERCEPT_LOG_RAW": "1",   # the six registers, as passed
                       **MODES[mode]})
     # (a) same behaviour as unpatched
     assert (res.returncode, res.stdout) == (plain.returncode, plain.stdout), res.describe()

@@ -9,10 +9,13 @@
 #include <elf.h>
 #include <link.h>
 #include <string.h>
+#include <sys/syscall.h>
 
 #include "runtime.h"
 
 static struct gk_object objs[GK_MAX_OBJS];
+static int nobjs;          /* what is loaded as far as we know (objs) */
+static int started;        /* the constructor patched (dlopen may follow) */
 
 static int
 want(const struct gk_object *o)
@@ -64,7 +67,7 @@ gk_init(void)
 		gk_log_msg("configuration error: nothing is patched");
 		return;
 	}
-	n = gk_objects_find(objs, GK_MAX_OBJS);
+	n = nobjs = gk_objects_find(objs, GK_MAX_OBJS);
 	gk_tramp_init();
 	for (int i = 0; i < n; i++) {
 		objs[i].selected = want(&objs[i]);
@@ -75,4 +78,68 @@ gk_init(void)
 		if (objs[i].selected)
 			gk_tramp_claim_around(objs[i].lo, objs[i].hi);
 	gk_patch_objects(objs, n);
+	started = 1;
+}
+
+/* Same object: same place, same program headers, same name. */
+static int
+same_object(const struct gk_object *a, const struct gk_object *b)
+{
+	return a->lo == b->lo && a->hi == b->hi && a->phdr == b->phdr &&
+	       strcmp(a->path, b->path) == 0;
+}
+
+static struct gk_object fresh[GK_MAX_OBJS];
+static int refresh_lock;
+/* Objects of other namespaces (dlmopen) already patched: never pruned
+ * (dl_iterate_phdr shows only the caller's namespace, so a refresh cannot
+ * tell one gone). */
+static struct gk_object ns_seen[64];
+static int n_ns_seen;
+
+/*
+ * After dlopen/dlmopen/dlclose (dlopen.c): objects not seen before are
+ * patched when selected as at start (INTERCEPT_ALL_OBJS, INTERCEPT_LIBS,
+ * and any libc: dlmopen(LM_ID_NEWLM) loads a second one), objects gone
+ * are forgotten (an object dlopen'ed later at the same place is new).
+ * A new object's constructors have run by then (dlopen returns after
+ * them): their own system calls are not seen.  One thread at a time; the
+ * planner's buffers are the constructor's.
+ */
+void
+gk_objects_refresh(void *ns_handle)
+{
+	int n, nbase, nnew = 0;
+
+	if (!started || !gk_cfg.allowed)
+		return;
+	while (__atomic_exchange_n(&refresh_lock, 1, __ATOMIC_ACQUIRE))
+		GK_RAW(SYS_sched_yield, 0);
+	n = nbase = gk_objects_find(fresh, GK_MAX_OBJS);
+	if (ns_handle)
+		n = gk_objects_of_namespace(ns_handle, fresh, n, GK_MAX_OBJS);
+	for (int i = 0; i < n; i++) {
+		int known = 0;
+		for (int j = 0; j < nobjs && !known && i < nbase; j++)
+			known = same_object(&fresh[i], &objs[j]);
+		for (int j = 0; j < n_ns_seen && !known && i >= nbase; j++)
+			known = same_object(&fresh[i], &ns_seen[j]);
+		/* ld.so is one for all namespaces */
+		for (int j = 0; j < nbase && !known && i >= nbase; j++)
+			known = fresh[i].lo == fresh[j].lo;
+		if (i >= nbase && !known && n_ns_seen < 64)
+			ns_seen[n_ns_seen++] = fresh[i];
+		fresh[i].selected = !known && want(&fresh[i]);
+		if (!known && !fresh[i].is_vdso)
+			add_tails(&fresh[i]);
+		nnew += fresh[i].selected;
+	}
+	for (int i = 0; i < n; i++)
+		if (fresh[i].selected)
+			gk_tramp_claim_around(fresh[i].lo, fresh[i].hi);
+	if (nnew)
+		gk_patch_objects(fresh, n);
+	memcpy(objs, fresh, (size_t)nbase * sizeof(objs[0]));
+	nobjs = nbase;
+	__atomic_store_n(&refresh_lock, 0, __ATOMIC_RELEASE);
 }

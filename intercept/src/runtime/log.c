@@ -16,6 +16,7 @@
 static int log_fd = -1;
 static const char *log_path;   /* the environment's string, kept for forks */
 static int log_flags;
+static int log_raw;            /* INTERCEPT_LOG_RAW=1: six hex registers */
 
 void
 gk_buf_mem(struct gk_buf *b, const char *s, size_t n)
@@ -90,6 +91,8 @@ gk_log_open(void)
 	if (!p || !*p)
 		return;
 	log_path = p;
+	p = getenv("INTERCEPT_LOG_RAW");
+	log_raw = p && *p && strcmp(p, "0") != 0;
 	log_flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
 	if (!trunc || strcmp(trunc, "0") != 0)
 		log_flags |= O_TRUNC;
@@ -131,7 +134,8 @@ gk_log_msg(const char *s)
 	gk_log_buf(&b);
 }
 
-/* "<pid>.<tid> name(a0, ..., a5) = result how" */
+/* "<pid>.<tid> name(decoded args) = result how" (log_decode.c), or with
+ * INTERCEPT_LOG_RAW=1 "<pid>.<tid> name(a0, ..., a5) = result how". */
 void
 gk_log_syscall(long nr, const long *args, long result, int result_known,
                const char *how)
@@ -145,6 +149,10 @@ gk_log_syscall(long nr, const long *args, long result, int result_known,
 	gk_buf_str(&b, ".");
 	gk_buf_dec(&b, GK_RAW(SYS_gettid, 0));
 	gk_buf_str(&b, " ");
+	if (!log_raw) {
+		gk_log_decode(&b, nr, args, result, result_known);
+		goto how;
+	}
 	name = gk_sysname(nr);
 	if (name) {
 		gk_buf_str(&b, name);
@@ -163,6 +171,7 @@ gk_log_syscall(long nr, const long *args, long result, int result_known,
 		gk_buf_dec(&b, result);
 	else
 		gk_buf_str(&b, "?");
+how:
 	if (how && *how) {
 		gk_buf_str(&b, " ");
 		gk_buf_str(&b, how);

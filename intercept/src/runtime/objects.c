@@ -7,6 +7,7 @@
  * .dynsym, .eh_frame...), where the bytes of an ecall may occur as data.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
 #include <link.h>
@@ -23,6 +24,7 @@ struct iter {
 	struct gk_object *objs;
 	int max, n;
 	uint64_t at_base, vdso, self_pc;
+	int other_ns;     /* listing a dlmopen namespace: no main program */
 };
 
 static int
@@ -42,7 +44,12 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 	if (it->n >= it->max)
 		return 1;
 	o = &it->objs[it->n];
-	memset(o, 0, sizeof(*o));
+	o->is_main = it->n == 0 && !it->other_ns;
+	{
+		int main = o->is_main;
+		memset(o, 0, sizeof(*o));
+		o->is_main = main;
+	}
 	strncpy(o->path, name, sizeof(o->path) - 1);
 	o->base = info->dlpi_addr;
 	o->phdr = info->dlpi_phdr;
@@ -62,7 +69,6 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 			o->dyn = (const void *)(o->base + p->p_vaddr);
 		}
 	}
-	o->is_main = it->n == 0;
 	o->is_vdso = it->vdso && o->lo == it->vdso;
 	o->is_ldso = it->at_base && o->base == it->at_base;
 	o->is_self = it->self_pc >= o->lo && it->self_pc < o->hi;
@@ -71,6 +77,47 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 	             starts_with(base, "libpthread.so");
 	it->n++;
 	return 0;
+}
+
+/* The link map of a dlmopen handle: each object's program headers from
+ * its ELF header (dladdr's dli_fbase: where its first segment, file
+ * offset 0, is mapped), as dl_iterate_phdr would give them. */
+int
+gk_objects_of_namespace(void *ns_handle, struct gk_object *objs, int n, int max)
+{
+	struct iter it = {
+		.objs = objs, .max = max, .n = n, .other_ns = 1,
+		.at_base = getauxval(AT_BASE),
+		.vdso = getauxval(AT_SYSINFO_EHDR),
+		.self_pc = (uint64_t)(uintptr_t)&gk_objects_find,
+	};
+	struct link_map *lm = NULL;
+	Lmid_t lmid;
+
+	if (dlinfo(ns_handle, RTLD_DI_LMID, &lmid) != 0 || lmid == LM_ID_BASE ||
+	    dlinfo(ns_handle, RTLD_DI_LINKMAP, &lm) != 0 || !lm)
+		return n;
+	while (lm->l_prev)
+		lm = lm->l_prev;
+	for (; lm; lm = lm->l_next) {
+		struct dl_phdr_info info;
+		const ElfW(Ehdr) *eh;
+		Dl_info dli;
+
+		if (!dladdr((const void *)lm->l_ld, &dli) || !dli.dli_fbase)
+			continue;
+		eh = dli.dli_fbase;
+		if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		info.dlpi_addr = lm->l_addr;
+		info.dlpi_name = lm->l_name;
+		info.dlpi_phdr = (const ElfW(Phdr) *)((const char *)eh + eh->e_phoff);
+		info.dlpi_phnum = eh->e_phnum;
+		if (collect(&info, sizeof(info), &it))
+			break;
+	}
+	return it.n;
 }
 
 int

@@ -51,7 +51,7 @@ long gk_sysno_by_name(const char *s, size_t len); /* -1 if unknown */
 
 /* --- log (log.c) -------------------------------------------------------- */
 struct gk_buf {
-	char b[640];
+	char b[1024];
 	size_t n;
 };
 void gk_buf_str(struct gk_buf *b, const char *s);
@@ -67,6 +67,9 @@ void gk_log_msg(const char *s);            /* one fixed line */
  * here (exit, a successful execve, raw vfork...). */
 void gk_log_syscall(long nr, const long *args, long result, int result_known,
                     const char *how);
+/* "name(decoded args) = result" (log_decode.c). */
+void gk_log_decode(struct gk_buf *b, long nr, const long *args, long result,
+                   int result_known);
 
 /* --- loaded objects (objects.c) ---------------------------------------- */
 struct gk_range {
@@ -104,6 +107,14 @@ size_t gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
 /* Landing pads from PT_GNU_EH_FRAME (eh_targets.c): count or -1. */
 long gk_object_landing_pads(const struct gk_object *o, uint64_t lo,
                             uint64_t hi, uint64_t *out, size_t max);
+
+/* After the loaded objects changed (dlopen.c): patch the new ones that
+ * are selected (init.c). */
+void gk_objects_refresh(void *ns_handle);   /* dlmopen's handle, or NULL */
+/* Appends the objects of ns_handle's namespace when it is not the base
+ * one (dl_iterate_phdr lists only the caller's); returns the new count. */
+int gk_objects_of_namespace(void *ns_handle, struct gk_object *objs, int n,
+                            int max);
 
 /* --- trampoline memory (tramp_mem.c) ------------------------------------ */
 void gk_tramp_init(void);
