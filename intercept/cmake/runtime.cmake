@@ -113,8 +113,9 @@ set_target_properties(syscall_intercept PROPERTIES
 # planner's names must not clash with the program's).
 set(GK_STATIC_KEEP ${CMAKE_CURRENT_BINARY_DIR}/syscall_intercept_api.syms)
 file(WRITE ${GK_STATIC_KEEP} "intercept_hook_point\nintercept_hook_point_clone_child\n"
-     "intercept_hook_point_clone_parent\nsyscall_no_intercept\n"
-     "syscall_hook_in_process_allowed\n")
+     "intercept_hook_point_clone_parent\nintercept_hook_point_clone_vfork_child\n"
+     "syscall_no_intercept\n"
+     "syscall_hook_in_process_allowed\ndlopen\ndlmopen\ndlclose\n")
 set(GK_STATIC_OBJ ${CMAKE_CURRENT_BINARY_DIR}/syscall_intercept_static.o)
 add_custom_command(
   OUTPUT ${GK_STATIC_OBJ}

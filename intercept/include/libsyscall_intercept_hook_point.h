@@ -35,6 +35,19 @@ extern int (*intercept_hook_point)(long syscall_number,
 extern void (*intercept_hook_point_clone_child)(void);
 extern void (*intercept_hook_point_clone_parent)(long pid);
 
+/*
+ * gkfs extension (not in syscall_intercept): called in the child of a
+ * CLONE_VFORK clone (vfork, posix_spawn), on the stack it starts with,
+ * before it runs any of the program's code.  Such a child shares its
+ * parent's memory until it execs or exits (on hardware; qemu-user runs it
+ * as a fork), so the hook may only do async-signal-safe work that no
+ * state of the parent depends on (set a flag in thread-local storage,
+ * raw system calls).  The parent then gets intercept_hook_point_clone_parent
+ * with the child's pid, once the child has exec'd or exited.
+ */
+#define INTERCEPT_HOOK_POINT_CLONE_VFORK_CHILD 1
+extern void (*intercept_hook_point_clone_vfork_child)(void);
+
 /* Execute a system call directly, bypassing every hook. */
 long syscall_no_intercept(long syscall_number, ...);
 

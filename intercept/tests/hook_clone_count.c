@@ -7,6 +7,10 @@
  * share them.  The pid passed to the parent hook must be positive.  Like
  * syscall_intercept's examples it installs its hooks only where
  * syscall_hook_in_process_allowed() says so (A).
+ * A vfork child (gkfs's intercept_hook_point_clone_vfork_child) writes
+ *     vfork-child-hook pid=<child pid>
+ * at once, with one raw write and nothing else: it shares its parent's
+ * memory on hardware.
  */
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -28,6 +32,23 @@ static void on_parent(long pid)
 		__atomic_fetch_add(&bad_pids, 1, __ATOMIC_RELAXED);
 }
 
+static void on_vfork_child(void)
+{
+	char line[48] = "vfork-child-hook pid=";
+	long pid = syscall_no_intercept(SYS_getpid), n = 21;
+	char digits[20];
+	int k = 0;
+
+	do {
+		digits[k++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid);
+	while (k)
+		line[n++] = digits[--k];
+	line[n++] = '\n';
+	syscall_no_intercept(SYS_write, 2, line, n);
+}
+
 static __attribute__((constructor)) void init(void)
 {
 	allowed = syscall_hook_in_process_allowed();
@@ -35,6 +56,7 @@ static __attribute__((constructor)) void init(void)
 		return;
 	intercept_hook_point_clone_child = on_child;
 	intercept_hook_point_clone_parent = on_parent;
+	intercept_hook_point_clone_vfork_child = on_vfork_child;
 }
 
 static __attribute__((destructor)) void report(void)

@@ -19,6 +19,11 @@
                                trampoline's own system call (ret1) */
 #define GK_ACT_CLONE  2     /* make the clone call in the entry; the child
                                starts on its new stack (gk_clone_child_post) */
+#define GK_ACT_VFORK  3     /* make a CLONE_VFORK call in the entry with the
+                               program's exact sp and registers, nothing of
+                               ours on the stack across it (the return
+                               address kept in gk_vfork_ra), then run
+                               gk_vfork_post in parent and child */
 
 /*
  * arch_frame.h defines, for C and assembly:
@@ -66,6 +71,10 @@ void gk_arch_flush_icache(uint64_t start, uint64_t end);
 long gk_dispatch(struct gk_frame *f);
 void gk_clone_parent_post(struct gk_frame *f, long result);
 void gk_clone_child_post(struct gk_frame *f);
+void gk_vfork_post(struct gk_frame *f);
+/* The program's return address across a vfork call (per thread: a vfork
+ * child shares it but never writes it before its exec/_exit). */
+extern __thread long gk_vfork_ra;
 #pragma GCC visibility pop
 #endif
 #endif

@@ -38,6 +38,11 @@ static __thread int in_hook __attribute__((tls_model("initial-exec")));
 
 gk_api_hook_fn gk_nested_hook;
 
+/* Across a CLONE_VFORK call (entry.S keeps nothing on the stack): the
+ * program's return address, and a0 (the flags) for the log. */
+__thread long gk_vfork_ra __attribute__((tls_model("initial-exec")));
+static __thread long gk_vfork_a0 __attribute__((tls_model("initial-exec")));
+
 /* Whether a call is hooked at all: filters, and not made by a hook
  * (unless the hook asked for its own calls: gk_nested_hook). */
 static inline int
@@ -86,7 +91,7 @@ syscall_hook_in_process_allowed(void)
 	return gk_cfg.allowed;
 }
 
-enum call_kind { K_PLAIN, K_NORETURN, K_RAW, K_CLONE_STACK, K_FORK };
+enum call_kind { K_PLAIN, K_NORETURN, K_RAW, K_VFORK, K_CLONE_STACK, K_FORK };
 
 /* For a clone with a new stack, *child_sp is where the child starts. */
 static enum call_kind
@@ -131,7 +136,9 @@ classify(long nr, const long *a, unsigned long *child_sp)
 	}
 	/* vfork (glibc passes its own sp as the "new" stack): the child
 	 * borrows the parent's stack, so nothing of ours may be on it. */
-	if ((flags & CLONE_VM) && ((flags & CLONE_VFORK) || !stack))
+	if ((flags & CLONE_VM) && (flags & CLONE_VFORK))
+		return K_VFORK;
+	if ((flags & CLONE_VM) && !stack)
 		return K_RAW;
 	if (stack) {
 		*child_sp = stack;
@@ -186,6 +193,9 @@ gk_dispatch(struct gk_frame *f)
 		if (hooked)
 			gk_log_syscall(nr, a, 0, 0, "(raw)");
 		return GK_ACT_RAW;
+	case K_VFORK:
+		gk_vfork_a0 = a[0];   /* for the log: a0 will be the result */
+		return GK_ACT_VFORK;
 	case K_CLONE_STACK: {
 		/* what the call block pushed, for the child to pop from its
 		 * own stack: see entry.S */
@@ -253,4 +263,48 @@ gk_clone_child_post(struct gk_frame *f)
 			call_clone_child_hook();
 		gk_log_syscall(nr, gk_frame_args(f), 0, 1, "(child)");
 	}
+}
+
+void (*intercept_hook_point_clone_vfork_child)(void);
+
+/*
+ * After a CLONE_VFORK call (entry.S, .Lvfork), on a fresh frame below the
+ * program's sp: in the child, which shares the parent's memory (on
+ * hardware; qemu-user runs it as a fork) and runs until it execs or
+ * exits, only intercept_hook_point_clone_vfork_child (a gkfs extension:
+ * async-signal-safe work only, nothing the parent's state depends on);
+ * in the parent, once the child is gone, intercept_hook_point_clone_parent
+ * with the child's pid, as for threads.  The log is not reopened for the
+ * child (its descriptor table is the parent's until exec anyway).
+ */
+void
+gk_vfork_post(struct gk_frame *f)
+{
+	long nr = gk_frame_nr(f);
+	long result = gk_frame_args(f)[0];
+	unsigned long sp = gk_frame_sp_in(f);
+	int hooked = is_hooked(nr);
+	long args[6];
+
+	/* the trampoline's stack words, rebuilt for ret0 to pop */
+	sp -= GK_ARCH_TRAMP_STACK_DEPTH;
+	*(long *)sp = gk_vfork_ra;
+	gk_frame_set_sp_in(f, sp);
+	if (!hooked)
+		return;
+	memcpy(args, gk_frame_args(f), sizeof(args));
+	args[0] = gk_vfork_a0;
+	if (result == 0) {
+		if (intercept_hook_point_clone_vfork_child) {
+			int old = in_hook;
+			in_hook = 1;
+			intercept_hook_point_clone_vfork_child();
+			in_hook = old;
+		}
+		gk_log_syscall(nr, args, 0, 1, "(vfork child)");
+		return;
+	}
+	if (result > 0 && intercept_hook_point_clone_parent)
+		call_clone_parent_hook(result);
+	gk_log_syscall(nr, args, result, 1, NULL);
 }

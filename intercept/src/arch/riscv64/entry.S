@@ -126,6 +126,8 @@ gk_entry:
 	call	gk_dispatch
 	li	t0, GK_ACT_CLONE
 	beq	a0, t0, .Lclone
+	li	t0, GK_ACT_VFORK
+	beq	a0, t0, .Lvfork
 	bnez	a0, .Lraw
 	FRAME_RELOAD                    /* a0 = result written by dispatcher */
 	ld	sp, GK_FR_SPIN(sp)
@@ -134,6 +136,34 @@ gk_entry:
 	FRAME_RELOAD
 	ld	sp, GK_FR_SPIN(sp)
 	jr	GK_ENTRY_RAW_OFFSET(ra)     /* -> ret1: trampoline does the ecall */
+
+/*
+ * vfork-like clone (CLONE_VFORK): the child runs on the parent's stack
+ * (or a stack posix_spawn gave it) until it execs or exits, so nothing of
+ * ours may stay on the stack across the ecall: the program's ra (which the
+ * trampoline pushed) goes to the thread's gk_vfork_ra, every register is
+ * the program's (ra aside: ret0, which the kernel preserves), sp exactly
+ * the program's.  After the ecall, in the child and (once the child is
+ * gone) in the parent, memory below sp is the caller's to use again: a
+ * fresh frame there runs gk_vfork_post, which pushes the program's ra back
+ * below sp for ret0 to pop, as after any other call.
+ */
+.Lvfork:
+	ld	t0, GK_FR_SPIN(sp)
+	ld	t1, 0(t0)                       /* the program's ra */
+	la.tls.ie t2, gk_vfork_ra
+	add	t2, t2, tp
+	sd	t1, 0(t2)
+	FRAME_RELOAD
+	ld	sp, GK_FR_SPIN(sp)
+	addi	sp, sp, GK_ARCH_TRAMP_STACK_DEPTH /* the program's own sp */
+	ecall
+	FRAME_PUSH
+	mv	a0, sp
+	call	gk_vfork_post                   /* hooks; pushes the program's ra */
+	FRAME_RELOAD
+	ld	sp, GK_FR_SPIN(sp)
+	ret                                     /* -> ret0 */
 
 /*
  * clone/clone3 with a new stack.  The ecall is made here with every
