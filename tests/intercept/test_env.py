@@ -177,3 +177,16 @@ def test_objects_opened_later(rv: Riscv64Runner, test_programs: Path, core_lib: 
     seen = tuple("fake" if int(fields[k]) == FAKE_PID else "real"
                  for k in ("lib", "reopened", "nslibc"))
     assert seen == expect, res.describe()
+
+
+def test_python_ctypes_library_patched(rv: Riscv64Runner, test_programs: Path, core_lib: Path,
+                                       hook_lib) -> None:
+    """A real program loading a library late: python3's ctypes.CDLL is a
+    dlopen; with INTERCEPT_LIBS naming it, its own ecall is hooked."""
+    lib = test_programs / "libt_rawsys.so"
+    code = f"import ctypes; print(ctypes.CDLL({str(lib)!r}).rawsys_getpid())"
+    res = rv.run(["python3", "-c", code], preload=[core_lib, hook_lib("fake_getpid")],
+                 env={"INTERCEPT_LIBS": "libt_rawsys.so"})
+    assert res.returncode == 0 and res.out == f"{FAKE_PID}\n", res.describe()
+    res = rv.run(["python3", "-c", code], preload=[core_lib, hook_lib("fake_getpid")])
+    assert res.returncode == 0 and res.out != f"{FAKE_PID}\n", res.describe()
