@@ -46,9 +46,17 @@ class KeyRegistry:
         return self._by_key.get(public_z85)
 
 
+PEER_USER_ID = b"peer"
+
+
 class ZapHandler:
-    def __init__(self, ctx: zmq.Context, keys_dir: Path):
+    """``peer_public``: the daemons' own public key; a connection made with
+    the daemons' key pair is another daemon of the cluster (User-Id "peer",
+    which may only look up records: server.Server._answer_peer)."""
+
+    def __init__(self, ctx: zmq.Context, keys_dir: Path, peer_public: bytes):
         self.registry = KeyRegistry(keys_dir)
+        self.peer_public = peer_public
         self.sock = ctx.socket(zmq.ROUTER)
         self.sock.linger = 0
         self.sock.bind(ZAP_ENDPOINT)  # before the frontend binds: no handshake escapes ZAP
@@ -84,8 +92,11 @@ class ZapHandler:
         creds = body[6:]
         status, text, user = b"400", b"unknown client key", b""
         if mechanism == b"CURVE" and creds and len(creds[0]) == 32:
-            entry = self.registry.lookup(z85.encode(creds[0]))
-            if entry is not None:
+            public = z85.encode(creds[0])
+            entry = None if public == self.peer_public else self.registry.lookup(public)
+            if public == self.peer_public:
+                status, text, user = b"200", b"OK", PEER_USER_ID
+            elif entry is not None:
                 status, text, user = b"200", b"OK", entry.identity.user_id().encode()
                 log.debug("client key %s (%s) from %s accepted", entry.name, entry.identity.user_id(),
                           address.decode(errors="replace"))

@@ -221,6 +221,9 @@ def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
     chunks = ChunkStore(rootdir, cfg.chunk_size)
     state = DaemonState(config=cfg, rootdir=rootdir, host_id=-1, meta=meta, chunks=chunks,
                         cap_secret=key.cap_secret if key else None)
+    if key is not None:
+        from .peer import Peers
+        state.peers = Peers(hosts_path, key, meta.get)
     server = Server(state, normalise_listen(bind), key, keys)
     state.address = published_address(server.address, publish_host)
     # Signals only set a flag; the broker loop notices within 100 ms.
@@ -236,6 +239,8 @@ def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
         leave = lambda: hostsfile.unregister(hosts_path, host.id)  # noqa: E731
         where = hosts_path
     state.host_id = host.id
+    if state.peers is not None:
+        state.peers.host_id = host.id
     save_identity(rootdir, host.id, cfg)
     log.info("daemon id %d serving %s on %s (rootdir %s, registered in %s, chunk size %d, %d workers)",
              host.id, state.address, host.hostname, rootdir, where, cfg.chunk_size, cfg.workers)

@@ -18,10 +18,11 @@ from typing import Any, Callable
 from gkfs_client import protocol, security
 from gkfs_client.config import DaemonConfig
 
+from . import access
 from .chunkstore import ChunkStore
 from .holds import HoldTable
 from .locks import LockTable
-from .metadata import MetadataStore
+from .metadata import MetadataStore, _validated_record
 
 
 @dataclass
@@ -37,10 +38,17 @@ class DaemonState:
     errors: int = 0
     inflight: int = 0
     lock: Lock = field(default_factory=Lock)
-    # Secret for data capabilities (None: security off, no capabilities).
+    # Secret for data capabilities (None: security off: no capabilities and
+    # no permission checks, every request runs as the daemon's owner).
     cap_secret: bytes | None = None
     locks: LockTable = field(default_factory=LockTable)
     holds: HoldTable = field(default_factory=HoldTable)
+    # Parent directory records from their owners (daemon.peer.Peers).
+    peers: Any = None
+
+    @property
+    def secure(self) -> bool:
+        return self.cap_secret is not None
 
     def count(self, op: str, ok: bool) -> None:
         with self.lock:
@@ -58,6 +66,67 @@ CALLER: contextvars.ContextVar[security.Identity] = contextvars.ContextVar("gkfs
 
 def caller() -> security.Identity:
     return CALLER.get()
+
+
+# -- permission helpers (no-ops with security off) ---------------------------
+
+def _parent_of(path: str) -> str:
+    return protocol.parent_and_name(path)[0] if path != "/" else "/"
+
+
+def _parent(state: DaemonState, path: str, want: int) -> dict | None:
+    """The parent directory's record after checking the caller may ``want`` it."""
+    if not state.secure:
+        return None
+    parent = _parent_of(path)
+    rec = state.peers.record(parent)
+    if rec is None or rec["mode"] & 0o170000 != 0o040000:
+        # No record can exist below a missing parent, a file or a symlink:
+        # ENOENT, as without the check; the client works out ENOTDIR or
+        # follows the link (the daemon never resolves links).
+        raise OSError(errno.ENOENT, f"no such file or directory: {path}")
+    return access.require_dir(caller(), rec, want, parent)
+
+
+def _with_cap(state: DaemonState, rec: dict | None, extra: str = "") -> dict | None:
+    """A record as sent to the caller: with its data capability."""
+    if not state.secure or not rec or "data_key" not in rec:
+        return rec
+    who = caller()
+    rights = access.rights_for(who, rec) + extra
+    rights = "".join(r for r in "rwd" if r in rights)
+    out = dict(rec)
+    out["cap"] = access.make_cap(state.cap_secret, rec["data_key"], rights, who)
+    return out
+
+
+def _reclaim(state: DaemonState) -> dict:
+    """Chunks of unlinked-while-open files nobody holds any more: the keys,
+    and (security on) the capabilities to remove them."""
+    keys = state.meta.reclaimable(state.holds)
+    out: dict[str, Any] = {"reclaim": keys}
+    if state.secure and keys:
+        out["reclaim_caps"] = [access.make_cap(state.cap_secret, k, "d", caller()) for k in keys]
+    return out
+
+
+def _need_cap(state: DaemonState, args: dict, need: str) -> None:
+    if state.secure:
+        access.require_cap(state.cap_secret, args["data_key"], args.get("cap"), caller(), need)
+
+
+def _writable(state: DaemonState, args: dict, path: str):
+    """Check for update_size/truncate: write permission now, or a write
+    capability from when the file was opened (like an open fd)."""
+    if not state.secure:
+        return None
+    who = caller()
+
+    def check(rec: dict) -> None:
+        if access.check_cap(state.cap_secret, rec["data_key"], args.get("cap"), who, "w"):
+            return
+        access.require(who, rec, access.W, path)
+    return check
 
 
 def _check_chunk_size(state: DaemonState, args: dict[str, Any]) -> None:
@@ -122,48 +191,80 @@ def _hold(state: DaemonState, args: dict, peer: bytes):
 
 def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
     who = caller()
-    rec, created = state.meta.create(args["path"], args["mode"], bool(args.get("exclusive")), who.uid, who.gid,
+    path, mode = args["path"], args["mode"]
+    gid = who.gid
+    valid_type = not mode >> 16 and mode & 0o170000 in (0, 0o100000, 0o040000)
+    if state.secure and valid_type and path != "/":  # else meta.create answers EINVAL/EEXIST
+        existing = state.meta.get(path)
+        if existing is not None and args.get("exclusive"):
+            raise OSError(errno.EEXIST, f"file exists: {path}")
+        if existing is not None:
+            _parent(state, path, access.X)
+        else:
+            parent = _parent(state, path, access.W | access.X)
+            if parent["mode"] & 0o2000:  # set-group-ID directory: group (and, for a directory, the bit) inherited
+                gid = parent["gid"]
+                if mode & 0o170000 == 0o040000:
+                    mode |= 0o2000
+            if who.uid != 0 and mode & 0o2000 and not who.in_group(gid) and mode & 0o170000 != 0o040000:
+                mode &= ~0o2000
+    rec, created = state.meta.create(path, mode, bool(args.get("exclusive")), who.uid, gid,
                                      _hold(state, args, peer))
-    return {"stat": rec, "created": created, "reclaim": state.meta.reclaimable(state.holds)}, []
+    return {"stat": _with_cap(state, rec, "rw" if created else ""), "created": created, **_reclaim(state)}, []
 
 
 def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
     hold = _hold(state, args, peer)
     if hold:
-        return {"stat": state.meta.stat_hold(args["path"], hold)}, []
-    return {"stat": state.meta.stat(args["path"], args.get("data_key"))}, []
+        return {"stat": _with_cap(state, state.meta.stat_hold(args["path"], hold))}, []
+    if args["path"] != "/" and args.get("data_key") is None:
+        _parent(state, args["path"], access.X)
+    return {"stat": _with_cap(state, state.meta.stat(args["path"], args.get("data_key")))}, []
 
 
 def op_remove(state: DaemonState, args: dict, data: list) -> Result:
-    rec, held = state.meta.remove(args["path"], args.get("rmdir"), args.get("data_key"), state.holds)
-    return {"stat": rec, "held": held, "reclaim": state.meta.reclaimable(state.holds)}, []
+    path = args["path"]
+    check = None
+    if state.secure:
+        parent = _parent(state, path, access.W | access.X)
+        who = caller()
+
+        def check(rec: dict) -> None:
+            access.check_sticky(who, parent, rec, path)
+    rec, held = state.meta.remove(path, args.get("rmdir"), args.get("data_key"), state.holds, check)
+    return {"stat": _with_cap(state, rec, "d"), "held": held, **_reclaim(state)}, []
 
 
 def op_release(state: DaemonState, args: dict, data: list) -> Result:
     state.holds.release(args["data_key"], args["owner"])
-    return {"reclaim": state.meta.reclaimable(state.holds)}, []
+    return _reclaim(state), []
 
 
 def op_update_size(state: DaemonState, args: dict, data: list) -> Result:
     offset, size = state.meta.update_size(args["path"], args["offset"], args["count"], bool(args.get("append")),
-                                          args.get("data_key"))
+                                          args.get("data_key"), _writable(state, args, args["path"]))
     return {"offset": offset, "size": size}, []
 
 
 def op_truncate(state: DaemonState, args: dict, data: list) -> Result:
-    return {"stat": state.meta.truncate(args["path"], args["size"], args.get("data_key"))}, []
+    rec = state.meta.truncate(args["path"], args["size"], args.get("data_key"), _writable(state, args, args["path"]))
+    return {"stat": _with_cap(state, rec)}, []
 
 
 def op_get_dirents(state: DaemonState, args: dict, data: list) -> Result:
     limit = args.get("limit") or protocol.DEFAULT_DIRENTS_LIMIT
     if limit > protocol.MAX_DIRENTS_LIMIT:
         raise OSError(errno.EINVAL, f"limit {limit} above {protocol.MAX_DIRENTS_LIMIT}")
+    if state.secure:
+        path = args["path"]
+        access.require_dir(caller(), state.peers.record(path), access.R, path)
     entries, more = state.meta.dirents(args["path"], args.get("start_after") or "", limit)
     return {"entries": entries, "more": more}, []
 
 
 def op_write_chunks(state: DaemonState, args: dict, data: list) -> Result:
     chunks = _chunks(state, "write_chunks", args)
+    _need_cap(state, args, "w")
     key = args["data_key"]
     written = 0
     for (index, offset, _length), frame in zip(chunks, data):
@@ -175,6 +276,7 @@ def op_write_chunks(state: DaemonState, args: dict, data: list) -> Result:
 
 def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
     chunks = _chunks(state, "read_chunks", args)
+    _need_cap(state, args, "r")
     cs = state.config.chunk_size
     total = sum(length for _i, _o, length in chunks)
     if total > state.config.max_frame_size:
@@ -193,30 +295,66 @@ def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_remove_chunks(state: DaemonState, args: dict, data: list) -> Result:
+    _need_cap(state, args, "wd")
     return {"removed": state.chunks.remove(args["data_key"])}, []
 
 
 def op_truncate_chunks(state: DaemonState, args: dict, data: list) -> Result:
     _check_chunk_size(state, args)
+    _need_cap(state, args, "w")
     removed, truncated = state.chunks.truncate(args["data_key"], args["size"])
     return {"removed": removed, "truncated": truncated}, []
 
 
 def op_fsync(state: DaemonState, args: dict, data: list) -> Result:
+    if args.get("data_key") is not None:
+        _need_cap(state, args, "rwd")
     state.chunks.fsync(args.get("data_key"))
     state.meta.sync()
     return {}, []
 
 
 def op_rename(state: DaemonState, args: dict, data: list) -> Result:
-    rec, replaced, held = state.meta.rename(args["old"], args["new"], state.holds)
-    return {"stat": rec, "replaced": replaced, "replaced_held": held,
-            "reclaim": state.meta.reclaimable(state.holds)}, []
+    old, new = args["old"], args["new"]
+    check = None
+    if state.secure and old != new:
+        who = caller()
+        old_parent = _parent(state, old, access.W | access.X)
+        new_parent = old_parent if _parent_of(old) == _parent_of(new) else _parent(state, new, access.W | access.X)
+
+        def check(rec: dict, dst: dict | None) -> None:
+            access.check_sticky(who, old_parent, rec, old)
+            access.check_sticky(who, new_parent, dst, new)
+            if rec["mode"] & 0o170000 == 0o040000 and _parent_of(old) != _parent_of(new):
+                access.require(who, rec, access.W, old)  # its ".." changes
+    rec, replaced, held = state.meta.rename(old, new, state.holds, check)
+    return {"stat": _with_cap(state, rec), "replaced": _with_cap(state, replaced, "d"), "replaced_held": held,
+            **_reclaim(state)}, []
 
 
 def op_insert(state: DaemonState, args: dict, data: list) -> Result:
-    replaced, held = state.meta.insert(args["path"], args["record"], bool(args.get("replace")), state.holds)
-    return {"replaced": replaced, "replaced_held": held}, []
+    path, record = args["path"], args["record"]
+    check = None
+    _validated_record(record)  # a malformed record is EINVAL whatever else is wrong
+    if state.secure:
+        # The record must be one that exists (the source of a cross-daemon
+        # rename, named by "from"), never one the client made up: a made-up
+        # record could claim another user's data_key or uid.
+        src = args.get("from")
+        if src is None:
+            raise OSError(errno.EINVAL, "insert needs 'from' (the path the record is moved from)")
+        real = state.peers.record(src)
+        if real is None or real.get("data_key") != record.get("data_key"):
+            raise OSError(errno.ENOENT, f"insert: {src} does not hold that record (any more)")
+        _parent(state, src, access.W | access.X)
+        record = real
+        parent = _parent(state, path, access.W | access.X)
+        who = caller()
+
+        def check(dst: dict | None) -> None:
+            access.check_sticky(who, parent, dst, path)
+    replaced, held = state.meta.insert(path, record, bool(args.get("replace")), state.holds, check)
+    return {"replaced": _with_cap(state, replaced, "d"), "replaced_held": held}, []
 
 
 def op_symlink(state: DaemonState, args: dict, data: list) -> Result:
@@ -226,10 +364,12 @@ def op_symlink(state: DaemonState, args: dict, data: list) -> Result:
     if len(target.encode("utf-8")) > protocol.MAX_PATH_BYTES:
         raise OSError(errno.ENAMETOOLONG, f"symlink target longer than {protocol.MAX_PATH_BYTES} bytes")
     who = caller()
+    _parent(state, args["path"], access.W | access.X)
     return {"stat": state.meta.symlink(args["path"], target, who.uid, who.gid)}, []
 
 
 def op_readlink(state: DaemonState, args: dict, data: list) -> Result:
+    _parent(state, args["path"], access.X)
     rec = state.meta.stat(args["path"])
     if "target" not in rec:
         raise OSError(errno.EINVAL, f"not a symbolic link: {args['path']}")
@@ -237,11 +377,37 @@ def op_readlink(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_utimens(state: DaemonState, args: dict, data: list) -> Result:
-    return {"stat": state.meta.utimens(args["path"], args.get("atime_ns"), args.get("mtime_ns"))}, []
+    path = args["path"]
+    atime, mtime = args.get("atime_ns"), args.get("mtime_ns")
+    now = bool(args.get("now"))
+    if now:
+        atime = mtime = time.time_ns()
+    check = None
+    if state.secure:
+        who = caller()
+
+        def check(rec: dict) -> None:
+            # Setting both to "now" needs write permission or ownership;
+            # any other time, ownership (as utimensat(2)).
+            if access.is_owner(who, rec):
+                return
+            if now:
+                access.require(who, rec, access.W, path)
+            else:
+                raise OSError(errno.EPERM, f"only the owner may set explicit times: {path}")
+    return {"stat": _with_cap(state, state.meta.utimens(path, atime, mtime, check))}, []
 
 
 def op_setattr(state: DaemonState, args: dict, data: list) -> Result:
-    return {"stat": state.meta.setattr(args["path"], args.get("mode"), args.get("uid"), args.get("gid"))}, []
+    path = args["path"]
+    policy = None
+    if state.secure:
+        who = caller()
+
+        def policy(rec, mode, uid, gid):
+            return access.setattr_policy(who, rec, mode, uid, gid, path)
+    rec = state.meta.setattr(path, args.get("mode"), args.get("uid"), args.get("gid"), policy)
+    return {"stat": _with_cap(state, rec)}, []
 
 
 def op_lock(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:

@@ -30,7 +30,9 @@ import msgpack
 from gkfs_client.protocol import parent_and_name
 
 DIGEST = 16
-ROOT_MODE = st.S_IFDIR | 0o777
+# The root belongs to the daemon's owner (the cluster's owner); others may
+# create in it only after the owner opens it (chmod 1777 /, or mkdir + chown).
+ROOT_MODE = st.S_IFDIR | 0o755
 
 
 def _err(code: int, msg: str) -> OSError:
@@ -259,7 +261,7 @@ class MetadataStore:
             return rec
 
     def remove(self, path: str, rmdir: bool | None, data_key: str | None,
-               holds=None) -> tuple[dict[str, Any], bool]:
+               holds=None, check=None) -> tuple[dict[str, Any], bool]:
         if path == "/":
             raise _err(errno.EBUSY, "cannot remove /")
         with self._write() as txn:
@@ -273,6 +275,8 @@ class MetadataStore:
                 raise _err(errno.EISDIR, f"is a directory: {path}")
             if data_key is not None and rec.get("data_key") != data_key:
                 raise _err(errno.ENOENT, f"{path} was replaced meanwhile (data key differs)")
+            if check is not None:
+                check(rec)
             if is_dir and self._has_children(txn, path):
                 raise _err(errno.ENOTEMPTY, f"directory not empty: {path}")
             # with data_key this is a cross-daemon rename's second step: the
@@ -302,9 +306,11 @@ class MetadataStore:
         return rec
 
     def update_size(self, path: str, offset: int, count: int, append: bool,
-                    data_key: str | None = None) -> tuple[int, int]:
+                    data_key: str | None = None, check=None) -> tuple[int, int]:
         with self._write() as txn:
             rec, where = self._file_or_open(txn, path, data_key)
+            if check is not None:
+                check(rec)
             if append:
                 offset = rec["size"]
                 rec["size"] = offset + count
@@ -315,9 +321,11 @@ class MetadataStore:
             self._store_open(txn, where, rec)
             return offset, rec["size"]
 
-    def truncate(self, path: str, size: int, data_key: str | None = None) -> dict[str, Any]:
+    def truncate(self, path: str, size: int, data_key: str | None = None, check=None) -> dict[str, Any]:
         with self._write() as txn:
             rec, where = self._file_or_open(txn, path, data_key)
+            if check is not None:
+                check(rec)
             rec["size"] = size
             rec["mtime_ns"] = rec["ctime_ns"] = _now()
             self._store_open(txn, where, rec)
@@ -331,9 +339,11 @@ class MetadataStore:
             raise _err(errno.EISDIR, f"is a directory: {path}")
         return rec, where
 
-    def utimens(self, path: str, atime_ns: int | None, mtime_ns: int | None) -> dict[str, Any]:
+    def utimens(self, path: str, atime_ns: int | None, mtime_ns: int | None, check=None) -> dict[str, Any]:
         with self._write() as txn:
             rec = self._any_record(txn, path)
+            if check is not None:
+                check(rec)
             if atime_ns is not None:
                 rec["atime_ns"] = atime_ns
             if mtime_ns is not None:
@@ -342,7 +352,8 @@ class MetadataStore:
             self._put(txn, path, rec)
             return rec
 
-    def setattr(self, path: str, mode: int | None, uid: int | None, gid: int | None) -> dict[str, Any]:
+    def setattr(self, path: str, mode: int | None, uid: int | None, gid: int | None,
+                policy=None) -> dict[str, Any]:
         """chmod/chown in place: one write txn, so a concurrent update_size
         is never lost and a directory's children stay where they are."""
         if mode is not None and mode & ~0o7777:
@@ -352,6 +363,8 @@ class MetadataStore:
                 raise _err(errno.EINVAL, f"setattr {name} {v} out of range")
         with self._write() as txn:
             rec = self._any_record(txn, path)
+            if policy is not None:  # permission rules, atomic with the change
+                mode, uid, gid = policy(rec, mode, uid, gid)
             if mode is not None:
                 rec["mode"] = st.S_IFMT(rec["mode"]) | mode
             if uid is not None:
@@ -371,7 +384,8 @@ class MetadataStore:
         if st.S_ISDIR(src["mode"]) and not st.S_ISDIR(dst["mode"]):
             raise _err(errno.ENOTDIR, f"cannot replace non-directory {new} with a directory")
 
-    def rename(self, old: str, new: str, holds=None) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
+    def rename(self, old: str, new: str, holds=None,
+               check=None) -> tuple[dict[str, Any], dict[str, Any] | None, bool]:
         if old == "/" or new == "/":
             raise _err(errno.EBUSY, "cannot rename /")
         if new.startswith(old + "/"):
@@ -380,6 +394,8 @@ class MetadataStore:
             rec = self._get(txn, old)
             if rec is None:
                 raise _err(errno.ENOENT, f"no such file or directory: {old}")
+            if check is not None:
+                check(rec, self._get(txn, new))
             if old == new:
                 return rec, None, False
             dst = self._get(txn, new)
@@ -396,7 +412,7 @@ class MetadataStore:
             return rec, dst, held
 
     def insert(self, path: str, record: dict[str, Any], replace: bool,
-               holds=None) -> tuple[dict[str, Any] | None, bool]:
+               holds=None, check=None) -> tuple[dict[str, Any] | None, bool]:
         if path == "/":
             raise _err(errno.EBUSY, "cannot replace /")
         rec = _validated_record(record)
@@ -404,6 +420,8 @@ class MetadataStore:
             dst = self._get(txn, path)
             if dst is not None and not replace:
                 raise _err(errno.EEXIST, f"file exists: {path}")
+            if check is not None:
+                check(dst)
             self._check_replace(rec, dst, path)
             if dst is not None and st.S_ISDIR(dst["mode"]) and self._has_children(txn, path):
                 raise _err(errno.ENOTEMPTY, f"directory not empty: {path}")

@@ -43,8 +43,16 @@ def _batches(data_key: str, offset: int, count: int, chunk_size: int, n_hosts: i
     return pieces, batches
 
 
-def write_calls(data_key: str, data: memoryview, offset: int, chunk_size: int, n_hosts: int) -> list[Call]:
-    """write_chunks requests for ``data`` placed at file ``offset``."""
+def _with_cap(args: dict, cap: str) -> dict:
+    if cap:
+        args["cap"] = cap
+    return args
+
+
+def write_calls(data_key: str, data: memoryview, offset: int, chunk_size: int, n_hosts: int,
+                cap: str = "") -> list[Call]:
+    """write_chunks requests for ``data`` placed at file ``offset`` (``cap``:
+    the file's data capability from open, docs/protocol.md 1)."""
     pieces, batches = _batches(data_key, offset, len(data), chunk_size, n_hosts)
     # Where each piece starts inside ``data``.
     starts = []
@@ -56,7 +64,8 @@ def write_calls(data_key: str, data: memoryview, offset: int, chunk_size: int, n
     for b in batches:
         frames = [data[starts[p]:starts[p] + pieces[p][2]] for p in b.pieces]
         calls.append(Call(b.target, "write_chunks",
-                          {"data_key": data_key, "chunk_size": chunk_size, "chunks": b.chunks}, frames))
+                          _with_cap({"data_key": data_key, "chunk_size": chunk_size, "chunks": b.chunks}, cap),
+                          frames))
     return calls
 
 
@@ -76,14 +85,14 @@ class ReadPlan:
 
 
 def read_plan(data_key: str, offset: int, count: int, file_size: int, chunk_size: int,
-              n_hosts: int) -> ReadPlan:
+              n_hosts: int, cap: str = "") -> ReadPlan:
     """read_chunks requests for [offset, offset+count); the caller clamps to EOF.
 
     ``file_size`` is sent along so daemons fill holes with zeros up to it:
     a sparse region then reads as zeros and only EOF gives a short read.
     """
     pieces, batches = _batches(data_key, offset, count, chunk_size, n_hosts)
-    calls = [Call(b.target, "read_chunks", {"data_key": data_key, "chunk_size": chunk_size,
-                                            "chunks": b.chunks, "file_size": file_size})
+    calls = [Call(b.target, "read_chunks", _with_cap({"data_key": data_key, "chunk_size": chunk_size,
+                                                      "chunks": b.chunks, "file_size": file_size}, cap))
              for b in batches]
     return ReadPlan(calls, batches, len(pieces))

@@ -39,6 +39,9 @@ class _OpenFile:
     data_key: str
     is_dir: bool
     pos: int = 0
+    # The data capability the metadata owner gave at open (docs/protocol.md 1):
+    # what lets this descriptor read/write the chunks, like a kernel fd's mode.
+    cap: str = ""
 
     @property
     def readable(self) -> bool:
@@ -348,8 +351,10 @@ class Client:
     def _reclaim(self, result: dict[str, Any]) -> None:
         """Chunks of files unlinked while open whose last holder is gone
         (docs/protocol.md 4.6): the reply that names them removes them."""
-        for key in result.get("reclaim") or []:
-            self._many([Call(i, "remove_chunks", {"data_key": key}) for i in range(self.n)])
+        caps = result.get("reclaim_caps") or []
+        for j, key in enumerate(result.get("reclaim") or []):
+            args = {"data_key": key, **({"cap": caps[j]} if j < len(caps) else {})}
+            self._many([Call(i, "remove_chunks", args) for i in range(self.n)])
 
     def _drop_data(self, rec: dict[str, Any] | None) -> None:
         # An empty file has no chunks to drop (truncate_chunks removed them
@@ -357,7 +362,8 @@ class Client:
         # whose update_size never happened stay orphaned, using space but
         # never visible, as their data key dies with the record.
         if rec and _stat.S_ISREG(rec["mode"]) and rec.get("data_key") and rec.get("size", 0) > 0:
-            self._many([Call(i, "remove_chunks", {"data_key": rec["data_key"]}) for i in range(self.n)])
+            args = {"data_key": rec["data_key"], **({"cap": rec["cap"]} if rec.get("cap") else {})}
+            self._many([Call(i, "remove_chunks", args) for i in range(self.n)])
 
     def scandir(self, path=".") -> Iterator[DirEntry]:
         """Entries of a directory, sorted by name (UTF-8 bytes), all daemons merged."""
@@ -376,16 +382,22 @@ class Client:
         p, rec = self._record(*self._norm_dir_follow(path, True))
         self._truncate(p, rec, length)
 
-    def _truncate(self, path: str, rec: dict[str, Any], length: int) -> None:
+    def _truncate(self, path: str, rec: dict[str, Any], length: int, cap: str = "") -> None:
         if length < 0:
             raise _err(errno.EINVAL, path)
         if _stat.S_ISDIR(rec["mode"]):
             raise _err(errno.EISDIR, path)
         # Size first, then the chunks: a reader never sees a size covering
         # chunk bytes that are about to disappear.
-        rec = self._one(self._owner(path), "truncate", {"path": path, "size": length}).result["stat"]
+        key = rec.get("data_key")
+        cap = cap or rec.get("cap", "")
+        rec = self._one(self._owner(path), "truncate",
+                        {"path": path, "size": length, **({"cap": cap} if cap else {})}).result["stat"]
+        if rec.get("data_key") != key:  # replaced meanwhile: the reply's capability is for the new file
+            cap = rec.get("cap", "")
         self._many([Call(i, "truncate_chunks", {"data_key": rec["data_key"], "chunk_size": self.chunk_size,
-                                                "size": length}) for i in range(self.n)])
+                                                "size": length, **({"cap": cap} if cap else {})})
+                    for i in range(self.n)])
 
     def rename(self, old, new) -> None:
         o, n = self._norm(old), self._norm(new)
@@ -428,7 +440,8 @@ class Client:
         if self._owner(o) == self._owner(n):
             res = self._one(self._owner(o), "rename", {"old": o, "new": n}).result
         else:
-            res = self._one(self._owner(n), "insert", {"path": n, "record": rec, "replace": True}).result
+            res = self._one(self._owner(n), "insert", {"path": n, "record": rec, "replace": True,
+                                                       "from": o}).result
             args = {"path": o}
             if rec.get("data_key"):
                 args["data_key"] = rec["data_key"]
@@ -454,12 +467,12 @@ class Client:
     def utime(self, path, times: tuple[float, float] | None = None, *,
               ns: tuple[int, int] | None = None) -> None:
         p, _ = self._record(*self._norm_dir_follow(path, True))
+        if ns is None and times is None:
+            # "now": the daemon's clock; allowed to whoever may write the file
+            self._one(self._owner(p), "utimens", {"path": p, "now": True})
+            return
         if ns is None:
-            if times is None:
-                now = time.time_ns()  # UTIME_NOW resolved with the client's clock
-                ns = (now, now)
-            else:
-                ns = (int(times[0] * 1e9), int(times[1] * 1e9))
+            ns = (int(times[0] * 1e9), int(times[1] * 1e9))
         self._one(self._owner(p), "utimens", {"path": p, "atime_ns": ns[0], "mtime_ns": ns[1]})
 
     def chmod(self, path, mode: int, *, follow_symlinks: bool = True) -> None:
@@ -524,7 +537,7 @@ class Client:
         with self._lock:
             fd = self._next_fd
             self._next_fd += 1
-            self._fds[fd] = _OpenFile(p, flags, rec.get("data_key", ""), is_dir)
+            self._fds[fd] = _OpenFile(p, flags, rec.get("data_key", ""), is_dir, cap=rec.get("cap", ""))
         return fd
 
     def creat(self, path, mode: int = 0o666) -> int:
@@ -549,12 +562,12 @@ class Client:
         f = self._file(fd)
         if not f.writable:
             raise _err(errno.EINVAL, f"descriptor {fd} is not open for writing")
-        self._truncate(f.path, self.stat_record(f.path, follow_symlinks=False), length)
+        self._truncate(f.path, self.stat_record(f.path, follow_symlinks=False), length, f.cap)
 
     def fsync(self, fd: int) -> None:
         """Every daemon fsyncs this file's chunks and flushes its metadata."""
         f = self._file(fd)
-        args = {"data_key": f.data_key} if f.data_key else {}
+        args = {"data_key": f.data_key, **({"cap": f.cap} if f.cap else {})} if f.data_key else {}
         self._many([Call(i, "fsync", args) for i in range(self.n)])
 
     fdatasync = fsync
@@ -602,8 +615,9 @@ class Client:
         # Data first, size second: a failed write never leaves a size that
         # covers bytes no daemon holds, and a write is acknowledged only
         # once both are done (docs/protocol.md, update_size).
-        self._many(chunkio.write_calls(f.data_key, view, offset, self.chunk_size, self.n))
-        self._one(self._owner(f.path), "update_size", {"path": f.path, "offset": offset, "count": view.nbytes})
+        self._many(chunkio.write_calls(f.data_key, view, offset, self.chunk_size, self.n, f.cap))
+        self._one(self._owner(f.path), "update_size", {"path": f.path, "offset": offset, "count": view.nbytes,
+                                                       **({"cap": f.cap} if f.cap else {})})
         return view.nbytes
 
     def _append(self, f: _OpenFile, data) -> int:
@@ -613,8 +627,9 @@ class Client:
         # The metadata owner hands out the offset atomically, so concurrent
         # appenders (other clients too) get disjoint ranges.
         res = self._one(self._owner(f.path), "update_size",
-                        {"path": f.path, "offset": 0, "count": view.nbytes, "append": True}).result
-        self._many(chunkio.write_calls(f.data_key, view, res["offset"], self.chunk_size, self.n))
+                        {"path": f.path, "offset": 0, "count": view.nbytes, "append": True,
+                         **({"cap": f.cap} if f.cap else {})}).result
+        self._many(chunkio.write_calls(f.data_key, view, res["offset"], self.chunk_size, self.n, f.cap))
         f.pos = res["offset"] + view.nbytes
         return view.nbytes
 
@@ -642,7 +657,7 @@ class Client:
         count = min(count, size - offset)
         if count <= 0:
             return b""
-        plan = chunkio.read_plan(f.data_key, offset, count, size, self.chunk_size, self.n)
+        plan = chunkio.read_plan(f.data_key, offset, count, size, self.chunk_size, self.n, f.cap)
         return plan.assemble(self._many(plan.calls))
 
     # ------------------------------------------------------------ convenience

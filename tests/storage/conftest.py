@@ -35,19 +35,35 @@ def daemon_executable() -> str:
     return exe
 
 
+DATA_KEY_OPS = {"write_chunks", "read_chunks", "remove_chunks", "truncate_chunks", "fsync"}
+
+
 class RawConn:
     """One DEALER socket to one daemon, speaking frames directly."""
 
     _ids = itertools.count(1)
 
     def __init__(self, ctx: zmq.Context, address: str, timeout: float = 10.0,
-                 key: security.ClientKey | None = None):
+                 key: security.ClientKey | None = None, cap_secret: bytes | None = None):
+        """``cap_secret``: the cluster's capability key; requests naming a
+        data_key then carry a capability for it (as the owner's client would
+        after open), so protocol tests can address chunks directly."""
         self.address = address
+        self.cap_secret = cap_secret
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.linger = 0
         security.apply_client(self.sock, key)
         self.sock.connect(address)
         self.timeout = timeout
+
+    def encode(self, op: str, args: dict | None = None, data: Iterable[Any] = (), *, req_id: int) -> list[Any]:
+        """protocol.encode_request, plus the owner's capability for a data op."""
+        if self.cap_secret and isinstance(args, dict) and isinstance(args.get("data_key"), str) \
+                and "cap" not in args and op in DATA_KEY_OPS:
+            from gkfs_daemon.access import make_cap
+            args = dict(args, cap=make_cap(self.cap_secret, args["data_key"], "rwd",
+                                           security.Identity.of_process()))
+        return protocol.encode_request(op, args, data, req_id=req_id)
 
     def send_frames(self, frames: list[Any]) -> None:
         self.sock.send_multipart(frames, copy=False)
@@ -64,7 +80,7 @@ class RawConn:
     def request(self, op: str, args: dict | None = None, data: Iterable[Any] = (),
                 timeout: float | None = None) -> protocol.Reply:
         req_id = next(self._ids)
-        self.send_frames(protocol.encode_request(op, args, data, req_id=req_id))
+        self.send_frames(self.encode(op, args, data, req_id=req_id))
         while True:
             reply = self.recv_reply(timeout)
             if reply.req_id == req_id:
@@ -161,6 +177,12 @@ class Cluster:
             return None
         return security.load_client_key(security.keys_dir(self.hosts_file) / security.CLIENT_KEY)
 
+    @property
+    def cap_secret(self) -> bytes | None:
+        if self.key is None:
+            return None
+        return security.load_server_key(self.hosts_file).cap_secret
+
     # -- hosts ------------------------------------------------------------
     def hosts(self) -> list[hostsfile.Host]:
         return hostsfile.read_hosts(self.hosts_file)
@@ -186,14 +208,14 @@ class Cluster:
 
     def conn(self, i: int, timeout: float = 10.0) -> RawConn:
         """A new raw connection to the daemon with id i (caller closes it)."""
-        return RawConn(self.ctx, self.address(i), timeout, key=self.key)
+        return RawConn(self.ctx, self.address(i), timeout, key=self.key, cap_secret=self.cap_secret)
 
     def conn_at(self, index: int) -> RawConn:
         """A cached connection to host index ``index`` (placement order)."""
         address = self.hosts()[index].address
         c = self._conns.get(address)
         if c is None:
-            c = self._conns[address] = RawConn(self.ctx, address, key=self.key)
+            c = self._conns[address] = RawConn(self.ctx, address, key=self.key, cap_secret=self.cap_secret)
         return c
 
     def meta_conn(self, path: str) -> RawConn:
@@ -278,16 +300,18 @@ def cluster(tmp_path, zmq_ctx):
         pytest.fail("\n".join(failures))
 
 
-def _key_for(base: Path, address: str) -> security.ClientKey | None:
-    """The owner key of the test cluster (under base) that lists ``address``."""
+def _key_for(base: Path, address: str) -> tuple[security.ClientKey | None, bytes | None]:
+    """The owner key and capability key of the test cluster (under base) that lists ``address``."""
     for hosts in base.glob("*/hosts"):
         try:
             if address in {h.address for h in hostsfile.read_hosts(hosts)}:
                 kf = security.keys_dir(hosts) / security.CLIENT_KEY
-                return security.load_client_key(kf) if kf.exists() else None
+                if not kf.exists():
+                    return None, None
+                return security.load_client_key(kf), security.load_server_key(hosts).cap_secret
         except hostsfile.HostsFileError:
             continue
-    return None
+    return None, None
 
 
 @pytest.fixture
@@ -296,9 +320,10 @@ def raw(zmq_ctx, tmp_path):
     conns: list[RawConn] = []
 
     def connect(address: str, timeout: float = 10.0, key: Any = "owner") -> RawConn:
+        secret = None
         if key == "owner":
-            key = _key_for(tmp_path, address)
-        c = RawConn(zmq_ctx, address, timeout, key=key)
+            key, secret = _key_for(tmp_path, address)
+        c = RawConn(zmq_ctx, address, timeout, key=key, cap_secret=secret)
         conns.append(c)
         return c
 

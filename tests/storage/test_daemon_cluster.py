@@ -213,7 +213,7 @@ def test_sigterm_lets_in_flight_writes_finish(cluster, raw):
     n, per = 24, 8  # 24 pipelined writes of 4 MiB each
     blobs = [bytes([i]) * CS for i in range(n)]
     for i in range(n):
-        conn.send_frames(protocol.encode_request(
+        conn.send_frames(conn.encode(
             "write_chunks", {"data_key": key, "chunk_size": CS,
                              "chunks": [[i * per + k, 0, CS] for k in range(per)]}, [blobs[i]] * per,
             req_id=1000 + i))
@@ -268,7 +268,7 @@ def test_pipelined_requests_beyond_hwm_all_answered(cluster, raw):
     n = 4000  # more than ZeroMQ's default high-water mark of 1000, 16 KiB replies
     args = {"data_key": key, "chunk_size": CS, "chunks": [[0, 0, 16384]]}
     for i in range(n):
-        conn.send_frames(protocol.encode_request("read_chunks", args, req_id=i + 1))
+        conn.send_frames(conn.encode("read_chunks", args, req_id=i + 1))
     time.sleep(2)  # let replies pile up unread
     ids = set()
     for _ in range(n):

@@ -193,12 +193,14 @@ def test_cross_daemon_rename_with_insert(c3):
     rec = create_file(c, old)
     write(c, old, rec["data_key"], 0, b"moved")
     rec = c.meta_conn(old).call("stat", {"path": old}).result["stat"]
-    assert c.meta_conn(new).call("insert", {"path": new, "record": rec, "replace": True}).result["replaced"] is None
+    assert c.meta_conn(new).call("insert", {"path": new, "record": rec, "replace": True,
+                                                "from": old}).result["replaced"] is None
     c.meta_conn(old).call("remove", {"path": old, "data_key": rec["data_key"]})
     assert read(c, new) == b"moved"
-    assert c.meta_conn(new).request("insert", {"path": new, "record": rec}).status == errno.EEXIST
+    assert c.meta_conn(new).request("insert", {"path": new, "record": rec, "from": new}).status == errno.EEXIST
     bad = dict(rec, mode="x")
-    assert c.meta_conn(new).request("insert", {"path": new, "record": bad, "replace": True}).status == errno.EINVAL
+    assert c.meta_conn(new).request("insert", {"path": new, "record": bad, "replace": True,
+                                                   "from": new}).status == errno.EINVAL
 
 
 def test_symlink_readlink_utimens(c3):
@@ -287,7 +289,7 @@ def test_big_write_does_not_stall_stat(cluster, raw):
     writer, statter = raw(c.address(0), timeout=60), raw(c.address(0))
     n = 128  # 64 MiB in one request, 512 KiB chunks
     payload = [os.urandom(CS)] * n
-    writer.send_frames(protocol.encode_request(
+    writer.send_frames(writer.encode(
         "write_chunks", {"data_key": key, "chunk_size": CS, "chunks": [[i, 0, CS] for i in range(n)]},
         payload, req_id=1))
     stats, worst = 0, 0.0
@@ -320,7 +322,8 @@ def test_daemon_never_orphans_entries_it_holds(cluster):
     assert conn.request("rename", {"old": "/d", "new": "/x"}).status == errno.EXDEV
     assert conn.request("rename", {"old": "/e", "new": "/d"}).status == errno.ENOTEMPTY
     rec = conn.call("stat", {"path": "/e"}).result["stat"]
-    assert conn.request("insert", {"path": "/d", "record": rec, "replace": True}).status == errno.ENOTEMPTY
+    assert conn.request("insert", {"path": "/d", "record": rec, "replace": True,
+                                  "from": "/e"}).status == errno.ENOTEMPTY
     assert conn.call("rename", {"old": "/e", "new": "/x"}).result["replaced"] is None  # empty dir: fine
     conn.call("remove", {"path": "/d/f"})
     conn.call("remove", {"path": "/d", "rmdir": True})

@@ -139,7 +139,7 @@ map_ofd(int fd)
 
 int
 gk_file_open(const char *path, uint32_t flags, int is_dir, const char *data_key,
-             uint64_t hold_owner)
+             const char *cap, uint64_t hold_owner)
 {
 	struct stat st;
 	struct gk_ofd *ofd;
@@ -174,6 +174,7 @@ gk_file_open(const char *path, uint32_t flags, int is_dir, const char *data_key,
 	ofd->has_locks = 0;
 	ofd->hold_owner = hold_owner;
 	snprintf(ofd->data_key, sizeof(ofd->data_key), "%s", data_key ? data_key : "");
+	snprintf(ofd->cap, sizeof(ofd->cap), "%s", cap ? cap : "");
 	snprintf(ofd->path, sizeof(ofd->path), "%s", path);
 	__atomic_store_n(&ofd->magic, GK_OFD_MAGIC, __ATOMIC_RELEASE);
 	f = new_file(ofd, st.st_ino);

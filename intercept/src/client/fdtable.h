@@ -39,6 +39,7 @@ struct gk_ofd {
 	uint32_t users_overflow;   /* more sharers than users[] holds: never "last" */
 	struct { int32_t pid, ndesc; } users[GK_OFD_USERS];  /* descriptors per process */
 	char data_key[80];
+	char cap[64];              /* data capability granted at open (like the fd's mode) */
 	char path[GK_PATH_MAX + 1];   /* canonical gkfs path */
 };
 #define GK_OFD_MAP_SIZE 8192
@@ -63,7 +64,7 @@ int gk_fd_count(void);
 
 /* New placeholder + description; returns the descriptor or -errno. */
 int gk_file_open(const char *path, uint32_t flags, int is_dir,
-                 const char *data_key, uint64_t hold_owner);
+                 const char *data_key, const char *cap, uint64_t hold_owner);
 /* newfd (a kernel duplicate of a gkfs placeholder) now refers to f too. */
 void gk_fd_install(int newfd, struct gk_file *f);
 /* Forgets fd (if gkfs); the caller closes the kernel descriptor.  This is

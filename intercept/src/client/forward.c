@@ -77,13 +77,25 @@ static void
 reclaim(struct gk_call *c)
 {
 	const msgpack_object *o = gk_mp_get(c->result, "reclaim");
-	char key[80];
+	const msgpack_object *caps = gk_mp_get(c->result, "reclaim_caps");
+	char key[80], cap[64];
 
 	if (!o || o->type != MSGPACK_OBJECT_ARRAY)
 		return;
-	for (uint32_t i = 0; i < o->via.array.size; i++)
+	for (uint32_t i = 0; i < o->via.array.size; i++) {
+		cap[0] = '\0';
+		if (caps && caps->type == MSGPACK_OBJECT_ARRAY && i < caps->via.array.size &&
+		    gk_mp_strobj(&caps->via.array.ptr[i], cap, sizeof(cap)) != 0)
+			cap[0] = '\0';
 		if (gk_mp_strobj(&o->via.array.ptr[i], key, sizeof(key)) == 0 && key[0])
-			gk_fwd_remove_chunks(key);
+			gk_fwd_remove_chunks(key, cap);
+	}
+}
+
+static int
+has_cap(const char *cap)
+{
+	return cap && *cap;
 }
 
 /* single_reply for remove/rename/insert: also notes whether the file
@@ -226,14 +238,16 @@ gk_fwd_remove(const char *path, int rmdir, const char *data_key,
 }
 
 int
-gk_fwd_update_size(const char *path, const char *data_key, uint64_t offset,
+gk_fwd_update_size(const char *path, const char *data_key, const char *cap, uint64_t offset,
                    uint64_t count, int append, uint64_t *write_at)
 {
 	struct gk_call c;
 	int with_key = data_key && data_key[0];
-	msgpack_packer *pk = path_request(&c, "update_size", path, 4 + with_key);
+	msgpack_packer *pk = path_request(&c, "update_size", path, 4 + with_key + has_cap(cap));
 	int rc;
 
+	if (has_cap(cap))
+		gk_pk_kv_str(pk, "cap", cap);
 	if (with_key)
 		gk_pk_kv_str(pk, "data_key", data_key);
 	gk_pk_kv_u64(pk, "offset", offset);
@@ -247,12 +261,15 @@ gk_fwd_update_size(const char *path, const char *data_key, uint64_t offset,
 }
 
 int
-gk_fwd_truncate(const char *path, const char *data_key, uint64_t size, struct gk_record *r)
+gk_fwd_truncate(const char *path, const char *data_key, const char *cap, uint64_t size,
+                struct gk_record *r)
 {
 	struct gk_call c;
 	int with_key = data_key && data_key[0];
-	msgpack_packer *pk = path_request(&c, "truncate", path, 2 + with_key);
+	msgpack_packer *pk = path_request(&c, "truncate", path, 2 + with_key + has_cap(cap));
 
+	if (has_cap(cap))
+		gk_pk_kv_str(pk, "cap", cap);
 	if (with_key)
 		gk_pk_kv_str(pk, "data_key", data_key);
 	gk_pk_kv_u64(pk, "size", size);
@@ -415,7 +432,7 @@ out:
  * GK_MAX_PAYLOAD bytes / GK_MAX_CHUNKS_PER_REQUEST pieces, all in flight
  * together.  write: tx frames from buf; read: rx frames into buf. */
 static ssize_t
-data_op(int is_write, const char *data_key, char *buf, uint64_t offset,
+data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t offset,
         uint64_t count, uint64_t file_size)
 {
 	uint64_t cs, npieces;
@@ -472,6 +489,8 @@ data_op(int is_write, const char *data_key, char *buf, uint64_t offset,
 			msgpack_packer *pk = gk_call_args(c, h, is_write ? "write_chunks" : "read_chunks",
 			                                  is_write ? 3 : 4);
 			gk_pk_kv_str(pk, "data_key", data_key);
+			if (has_cap(cap))
+				gk_pk_kv_str(pk, "cap", cap);
 			gk_pk_kv_u64(pk, "chunk_size", cs);
 			gk_pk_str(pk, "chunks");
 			msgpack_pack_array(pk, k);
@@ -511,20 +530,22 @@ out:
 }
 
 ssize_t
-gk_fwd_write(const char *data_key, const void *buf, uint64_t offset, uint64_t count)
+gk_fwd_write(const char *data_key, const char *cap, const void *buf, uint64_t offset,
+             uint64_t count)
 {
-	return data_op(1, data_key, (char *)buf, offset, count, 0);
+	return data_op(1, data_key, cap, (char *)buf, offset, count, 0);
 }
 
 ssize_t
-gk_fwd_read(const char *data_key, void *buf, uint64_t offset, uint64_t count,
+gk_fwd_read(const char *data_key, const char *cap, void *buf, uint64_t offset, uint64_t count,
             uint64_t file_size)
 {
-	return data_op(0, data_key, buf, offset, count, file_size);
+	return data_op(0, data_key, cap, buf, offset, count, file_size);
 }
 
 static int
-broadcast_key(const char *op, const char *data_key, int with_size, uint64_t size)
+broadcast_key(const char *op, const char *data_key, const char *cap, int with_size,
+              uint64_t size)
 {
 	unsigned n = gkc_cfg.n_hosts;
 	struct gk_call *c = new_calls(n);
@@ -534,9 +555,12 @@ broadcast_key(const char *op, const char *data_key, int with_size, uint64_t size
 		return -ENOMEM;
 	for (unsigned i = 0; i < n; i++) {
 		msgpack_packer *pk = gk_call_args(&c[i], i, op,
-		                                  (data_key != NULL) + (with_size ? 2 : 0));
+		                                  (data_key != NULL) * (1 + has_cap(cap)) +
+		                                  (with_size ? 2 : 0));
 		if (data_key)
 			gk_pk_kv_str(pk, "data_key", data_key);
+		if (data_key && has_cap(cap))
+			gk_pk_kv_str(pk, "cap", cap);
 		if (with_size) {
 			gk_pk_kv_u64(pk, "chunk_size", gk_chunk_size);
 			gk_pk_kv_u64(pk, "size", size);
@@ -549,24 +573,24 @@ broadcast_key(const char *op, const char *data_key, int with_size, uint64_t size
 }
 
 int
-gk_fwd_remove_chunks(const char *data_key)
+gk_fwd_remove_chunks(const char *data_key, const char *cap)
 {
-	return broadcast_key("remove_chunks", data_key, 0, 0);
+	return broadcast_key("remove_chunks", data_key, cap, 0, 0);
 }
 
 int
-gk_fwd_truncate_chunks(const char *data_key, uint64_t size)
+gk_fwd_truncate_chunks(const char *data_key, const char *cap, uint64_t size)
 {
 	int rc = gk_rpc_ready();
 	if (rc)
 		return rc;
-	return broadcast_key("truncate_chunks", data_key, 1, size);
+	return broadcast_key("truncate_chunks", data_key, cap, 1, size);
 }
 
 int
-gk_fwd_fsync(const char *data_key)
+gk_fwd_fsync(const char *data_key, const char *cap)
 {
-	return broadcast_key("fsync", data_key && *data_key ? data_key : NULL, 0, 0);
+	return broadcast_key("fsync", data_key && *data_key ? data_key : NULL, cap, 0, 0);
 }
 
 int
@@ -607,12 +631,14 @@ gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced)
 }
 
 int
-gk_fwd_insert(const char *path, const struct gk_record *rec, int replace,
+gk_fwd_insert(const char *path, const char *from, const struct gk_record *rec, int replace,
               struct gk_record *replaced)
 {
 	struct gk_call c;
-	msgpack_packer *pk = path_request(&c, "insert", path, 3);
+	msgpack_packer *pk = path_request(&c, "insert", path, 4);
 
+	/* the daemon takes the record from `from` itself, never ours */
+	gk_pk_kv_str(pk, "from", from);
 	gk_pk_str(pk, "record");
 	gk_pk_record(pk, rec);
 	gk_pk_kv_bool(pk, "replace", replace);
@@ -656,6 +682,16 @@ gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns)
 		gk_pk_kv_u64(pk, "atime_ns", atime_ns);
 	if (mtime_ns != UINT64_MAX)
 		gk_pk_kv_u64(pk, "mtime_ns", mtime_ns);
+	return single_reply(&c, NULL, NULL);
+}
+
+int
+gk_fwd_utimens_now(const char *path)
+{
+	struct gk_call c;
+	msgpack_packer *pk = path_request(&c, "utimens", path, 2);
+
+	gk_pk_kv_bool(pk, "now", 1);
 	return single_reply(&c, NULL, NULL);
 }
 

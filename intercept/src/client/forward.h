@@ -29,10 +29,11 @@ int gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const cha
 /* rmdir: -1 any type, 0 not a directory, 1 a directory. data_key may be NULL */
 int gk_fwd_remove(const char *path, int rmdir, const char *data_key,
                   struct gk_record *removed);
-/* data_key (may be NULL): the open file's, as gk_fwd_fstat */
-int gk_fwd_update_size(const char *path, const char *data_key, uint64_t offset,
-                       uint64_t count, int append, uint64_t *write_at);
-int gk_fwd_truncate(const char *path, const char *data_key, uint64_t size,
+/* data_key (may be NULL): the open file's, as gk_fwd_fstat; cap (may be
+ * NULL or ""): its data capability (docs/protocol.md 4.7) */
+int gk_fwd_update_size(const char *path, const char *data_key, const char *cap,
+                       uint64_t offset, uint64_t count, int append, uint64_t *write_at);
+int gk_fwd_truncate(const char *path, const char *data_key, const char *cap, uint64_t size,
                     struct gk_record *r);
 /* 1 if some daemon holds a child of path, 0 if none, -errno. */
 int gk_fwd_has_children(const char *path);
@@ -47,15 +48,15 @@ struct gk_dirent {
 int gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *n);
 void gk_dirents_free(struct gk_dirent *e, size_t n);
 
-ssize_t gk_fwd_write(const char *data_key, const void *buf, uint64_t offset,
-                     uint64_t count);
+ssize_t gk_fwd_write(const char *data_key, const char *cap, const void *buf,
+                     uint64_t offset, uint64_t count);
 /* Reads [offset, offset+count) of a file of size file_size (count already
  * clamped to EOF); holes read as zeros. */
-ssize_t gk_fwd_read(const char *data_key, void *buf, uint64_t offset,
-                    uint64_t count, uint64_t file_size);
-int gk_fwd_remove_chunks(const char *data_key);
-int gk_fwd_truncate_chunks(const char *data_key, uint64_t size);
-int gk_fwd_fsync(const char *data_key);
+ssize_t gk_fwd_read(const char *data_key, const char *cap, void *buf,
+                    uint64_t offset, uint64_t count, uint64_t file_size);
+int gk_fwd_remove_chunks(const char *data_key, const char *cap);
+int gk_fwd_truncate_chunks(const char *data_key, const char *cap, uint64_t size);
+int gk_fwd_fsync(const char *data_key, const char *cap);
 
 struct gk_fsstat {
 	uint64_t total_bytes, free_bytes, avail_bytes, files, name_max, chunk_size;
@@ -64,12 +65,14 @@ int gk_fwd_statfs(struct gk_fsstat *out);
 
 /* replaced->mode == 0 when nothing was replaced. */
 int gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced);
-int gk_fwd_insert(const char *path, const struct gk_record *rec, int replace,
+int gk_fwd_insert(const char *path, const char *from, const struct gk_record *rec, int replace,
                   struct gk_record *replaced);
 int gk_fwd_symlink(const char *path, const char *target);
 int gk_fwd_readlink(const char *path, char *buf, size_t size);
 /* UINT64_MAX = leave unchanged */
 int gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns);
+/* both times "now" by the daemon's clock: allowed to whoever may write */
+int gk_fwd_utimens_now(const char *path);
 /* chmod/chown in place on the metadata owner; -1 = unchanged. */
 int gk_fwd_setattr(const char *path, long mode, long uid, long gid);
 

@@ -130,12 +130,12 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 	if (!rc && (flags & O_TRUNC) && acc != O_RDONLY && !created && r.size > 0 &&
 	    (r.mode & GK_S_IFMT) == GK_S_IFREG) {
 		struct gk_record nr;
-		rc = gk_fwd_truncate(p, r.data_key, 0, &nr);
+		rc = gk_fwd_truncate(p, r.data_key, r.cap, 0, &nr);
 		if (!rc)
-			rc = gk_fwd_truncate_chunks(r.data_key, 0);
+			rc = gk_fwd_truncate_chunks(r.data_key, r.cap, 0);
 	}
 	if (!rc)
-		rc = gk_file_open(p, (uint32_t)((flags & ~O_ACCMODE) | acc), is_dir, r.data_key,
+		rc = gk_file_open(p, (uint32_t)((flags & ~O_ACCMODE) | acc), is_dir, r.data_key, r.cap,
 		                  held ? me : 0);
 	if (rc < 0 && held)
 		gk_fwd_release(p, r.data_key, hold);
@@ -196,7 +196,8 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 	if (count > r.size - (uint64_t)off)
 		count = r.size - (uint64_t)off;
 	count = io_cap(count);
-	return gk_fwd_read(r.data_key[0] ? r.data_key : f->ofd->data_key, buf,
+	/* fstat by the descriptor's key: the same file, so its capability */
+	return gk_fwd_read(r.data_key[0] ? r.data_key : f->ofd->data_key, f->ofd->cap, buf,
 	                   (uint64_t)off, count, r.size);
 }
 
@@ -205,11 +206,11 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 static ssize_t
 append_write(struct gk_file *f, const void *buf, size_t count, uint64_t *at)
 {
-	int rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, 0, count, 1, at);
+	int rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, f->ofd->cap, 0, count, 1, at);
 
 	if (rc)
 		return rc;
-	return gk_fwd_write(f->ofd->data_key, buf, *at, count);
+	return gk_fwd_write(f->ofd->data_key, f->ofd->cap, buf, *at, count);
 }
 
 ssize_t
@@ -228,10 +229,10 @@ gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 		uint64_t at;
 		return append_write(f, buf, count, &at);
 	}
-	n = gk_fwd_write(f->ofd->data_key, buf, (uint64_t)off, count);
+	n = gk_fwd_write(f->ofd->data_key, f->ofd->cap, buf, (uint64_t)off, count);
 	if (n < 0)
 		return n;
-	rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, (uint64_t)off, count, 0, NULL);
+	rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, f->ofd->cap, (uint64_t)off, count, 0, NULL);
 	return rc ? rc : n;
 }
 
@@ -276,9 +277,10 @@ gkfs_write(struct gk_file *f, const void *buf, size_t count)
 		return n;
 	}
 	off = gk_ofd_advance(f, (int64_t)count);
-	n = gk_fwd_write(f->ofd->data_key, buf, (uint64_t)off, count);
+	n = gk_fwd_write(f->ofd->data_key, f->ofd->cap, buf, (uint64_t)off, count);
 	if (n >= 0) {
-		rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, (uint64_t)off, count, 0, NULL);
+		rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, f->ofd->cap, (uint64_t)off, count, 0,
+		                        NULL);
 		if (rc)
 			n = rc;
 	}
@@ -354,7 +356,7 @@ int
 gkfs_fsync(struct gk_file *f)
 {
 	/* A directory: no chunks; a key-less fsync flushes the metadata too. */
-	return gk_fwd_fsync(f->ofd->is_dir ? NULL : f->ofd->data_key);
+	return gk_fwd_fsync(f->ofd->is_dir ? NULL : f->ofd->data_key, f->ofd->cap);
 }
 
 int
@@ -371,7 +373,7 @@ gkfs_fallocate(struct gk_file *f, int mode, int64_t off, int64_t len)
 	if (mode != 0)
 		return -EOPNOTSUPP;   /* punch hole, collapse, zero range... */
 	/* The size grows to cover the range; unwritten bytes read as zeros. */
-	return gk_fwd_update_size(f->ofd->path, f->ofd->data_key, (uint64_t)off, (uint64_t)len,
+	return gk_fwd_update_size(f->ofd->path, f->ofd->data_key, f->ofd->cap, (uint64_t)off, (uint64_t)len,
 	                          0, NULL);
 }
 

@@ -280,7 +280,7 @@ drop_data(const struct gk_record *r)
 {
 	/* An empty file has no chunks (see client.py _drop_data). */
 	if ((r->mode & GK_S_IFMT) == GK_S_IFREG && r->data_key[0] && r->size > 0)
-		gk_fwd_remove_chunks(r->data_key);
+		gk_fwd_remove_chunks(r->data_key, r->cap);
 }
 
 int
@@ -383,7 +383,7 @@ gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 	if (gk_metadata_owner(o, gkc_cfg.n_hosts) == gk_metadata_owner(n, gkc_cfg.n_hosts)) {
 		rc = gk_fwd_rename(o, n, &replaced);
 	} else {
-		rc = gk_fwd_insert(n, &ro, 1, &replaced);
+		rc = gk_fwd_insert(n, o, &ro, 1, &replaced);
 		if (!rc)
 			rc = gk_fwd_remove(o, -1, ro.data_key[0] ? ro.data_key : NULL, NULL);
 	}
@@ -393,7 +393,8 @@ gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 }
 
 static int
-truncate_record(const char *path, const struct gk_record *r, int64_t len, const char *key)
+truncate_record(const char *path, const struct gk_record *r, int64_t len, const char *key,
+                const char *cap)
 {
 	struct gk_record nr;
 	int rc;
@@ -402,9 +403,11 @@ truncate_record(const char *path, const struct gk_record *r, int64_t len, const 
 		return -EINVAL;
 	if ((r->mode & GK_S_IFMT) == GK_S_IFDIR)
 		return -EISDIR;
-	rc = gk_fwd_truncate(path, key, (uint64_t)len, &nr);
-	if (!rc && nr.data_key[0])
-		rc = gk_fwd_truncate_chunks(nr.data_key, (uint64_t)len);
+	rc = gk_fwd_truncate(path, key, cap, (uint64_t)len, &nr);
+	if (!rc && nr.data_key[0])   /* our capability while it is the same file, else the reply's */
+		rc = gk_fwd_truncate_chunks(nr.data_key,
+		                            cap && !strcmp(nr.data_key, r->data_key) ? cap : nr.cap,
+		                            (uint64_t)len);
 	return rc;
 }
 
@@ -419,7 +422,7 @@ gkfs_truncate(const char *path, int64_t len)
 		return -EXDEV;   /* not reached in practice: hooks pass redirect */
 	if (rc)
 		return rc;
-	return truncate_record(final, &r, len, NULL);
+	return truncate_record(final, &r, len, NULL, r.cap);
 }
 
 int
@@ -434,7 +437,7 @@ gkfs_ftruncate(struct gk_file *f, int64_t len)
 	rc = gk_fwd_fstat(f->ofd->path, f->ofd->data_key, &r);
 	if (rc)
 		return rc;
-	return truncate_record(f->ofd->path, &r, len, f->ofd->data_key);
+	return truncate_record(f->ofd->path, &r, len, f->ofd->data_key, f->ofd->cap);
 }
 
 int
@@ -514,6 +517,8 @@ gkfs_utimens(const char *path, const struct timespec *times, int follow)
 	if (times && times[1].tv_nsec != UTIME_NOW && times[1].tv_nsec != UTIME_OMIT &&
 	    (times[1].tv_nsec < 0 || times[1].tv_nsec > 999999999))
 		return -EINVAL;
+	if (!times || (times[0].tv_nsec == UTIME_NOW && times[1].tv_nsec == UTIME_NOW))
+		return gk_fwd_utimens_now(final);
 	return gk_fwd_utimens(final, time_arg(times ? &times[0] : NULL, now),
 	                      time_arg(times ? &times[1] : NULL, now));
 }

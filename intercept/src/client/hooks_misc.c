@@ -196,7 +196,7 @@ hook_fd_unsupported(const long *a, long *res)
 {
 	if (!gk_fd_is_gkfs((int)a[0]))
 		return PASS;
-	return HANDLED(gk_fwd_fsync(NULL));
+	return HANDLED(gk_fwd_fsync(NULL, NULL));
 }
 
 /* Programs cannot be executed from gkfs (the kernel would have to read

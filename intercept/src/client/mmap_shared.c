@@ -81,7 +81,7 @@ gk_mmap_shared(struct gk_file *f, void *addr, size_t len, int prot, int flags, i
 	n = gk_fwd_fstat(f->ofd->path, f->ofd->data_key, &r);
 	if (!n && (uint64_t)off < r.size) {
 		uint64_t want = r.size - (uint64_t)off < len ? r.size - (uint64_t)off : len;
-		n = gk_fwd_read(f->ofd->data_key, (void *)map, (uint64_t)off, want, r.size);
+		n = gk_fwd_read(f->ofd->data_key, f->ofd->cap, (void *)map, (uint64_t)off, want, r.size);
 	}
 	if (n < 0) {
 		syscall_no_intercept(SYS_munmap, map, len);
@@ -135,7 +135,7 @@ write_back(struct region *g, size_t from, size_t to)
 		size_t j = i;
 		while (j < to && g->addr[j] != g->snap[j])
 			j++;
-		ssize_t n = gk_fwd_write(r.data_key, g->addr + i, (uint64_t)g->off + i, j - i);
+		ssize_t n = gk_fwd_write(r.data_key, g->f->ofd->cap, g->addr + i, (uint64_t)g->off + i, j - i);
 		if (n < 0)
 			return (int)n;
 		memcpy(g->snap + i, g->addr + i, j - i);
@@ -161,7 +161,7 @@ invalidate(struct region *g, size_t from, size_t to)
 	uint64_t at = (uint64_t)g->off + from;
 	if (at < r.size) {
 		uint64_t want = r.size - at < len ? r.size - at : len;
-		ssize_t n = gk_fwd_read(r.data_key[0] ? r.data_key : g->f->ofd->data_key, fresh, at,
+		ssize_t n = gk_fwd_read(r.data_key[0] ? r.data_key : g->f->ofd->data_key, g->f->ofd->cap, fresh, at,
 		                        want, r.size);
 		if (n < 0) {
 			free(fresh);

@@ -124,6 +124,8 @@ gk_record_decode(const msgpack_object *o, struct gk_record *r)
 	r->mtime_ns = gk_mp_u64(o, "mtime_ns", 0);
 	r->ctime_ns = gk_mp_u64(o, "ctime_ns", 0);
 	gk_mp_str(o, "data_key", r->data_key, sizeof(r->data_key));
+	if (gk_mp_str(o, "cap", r->cap, sizeof(r->cap)) != 0)
+		r->cap[0] = '\0';
 	gk_mp_str(o, "target", r->target, sizeof(r->target));
 	return 0;
 }

@@ -29,6 +29,7 @@ struct gk_record {
 	uint64_t size, nlink, uid, gid;
 	uint64_t atime_ns, mtime_ns, ctime_ns;
 	char data_key[80];
+	char cap[64];                   /* data capability for us ("" with security off) */
 	char target[GK_PATH_MAX + 1];   /* symlinks only, else "" */
 	/* not a record field: set by remove/rename/insert when the file it
 	 * names stays open somewhere, so its data must stay (the daemon keeps

@@ -1,0 +1,71 @@
+"""Asking another daemon for a record: the parent directory a permission check needs.
+
+A path's record lives on its metadata owner, its parent directory's record
+usually on another daemon. To check "may this caller create/remove a name in
+that directory" the daemon asks the parent's owner for the record itself,
+over the cluster's own transport (CURVE, with the daemons' key pair as client
+key: the ZAP handler recognises it as a peer daemon). Peer lookups are
+answered by the broker thread directly (server.Server._answer_peer), never
+queued behind client requests, so two daemons waiting on each other cannot
+deadlock their worker pools.
+
+One connection set per worker thread (ZeroMQ sockets are not thread-safe);
+rebuilt when the hosts file changes or a peer does not answer.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from gkfs_client import distribution, hostsfile, security
+from gkfs_client.rpc import Rpc
+from gkfs_client.transport import ZmqTransport
+
+PEER_TIMEOUT_S = 5.0
+
+
+class Peers:
+    def __init__(self, hosts_path: Path, key: security.ServerKey | None, local_get):
+        self.hosts_path = hosts_path
+        self.key = None if key is None else security.ClientKey(key.public, key.public, key.secret)
+        self.local_get = local_get  # path -> record | None, for paths this daemon owns
+        self.host_id = -1
+        self._tls = threading.local()
+
+    def _view(self):
+        s = os.stat(self.hosts_path)
+        sig = (s.st_ino, s.st_mtime_ns, s.st_size)
+        view = getattr(self._tls, "view", None)
+        if view is None or view[0] != sig:
+            if view is not None:
+                view[2].close()
+            hosts = hostsfile.read_hosts(self.hosts_path)
+            rpc = Rpc(ZmqTransport([h.address for h in hosts], key=self.key), timeout_s=PEER_TIMEOUT_S)
+            view = self._tls.view = (sig, hosts, rpc)
+        return view
+
+    def record(self, path: str) -> dict[str, Any] | None:
+        """The record of ``path`` from whichever daemon owns it (None: no such path)."""
+        try:
+            _sig, hosts, rpc = self._view()
+        except (OSError, hostsfile.HostsFileError) as exc:
+            raise OSError(errno.EIO, f"cannot check permissions on {path}: hosts file: {exc}") from None
+        owner = distribution.metadata_owner(path, len(hosts))
+        if hosts[owner].id == self.host_id:
+            return self.local_get(path)
+        try:
+            reply = rpc.call(owner, "stat", {"path": path, "peer": True}, check=False)
+        except OSError as exc:
+            self._tls.view = None
+            rpc.close()
+            raise OSError(errno.EIO, f"cannot check permissions on {path}: daemon {hosts[owner].address} "
+                                     f"holding it did not answer ({exc.strerror or exc})") from None
+        if reply.status == errno.ENOENT:
+            return None
+        if reply.status:
+            raise OSError(errno.EIO, f"cannot check permissions on {path}: daemon {hosts[owner].address}: "
+                                     f"{reply.message}")
+        return reply.result["stat"]
