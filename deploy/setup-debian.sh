@@ -14,6 +14,7 @@ pkgs=(
   mmdebstrap debian-archive-keyring            # riscv64 sysroot builder
   fio tar coreutils
   tcpdump passwd                               # security tests: loopback capture, a second local user
+  python3-zmq python3-msgpack                  # the attack tests' second user runs Debian's python3
   iproute2 util-linux                          # multi-host tests: network namespaces, nsenter/unshare
   slurmd slurmctld slurm-client munge          # Slurm launcher tests (real Slurm on namespaces)
   openmpi-bin                                  # mpirun launcher tests (host mpirun, nsenter as its rsh)
