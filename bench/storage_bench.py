@@ -6,7 +6,10 @@ One run measures, on the same machine and in the same minute:
   * a bare pyzmq REQ/REP echo over loopback (the floor for any one RPC; for
     MiB/s the payload is echoed back, so it is a floor for a write + a read),
   * gkfs with 1, 2 and 4 daemons (started here with `gkfs-ctl cluster start`
-    machinery, each its own root dir under a temp dir).
+    machinery, each its own root dir under a temp dir), with its default
+    security (CURVE, key admission, permission checks, data capabilities) and,
+    for the cost of security, the same again with LIBGKFS_SECURITY=off
+    (skip with --no-security-compare).
 Workloads: create / stat / remove ops/s on many empty files in one directory,
 sequential write then read MiB/s of one file in fixed-size blocks.
 The machine is a noisy 2-core VM, so quote the ratios, not the absolute numbers.
@@ -137,10 +140,24 @@ def bench_zmq_echo(files: int, mib: int, block: int) -> Result:
 # ---------------------------------------------------------------- gkfs
 
 def bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
-               chunk_size: int | None) -> Result:
+               chunk_size: int | None, security: str = "curve") -> Result:
+    old = os.environ.get("LIBGKFS_SECURITY")
+    os.environ["LIBGKFS_SECURITY"] = security  # daemons and client alike
+    try:
+        return _bench_gkfs(n_daemons, files, mib, block, workdir / security, chunk_size)
+    finally:
+        if old is None:
+            os.environ.pop("LIBGKFS_SECURITY", None)
+        else:
+            os.environ["LIBGKFS_SECURITY"] = old
+
+
+def _bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
+                chunk_size: int | None) -> Result:
     from gkfs_client.client import Client
     from gkfs_client.ctl import cluster
 
+    workdir.mkdir(parents=True, exist_ok=True)
     hosts = workdir / f"hosts-{n_daemons}"
     base = workdir / f"cluster-{n_daemons}"
     args = argparse.Namespace(chunk_size=str(chunk_size) if chunk_size else None, mount=None,
@@ -218,6 +235,23 @@ def report(results: dict[str, Result], daemons: list[int], console: Console) -> 
     console.print(table)
 
 
+def report_security(results: dict[str, Result], daemons: list[int], console: Console) -> None:
+    table = Table(title="cost of security: default (CURVE + permission checks) / LIBGKFS_SECURITY=off, same run")
+    table.add_column("workload")
+    table.add_column("unit")
+    for n in daemons:
+        table.add_column(f"{n}d secure", justify="right")
+        table.add_column(f"{n}d off", justify="right")
+    for n in daemons:
+        table.add_column(f"{n}d ratio", justify="right")
+    for name, unit in WORKLOADS:
+        on = [results[f"gkfs{n}"].values[name] for n in daemons]
+        off = [results[f"gkfs{n}-off"].values[name] for n in daemons]
+        cells = [c for pair in zip(on, off) for c in (_fmt(pair[0]), _fmt(pair[1]))]
+        table.add_row(name, unit, *cells, *(f"{a / b:.3f}" for a, b in zip(on, off)))
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--files", type=int, default=1000, help="files for create/stat/remove (default 1000)")
@@ -227,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, help="cluster chunk size in bytes (default: the daemon's)")
     p.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median (default 3)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--no-security-compare", action="store_true",
+                   help="skip the second gkfs run with LIBGKFS_SECURITY=off (the cost-of-security table)")
     args = p.parse_args(argv)
     daemons = [int(x) for x in args.daemons.split(",") if x]
     block = args.block * 1024
@@ -248,10 +284,15 @@ def main(argv: list[str] | None = None) -> int:
             for n in daemons:
                 rounds.setdefault(f"gkfs{n}", []).append(
                     bench_gkfs(n, args.files, args.mib, block, d, args.chunk_size))
+                if not args.no_security_compare:
+                    rounds.setdefault(f"gkfs{n}-off", []).append(
+                        bench_gkfs(n, args.files, args.mib, block, d, args.chunk_size, "off"))
             shutil.rmtree(d, ignore_errors=True)
         results = {k: Result({w: statistics.median(r.values[w] for r in rs) for w, _ in WORKLOADS})
                    for k, rs in rounds.items()}
     report(results, daemons, console)
+    if not args.no_security_compare:
+        report_security(results, daemons, console)
     if args.json:
         Path(args.json).write_text(json.dumps({k: v.values for k, v in results.items()}, indent=2))
     return 0
