@@ -487,7 +487,7 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 				break;
 			struct gk_call *c = &calls[ncalls++];
 			msgpack_packer *pk = gk_call_args(c, h, is_write ? "write_chunks" : "read_chunks",
-			                                  is_write ? 3 : 4);
+			                                  (is_write ? 3 : 4) + has_cap(cap));
 			gk_pk_kv_str(pk, "data_key", data_key);
 			if (has_cap(cap))
 				gk_pk_kv_str(pk, "cap", cap);
