@@ -152,18 +152,6 @@ bad:
 }
 
 int
-gk_sys_hooked(long nr)
-{
-	int listed;
-
-	if (gk_cfg.sys_filter == 0)
-		return 1;
-	listed = nr >= 0 && nr < GK_MAX_SYSNO &&
-	         (gk_cfg.sys_bits[nr / 8] & (1u << (nr % 8)));
-	return gk_cfg.sys_filter > 0 ? listed : !listed;
-}
-
-int
 gk_lib_selected(const char *path)
 {
 	const char *p = gk_cfg.libs;

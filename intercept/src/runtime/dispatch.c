@@ -51,17 +51,19 @@ is_hooked(long nr)
 	return (!in_hook || gk_nested_hook) && gk_sys_hooked(nr);
 }
 
-static int
-call_hook(long nr, const long *a, long *result)
+/* `nested`: in_hook as read once by the caller (the fast path reads the
+ * thread pointer's slot once per call). */
+static inline int
+call_hook(long nr, const long *a, long *result, int nested)
 {
-	gk_api_hook_fn fn = in_hook ? gk_nested_hook : intercept_hook_point;
-	int old = in_hook, r;
+	gk_api_hook_fn fn = nested ? gk_nested_hook : intercept_hook_point;
+	int r;
 
 	if (!fn)
 		return 1;
 	in_hook = 1;
 	r = fn(nr, a[0], a[1], a[2], a[3], a[4], a[5], result);
-	in_hook = old;
+	in_hook = nested;
 	return r;
 }
 
@@ -176,13 +178,14 @@ gk_dispatch(struct gk_frame *f)
 	long *a = gk_frame_args(f);
 	long result;
 	unsigned long child_sp = 0;
-	int hooked = is_hooked(nr);
+	int nested = in_hook;
+	int hooked = (!nested || gk_nested_hook) && gk_sys_hooked(nr);
 	enum call_kind kind = classify(nr, a, &child_sp);
 
 	if (nr == SYS_rt_sigreturn)
 		return GK_ACT_RAW;   /* never hooked: it is not a real call */
 
-	if (hooked && call_hook(nr, a, &result) == 0) {
+	if (hooked && call_hook(nr, a, &result, nested) == 0) {
 		gk_log_syscall(nr, a, result, 1, "(hooked)");
 		gk_frame_set_result(f, result);
 		return GK_ACT_RETURN;

@@ -42,7 +42,18 @@ struct gk_config {
 };
 extern struct gk_config gk_cfg;
 int gk_config_load(void);                  /* 0 ok, -1 refused (logged) */
-int gk_sys_hooked(long nr);                /* filters allow hooking nr */
+/* The filters allow hooking nr (inline: every intercepted call asks). */
+static inline int
+gk_sys_hooked(long nr)
+{
+	int listed;
+
+	if (__builtin_expect(gk_cfg.sys_filter == 0, 1))
+		return 1;
+	listed = nr >= 0 && nr < GK_MAX_SYSNO &&
+	         (gk_cfg.sys_bits[nr / 8] & (1u << (nr % 8)));
+	return gk_cfg.sys_filter > 0 ? listed : !listed;
+}
 int gk_lib_selected(const char *path);     /* INTERCEPT_LIBS matches */
 
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
