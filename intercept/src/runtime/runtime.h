@@ -104,7 +104,7 @@ int gk_objects_find(struct gk_object *objs, int max);
 int gk_object_text(struct gk_object *o, const char **why);
 int gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end);
 /* Jump targets the code does not show, inside [lo, hi), in two steps:
- * gk_object_rela_targets writes the R_RISCV_RELATIVE/IRELATIVE addends
+ * gk_object_rela_targets writes the RELATIVE/IRELATIVE relocation addends
  * (DT_RELA, DT_JMPREL) to out[0..n), and must run before DT_RELA is
  * reused for trampolines; gk_object_targets later appends .dynsym
  * function starts and landing pads to out[n..], then sorts all and drops
