@@ -6,6 +6,7 @@ trailing '-', INTERCEPT_LOG_TRUNC, and the library filter INTERCEPT_LIBS
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,22 @@ def test_python_ctypes_library_patched(rv: Riscv64Runner, test_programs: Path, c
     assert res.returncode == 0 and res.out == f"{FAKE_PID}\n", res.describe()
     res = rv.run(["python3", "-c", code], preload=[core_lib, hook_lib("fake_getpid")])
     assert res.returncode == 0 and res.out != f"{FAKE_PID}\n", res.describe()
+
+
+def test_python_imports_patched_with_all_objs(rv: Riscv64Runner, intercept_lib: Path,
+                                              tmp_path: Path) -> None:
+    """python3 dlopens its extension modules while it runs: with
+    INTERCEPT_ALL_OBJS each is patched as it arrives (a patch line per
+    module after start), and the program still works."""
+    log = tmp_path / "log"
+    code = ("import json, decimal, hashlib, ctypes, sqlite3, zlib\n"
+            "print(hashlib.sha256(zlib.compress(json.dumps([str(decimal.Decimal(1)/7)]).encode()))"
+            ".hexdigest()[:8], sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])")
+    plain = rv.run(["python3", "-c", code])
+    res = rv.run(["python3", "-c", code], preload=[intercept_lib],
+                 env={"INTERCEPT_ALL_OBJS": "1", "INTERCEPT_LOG": str(log)})
+    assert plain.returncode == 0 and res.returncode == 0 and res.out == plain.out, res.describe()
+    patched = re.findall(r"^patch (\S+): ecalls (\d+), patched (\d+)", log.read_text(), re.M)
+    late = [p for p in patched if "lib-dynload" in p[0] or "sqlite" in p[0]]
+    assert late, patched
+    assert all(e == p for _, e, p in patched), patched

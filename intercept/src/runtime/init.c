@@ -129,9 +129,10 @@ gk_objects_refresh(void *ns_handle)
 			known = fresh[i].lo == fresh[j].lo;
 		if (i >= nbase && !known && n_ns_seen < 64)
 			ns_seen[n_ns_seen++] = fresh[i];
+		/* no segment tails of objects loaded now: one may be dlclosed
+		 * and its tail unmapped under trampolines others use; memory
+		 * we map next to them (below) is never unmapped */
 		fresh[i].selected = !known && want(&fresh[i]);
-		if (!known && !fresh[i].is_vdso)
-			add_tails(&fresh[i]);
 		nnew += fresh[i].selected;
 	}
 	for (int i = 0; i < n; i++)
