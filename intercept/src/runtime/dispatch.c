@@ -42,6 +42,7 @@ gk_api_hook_fn gk_nested_hook;
  * program's return address, and a0 (the flags) for the log. */
 __thread long gk_vfork_ra __attribute__((tls_model("initial-exec")));
 static __thread long gk_vfork_a0 __attribute__((tls_model("initial-exec")));
+static __thread int gk_vfork_in_hook __attribute__((tls_model("initial-exec")));
 
 /* Whether a call is hooked at all: filters, and not made by a hook
  * (unless the hook asked for its own calls: gk_nested_hook). */
@@ -198,6 +199,9 @@ gk_dispatch(struct gk_frame *f)
 		return GK_ACT_RAW;
 	case K_VFORK:
 		gk_vfork_a0 = a[0];   /* for the log: a0 will be the result */
+		/* the child shares this thread's TLS: a hook it runs that never
+		 * returns (an execve performed inside it) leaves in_hook set */
+		gk_vfork_in_hook = nested;
 		return GK_ACT_VFORK;
 	case K_CLONE_STACK: {
 		/* what the call block pushed, for the child to pop from its
@@ -270,6 +274,14 @@ gk_clone_child_post(struct gk_frame *f)
 
 void (*intercept_hook_point_clone_vfork_child)(void);
 
+/* Parent side first, before anything reads the flag: see K_VFORK. */
+static inline void
+vfork_parent_restore(long result)
+{
+	if (result != 0)
+		in_hook = gk_vfork_in_hook;
+}
+
 /*
  * After a CLONE_VFORK call (entry.S, .Lvfork), on a fresh frame below the
  * program's sp: in the child, which shares the parent's memory (on
@@ -286,8 +298,11 @@ gk_vfork_post(struct gk_frame *f)
 	long nr = gk_frame_nr(f);
 	long result = gk_frame_args(f)[0];
 	unsigned long sp = gk_frame_sp_in(f);
-	int hooked = is_hooked(nr);
+	int hooked;
 	long args[6];
+
+	vfork_parent_restore(result);
+	hooked = is_hooked(nr);
 
 	/* the trampoline's stack words, rebuilt for ret0 to pop */
 	sp -= GK_ARCH_TRAMP_STACK_DEPTH;
@@ -311,3 +326,4 @@ gk_vfork_post(struct gk_frame *f)
 		call_clone_parent_hook(result);
 	gk_log_syscall(nr, args, result, 1, NULL);
 }
+
