@@ -325,11 +325,17 @@ def stop(hosts: Path, rec: LaunchRecord, timeout: float) -> list[str]:
     except subprocess.TimeoutExpired:
         problems.append(f"per-node stop through {rec.engine} did not finish within {timeout + 60:g} s")
     if rec.launcher_host == socket.gethostname():
+        if problems and _running(rec.launcher_pid):
+            # The per-node stop did not get everywhere (a node unreachable?):
+            # SIGTERM the launcher, which srun and mpirun pass on to every task.
+            try:
+                os.killpg(rec.launcher_pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
         deadline = time.monotonic() + timeout
-        while hostsfile.pid_alive(rec.launcher_pid) and not _zombie(rec.launcher_pid) \
-                and time.monotonic() < deadline:
+        while _running(rec.launcher_pid) and time.monotonic() < deadline:
             time.sleep(POLL_S)
-        if hostsfile.pid_alive(rec.launcher_pid) and not _zombie(rec.launcher_pid):
+        if _running(rec.launcher_pid):
             problems.append(f"the {rec.engine} launcher (pid {rec.launcher_pid}) still runs after {timeout:g} s")
     # Entries appear gone late on a shared file system: give them a moment.
     deadline = time.monotonic() + 10
@@ -356,6 +362,10 @@ def _entry_present(hosts: Path, i: int) -> bool:
         return hostsfile.read_entry(hosts, i) is not None
     except hostsfile.HostsFileError:
         return True
+
+
+def _running(pid: int) -> bool:
+    return hostsfile.pid_alive(pid) and not _zombie(pid)
 
 
 def _zombie(pid: int) -> bool:

@@ -176,3 +176,26 @@ def test_riscv64_mpirun_ranks_on_two_nodes(make_cluster, rv_nodes):
             assert fs.read_file(f"/mpi/rank-{k}.dat") == pattern(k, block)
         key = fs.stat_record("/mpi/mpiio.dat")["data_key"]
     assert cluster.chunk_nodes(key) == {"n1", "n2", "n3"}
+
+
+def test_failed_launch_says_why_and_leaves_nothing(make_net, tmp_path):
+    """Every daemon refuses to start (no address in the asked network): the
+    launcher fails with the ids that are missing and the daemons' own reason,
+    writes no hosts file, and a correct launch right after works."""
+    net = make_net(["n1", "n2", "c1"])
+    n1, n2, c1 = net.nodes
+    cluster = NodeCluster(net, [n1, n2], c1, tmp_path / "gkfs")
+    cp = cluster.ctl(c1, "cluster", "start", "--mpirun", "--host", f"{n1.address},{n2.address}",
+                     "--rootdir", str(tmp_path / "nodes" / "%h"), "--listen", "10.250.0.0/16", "--timeout", "60")
+    assert cp.returncode == 1, (cp.stdout, cp.stderr)
+    assert "missing ids 0, 1" in cp.stderr, cp.stderr
+    assert "has an address in 10.250.0.0/16" in cp.stderr, cp.stderr
+    assert cp.stdout == ""  # no export line: nothing to use
+    entries = hostsfile.entries_dir(cluster.hosts_file)
+    assert not (entries.is_dir() and [e for e in entries.iterdir() if e.name.isdigit()]), "no member registered"
+    for n in (n1, n2):
+        left = [p for p in n.pids_inside() if "gkfs-daemon" in open(f"/proc/{p}/cmdline").read()]
+        assert not left, f"daemons left on {n.name}"
+    cluster.start()
+    assert len(cluster.hosts()) == 2
+    cluster.stop()
