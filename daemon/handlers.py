@@ -215,10 +215,10 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
 
 def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
     hold = _hold(state, args, peer)
+    if args["path"] != "/" and (hold or args.get("data_key") is None):
+        _parent(state, args["path"], access.X)  # an fstat by data_key may name an unlinked file
     if hold:
         return {"stat": _with_cap(state, state.meta.stat_hold(args["path"], hold))}, []
-    if args["path"] != "/" and args.get("data_key") is None:
-        _parent(state, args["path"], access.X)
     return {"stat": _with_cap(state, state.meta.stat(args["path"], args.get("data_key")))}, []
 
 

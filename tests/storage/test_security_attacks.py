@@ -237,6 +237,15 @@ def test_preload_as_intruder_cannot_read_roots_file(shared, intruder):
     rm = intruder.run(["/usr/bin/qemu-riscv64-static", str(sysroot / "usr/bin/rm"), "-f", "/gkfs/public"], env=env)
     assert rm.returncode != 0, rm
     assert Client(c.hosts_file).stat("/public").st_size == len(b"public data")
+    # a hosts file in a directory others may write is refused by the preload too
+    loose = intruder.home / "loose"
+    loose.mkdir(mode=0o777)
+    os.chmod(loose, 0o777)
+    os.chown(loose, intruder.uid, intruder.gid)
+    shutil.copy(hosts, loose / "hosts")
+    os.chown(loose / "hosts", intruder.uid, intruder.gid)
+    r = intruder.run([*cat, "/gkfs/public"], env=dict(env, LIBGKFS_HOSTS_FILE=str(loose / "hosts")))
+    assert r.returncode != 0 and b"public data" not in r.stdout and b"refusing" in r.stderr, r
 
 
 def test_planted_runtime_dir_and_hosts_file_refused(intruder, tmp_path):

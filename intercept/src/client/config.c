@@ -78,6 +78,31 @@ check_owner_mode(long fd, const char *path, unsigned bad_mode)
 	return 0;
 }
 
+/* The directory holding `file` must be ours (or root's) and writable by
+ * nobody else, or someone could swap the file: 0 or a positive errno. */
+static int
+check_parent_dir(const char *file)
+{
+	char dir[GK_PATH_MAX];
+	const char *slash = strrchr(file, '/');
+	size_t n = slash ? (size_t)(slash - file) : 0;
+	long fd;
+	int err;
+
+	if (n >= sizeof(dir))
+		return ENAMETOOLONG;
+	if (slash && n == 0)
+		n = 1;   /* "/hosts": the root directory */
+	memcpy(dir, slash ? file : ".", slash ? n : 1);
+	dir[slash ? n : 1] = '\0';
+	fd = syscall_no_intercept(SYS_openat, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return (int)-fd;
+	err = check_owner_mode(fd, dir, 022);
+	syscall_no_intercept(SYS_close, fd);
+	return err;
+}
+
 /* Reads the whole file with raw calls; returns malloc'd text or NULL. */
 static char *
 slurp(const char *path, int *err, unsigned bad_mode)
@@ -130,8 +155,8 @@ slurp(const char *path, int *err, unsigned bad_mode)
 int
 gkc_config_reload_hosts(void)
 {
-	int err = 0;
-	char *text = slurp(gkc_cfg.hosts_file, &err, 022);
+	int err = check_parent_dir(gkc_cfg.hosts_file);
+	char *text = err ? NULL : slurp(gkc_cfg.hosts_file, &err, 022);
 	struct gkc_host *hosts = NULL;
 	unsigned n = 0, cap = 0;
 
