@@ -216,6 +216,18 @@ class Server:
             self._probe_lock_holders()
         for w in idle:
             self.backend.send_multipart([w, STOP])
+        # A worker that had not announced itself yet (a stop right after
+        # start-up) gets its STOP when it does, instead of each join waiting
+        # out its timeout.
+        stopped = len(idle)
+        deadline = time.monotonic() + 10
+        while stopped < n_workers and time.monotonic() < deadline:
+            if self.backend.poll(100):
+                msg = self.backend.recv_multipart(copy=False)
+                if len(msg) > 2:  # a late reply: deliver it
+                    self._send(msg[1:])
+                self.backend.send_multipart([msg[0].bytes, STOP])
+                stopped += 1
         for t in self.threads:
             t.join(10)
 
