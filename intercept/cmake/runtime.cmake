@@ -70,7 +70,8 @@ set(GK_RT_SOURCES
   ${GK_RT_DIR}/src/runtime/syscall_raw.c
   ${GK_RT_DIR}/src/runtime/sysnames.c
   ${GK_RT_DIR}/src/runtime/tramp_mem.c
-  ${GK_RT_DIR}/src/runtime/util.c)
+  ${GK_RT_DIR}/src/runtime/util.c
+  ${GK_RT_DIR}/src/runtime/wanted.c)
 
 if(NOT TARGET gkfs_plan)
   message(FATAL_ERROR "runtime.cmake needs target gkfs_plan (cmake/planner.cmake)")

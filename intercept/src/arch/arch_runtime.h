@@ -26,6 +26,24 @@
                                gk_vfork_post in parent and child */
 
 /*
+ * Which calls the entry sends through the dispatcher at all (wanted.c
+ * fills the tables, the entry reads them before it saves anything): per
+ * system call number below GK_WANT_NR one class byte, and per descriptor
+ * below GK_WANT_FDS one byte, non-zero when the hook library marked it
+ * (a gkfs descriptor).  A call whose class says "never", or "only with a
+ * marked descriptor" in an unmarked one, goes back to the trampoline's own
+ * system call (ret1) with every register as it was: the kernel sees
+ * exactly the program's call.  Numbers and descriptors beyond the tables
+ * always go through the dispatcher.
+ */
+#define GK_WANT_NR       1024
+#define GK_WANT_FDS      65536
+#define GK_WANT_NEVER    0   /* straight to the kernel */
+#define GK_WANT_ALWAYS   1   /* through the dispatcher */
+#define GK_WANT_FD_ARG0  2   /* ... when the first argument is a marked descriptor */
+#define GK_WANT_FD_ARG4  3   /* ... when the fifth is (mmap) */
+
+/*
  * arch_frame.h defines, for C and assembly:
  *   GK_ARCH_NAME                 "riscv64"
  *   GK_FRAME_SIZE                bytes of the entry's frame
@@ -66,6 +84,10 @@ void gk_entry_far(void);
 size_t gk_arch_far_veneer(uint8_t *out, uint64_t at, uint64_t target);
 long gk_raw6(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 void gk_arch_flush_icache(uint64_t start, uint64_t end);
+
+/* Provided by the runtime (wanted.c), read by the entry. */
+extern unsigned char gk_want[GK_WANT_NR];
+extern unsigned char gk_want_fd[GK_WANT_FDS];
 
 /* Provided by the runtime (dispatch.c), called by the entry. */
 long gk_dispatch(struct gk_frame *f);

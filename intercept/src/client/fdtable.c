@@ -18,6 +18,7 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "fdtable.h"
+#include "runtime.h"
 #include "gkfs_ops.h"
 #include "locks.h"
 #include "mmap_shared.h"
@@ -93,6 +94,8 @@ set_slot_counted(int fd, struct gk_file *f, int count)
 	pthread_mutex_lock(&table_lock);
 	old = table[fd];
 	__atomic_store_n(&table[fd], f, __ATOMIC_RELEASE);
+	/* descriptor calls on it reach the hook (runtime's fast path) */
+	gk_want_fd_mark(fd, f != NULL);
 	if (f)
 		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
 	if (f && count)

@@ -188,6 +188,48 @@ install(void)
 #undef H
 }
 
+/*
+ * What the core's entry may send straight to the kernel (runtime.h,
+ * gk_want_declare): every number with no hook_<syscall> and none the
+ * client needs for its own calls; the calls below only when their
+ * descriptor argument is a gkfs descriptor (fdtable.c marks them): their
+ * hooks pass every other descriptor to the kernel untouched, and the
+ * client's own calls of them need nothing (gk_internal_syscall).
+ */
+static const short fd_arg0_calls[] = {
+	SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_readv, SYS_writev,
+	SYS_preadv, SYS_pwritev, SYS_preadv2, SYS_pwritev2, SYS_lseek,
+	SYS_fsync, SYS_fdatasync, SYS_sync_file_range, SYS_syncfs,
+	SYS_ftruncate, SYS_fallocate, SYS_fadvise64, SYS_readahead, SYS_fstat,
+	SYS_fstatfs, SYS_getdents64, SYS_fchmod, SYS_fchown, SYS_fsetxattr,
+	SYS_fgetxattr, SYS_flistxattr, SYS_fremovexattr,
+};
+/* The client's own calls that gk_internal_syscall acts on (nested). */
+static const short internal_calls[] = {
+	SYS_socket, SYS_eventfd2, SYS_epoll_create1, SYS_timerfd_create,
+	SYS_accept4, SYS_accept, SYS_pipe2, SYS_socketpair, SYS_close,
+	SYS_clone,
+#ifdef SYS_clone3
+	SYS_clone3,
+#endif
+};
+
+static void
+declare_wanted(void)
+{
+	static unsigned char classes[MAX_NR];
+
+	for (int nr = 0; nr < MAX_NR; nr++)
+		classes[nr] = table[nr] ? GK_WANT_ALWAYS : GK_WANT_NEVER;
+	for (size_t i = 0; i < sizeof(fd_arg0_calls) / sizeof(fd_arg0_calls[0]); i++)
+		if (table[fd_arg0_calls[i]])
+			classes[fd_arg0_calls[i]] = GK_WANT_FD_ARG0;
+	classes[SYS_mmap] = GK_WANT_FD_ARG4;
+	for (size_t i = 0; i < sizeof(internal_calls) / sizeof(internal_calls[0]); i++)
+		classes[internal_calls[i]] = GK_WANT_ALWAYS;
+	gk_want_declare(classes, MAX_NR);
+}
+
 /* After the core's constructor (priority 101): patching is done. */
 __attribute__((constructor(200))) static void
 gkfs_hook_init(void)
@@ -199,6 +241,7 @@ gkfs_hook_init(void)
 	gkc_config_load();
 	install();
 	gk_exec_state_adopt();
+	declare_wanted();
 	intercept_hook_point_clone_child = on_clone_child;
 	intercept_hook_point = gkfs_hook;
 	/* its own calls too (libzmq descriptors, threads): see runtime.h */

@@ -67,6 +67,7 @@ gk_init(void)
 		gk_log_msg("configuration error: nothing is patched");
 		return;
 	}
+	gk_want_init();
 	n = nobjs = gk_objects_find(objs, GK_MAX_OBJS);
 	gk_tramp_init();
 	for (int i = 0; i < n; i++) {

@@ -56,6 +56,18 @@ gk_sys_hooked(long nr)
 }
 int gk_lib_selected(const char *path);     /* INTERCEPT_LIBS matches */
 
+/* --- calls that reach the dispatcher (wanted.c; the tables: arch_runtime.h) */
+/* Every call, but those the filters leave unhooked (after config, log). */
+void gk_want_init(void);
+/* A hook linked into the core declares the calls it acts on: classes[nr]
+ * is GK_WANT_NEVER, _ALWAYS, _FD_ARG0 or _FD_ARG4 (numbers >= n: never).
+ * Ignored with INTERCEPT_LOG; the clone family stays wanted.  Call before
+ * other threads run. */
+void gk_want_declare(const unsigned char *classes, size_t n);
+/* The hook's descriptor fd needs it (on) or no longer does: _FD_ARG calls
+ * on it reach the dispatcher.  Mark before the program learns the number. */
+void gk_want_fd_mark(long fd, int on);
+
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
 const char *gk_sysname(long nr);           /* NULL if unknown */
 long gk_sysno_by_name(const char *s, size_t len); /* -1 if unknown */

@@ -1,0 +1,80 @@
+/*
+ * wanted.c - which calls reach the dispatcher at all (the entry's fast
+ * path, arch_runtime.h "Which calls").
+ *
+ * By default every call does: a hook written against syscall_intercept's
+ * API says nothing of what it wants, so it sees every call, as with the
+ * original.  Only calls that nothing here would act on are sent straight
+ * to the kernel:
+ *   - calls INTERCEPT_SYS_INCLUDE/EXCLUDE leave unhooked (the dispatcher
+ *     would only perform them);
+ *   - with a hook linked into the core that declared its calls (the gkfs
+ *     client, gk_want_declare): every call outside the declaration, and
+ *     a descriptor call on a descriptor it never marked.
+ * Whatever is declared, the clone family (the post-clone hooks, a vfork's
+ * in-hook flag) always goes through the dispatcher, and with INTERCEPT_LOG
+ * every call does (the log shows every call, the unhooked ones too).
+ * The class table is written before any other thread exists (constructors)
+ * and never changes after; descriptor marks change at run time (byte
+ * stores: a reader sees the old or the new byte, and a hook marks a
+ * descriptor before it hands its number to the program).
+ */
+#include <sys/syscall.h>
+
+#include "runtime.h"
+
+unsigned char gk_want[GK_WANT_NR];
+unsigned char gk_want_fd[GK_WANT_FDS];
+
+_Static_assert(GK_WANT_NR == GK_MAX_SYSNO, "one numbering for filters and classes");
+
+static int
+clone_family(long nr)
+{
+	switch (nr) {
+	case SYS_clone:
+#ifdef SYS_clone3
+	case SYS_clone3:
+#endif
+#ifdef SYS_fork
+	case SYS_fork:
+#endif
+#ifdef SYS_vfork
+	case SYS_vfork:
+#endif
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void
+gk_want_init(void)
+{
+	for (long nr = 0; nr < GK_WANT_NR; nr++)
+		gk_want[nr] = (gk_sys_hooked(nr) || clone_family(nr) ||
+		               gk_log_enabled()) ? GK_WANT_ALWAYS : GK_WANT_NEVER;
+}
+
+void
+gk_want_declare(const unsigned char *classes, size_t n)
+{
+	if (gk_log_enabled())
+		return;
+	for (size_t nr = 0; nr < GK_WANT_NR; nr++) {
+		unsigned char c = nr < n ? classes[nr] : GK_WANT_NEVER;
+		if (c > GK_WANT_FD_ARG4)
+			c = GK_WANT_ALWAYS;
+		if (clone_family((long)nr) || gk_want[nr] == GK_WANT_NEVER)
+			continue;   /* always / filtered out: stays */
+		gk_want[nr] = c;
+	}
+}
+
+void
+gk_want_fd_mark(long fd, int on)
+{
+	if (fd >= 0 && fd < GK_WANT_FDS)
+		__atomic_store_n(&gk_want_fd[fd], (unsigned char)(on != 0),
+		                 __ATOMIC_RELEASE);
+}
