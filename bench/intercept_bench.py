@@ -6,14 +6,16 @@ from the same run (the machine is a noisy 2-core VM; absolute times under
 qemu mean little):
 
 1. pass-through system call cost under qemu: a riscv64 C loop making N
-   getppid() and N write(/dev/null) calls through libc, without and with
-   libgkfs_intercept.so preloaded (pass-through hook, logging off);
+   getppid(), futex(FUTEX_WAKE), clock_gettime() (calls the gkfs client
+   never wants: the entry's fast path) and write(/dev/null) (a descriptor
+   that is not gkfs) calls through libc, bare and with libgkfs_intercept.so
+   preloaded (logging off), runs interleaved, ratios of medians and minimums;
 2. process start-up under qemu: sysroot programs (true, ls, python3) without
    and with the preload, for the core alone (libsyscall_intercept.so) and
    libgkfs_intercept.so, each with the plan cache off (every start scans and
    plans libc and ld.so) and warm (later starts only place and write
-   patches); --lib LABEL=PATH adds another build (an older one, say) to the
-   same table;
+   patches), timed as the child's CPU time (wall time beside it);
+   --lib LABEL=PATH adds another build (an older one, say) to both tables;
 3. planning on the host: the native planner (libgkfs_plan.so through the
    cffi bindings) over the .text of the two riscv64 glibcs, per MiB, beside
    capstone (Python) disassembling the same bytes, which is what the RISC-V
@@ -21,6 +23,8 @@ qemu mean little):
 
     python3 bench/intercept_bench.py [--calls N] [--starts N] [--repeat N]
                                      [--only startup] [--lib LABEL=PATH ...]
+    python3 bench/intercept_bench.py --summary     # the issue-9 rows only
+    (from Python: bench.intercept_bench.summary_rows() / print_summary())
 
 Needs: deploy/riscv64-sysroot.sh and deploy/build-native.sh done.
 """
@@ -65,57 +69,151 @@ def run_rv(argv: list[str], sysroot: Path, preload: Path | None,
     return cp
 
 
-def syscall_cost(bench: Path, sysroot: Path, lib: Path, calls: int, repeat: int) -> None:
-    print(f"\n== pass-through system call cost under qemu ({calls} calls, best of {repeat})")
-    print(f"{'call':<10} {'plain ns':>10} {'preload ns':>11} {'ratio':>7} {'added ns':>9}")
-    for mode in ("getppid", "write"):
-        best = {}
-        for label, pre in (("plain", None), ("preload", lib)):
-            vals = []
-            for _ in range(repeat):
-                out = run_rv([str(bench), mode, str(calls)], sysroot, pre).stdout
-                vals.append(float(re.search(r"ns_per_call=([\d.]+)", out)[1]))
-            best[label] = min(vals)
-        print(f"{mode:<10} {best['plain']:>10.1f} {best['preload']:>11.1f} "
-              f"{best['preload'] / best['plain']:>7.2f} {best['preload'] - best['plain']:>9.1f}")
+# Pass-through calls timed, and the issue's bound for each (issue 9, part 4):
+# calls the gkfs client never wants, and one on a descriptor that is not gkfs.
+SYSCALL_MODES = [("getppid", 1.1), ("futex", 1.1), ("clock", 1.1), ("write", 1.3)]
+STARTUP_BOUND = 1.2   # /bin/true with libgkfs_intercept.so (plan cache warm)
 
 
-def startup(sysroot: Path, libs: list[tuple[str, Path]], starts: int) -> None:
-    """Start-up time of short programs, every mode of every library.
+def _ns_per_call(bench: Path, sysroot: Path, mode: str, calls: int, pre: Path | None) -> float:
+    out = run_rv([str(bench), mode, str(calls)], sysroot, pre).stdout
+    return float(re.search(r"ns_per_call=([\d.]+)", out)[1])
 
-    Runs are interleaved (one of each mode per round) so that the VM's noise
-    hits all modes alike; each figure is the median.  Modes per library: the
-    plan cache off (INTERCEPT_PLAN_CACHE=0: every start scans and plans) and
-    warm (a cache directory primed by one run: later starts only place and
-    write the patches)."""
-    print(f"\n== process start-up under qemu (median of {starts} interleaved runs, wall time)")
-    print("   ratio = time with the preload / time without it, same run")
-    progs = [["true"], ["ls", "/"], ["python3", "-c", "pass"]]
+
+def syscall_rows(bench: Path, sysroot: Path, libs: list[tuple[str, Path]], calls: int,
+                 repeat: int) -> list[dict]:
+    """Per call and library: ns per call bare and preloaded, runs interleaved
+    (bare, lib1, lib2, ... per round) so the VM's noise hits all alike;
+    ratios of the medians and of the minimums, same run."""
+    rows = []
+    for mode, bound in SYSCALL_MODES:
+        vals: dict[str, list[float]] = {"bare": [], **{label: [] for label, _ in libs}}
+        for _ in range(repeat):
+            for label, pre in [("bare", None), *libs]:
+                vals[label].append(_ns_per_call(bench, sysroot, mode, calls, pre))
+        bare_med, bare_min = statistics.median(vals["bare"]), min(vals["bare"])
+        for label, _ in libs:
+            rows.append({"what": mode, "lib": label, "bare_ns": bare_med,
+                         "ns": statistics.median(vals[label]),
+                         "ratio_median": statistics.median(vals[label]) / bare_med,
+                         "ratio_min": min(vals[label]) / bare_min, "bound": bound})
+    return rows
+
+
+def syscall_cost(bench: Path, sysroot: Path, libs: list[tuple[str, Path]], calls: int,
+                 repeat: int) -> None:
+    print(f"\n== pass-through system call cost under qemu ({calls} calls, {repeat} interleaved "
+          f"runs; ratio = preloaded / bare, median (min))")
+    print("   getppid, futex, clock_gettime: never wanted by the gkfs client; write: to /dev/null,"
+          " a descriptor that is not gkfs")
+    labels = [label for label, _ in libs]
+    print(f"{'call':<10} {'bare ns':>9}" + "".join(f" {lb:>16}" for lb in labels) + f" {'bound':>6}")
+    rows = syscall_rows(bench, sysroot, libs, calls, repeat)
+    for mode, bound in SYSCALL_MODES:
+        mine = [r for r in rows if r["what"] == mode]
+        line = f"{mode:<10} {mine[0]['bare_ns']:>9.1f}"
+        for r in mine:
+            line += f" {r['ratio_median']:>8.2f} ({r['ratio_min']:.2f})"
+        print(line + f" {bound:>6.1f}")
+
+
+def _start_cost(exe: list[str], sysroot: Path, pre: Path | None,
+                extra: dict[str, str]) -> tuple[float, float]:
+    """(CPU seconds of the child, user + system, and wall seconds) of one start."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([QEMU, *exe], env=qemu_env(sysroot, pre, extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"intercept_bench: {' '.join(exe)} failed ({proc.returncode}): {err}")
+    return ru.ru_utime + ru.ru_stime, wall
+
+
+def startup_rows(sysroot: Path, libs: list[tuple[str, Path]], starts: int,
+                 progs: list[list[str]] | None = None) -> list[dict]:
+    """Start-up of short programs, every library with the plan cache off
+    (INTERCEPT_PLAN_CACHE=0) and warm (a directory primed by one run).
+    Interleaved rounds; the figure is the child's CPU time (user + system:
+    what the preload adds, much less disturbed by the other load on the
+    machine than wall time), ratios of medians and of minimums against the
+    bare start in the same run; wall-time medians ride along."""
+    progs = progs or [["true"], ["ls", "/"], ["python3", "-c", "pass"]]
+    rows = []
     with tempfile.TemporaryDirectory(prefix="gkfs-bench-cache-") as cache_root:
-        modes: list[tuple[str, Path | None, dict[str, str]]] = [("plain", None, {})]
+        modes: list[tuple[str, str, Path | None, dict[str, str]]] = [("bare", "", None, {})]
         for label, lib in libs:
             cache = Path(cache_root) / label
             cache.mkdir()
-            modes.append((f"{label} no cache", lib, {"INTERCEPT_PLAN_CACHE": "0"}))
-            modes.append((f"{label} cached", lib, {"INTERCEPT_PLAN_CACHE": str(cache)}))
-        head = f"{'program':<20} {'plain ms':>9}" + "".join(f" {m[0]:>{max(len(m[0]), 8)}}"
-                                                           for m in modes[1:])
-        print(head)
+            modes.append((label, "no cache", lib, {"INTERCEPT_PLAN_CACHE": "0"}))
+            modes.append((label, "cached", lib, {"INTERCEPT_PLAN_CACHE": str(cache)}))
         for argv in progs:
             exe = [f"{sysroot}/usr/bin/{argv[0]}", *argv[1:]]
-            for _, pre, extra in modes:   # prime the caches (and the page cache)
+            for _, _, pre, extra in modes:   # prime the caches (and the page cache)
                 run_rv(exe, sysroot, pre, extra)
-            times: dict[str, list[float]] = {m[0]: [] for m in modes}
+            cpu: dict[int, list[float]] = {i: [] for i in range(len(modes))}
+            wall: dict[int, list[float]] = {i: [] for i in range(len(modes))}
             for _ in range(starts):
-                for label, pre, extra in modes:
-                    t0 = time.perf_counter()
-                    run_rv(exe, sysroot, pre, extra)
-                    times[label].append(time.perf_counter() - t0)
-            med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-            row = f"{' '.join(argv):<20} {med['plain']:>9.1f}"
-            for label, _, _ in modes[1:]:
-                row += f" {med[label] / med['plain']:>{max(len(label), 8)}.2f}"
-            print(row)
+                for i, (_, _, pre, extra) in enumerate(modes):
+                    c, w = _start_cost(exe, sysroot, pre, extra)
+                    cpu[i].append(c)
+                    wall[i].append(w)
+            for i, (label, cache, _, _) in enumerate(modes[1:], 1):
+                rows.append({"what": " ".join(argv), "lib": label, "cache": cache,
+                             "bare_ms": statistics.median(cpu[0]) * 1e3,
+                             "ratio_median": statistics.median(cpu[i]) / statistics.median(cpu[0]),
+                             "ratio_min": min(cpu[i]) / min(cpu[0]),
+                             "wall_ratio": statistics.median(wall[i]) / statistics.median(wall[0])})
+    return rows
+
+
+def startup(sysroot: Path, libs: list[tuple[str, Path]], starts: int) -> None:
+    print(f"\n== process start-up under qemu ({starts} interleaved runs; CPU time of the child, "
+          "ratio = preloaded / bare, median (min); wall-time median ratio after /)")
+    rows = startup_rows(sysroot, libs, starts)
+    cols = [(r["lib"], r["cache"]) for r in rows if r["what"] == rows[0]["what"]]
+    print(f"{'program':<16} {'bare ms':>8}" + "".join(f" {lb + ' ' + c:>22}" for lb, c in cols))
+    for what in dict.fromkeys(r["what"] for r in rows):
+        mine = [r for r in rows if r["what"] == what]
+        line = f"{what:<16} {mine[0]['bare_ms']:>8.1f}"
+        for r in mine:
+            line += f" {r['ratio_median']:>8.2f} ({r['ratio_min']:.2f}) / {r['wall_ratio']:.2f}"
+        print(line)
+
+
+def summary_rows(calls: int = 50_000, repeat: int = 5, starts: int = 9,
+                 lib: Path | None = None) -> list[tuple[str, float, float, str]]:
+    """The interception rows of issue 9 for another benchmark's table:
+    (what, ratio of medians, ratio of minimums, bound) for the pass-through
+    calls and the start-up of /bin/true (plan cache warm) with
+    libgkfs_intercept.so, each against the bare call/start measured in the
+    same run.  Raises native_paths.NativeNotBuilt when nothing is built."""
+    sysroot = native_paths.riscv64_sysroot()
+    lib = lib or native_paths.intercept_library("riscv64")
+    bench = native_paths.riscv64_build_dir() / "tests" / "bench_syscalls"
+    out = []
+    for r in syscall_rows(bench, sysroot, [("gkfs", lib)], calls, repeat):
+        kind = "non-gkfs descriptor" if r["what"] == "write" else "never wanted"
+        out.append((f"intercept {r['what']} ({kind})", r["ratio_median"], r["ratio_min"],
+                    f"<= {r['bound']}x"))
+    for r in startup_rows(sysroot, [("gkfs", lib)], starts, [["true"]]):
+        if r["cache"] == "cached":
+            out.append(("intercept start-up /bin/true (plan cache warm, CPU)", r["ratio_median"],
+                        r["ratio_min"], f"<= {STARTUP_BOUND}x"))
+        else:
+            out.append(("intercept start-up /bin/true (plan cache off, CPU)", r["ratio_median"],
+                        r["ratio_min"], "-"))
+    return out
+
+
+def print_summary(rows: list[tuple[str, float, float, str]]) -> None:
+    print(f"{'interception (ratio to bare, same run)':<56} {'median':>7} {'min':>6} {'bound':>7}")
+    for what, med, mn, bound in rows:
+        print(f"{what:<56} {med:>7.2f} {mn:>6.2f} {bound:>7}")
 
 
 def text_of(path: Path) -> tuple[bytes, int]:
@@ -178,8 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5, help="repetitions of the timed loops")
     ap.add_argument("--only", choices=("syscalls", "startup", "planning"),
                     help="run one part only")
+    ap.add_argument("--summary", action="store_true",
+                    help="only the issue-9 rows (pass-through calls, /bin/true start-up with "
+                         "libgkfs_intercept.so), short runs; also summary_rows() for other "
+                         "benchmarks")
     ap.add_argument("--lib", action="append", default=[], metavar="LABEL=PATH",
-                    help="another riscv64 core to time at start-up beside this build's")
+                    help="another riscv64 library (an older build, say) timed beside this "
+                         "build's, in the same interleaved runs")
     args = ap.parse_args(argv)
     extra_libs = []
     for spec in args.lib:
@@ -197,9 +300,12 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"intercept_bench: {bench} not built: run deploy/build-native.sh riscv64")
     if not os.access(QEMU, os.X_OK):
         sys.exit(f"intercept_bench: {QEMU} missing (deploy/setup-debian.sh)")
+    if args.summary:
+        print_summary(summary_rows(lib=lib))
+        return 0
     print(f"sysroot {sysroot}\ncore    {lib}")
     if args.only in (None, "syscalls"):
-        syscall_cost(bench, sysroot, lib, args.calls, args.repeat)
+        syscall_cost(bench, sysroot, [("gkfs", lib), *extra_libs], args.calls, args.repeat)
     if args.only in (None, "startup"):
         core = native_paths.intercept_library("riscv64", core=True)
         startup(sysroot, [("core", core), ("gkfs", lib), *extra_libs], args.starts)

@@ -91,3 +91,57 @@ def test_registers_preserved_non_pie(rv: Riscv64Runner, test_programs: Path, cor
     assert "patch (main program): ecalls" in log and " left 0" in log.split("patch (main program)")[1].split("\n")[0], log
     res = rv.run([prog], preload=[core_lib, hook_lib("fake_getpid")], env={"INTERCEPT_ALL_OBJS": "1"})
     assert res.out == f"a0={FAKE_PID}\nregisters preserved\n", res.describe()
+
+
+# Entry fast path (issue 9, part 4).  t_regs ... depth prints how far below
+# the stub's sp the patched ecall wrote: the trampoline's 16 bytes plus
+# 16 for the fast path's two scratch registers, or the entry's whole frame
+# (> 300 bytes) for a call that reaches the dispatcher.
+FAST_PATH_DEPTH = 32
+
+
+def _depth(res) -> int:
+    line = next(ln for ln in res.out.splitlines() if ln.startswith("stack below the call: "))
+    return int(line.rsplit(" ", 1)[1])
+
+
+@pytest.mark.parametrize("call,fast", [
+    ("getppid", True),   # never wanted by the gkfs client
+    ("getpid", True),
+    ("write", True),     # a descriptor call on a descriptor that is not gkfs
+    ("close", False),    # always wanted (its own descriptors, gkfs ones)
+])
+def test_gkfs_client_unwanted_calls_take_the_fast_path(rv: Riscv64Runner, test_programs: Path,
+                                                       intercept_lib: Path, call: str,
+                                                       fast: bool) -> None:
+    prog = str(test_programs / "t_regs")
+    plain = rv.run([prog, call, "depth"])
+    assert plain.returncode == 0 and _depth(plain) == 0, plain.describe()
+    res = rv.run([prog, call, "depth"], preload=[intercept_lib],
+                 env={"INTERCEPT_ALL_OBJS": "1"})
+    assert res.returncode == 0 and res.out.endswith("\nregisters preserved\n"), res.describe()
+    # same result as the kernel's own
+    assert res.out.splitlines()[1] == plain.out.splitlines()[1] or call == "getpid", \
+        (plain.describe(), res.describe())
+    if fast:
+        assert _depth(res) == FAST_PATH_DEPTH, res.describe()
+    else:
+        assert _depth(res) > 300, res.describe()
+
+
+@pytest.mark.parametrize("env", [{}, {"INTERCEPT_LOG": "LOGFILE"}])
+def test_undeclared_hook_and_logging_see_every_call(rv: Riscv64Runner, test_programs: Path,
+                                                    core_lib: Path, intercept_lib: Path,
+                                                    hook_lib, env: dict, tmp_path: Path) -> None:
+    """A syscall_intercept-API hook declares nothing: it sees every call,
+    getppid included (the full frame is built); with INTERCEPT_LOG the gkfs
+    client's unwanted calls go through the dispatcher too, to be logged."""
+    prog = str(test_programs / "t_regs")
+    env = {k: str(tmp_path / "log") if v == "LOGFILE" else v for k, v in env.items()}
+    preload = [core_lib, hook_lib("clobber")] if not env else [intercept_lib]
+    res = rv.run([prog, "getppid", "depth"], preload=preload,
+                 env={"INTERCEPT_ALL_OBJS": "1", **env})
+    assert res.returncode == 0 and res.out.endswith("\nregisters preserved\n"), res.describe()
+    assert _depth(res) > 300, res.describe()
+    if env:
+        assert "getppid(" in (tmp_path / "log").read_text()

@@ -28,7 +28,7 @@
 /*
  * Which calls the entry sends through the dispatcher at all (wanted.c
  * fills the tables, the entry reads them before it saves anything): per
- * system call number below GK_WANT_NR one class byte, and per descriptor
+ * system call number below GK_WANT_NR - 1 one class byte, and per descriptor
  * below GK_WANT_FDS one byte, non-zero when the hook library marked it
  * (a gkfs descriptor).  A call whose class says "never", or "only with a
  * marked descriptor" in an unmarked one, goes back to the trampoline's own
@@ -36,7 +36,8 @@
  * exactly the program's call.  Numbers and descriptors beyond the tables
  * always go through the dispatcher.
  */
-#define GK_WANT_NR       1024
+#define GK_WANT_NR       2048   /* a power of two; the last entry is
+                                   always "always" (numbers beyond) */
 #define GK_WANT_FDS      65536
 #define GK_WANT_NEVER    0   /* straight to the kernel */
 #define GK_WANT_ALWAYS   1   /* through the dispatcher */

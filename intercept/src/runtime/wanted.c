@@ -26,7 +26,8 @@
 unsigned char gk_want[GK_WANT_NR];
 unsigned char gk_want_fd[GK_WANT_FDS];
 
-_Static_assert(GK_WANT_NR == GK_MAX_SYSNO, "one numbering for filters and classes");
+_Static_assert(GK_WANT_NR >= GK_MAX_SYSNO && !(GK_WANT_NR & (GK_WANT_NR - 1)),
+               "a class for every number the filters know; a power of two");
 
 static int
 clone_family(long nr)
@@ -52,8 +53,9 @@ void
 gk_want_init(void)
 {
 	for (long nr = 0; nr < GK_WANT_NR; nr++)
-		gk_want[nr] = (gk_sys_hooked(nr) || clone_family(nr) ||
-		               gk_log_enabled()) ? GK_WANT_ALWAYS : GK_WANT_NEVER;
+		gk_want[nr] = (nr >= GK_MAX_SYSNO || gk_sys_hooked(nr) ||
+		               clone_family(nr) || gk_log_enabled()) ?
+		              GK_WANT_ALWAYS : GK_WANT_NEVER;
 }
 
 void
@@ -61,7 +63,7 @@ gk_want_declare(const unsigned char *classes, size_t n)
 {
 	if (gk_log_enabled())
 		return;
-	for (size_t nr = 0; nr < GK_WANT_NR; nr++) {
+	for (size_t nr = 0; nr < GK_MAX_SYSNO; nr++) {
 		unsigned char c = nr < n ? classes[nr] : GK_WANT_NEVER;
 		if (c > GK_WANT_FD_ARG4)
 			c = GK_WANT_ALWAYS;

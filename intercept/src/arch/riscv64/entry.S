@@ -134,12 +134,22 @@ gk_entry:
 	addi	sp, sp, -16
 	sd	t0, 0(sp)
 	sd	t1, 8(sp)
-	li	t0, GK_WANT_NR
-	bgeu	a7, t0, .Lwanted        /* beyond the table (or negative) */
-	lla	t0, gk_want
-	add	t0, t0, a7
+	/* index = a7, or the table's last entry (always wanted) for any
+	 * number beyond it, negative ones included: no branch */
+	sltiu	t1, a7, GK_WANT_NR - 1
+	addi	t1, t1, -1
+	or	t0, a7, t1
+	andi	t0, t0, GK_WANT_NR - 1
+	lla	t1, gk_want
+	add	t0, t0, t1
 	lbu	t0, 0(t0)
-	beqz	t0, .Lunwanted          /* GK_WANT_NEVER */
+	bnez	t0, .Lclass
+.Lunwanted:
+	ld	t1, 8(sp)
+	ld	t0, 0(sp)
+	addi	sp, sp, 16
+	jr	GK_ENTRY_RAW_OFFSET(ra)  /* -> ret1: the trampoline's ecall */
+.Lclass:
 	addi	t0, t0, -GK_WANT_FD_ARG0
 	beqz	t0, .Lfd_arg0
 	addi	t0, t0, GK_WANT_FD_ARG0 - GK_WANT_FD_ARG4
@@ -154,12 +164,7 @@ gk_entry:
 	lla	t1, gk_want_fd
 	add	t1, t1, t0
 	lbu	t1, 0(t1)
-	bnez	t1, .Lwanted            /* a marked descriptor */
-.Lunwanted:
-	ld	t1, 8(sp)
-	ld	t0, 0(sp)
-	addi	sp, sp, 16
-	jr	GK_ENTRY_RAW_OFFSET(ra)  /* -> ret1: the trampoline's ecall */
+	beqz	t1, .Lunwanted          /* not a marked descriptor */
 .Lwanted:
 	ld	t1, 8(sp)
 	ld	t0, 0(sp)
