@@ -230,6 +230,15 @@ declare_wanted(void)
 	gk_want_declare(classes, MAX_NR);
 }
 
+/* Called by the core's constructor before it patches (runtime.h): with a
+ * fixed declaration, sites of never-wanted static numbers stay unpatched. */
+void
+gk_hook_declare(void)
+{
+	install();
+	declare_wanted();
+}
+
 /* After the core's constructor (priority 101): patching is done. */
 __attribute__((constructor(200))) static void
 gkfs_hook_init(void)

@@ -68,6 +68,8 @@ gk_init(void)
 		return;
 	}
 	gk_want_init();
+	if (gk_hook_declare)
+		gk_hook_declare();   /* before patching: see patcher.c */
 	n = nobjs = gk_objects_find(objs, GK_MAX_OBJS);
 	gk_tramp_init();
 	for (int i = 0; i < n; i++) {

@@ -36,6 +36,7 @@ struct pending {
 struct obj_stats {
 	unsigned long found, kind[4], reason[8], emit_failed, insns, targets;
 	unsigned long clone_not_jal, gw_refused;
+	unsigned long not_wanted;  /* static number the hook never wants: left */
 	int pads_unknown;          /* unwind tables unreadable: no gateways */
 	int targets_read;          /* some site needed a full plan */
 };
@@ -87,6 +88,10 @@ log_stats(const struct gk_object *o, const struct obj_stats *s, int cached)
 		gk_buf_str(&b, gk_reason_name(r));
 		gk_buf_str(&b, "=");
 		gk_buf_dec(&b, (long)s->reason[r]);
+	}
+	if (s->not_wanted) {
+		gk_buf_str(&b, " not_wanted=");
+		gk_buf_dec(&b, (long)s->not_wanted);
 	}
 	if (s->gw_refused) {
 		gk_buf_str(&b, " gateway_refused_unwind_tables=");
@@ -257,6 +262,16 @@ plan_site(const struct gk_object *o, const struct gk_text *t,
 			log_site(o, site, gk_reason_name(site->reason));
 		return;
 	}
+	/* a number the hook declared it never wants (wanted.c): the entry
+	 * would send it straight back, so the ecall stays the program's */
+	if (site->sysno >= 0 && gk_want_never(site->sysno)) {
+		site->kind = GK_PATCH_NONE;
+		site->reason = GK_FILTERED;
+		st->not_wanted++;
+		if (gk_cfg.log_sites)
+			log_site(o, site, "not_wanted");
+		return;
+	}
 	if (gk_cfg.force_gateway && !is_clone_site(site)) {
 		tramp = gk_tramp_reserve_far(site->win_start, GK_ARCH_FORCE_FAR_MIN, GW_REACH,
 		                             GK_TRAMP_MAX);
@@ -317,7 +332,11 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
 	struct targets tg = {.buf = tbuf};
 	const char *why = NULL;
 	uint64_t rs, re;
-	int lazy = !gk_cfg.force_gateway && !gk_cfg.sys_filter;
+	/* A hook that declared its calls (wanted.c) with the plan cache on:
+	 * plan in full (once; later starts read it) so that sites with a
+	 * static number it never wants stay unpatched. */
+	int lazy = !gk_cfg.force_gateway && !gk_cfg.sys_filter &&
+	           !(gk_want_declared && cplan.sites);
 	int cached = cplan.sites && gk_cache_load(o, &cplan) == 0;
 	int store = cplan.sites && !cached;
 	size_t nstored = 0;

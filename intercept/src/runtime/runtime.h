@@ -67,6 +67,18 @@ void gk_want_declare(const unsigned char *classes, size_t n);
 /* The hook's descriptor fd needs it (on) or no longer does: _FD_ARG calls
  * on it reach the dispatcher.  Mark before the program learns the number. */
 void gk_want_fd_mark(long fd, int on);
+/* A declaration was made: gk_want holds it. */
+extern int gk_want_declared;
+/* Calls numbered nr never reach the dispatcher (a static site of it may
+ * stay unpatched). */
+static inline int
+gk_want_never(long nr)
+{
+	return nr >= 0 && nr < GK_WANT_NR && gk_want[nr] == GK_WANT_NEVER;
+}
+/* Defined by a hook linked into the core (the gkfs client): declares its
+ * calls with gk_want_declare before anything is patched. */
+void gk_hook_declare(void) __attribute__((weak));
 
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
 const char *gk_sysname(long nr);           /* NULL if unknown */

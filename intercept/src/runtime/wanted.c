@@ -14,6 +14,9 @@
  * Whatever is declared, the clone family (the post-clone hooks, a vfork's
  * in-hook flag) always goes through the dispatcher, and with INTERCEPT_LOG
  * every call does (the log shows every call, the unhooked ones too).
+ * A hook linked into the core declares before patching (gk_hook_declare,
+ * called by the constructor), so a site whose number is static and never
+ * wanted can stay the program's own ecall (patcher.c).
  * The class table is written before any other thread exists (constructors)
  * and never changes after; descriptor marks change at run time (byte
  * stores: a reader sees the old or the new byte, and a hook marks a
@@ -24,6 +27,7 @@
 #include "runtime.h"
 
 unsigned char gk_want[GK_WANT_NR];
+int gk_want_declared;
 unsigned char gk_want_fd[GK_WANT_FDS];
 
 _Static_assert(GK_WANT_NR >= GK_MAX_SYSNO && !(GK_WANT_NR & (GK_WANT_NR - 1)),
@@ -63,6 +67,7 @@ gk_want_declare(const unsigned char *classes, size_t n)
 {
 	if (gk_log_enabled())
 		return;
+	gk_want_declared = 1;
 	for (size_t nr = 0; nr < GK_MAX_SYSNO; nr++) {
 		unsigned char c = nr < n ? classes[nr] : GK_WANT_NEVER;
 		if (c > GK_WANT_FD_ARG4)
