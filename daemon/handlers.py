@@ -411,6 +411,7 @@ def op_setattr(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_lock(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
+    _need_cap(state, args, "rwd")  # only who could open the file may lock it
     owner = args["owner"]
     if not owner:
         raise OSError(errno.EINVAL, "lock owner must be a non-empty string")

@@ -122,7 +122,7 @@ _OPS = [
     OpSpec("utimens", {"path": "path"}, {"atime_ns": "uint", "mtime_ns": "uint", "now": "bool"}),
     OpSpec("setattr", {"path": "path"}, {"mode": "uint", "uid": "uint", "gid": "uint"}),
     OpSpec("lock", {"data_key": "key", "owner": "str", "space": "str", "type": "uint", "start": "uint",
-                    "len": "uint"}, {"pid": "uint", "test": "bool"}),
+                    "len": "uint"}, {"pid": "uint", "test": "bool", "cap": "str"}),
     OpSpec("unlock_owner", {"owner": "str"}, {"data_key": "key"}),
     OpSpec("release", {"path": "path", "data_key": "key", "owner": "str"}),
 ]

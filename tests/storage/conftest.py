@@ -35,7 +35,7 @@ def daemon_executable() -> str:
     return exe
 
 
-DATA_KEY_OPS = {"write_chunks", "read_chunks", "remove_chunks", "truncate_chunks", "fsync"}
+DATA_KEY_OPS = {"write_chunks", "read_chunks", "remove_chunks", "truncate_chunks", "fsync", "lock"}
 
 
 class RawConn:

@@ -179,6 +179,8 @@ def test_intruder_with_an_issued_key_cannot_break_permissions(shared, intruder):
          "args": {"data_key": dk, "chunk_size": c.chunk_size, "chunks": [[0, 0, 4]]}},
         {"name": "remove_chunks no cap", "op": "remove_chunks", "to": "all", "args": {"data_key": dk}},
         {"name": "truncate secret", "op": "truncate", "args": {"path": "/secret", "size": 0}},
+        {"name": "lock secret", "op": "lock", "to": 0,
+         "args": {"data_key": dk, "owner": "pevil", "space": "flock", "type": 1, "start": 0, "len": 0}},
         # a made-up record: another user's data key under a name it owns
         {"name": "insert forged", "op": "insert",
          "args": {"path": "/shared/alias", "from": "/shared/mine", "replace": True,
@@ -195,7 +197,7 @@ def test_intruder_with_an_issued_key_cannot_break_permissions(shared, intruder):
     assert _status(res, "utimens explicit") == EPERM
     assert _status(res, "utimens now") == EACCES
     for name in ("read_chunks no cap", "read_chunks forged cap", "write_chunks no cap", "remove_chunks no cap",
-                 "truncate secret"):
+                 "truncate secret", "lock secret"):
         assert _status(res, name) == EACCES, (name, res[name])
     assert _status(res, "insert forged") == ENOENT
     assert _status(res, "insert from secret") == EACCES

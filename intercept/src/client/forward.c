@@ -714,16 +714,18 @@ gk_fwd_setattr(const char *path, long mode, long uid, long gid)
 /* Locks go to the owner of chunk 0 of the file's data key (the key, not
  * the path, survives rename), on the process's lock session. */
 int
-gk_fwd_lock(const char *data_key, const char *owner, const char *space,
+gk_fwd_lock(const char *data_key, const char *cap, const char *owner, const char *space,
             int type, uint64_t start, uint64_t len, int test,
             struct gk_lock_conflict *conflict)
 {
 	struct gk_call c;
 	msgpack_packer *pk = gk_call_args(&c, gk_chunk_owner(data_key, 0, gkc_cfg.n_hosts),
-	                                  "lock", 8);
+	                                  "lock", 8 + has_cap(cap));
 	int rc;
 
 	gk_pk_kv_str(pk, "data_key", data_key);
+	if (has_cap(cap))   /* only a user who could open the file may lock it */
+		gk_pk_kv_str(pk, "cap", cap);
 	gk_pk_kv_str(pk, "owner", owner);
 	gk_pk_kv_str(pk, "space", space);
 	gk_pk_kv_u64(pk, "type", (uint64_t)type);

@@ -85,7 +85,7 @@ struct gk_lock_conflict {
 	int64_t pid;
 	char owner[40];
 };
-int gk_fwd_lock(const char *data_key, const char *owner, const char *space,
+int gk_fwd_lock(const char *data_key, const char *cap, const char *owner, const char *space,
                 int type, uint64_t start, uint64_t len, int test,
                 struct gk_lock_conflict *conflict);
 int gk_fwd_unlock_owner(const char *data_key, const char *owner);

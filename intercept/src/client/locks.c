@@ -132,7 +132,7 @@ wait_a_little(long *delay_ns, const uint64_t *program_mask)
 /* One lock request, retried while it conflicts when wait is set.
  * 0 granted, 1 conflict (no wait), -errno. */
 static int
-lock_loop(const char *key, const char *owner, const char *space, int type,
+lock_loop(const char *key, const char *cap, const char *owner, const char *space, int type,
           uint64_t start, uint64_t len, int wait)
 {
 	uint64_t all = ~0ULL, program_mask = 0;
@@ -140,10 +140,10 @@ lock_loop(const char *key, const char *owner, const char *space, int type,
 	int rc;
 
 	if (!wait)
-		return gk_fwd_lock(key, owner, space, type, start, len, 0, NULL);
+		return gk_fwd_lock(key, cap, owner, space, type, start, len, 0, NULL);
 	syscall_no_intercept(SYS_rt_sigprocmask, SIG_BLOCK, &all, &program_mask, 8);
 	for (;;) {
-		rc = gk_fwd_lock(key, owner, space, type, start, len, 0, NULL);
+		rc = gk_fwd_lock(key, cap, owner, space, type, start, len, 0, NULL);
 		if (rc <= 0 || (rc = wait_a_little(&delay, &program_mask)) != 0)
 			break;
 	}
@@ -235,7 +235,7 @@ gkfs_fcntl_lock(struct gk_file *f, int cmd, struct flock *fl)
 		struct gk_lock_conflict c;
 		if (type == LK_UN)
 			return -EINVAL;
-		rc = gk_fwd_lock(f->ofd->data_key, owner, "posix", type, start, len, 1, &c);
+		rc = gk_fwd_lock(f->ofd->data_key, f->ofd->cap, owner, "posix", type, start, len, 1, &c);
 		if (rc < 0)
 			return rc;
 		if (!c.found) {
@@ -251,7 +251,7 @@ gkfs_fcntl_lock(struct gk_file *f, int cmd, struct flock *fl)
 	}
 	if ((type == LK_RD && !is_readable(f)) || (type == LK_WR && !is_writable(f)))
 		return -EBADF;
-	rc = lock_loop(f->ofd->data_key, owner, "posix", type, start, len,
+	rc = lock_loop(f->ofd->data_key, f->ofd->cap, owner, "posix", type, start, len,
 	               cmd == F_SETLKW || cmd == F_OFD_SETLKW);
 	if (rc == 1)
 		rc = -EAGAIN;
@@ -279,7 +279,7 @@ gkfs_flock(struct gk_file *f, int op)
 	default: return -EINVAL;
 	}
 	ofd_owner(f, owner, sizeof(owner));
-	rc = lock_loop(f->ofd->data_key, owner, "flock", type, 0, 0, !(op & LOCK_NB));
+	rc = lock_loop(f->ofd->data_key, f->ofd->cap, owner, "flock", type, 0, 0, !(op & LOCK_NB));
 	if (rc == 1)
 		rc = -EWOULDBLOCK;
 	if (rc == 0 && type != LK_UN)
