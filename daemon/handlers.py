@@ -271,7 +271,18 @@ def op_write_chunks(state: DaemonState, args: dict, data: list) -> Result:
         # frame.buffer is the zmq message's own memory: no copy before pwrite.
         buf = frame.buffer if hasattr(frame, "buffer") else frame
         written += state.chunks.write(key, index, offset, buf)
-    return {"written": written}, []
+    size_path = args.get("size_path")
+    if size_path is None:
+        return {"written": written}, []
+    # The write's size update, folded in (docs/performance.md): applied only
+    # once the chunks are written, exactly as a separate update_size after
+    # them, so the reply (the client's acknowledgement) still means "data and
+    # size are both in place" and a failed write never extends the size.
+    if args.get("size_count") is None or args.get("size_offset") is None:
+        raise OSError(errno.EINVAL, "size_path needs size_offset and size_count")
+    _offset, size = state.meta.update_size(size_path, args["size_offset"], args["size_count"], False, key,
+                                           _writable(state, args, size_path))
+    return {"written": written, "size": size}, []
 
 
 def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:

@@ -108,8 +108,10 @@ _OPS = [
                                                                                      "cap": "str"}),
     OpSpec("truncate", {"path": "path", "size": "uint"}, {"data_key": "key", "cap": "str"}),
     OpSpec("get_dirents", {"path": "path"}, {"start_after": "str", "limit": "uint"}),
-    OpSpec("write_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"}, {"cap": "str"},
-           data_frames=True),
+    # size_path/size_offset/size_count: an update_size folded into the write
+    # (sent only to size_path's metadata owner; applied after the chunks).
+    OpSpec("write_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"},
+           {"cap": "str", "size_path": "path", "size_offset": "uint", "size_count": "uint"}, data_frames=True),
     OpSpec("read_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"},
            {"file_size": "uint", "cap": "str"}),
     OpSpec("remove_chunks", {"data_key": "key"}, {"cap": "str"}),

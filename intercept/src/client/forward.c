@@ -171,6 +171,52 @@ gk_fwd_create(const char *path, uint32_t mode, int exclusive,
 	return gk_fwd_create_hold(path, mode, exclusive, NULL, r, created);
 }
 
+static void
+pack_create(struct gk_call *c, const char *path, uint32_t mode, int exclusive, const char *hold)
+{
+	msgpack_packer *pk = path_request(c, "create", path, hold ? 6 : 5);
+
+	if (hold) {
+		gk_pk_kv_str(pk, "hold", hold);
+		gk_rpc_pin_thread();
+	}
+	gk_pk_kv_u64(pk, "mode", mode);
+	gk_pk_kv_bool(pk, "exclusive", exclusive);
+	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
+	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
+}
+
+/* Security on: the daemon looks the parent up itself (its permission
+ * check) and creates nothing below a missing parent or a non-directory
+ * (ENOENT), so the create is one RPC.  Only that ENOENT costs a parent
+ * stat, to answer ENOTDIR for a file parent as the kernel does. */
+static int
+create_checked(const char *path, const char *parent, uint32_t mode, int exclusive,
+               const char *hold, struct gk_record *r, int *created)
+{
+	struct gk_call c;
+	struct gk_record pr;
+	int rc;
+
+	*created = 0;
+	pack_create(&c, path, mode, exclusive, hold);
+	rc = run_one(&c);
+	if (!rc) {
+		*created = gk_mp_bool(c.result, "created");
+		rc = record_of(&c, "stat", r);
+	}
+	gk_call_done(&c);
+	if (rc != -ENOENT)
+		return rc;
+	int prc = gk_fwd_stat(parent, &pr);
+	if (prc)
+		return prc;
+	/* a symlink parent: ENOENT here, the caller follows it */
+	if ((pr.mode & GK_S_IFMT) != GK_S_IFDIR && (pr.mode & GK_S_IFMT) != GK_S_IFLNK)
+		return -ENOTDIR;
+	return -ENOENT;
+}
+
 int
 gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *hold,
                    struct gk_record *r, int *created)
@@ -184,6 +230,8 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 	if (!strcmp(path, "/"))
 		return -EEXIST;
 	gk_parent_path(path, parent);
+	if (!gkc_cfg.security_off)
+		return create_checked(path, parent, mode, exclusive, hold, r, created);
 	path_request(&c[0], "stat", parent, 1);
 	pk = path_request(&c[1], "create", path, hold ? 6 : 5);
 	if (hold) {
@@ -433,8 +481,9 @@ out:
  * together.  write: tx frames from buf; read: rx frames into buf. */
 static ssize_t
 data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t offset,
-        uint64_t count, uint64_t file_size)
+        uint64_t count, uint64_t file_size, const char *size_path, int *folded)
 {
+	int fold = 0;
 	uint64_t cs, npieces;
 	unsigned nh;
 	struct gk_chunk_piece *pc;
@@ -464,6 +513,14 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 		pc[i] = gk_chunk_piece(offset, count, cs, i);
 		own[i] = gk_chunk_owner(data_key, pc[i].index, nh);
 	}
+	/* A write that is one request to the file's metadata owner carries
+	 * its size update (applied by the daemon after the chunks): one RPC. */
+	if (size_path && npieces <= GK_MAX_CHUNKS_PER_REQUEST && count <= GK_MAX_PAYLOAD) {
+		unsigned mo = owner(size_path);
+		fold = 1;
+		for (uint64_t i = 0; i < npieces && fold; i++)
+			fold = own[i] == mo;
+	}
 	/* For each owner, walk its pieces in order, cutting requests at the
 	 * limits; iov entries of one request are contiguous in `iov`. */
 	uint64_t used = 0;
@@ -487,8 +544,13 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 				break;
 			struct gk_call *c = &calls[ncalls++];
 			msgpack_packer *pk = gk_call_args(c, h, is_write ? "write_chunks" : "read_chunks",
-			                                  (is_write ? 3 : 4) + has_cap(cap));
+			                                  (is_write ? 3 : 4) + has_cap(cap) + 3 * fold);
 			gk_pk_kv_str(pk, "data_key", data_key);
+			if (fold) {
+				gk_pk_kv_str(pk, "size_path", size_path);
+				gk_pk_kv_u64(pk, "size_offset", offset);
+				gk_pk_kv_u64(pk, "size_count", count);
+			}
 			if (has_cap(cap))
 				gk_pk_kv_str(pk, "cap", cap);
 			gk_pk_kv_u64(pk, "chunk_size", cs);
@@ -521,6 +583,8 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 		if (calls[i].status)
 			rc = -calls[i].status;
 	gk_calls_done(calls, ncalls);
+	if (folded)
+		*folded = fold;
 out:
 	free(pc);
 	free(own);
@@ -533,14 +597,27 @@ ssize_t
 gk_fwd_write(const char *data_key, const char *cap, const void *buf, uint64_t offset,
              uint64_t count)
 {
-	return data_op(1, data_key, cap, (char *)buf, offset, count, 0);
+	return data_op(1, data_key, cap, (char *)buf, offset, count, 0, NULL, NULL);
+}
+
+ssize_t
+gk_fwd_write_sized(const char *path, const char *data_key, const char *cap, const void *buf,
+                   uint64_t offset, uint64_t count)
+{
+	int folded = 0;
+	ssize_t n = data_op(1, data_key, cap, (char *)buf, offset, count, 0, path, &folded);
+
+	if (n < 0 || folded)
+		return n;
+	int rc = gk_fwd_update_size(path, data_key, cap, offset, count, 0, NULL);
+	return rc ? rc : n;
 }
 
 ssize_t
 gk_fwd_read(const char *data_key, const char *cap, void *buf, uint64_t offset, uint64_t count,
             uint64_t file_size)
 {
-	return data_op(0, data_key, cap, buf, offset, count, file_size);
+	return data_op(0, data_key, cap, buf, offset, count, file_size, NULL, NULL);
 }
 
 static int

@@ -50,6 +50,11 @@ void gk_dirents_free(struct gk_dirent *e, size_t n);
 
 ssize_t gk_fwd_write(const char *data_key, const char *cap, const void *buf,
                      uint64_t offset, uint64_t count);
+/* A write and its size update (update_size after the data): folded into
+ * the one write_chunks request when that goes to the path's metadata owner,
+ * else a second RPC.  Returns count or -errno. */
+ssize_t gk_fwd_write_sized(const char *path, const char *data_key, const char *cap,
+                           const void *buf, uint64_t offset, uint64_t count);
 /* Reads [offset, offset+count) of a file of size file_size (count already
  * clamped to EOF); holes read as zeros. */
 ssize_t gk_fwd_read(const char *data_key, const char *cap, void *buf,

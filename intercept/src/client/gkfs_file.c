@@ -3,7 +3,8 @@
  * truncate, sync, allocate, directory listing.
  *
  * Writes: data first, then update_size (a failed write never leaves a size
- * covering bytes no daemon holds); O_APPEND: update_size first, which hands
+ * covering bytes no daemon holds), folded into the write request when it
+ * goes to the metadata owner (forward.c, docs/performance.md); O_APPEND: update_size first, which hands
  * out the offset atomically (docs/protocol.md 4.3).  Reads: the size from
  * the metadata owner decides EOF; daemons zero-fill holes below it.
  */
@@ -216,7 +217,6 @@ append_write(struct gk_file *f, const void *buf, size_t count, uint64_t *at)
 ssize_t
 gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 {
-	ssize_t n;
 	int rc;
 
 	if ((rc = io_check(f, 1, off)) != 0)
@@ -229,11 +229,7 @@ gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 		uint64_t at;
 		return append_write(f, buf, count, &at);
 	}
-	n = gk_fwd_write(f->ofd->data_key, f->ofd->cap, buf, (uint64_t)off, count);
-	if (n < 0)
-		return n;
-	rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, f->ofd->cap, (uint64_t)off, count, 0, NULL);
-	return rc ? rc : n;
+	return gk_fwd_write_sized(f->ofd->path, f->ofd->data_key, f->ofd->cap, buf, (uint64_t)off, count);
 }
 
 ssize_t
@@ -277,13 +273,7 @@ gkfs_write(struct gk_file *f, const void *buf, size_t count)
 		return n;
 	}
 	off = gk_ofd_advance(f, (int64_t)count);
-	n = gk_fwd_write(f->ofd->data_key, f->ofd->cap, buf, (uint64_t)off, count);
-	if (n >= 0) {
-		rc = gk_fwd_update_size(f->ofd->path, f->ofd->data_key, f->ofd->cap, (uint64_t)off, count, 0,
-		                        NULL);
-		if (rc)
-			n = rc;
-	}
+	n = gk_fwd_write_sized(f->ofd->path, f->ofd->data_key, f->ofd->cap, buf, (uint64_t)off, count);
 	if (n < 0) {
 		int64_t want = off + (int64_t)count;
 		__atomic_compare_exchange_n(&f->ofd->offset, &want, off, 0,

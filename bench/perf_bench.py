@@ -1,0 +1,385 @@
+#!/usr/bin/env python3
+"""One command for gkfs speed (issue 9): every figure as a ratio to a baseline
+measured in this same run, with the cluster's default security (CURVE).
+
+  echo floor    a bare pyzmq ROUTER echo in another process, CURVE like the
+                daemons: serial round trips/s (small request, small reply),
+                1 MiB up + small reply (the floor of a 1 MiB write), small
+                request + 1 MiB back (the floor of a 1 MiB read)
+  local fs      the same Python loops on the local file system
+  serial        one Python Client on a 1-daemon cluster: stat, create
+                (open O_CREAT|O_EXCL + close), remove, 1 MiB write, 1 MiB read
+  aggregate     4 Client processes on 1, 2 and 4 daemons: stat/s and
+                creates/s of all four together (wall clock of the phase)
+  rpcs          daemon op counters: requests per create / stat / write
+  preload       bench/e2e_bench.py (riscv64 fsbench under qemu-user through
+                libgkfs_intercept.so): mdtest-like create/stat/remove and
+                IOR-like write/read against the same binary on the local fs
+
+The machine is a noisy 2-core VM shared with other work: rounds interleave
+the set-ups and each figure is the median of its rounds; quote the ratios.
+
+    python3 bench/perf_bench.py                    # ~2-4 minutes
+    python3 bench/perf_bench.py --quick            # smaller, no preload runs
+    python3 bench/perf_bench.py --json out.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+MiB = 1 << 20
+SMALL_REQ = b"\x84\xa1v\x01\xa2op\xa4stat\xa2id\x01\xa4args\x81\xa4path\xaa/bench/f00"  # a stat-sized header
+SMALL_REP = b"x" * 160  # about a stat reply
+
+
+# ---------------------------------------------------------------- echo floor
+
+def _echo_server(secret: bytes, public: bytes, port_q) -> None:
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.ROUTER)
+    s.curve_server = True
+    s.curve_secretkey = secret
+    s.curve_publickey = public
+    s.sndhwm = 0
+    port_q.put(s.bind_to_random_port("tcp://127.0.0.1"))
+    big = b"\0" * MiB
+    while True:
+        msg = s.recv_multipart(copy=False)
+        kind = msg[1].bytes[:1]
+        if kind == b"q":
+            break
+        # "s": small reply, "r": 1 MiB reply (the floor of a read)
+        s.send_multipart([msg[0], big if kind == b"r" else SMALL_REP], copy=False)
+    s.close(0)
+    ctx.term()
+
+
+def bench_echo(n_small: int, n_big: int) -> dict[str, float]:
+    spub, ssec = zmq.curve_keypair()
+    cpub, csec = zmq.curve_keypair()
+    q = mp.get_context("spawn").Queue()
+    proc = mp.get_context("spawn").Process(target=_echo_server, args=(ssec, spub, q), daemon=True)
+    proc.start()
+    port = q.get(timeout=30)
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    d.curve_serverkey, d.curve_publickey, d.curve_secretkey = spub, cpub, csec
+    d.connect(f"tcp://127.0.0.1:{port}")
+    small = b"s" + SMALL_REQ
+    for _ in range(50):
+        d.send(small)
+        d.recv()
+    out = {}
+    t = time.perf_counter()
+    for _ in range(n_small):
+        d.send(small)
+        d.recv()
+    out["rtt"] = n_small / (time.perf_counter() - t)
+    payload = os.urandom(MiB)
+    t = time.perf_counter()
+    for _ in range(n_big):
+        d.send_multipart([small, payload], copy=False)
+        d.recv()
+    out["write"] = n_big / (time.perf_counter() - t)
+    rq = b"r" + SMALL_REQ
+    t = time.perf_counter()
+    for _ in range(n_big):
+        d.send(rq)
+        d.recv(copy=False)
+    out["read"] = n_big / (time.perf_counter() - t)
+    d.send(b"q")
+    proc.join(10)
+    d.close(0)
+    ctx.term()
+    return out
+
+
+# ---------------------------------------------------------------- local fs
+
+def bench_local(files: int, mib: int, workdir: Path) -> dict[str, float]:
+    d = workdir / "local"
+    d.mkdir()
+    names = [str(d / f"f{i}") for i in range(files)]
+    out = {}
+    t = time.perf_counter()
+    for n in names:
+        os.close(os.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    out["create"] = files / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for n in names:
+        os.stat(n)
+    out["stat"] = files / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for n in names:
+        os.unlink(n)
+    out["remove"] = files / (time.perf_counter() - t)
+    buf = os.urandom(MiB)
+    fd = os.open(d / "big", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    t = time.perf_counter()
+    for _ in range(mib):
+        os.write(fd, buf)
+    out["write"] = mib / (time.perf_counter() - t)
+    os.close(fd)
+    fd = os.open(d / "big", os.O_RDONLY)
+    t = time.perf_counter()
+    while os.read(fd, MiB):
+        pass
+    out["read"] = mib / (time.perf_counter() - t)
+    os.close(fd)
+    os.unlink(d / "big")
+    return out
+
+
+# ---------------------------------------------------------------- gkfs
+
+class Cluster:
+    def __init__(self, base: Path, n: int):
+        from gkfs_client.ctl import cluster
+        self._cluster = cluster
+        self.n = n
+        self.hosts = base / f"hosts-{n}"
+        self.base = base / f"cluster-{n}"
+
+    def __enter__(self) -> "Cluster":
+        args = argparse.Namespace(chunk_size=None, mount=None, config=None, log_level="warning", timeout=60.0)
+        self._cluster.start_cluster(self.n, self.hosts, self.base, args)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._cluster.stop_cluster(self.hosts, 30.0)
+
+    def ops(self) -> dict[str, int]:
+        from gkfs_client.client import Client
+        total: dict[str, int] = {}
+        with Client(self.hosts) as c:
+            for st in c.status():
+                for k, v in st["ops"].items():
+                    total[k] = total.get(k, 0) + v
+        return total
+
+
+def bench_serial(cl: Cluster, files: int, mib: int) -> dict[str, float]:
+    from gkfs_client.client import Client
+    out = {}
+    with Client(cl.hosts) as c:
+        work = f"/serial-{time.monotonic_ns()}"
+        c.mkdir(work, 0o755)
+        names = [f"{work}/f{i}" for i in range(files)]
+        t = time.perf_counter()
+        for n in names:
+            c.close(c.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        out["create"] = files / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for n in names:
+            c.stat(n)
+        out["stat"] = files / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for n in names:
+            c.unlink(n)
+        out["remove"] = files / (time.perf_counter() - t)
+        buf = os.urandom(MiB)
+        fd = c.open(f"{work}/big", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        t = time.perf_counter()
+        for _ in range(mib):
+            c.write(fd, buf)
+        out["write"] = mib / (time.perf_counter() - t)
+        c.close(fd)
+        fd = c.open(f"{work}/big", os.O_RDONLY)
+        t = time.perf_counter()
+        got = 0
+        for _ in range(mib):
+            got += len(c.read(fd, MiB))
+        out["read"] = mib / (time.perf_counter() - t)
+        c.close(fd)
+        if got != mib * MiB:
+            raise RuntimeError(f"read back {got} bytes of {mib * MiB}")
+        c.unlink(f"{work}/big")
+        c.rmdir(work)
+    return out
+
+
+def _agg_worker(hosts: str, files: int, rank: int, barrier, results) -> None:
+    from gkfs_client.client import Client
+    with Client(hosts) as c:
+        work = f"/agg-{rank}-{time.monotonic_ns()}"
+        c.mkdir(work, 0o755)
+        names = [f"{work}/f{i}" for i in range(files)]
+        times = {}
+        barrier.wait()
+        t = time.monotonic()
+        for n in names:
+            c.close(c.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        times["create"] = (t, time.monotonic())
+        barrier.wait()
+        t = time.monotonic()
+        for n in names:
+            c.stat(n)
+        times["stat"] = (t, time.monotonic())
+        barrier.wait()
+        for n in names:
+            c.unlink(n)
+        c.rmdir(work)
+    results.put(times)
+
+
+def bench_aggregate(cl: Cluster, procs: int, files: int) -> dict[str, float]:
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(procs)
+    results = ctx.Queue()
+    ps = [ctx.Process(target=_agg_worker, args=(str(cl.hosts), files, r, barrier, results)) for r in range(procs)]
+    for p in ps:
+        p.start()
+    got = [results.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join(60)
+        if p.exitcode:
+            raise RuntimeError(f"aggregate worker exited {p.exitcode}")
+    out = {}
+    for phase in ("create", "stat"):
+        start = min(t[phase][0] for t in got)
+        end = max(t[phase][1] for t in got)
+        out[phase] = procs * files / (end - start)
+    return out
+
+
+def count_rpcs(cl: Cluster) -> dict[str, float]:
+    """Requests the daemons received per call (op counters, all daemons)."""
+    from gkfs_client.client import Client
+    n = 50
+    out = {}
+    with Client(cl.hosts) as c:
+        work = f"/rpcs-{time.monotonic_ns()}"
+        c.mkdir(work, 0o755)
+        buf = b"x" * 4096
+
+        def delta(fn) -> float:
+            before = sum(cl.ops().values())
+            fn()
+            after = sum(cl.ops().values())
+            # each cl.ops() itself costs a ping + status per daemon
+            return (after - before - 2 * cl.n) / n
+
+        fds = []
+        out["open(O_CREAT)"] = delta(lambda: fds.extend(
+            c.open(f"{work}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644) for i in range(n)))
+        out["write 4 KiB"] = delta(lambda: [c.write(fd, buf) for fd in fds])
+        out["stat"] = delta(lambda: [c.stat(f"{work}/f{i}") for i in range(n)])
+        for fd in fds:
+            c.close(fd)
+    return out
+
+
+# ---------------------------------------------------------------- preload
+
+def bench_preload(files: int, mib: int) -> dict:
+    cp = subprocess.run([sys.executable, str(REPO / "bench/e2e_bench.py"), "--files", str(files), "--mib", str(mib),
+                         "--repeat", "1", "--daemons", "1", "--json"], capture_output=True, text=True, timeout=1800)
+    if cp.returncode != 0:
+        return {"error": (cp.stderr or cp.stdout).strip().splitlines()[-1:]}
+    text = cp.stdout
+    return json.loads(text[text.index("\n{") + 1:])["best"]
+
+
+# ---------------------------------------------------------------- report
+
+def med(rounds: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--files", type=int, default=1000, help="files per serial metadata phase (default 1000)")
+    p.add_argument("--agg-files", type=int, default=500, help="files per process in the 4-process runs (500)")
+    p.add_argument("--mib", type=int, default=32, help="MiB written and read in 1 MiB calls (default 32)")
+    p.add_argument("--procs", type=int, default=4, help="client processes in the aggregate runs (default 4)")
+    p.add_argument("--daemons", default="1,2,4", help="daemon counts for the aggregate runs (default 1,2,4)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds, median kept (default 3)")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds, no preload runs")
+    p.add_argument("--no-preload", action="store_true", help="skip the riscv64 preload runs")
+    p.add_argument("--json", help="also write every figure to this JSON file")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.files, a.agg_files, a.mib, a.repeat, a.no_preload = 300, 200, 16, 2, True
+    os.environ.setdefault("LIBGKFS_SECURITY", "curve")
+    daemons = [int(x) for x in a.daemons.split(",") if x]
+    t0 = time.monotonic()
+    rounds: dict[str, list[dict[str, float]]] = {}
+    rpcs: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="gkfs-perf-") as tmp:
+        tmp = Path(tmp)
+        for rnd in range(a.repeat):
+            print(f"round {rnd + 1}/{a.repeat}: echo, local, serial, aggregate {daemons}", flush=True)
+            d = tmp / f"r{rnd}"
+            d.mkdir()
+            rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))
+            rounds.setdefault("local", []).append(bench_local(a.files, a.mib, d))
+            for n in daemons:
+                with Cluster(d, n) as cl:
+                    if n == 1:
+                        rounds.setdefault("serial", []).append(bench_serial(cl, a.files, a.mib))
+                        if rnd == 0:
+                            rpcs = count_rpcs(cl)
+                    rounds.setdefault(f"agg{n}", []).append(bench_aggregate(cl, a.procs, a.agg_files))
+            rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))  # bracket the round
+    res = {k: med(v) for k, v in rounds.items()}
+    preload = None if a.no_preload else bench_preload(200, 16)
+    wall = time.monotonic() - t0
+
+    e, loc, s = res["echo"], res["local"], res["serial"]
+    rows = [
+        ("serial stat / echo round trip", s["stat"], e["rtt"], ">= 0.7"),
+        ("serial create / echo round trip", s["create"], e["rtt"], ">= 0.6"),
+        ("serial remove / echo round trip", s["remove"], e["rtt"], ""),
+        ("1 MiB write MiB/s / echo 1 MiB up", s["write"], e["write"], ">= 0.8"),
+        ("1 MiB read MiB/s / echo 1 MiB down", s["read"], e["read"], ">= 0.8"),
+        ("serial stat / local fs", s["stat"], loc["stat"], ""),
+        ("serial create / local fs", s["create"], loc["create"], ""),
+        ("1 MiB write / local fs", s["write"], loc["write"], ""),
+        ("1 MiB read / local fs", s["read"], loc["read"], ""),
+    ]
+    for n in daemons:
+        g = res[f"agg{n}"]
+        rows.append((f"{a.procs} procs, {n} daemon(s): stat/s / serial", g["stat"], s["stat"],
+                     ">= 15,000/s" if n == 1 else ""))
+        rows.append((f"{a.procs} procs, {n} daemon(s): creates/s / serial", g["create"], s["create"],
+                     ">= 8,000/s" if n == 1 else ""))
+    for n in daemons[1:]:
+        rows.append((f"{a.procs} procs stat/s: {n} daemons / 1 daemon", res[f"agg{n}"]["stat"],
+                     res[f"agg{daemons[0]}"]["stat"], "grows"))
+        rows.append((f"{a.procs} procs creates/s: {n} daemons / 1 daemon", res[f"agg{n}"]["create"],
+                     res[f"agg{daemons[0]}"]["create"], "grows"))
+    if preload and "error" not in preload:
+        for ph in ("create", "stat", "remove", "write", "read"):
+            rows.append((f"preload riscv64 {ph} / local fs", preload["gkfs"][ph], preload["local"][ph], ""))
+    print(f"\ngkfs perf_bench {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, security "
+          f"{os.environ['LIBGKFS_SECURITY']}, median of {a.repeat} rounds, {wall:.0f} s")
+    print(f"{'measure':48} {'value':>12} {'baseline':>12} {'ratio':>7}  target")
+    for name, v, b, target in rows:
+        print(f"{name:48} {v:12,.1f} {b:12,.1f} {v / b:7.3f}  {target}")
+    if preload and "error" in preload:
+        print(f"preload runs failed: {preload['error']}")
+    print("RPCs per call (daemon op counters, 1 daemon): "
+          + ", ".join(f"{k} {v:.2f}" for k, v in rpcs.items()))
+    if a.json:
+        Path(a.json).write_text(json.dumps({"rounds": rounds, "median": res, "rpcs": rpcs, "preload": preload},
+                                           indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""RPCs per system call through the preload, counted with the daemons' op
+counters (the table in docs/performance.md): open(O_CREAT) is one create
+(no parent stat), a write is one write_chunks with the size update folded
+in whenever the data goes to the file's metadata owner, and an update_size
+only for the others."""
+from __future__ import annotations
+
+from gkfs_client import distribution
+
+N = 12
+
+
+def _ops(client) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for st in client.status():
+        for k, v in st["ops"].items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def test_native_rpcs_per_call(gk_cluster, rv_program, run_rv):
+    c = gk_cluster.client
+    c.mkdir("/rpcs")
+    prog = rv_program("rpccount")
+    before = _ops(c)
+    cp = run_rv([prog, f"{gk_cluster.mount}/rpcs", str(N)])
+    after = _ops(c)
+    assert cp.returncode == 0 and cp.stdout.decode().strip() == "done", cp.stderr.decode(errors="replace")
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    n_hosts = len(c.hosts)
+    not_folded = sum(
+        distribution.chunk_owner(c.stat_record(f"/rpcs/f{i}")["data_key"], 0, n_hosts)
+        != distribution.metadata_owner(f"/rpcs/f{i}", n_hosts) for i in range(N))
+    assert 0 < not_folded < N  # 3 daemons: both kinds of write happen
+    assert d.get("create") == N
+    assert d.get("write_chunks") == N
+    assert d.get("update_size", 0) == not_folded
+    # N stats of the program, and none for the creates (status() itself
+    # costs the ping and status counted here too)
+    assert d.get("stat", 0) == N
+    assert d.get("release") == N  # close drops the open's hold
+    assert c.read_file("/rpcs/f0") == bytes(100)

@@ -1,0 +1,82 @@
+"""One round trip per call (issue 9): the Python client's requests per call,
+counted with the daemons' op counters, and the size a second client sees
+right after a write returns."""
+from __future__ import annotations
+
+import os
+
+from gkfs_client import distribution
+from gkfs_client.client import Client
+
+
+def _ops(gk) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for st in gk.status():
+        for k, v in st["ops"].items():
+            total[k] = total.get(k, 0) + v
+    return total
+
+
+def _delta(gk, fn) -> dict[str, int]:
+    before = _ops(gk)
+    fn()
+    after = _ops(gk)
+    n = len(gk.hosts)
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    d["ping"] -= n   # the counting itself: one ping + one status per daemon
+    d["status"] -= n
+    return {k: v for k, v in d.items() if v}
+
+
+def test_one_daemon_create_write_stat_are_one_rpc_each(cluster):
+    c = cluster(n=1)
+    with Client(c.hosts_file) as gk:
+        gk.mkdir("/d")
+        fds = []
+        assert _delta(gk, lambda: fds.append(gk.open("/d/f", os.O_CREAT | os.O_WRONLY, 0o644))) == {"create": 1}
+        assert _delta(gk, lambda: gk.write(fds[0], b"x" * 5000)) == {"write_chunks": 1}
+        assert _delta(gk, lambda: gk.stat("/d/f")) == {"stat": 1}
+        gk.close(fds[0])
+        assert gk.stat("/d/f").st_size == 5000
+
+
+def test_size_visible_to_another_client_when_write_returns(cluster):
+    """Folded or not, the write is acknowledged only after the size update:
+    another client's stat right after it sees the new size."""
+    c = cluster(n=3)
+    with Client(c.hosts_file) as a, Client(c.hosts_file) as b:
+        a.mkdir("/v")
+        folded = unfolded = 0
+        for i in range(12):
+            p = f"/v/f{i}"
+            fd = a.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+            key = a.stat_record(p)["data_key"]
+            same = distribution.chunk_owner(key, 0, 3) == distribution.metadata_owner(p, 3)
+            d = _delta(a, lambda: a.pwrite(fd, b"y" * (100 + i), 10))
+            if same:
+                folded += 1
+                assert d == {"write_chunks": 1}
+            else:
+                unfolded += 1
+                assert d == {"write_chunks": 1, "update_size": 1}
+            assert b.stat(p).st_size == 110 + i
+            assert b.read_file(p) == bytes(10) + b"y" * (100 + i)
+            a.close(fd)
+        assert folded and unfolded
+
+
+def test_create_errors_unchanged_with_one_rpc(cluster):
+    """The parent checks the client no longer makes: still ENOENT for a
+    missing parent and ENOTDIR for a file parent, nothing created."""
+    c = cluster(n=2)
+    with Client(c.hosts_file) as gk:
+        gk.write_file("/file", b"1")
+        for bad, exc in (("/missing/x", FileNotFoundError), ("/file/x", NotADirectoryError)):
+            try:
+                gk.open(bad, os.O_CREAT | os.O_WRONLY)
+            except exc:
+                pass
+            else:
+                raise AssertionError(f"open({bad}, O_CREAT) succeeded")
+        assert gk.listdir("/") == ["file"]
+        assert gk.read_file("/file") == b"1"
