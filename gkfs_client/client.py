@@ -680,7 +680,10 @@ class Client:
         if count < 0:
             raise _err(errno.EINVAL, f"count {count}")
         # The size decides where EOF is; daemons then zero-fill holes below it.
-        size = self._one(self._owner(f.path), "stat", {"path": f.path}).result["stat"]["size"]
+        # By the open file's data key, as fstat: the daemon answers from the
+        # record itself (no parent lookup: the file is already open).
+        size = self._one(self._owner(f.path), "stat", {"path": f.path, "data_key": f.data_key}
+                         ).result["stat"]["size"]
         count = min(count, size - offset)
         if count <= 0:
             return b""
