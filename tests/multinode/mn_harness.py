@@ -26,7 +26,8 @@ from mn_netns import Network, Node, need_tools  # noqa: E402
 
 MOUNT = "/gkfs-mn"
 CHUNK = 64 * 1024
-RPC_TIMEOUT_S = 2
+RPC_TIMEOUT_S = 2  # during a node cut: how soon a client must give up
+CALM_TIMEOUT_S = 15  # everything else: generous, the CI machine may be loaded
 
 
 def mpi_env(agent: Path) -> dict[str, str]:
@@ -61,7 +62,7 @@ class NodeCluster:
         self.hosts_file = base / "shared" / "hosts"
         base.mkdir(parents=True, exist_ok=True)
         self.agent = net.rsh_agent(base / "nsrsh")
-        self.env = dict(os.environ, LIBGKFS_HOSTS_FILE=str(self.hosts_file), LIBGKFS_RPC_TIMEOUT=str(RPC_TIMEOUT_S),
+        self.env = dict(os.environ, LIBGKFS_HOSTS_FILE=str(self.hosts_file), LIBGKFS_RPC_TIMEOUT=str(CALM_TIMEOUT_S),
                         **mpi_env(self.agent))
         self.started = False
         self.start_seconds = 0.0
@@ -192,7 +193,7 @@ class NodeRiscv64:
             timeout: float = 180) -> subprocess.CompletedProcess:
         prog = argv[0] if "/" in argv[0] else self.rv.bin(argv[0])
         e = self.rv.env(True, env)
-        e["LIBGKFS_RPC_TIMEOUT"] = str(RPC_TIMEOUT_S)
+        e["LIBGKFS_RPC_TIMEOUT"] = str(CALM_TIMEOUT_S)
         try:
             return node.run([QEMU, prog, *argv[1:]], env=e, timeout=timeout, cwd=str(self.rv.workdir))
         except subprocess.TimeoutExpired as exc:

@@ -32,7 +32,8 @@ def test_node_cut_mid_io(make_cluster, rv_nodes):
 
     # A writer streaming on c2 while n2 goes away.
     writer = c2.popen([sys.executable, str(HERE / "node_client.py"), str(cluster.hosts_file), "stream",
-                       "/stream.bin", str(BLOCK), "5"], env=cluster.env, stdout=subprocess.PIPE, text=True)
+                       "/stream.bin", str(BLOCK), "5"],
+                       env=dict(cluster.env, LIBGKFS_RPC_TIMEOUT=str(RPC_TIMEOUT_S)), stdout=subprocess.PIPE, text=True)
     lines = []
     for line in writer.stdout:
         lines.append(json.loads(line))
@@ -62,11 +63,11 @@ def test_node_cut_mid_io(make_cluster, rv_nodes):
         assert time.monotonic() - t0 < 40
 
         # gkfs-ctl status names the node that is gone, and fails.
-        cp = cluster.ctl(c1, "status", "--json", "--timeout", "1")
+        cp = cluster.ctl(c1, "status", "--json", "--timeout", "3")
         assert cp.returncode == 1, cp.stdout
         rows = {r["hostname"]: r["up"] for r in json.loads(cp.stdout)}
         assert rows == {"n1": True, "n2": False, "n3": True}, rows
-        cp = cluster.ctl(c1, "status", "--timeout", "1")
+        cp = cluster.ctl(c1, "status", "--timeout", "3")
         down = [ln for ln in cp.stdout.splitlines() if "down" in ln and "daemons up" not in ln]
         assert len(down) == 1 and " n2 " in down[0], cp.stdout
     finally:
@@ -75,7 +76,7 @@ def test_node_cut_mid_io(make_cluster, rv_nodes):
     # Back: every daemon answers again, and nothing acknowledged was lost.
     deadline = time.monotonic() + 30
     while True:
-        cp = cluster.ctl(c1, "status", "--json", "--timeout", "2")
+        cp = cluster.ctl(c1, "status", "--json", "--timeout", "5")
         if cp.returncode == 0:
             break
         assert time.monotonic() < deadline, f"cluster not back 30 s after the link came up:\n{cp.stdout}"
