@@ -60,8 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                    f"(default {d.chunk_size})")
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
     p.add_argument("--log-file", help="also append the log to this file (%%i = the id, %%h = the host name)")
-    p.add_argument("--id", type=int, help="host id in the hosts file (placement order); default: the id "
-                   "this rootdir had before, else the smallest free one")
+    p.add_argument("--id", type=int, help="member id, 0 <= id < members (its placement slot); default: the "
+                   "id this rootdir had before, else the smallest free slot")
+    p.add_argument("--members", type=int, help="member count N of the cluster. With no cluster record in the "
+                   "hosts file, one is created for N members (default 1); with a record, N must match it. "
+                   "The count is fixed for the cluster's life: placement depends on it")
     p.add_argument("--id-from-rank", action="store_true",
                    help="take the id from the launcher's task rank ($SLURM_PROCID under srun, "
                    "$OMPI_COMM_WORLD_RANK / $PMIX_RANK / $PMI_RANK under mpirun); used by "
@@ -69,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared-fs", action="store_true",
                    help="register in this member's own entry <hosts-file>.d/<id> instead of editing the "
                    "hosts file under flock (for hosts files on a shared file system, where flock may not "
-                   "work across nodes); the launcher writes the hosts file once all members are up")
+                   "work across nodes); the cluster record must exist (the launcher writes it first)")
     p.add_argument("--workers", type=int, help=f"request worker threads (default {d.workers})")
     p.add_argument("--max-frame-size", type=int, help=f"largest frame/message accepted (default {d.max_frame_size})")
     p.add_argument("--security", choices=security.MODES,
@@ -135,29 +138,84 @@ def take_rootdir(cfg: DaemonConfig) -> tuple[Path, int]:
     raise StartupError(f"no free rootdir under {base}")
 
 
-def load_identity(rootdir: Path, cfg: DaemonConfig, want_id: int | None) -> int | None:
-    """Check the rootdir's recorded identity; a rootdir keeps its id and chunk size.
-
-    Reusing a rootdir with another id or chunk size would make its chunks
-    unreachable (placement and chunk boundaries change), so that is refused.
-    """
+def load_identity(rootdir: Path) -> dict | None:
+    """The rootdir's recorded identity (daemon.json), None for a new rootdir."""
     path = rootdir / "daemon.json"
     try:
         ident = json.loads(path.read_text())
     except FileNotFoundError:
-        return want_id
+        return None
+    except (ValueError, OSError) as exc:
+        raise StartupError(f"rootdir {rootdir}: unreadable identity {path}: {exc}") from None
+    if not isinstance(ident, dict):
+        raise StartupError(f"rootdir {rootdir}: identity {path} is not a JSON object")
+    return ident
+
+
+def check_identity(rootdir: Path, ident: dict | None, cfg: DaemonConfig, want_id: int | None,
+                   want_members: int | None) -> None:
+    """A rootdir keeps its cluster, id, member count and chunk size.
+
+    Reusing it with another would make its data unreachable or, worse,
+    answer for paths it does not hold (placement and chunk boundaries
+    change), so that is refused before anything is written.
+    """
+    if ident is None:
+        return
     if ident.get("chunk_size") != cfg.chunk_size:
         raise StartupError(f"rootdir {rootdir} holds data written with chunk size {ident.get('chunk_size')}, "
                            f"not {cfg.chunk_size}")
     if want_id is not None and ident.get("id") != want_id:
         raise StartupError(f"rootdir {rootdir} belongs to daemon id {ident.get('id')}, not {want_id}")
-    return ident.get("id")
+    if want_members is not None and ident.get("members") not in (None, want_members):
+        raise StartupError(f"rootdir {rootdir} belongs to a {ident.get('members')}-member cluster "
+                           f"({ident.get('cluster')}), not a {want_members}-member one: a cluster's size "
+                           "is fixed when it is created")
 
 
-def save_identity(rootdir: Path, host_id: int, cfg: DaemonConfig) -> None:
+def cluster_record(hosts_path: Path, rootdir: Path, ident: dict | None, cfg: DaemonConfig,
+                   want_members: int | None) -> hostsfile.ClusterRecord:
+    """The cluster this daemon joins: the hosts file's record, created when absent.
+
+    With no record, a rootdir that already belongs to a cluster writes that
+    cluster's record again (same uuid and size: a restart after the file was
+    lost); a new rootdir creates a cluster of --members (default 1).
+    """
+    try:
+        record = hostsfile.read_record(hosts_path)
+    except hostsfile.HostsFileMissing:
+        record = None
+    if record is None:
+        if hosts_path.exists():
+            raise StartupError(f"{hosts_path} has no cluster record (an old v1 hosts file?): move it away "
+                               "or use another --hosts-file")
+        if ident and ident.get("cluster") and ident.get("members"):
+            record, _ = hostsfile.create_cluster(hosts_path, ident["members"], cfg.chunk_size, cfg.mount,
+                                                 cluster_uuid=ident["cluster"])
+        else:
+            record, _ = hostsfile.create_cluster(hosts_path, want_members or 1, cfg.chunk_size, cfg.mount)
+    if want_members is not None and want_members != record.members:
+        raise StartupError(f"{hosts_path} records a {record.members}-member cluster ({record.uuid}), not "
+                           f"{want_members}: a cluster's size is fixed when it is created (use another "
+                           "--hosts-file for a new cluster)")
+    if record.chunk_size != cfg.chunk_size:
+        raise StartupError(f"the cluster of {hosts_path} uses chunk size {record.chunk_size}, not "
+                           f"{cfg.chunk_size} (pass --chunk-size {record.chunk_size})")
+    if ident and ident.get("cluster") and ident["cluster"] != record.uuid:
+        raise StartupError(f"rootdir {rootdir} belongs to cluster {ident['cluster']} "
+                           f"({ident.get('members')} members), but {hosts_path} records cluster {record.uuid} "
+                           f"({record.members} members): a rootdir serves only its own cluster (use that "
+                           "cluster's hosts file, or another rootdir)")
+    if ident and ident.get("id") is not None and not 0 <= ident["id"] < record.members:
+        raise StartupError(f"rootdir {rootdir} belongs to member id {ident['id']}, outside the "
+                           f"{record.members}-member cluster of {hosts_path}")
+    return record
+
+
+def save_identity(rootdir: Path, host_id: int, cfg: DaemonConfig, record: hostsfile.ClusterRecord) -> None:
     tmp = rootdir / "daemon.json.tmp"
-    tmp.write_text(json.dumps({"id": host_id, "chunk_size": cfg.chunk_size,
-                               "protocol": protocol.PROTOCOL_VERSION}) + "\n")
+    tmp.write_text(json.dumps({"cluster": record.uuid, "members": record.members, "id": host_id,
+                               "chunk_size": cfg.chunk_size, "protocol": protocol.PROTOCOL_VERSION}) + "\n")
     os.replace(tmp, rootdir / "daemon.json")
 
 
@@ -201,15 +259,24 @@ def expand_patterns(cfg: DaemonConfig, host_id: int | None) -> DaemonConfig:
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
-def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
+def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None, shared_fs: bool = False) -> int:
     if shared_fs and want_id is None:
         raise StartupError("--shared-fs needs a fixed id: give --id or --id-from-rank")
     bind, publish_host = netif.resolve_listen(cfg.listen)
     rootdir, lock_fd = take_rootdir(cfg)
-    host_id = load_identity(rootdir, cfg, want_id)
+    ident = load_identity(rootdir)
+    check_identity(rootdir, ident, cfg, want_id, want_members)
     hosts_path = cfg.hosts_path()
     mode = security.security_mode(cfg.security or None)
     security.ensure_private_dir(hosts_path.parent, what="gkfs hosts file dir")
+    if shared_fs and hostsfile.read_record_or_none(hosts_path) is None:
+        raise StartupError(f"--shared-fs: {hosts_path} holds no cluster record; the launcher writes it before "
+                           "starting the daemons (gkfs-ctl cluster start --slurm/--mpirun)")
+    record = cluster_record(hosts_path, rootdir, ident, cfg, want_members)
+    if want_id is not None and want_id >= record.members:
+        raise StartupError(f"--id {want_id} is outside the {record.members}-member cluster of {hosts_path} "
+                           f"(ids 0..{record.members - 1})")
+    host_id = want_id if want_id is not None else (ident or {}).get("id")
     key = keys = None
     if mode == "curve":
         keys = security.ensure_cluster_keys(hosts_path)
@@ -220,7 +287,7 @@ def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
     meta = MetadataStore(rootdir / "metadata", sync=cfg.sync)
     chunks = ChunkStore(rootdir, cfg.chunk_size)
     state = DaemonState(config=cfg, rootdir=rootdir, host_id=-1, meta=meta, chunks=chunks,
-                        cap_secret=key.cap_secret if key else None)
+                        cap_secret=key.cap_secret if key else None, cluster=record.uuid, members=record.members)
     if key is not None:
         from .peer import Peers
         state.peers = Peers(hosts_path, key, meta.get)
@@ -241,9 +308,10 @@ def run(cfg: DaemonConfig, want_id: int | None, shared_fs: bool = False) -> int:
     state.host_id = host.id
     if state.peers is not None:
         state.peers.host_id = host.id
-    save_identity(rootdir, host.id, cfg)
-    log.info("daemon id %d serving %s on %s (rootdir %s, registered in %s, chunk size %d, %d workers)",
-             host.id, state.address, host.hostname, rootdir, where, cfg.chunk_size, cfg.workers)
+    save_identity(rootdir, host.id, cfg, record)
+    log.info("daemon id %d of %d (cluster %s) serving %s on %s (rootdir %s, registered in %s, chunk size %d, "
+             "%d workers)", host.id, record.members, record.uuid, state.address, host.hostname, rootdir, where,
+             cfg.chunk_size, cfg.workers)
     try:
         server.serve()
     finally:
@@ -278,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.id is not None and args.id < 0:
         print("gkfs-daemon: --id must be >= 0", file=sys.stderr)
         return 2
+    if args.members is not None and not 1 <= args.members <= hostsfile.MAX_MEMBERS:
+        print(f"gkfs-daemon: --members must be 1..{hostsfile.MAX_MEMBERS}", file=sys.stderr)
+        return 2
     if args.id is not None and args.id_from_rank:
         print("gkfs-daemon: give --id or --id-from-rank, not both", file=sys.stderr)
         return 2
@@ -289,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(cfg)
     try:
-        return run(cfg, want_id, shared_fs=args.shared_fs)
+        return run(cfg, want_id, args.members, shared_fs=args.shared_fs)
     except (StartupError, hostsfile.HostsFileError, netif.ListenError, security.SecurityError) as exc:
         log.error("%s", exc)
         return 1

@@ -33,6 +33,8 @@ class DaemonState:
     meta: MetadataStore
     chunks: ChunkStore
     address: str = ""
+    cluster: str = ""
+    members: int = 0
     started: float = field(default_factory=time.monotonic)
     ops: dict[str, int] = field(default_factory=dict)
     errors: int = 0
@@ -149,7 +151,7 @@ def _chunks(state: DaemonState, op: str, args: dict[str, Any]) -> list[list[int]
 def op_ping(state: DaemonState, args: dict, data: list) -> Result:
     _check_chunk_size(state, args)
     res = {"protocol": protocol.PROTOCOL_VERSION, "chunk_size": state.config.chunk_size,
-           "id": state.host_id, "address": state.address}
+           "id": state.host_id, "address": state.address, "cluster": state.cluster, "members": state.members}
     if state.cap_secret is not None:  # security off: no pid for whoever asks
         res["pid"] = os.getpid()
     return res, []
@@ -163,6 +165,7 @@ def op_status(state: DaemonState, args: dict, data: list) -> Result:
         inflight = state.inflight
     res = {
         "id": state.host_id, "address": state.address, "mount": state.config.mount, "protocol": protocol.PROTOCOL_VERSION,
+        "cluster": state.cluster, "members": state.members,
         "chunk_size": state.config.chunk_size, "uptime_s": time.monotonic() - state.started,
         "files": state.meta.count(), "bytes_stored": state.chunks.bytes_stored(),
         "free_bytes": fs.f_bavail * fs.f_frsize, "total_bytes": fs.f_blocks * fs.f_frsize,

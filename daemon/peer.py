@@ -36,36 +36,43 @@ class Peers:
         self._tls = threading.local()
 
     def _view(self):
+        """(signature, membership, rpc) for this thread. Placement uses the
+        record's member count (never the members listed now); a member's
+        address is looked up again when it has none or stops answering."""
         s = os.stat(self.hosts_path)
         sig = (s.st_ino, s.st_mtime_ns, s.st_size)
         view = getattr(self._tls, "view", None)
         if view is None or view[0] != sig:
             if view is not None:
                 view[2].close()
-            hosts = hostsfile.read_hosts(self.hosts_path)
-            rpc = Rpc(ZmqTransport([h.address for h in hosts], key=self.key), timeout_s=PEER_TIMEOUT_S)
-            view = self._tls.view = (sig, hosts, rpc)
+            m = hostsfile.read_membership(self.hosts_path)
+            rpc = Rpc(ZmqTransport([h.address if h else "" for h in m.slots], key=self.key),
+                      timeout_s=PEER_TIMEOUT_S, resolve=self._resolve, names=lambda t: f"member {t}")
+            view = self._tls.view = (sig, m, rpc)
         return view
+
+    def _resolve(self, target: int) -> str:
+        h = hostsfile.read_member(self.hosts_path, target)
+        return h.address if h else ""
 
     def record(self, path: str) -> dict[str, Any] | None:
         """The record of ``path`` from whichever daemon owns it (None: no such path)."""
         try:
-            _sig, hosts, rpc = self._view()
+            _sig, m, rpc = self._view()
         except (OSError, hostsfile.HostsFileError) as exc:
             raise OSError(errno.EIO, f"cannot check permissions on {path}: hosts file: {exc}") from None
-        owner = distribution.metadata_owner(path, len(hosts))
-        if hosts[owner].id == self.host_id:
+        owner = distribution.metadata_owner(path, m.members)
+        if owner == self.host_id:
             return self.local_get(path)
         try:
             reply = rpc.call(owner, "stat", {"path": path, "peer": True}, check=False)
         except OSError as exc:
             self._tls.view = None
             rpc.close()
-            raise OSError(errno.EIO, f"cannot check permissions on {path}: daemon {hosts[owner].address} "
-                                     f"holding it did not answer ({exc.strerror or exc})") from None
+            raise OSError(errno.EIO, f"cannot check permissions on {path}: member {owner} holding it did "
+                                     f"not answer ({exc.strerror or exc})") from None
         if reply.status == errno.ENOENT:
             return None
         if reply.status:
-            raise OSError(errno.EIO, f"cannot check permissions on {path}: daemon {hosts[owner].address}: "
-                                     f"{reply.message}")
+            raise OSError(errno.EIO, f"cannot check permissions on {path}: member {owner}: {reply.message}")
         return reply.result["stat"]

@@ -109,10 +109,14 @@ class Client:
                  chunk_size: int | None = None, umask: int | None = None,
                  dirents_page: int = dirlist.DEFAULT_PAGE, handshake: bool = True):
         self.hosts_path = hostsfile.resolve_hosts_file(hosts_file)
-        self.hosts = hostsfile.read_hosts(self.hosts_path)
+        self.membership = hostsfile.read_membership(self.hosts_path)
+        if handshake and not self.membership.listed():
+            hostsfile.read_hosts(self.hosts_path)  # raises the clear "no member running" error
         self._key = security.client_credentials(self.hosts_path)
-        self.addresses = [h.address for h in self.hosts]
-        self.n = len(self.hosts)
+        self.record = self.membership.record
+        # Placement uses the cluster's fixed member count and slot = member id,
+        # never the members listed now (docs/protocol.md section 5).
+        self.n = self.record.members
         self.timeout = _timeout_from_env() if timeout is None else float(timeout)
         self.umask = _current_umask() if umask is None else umask
         self.dirents_page = dirents_page
@@ -120,28 +124,65 @@ class Client:
         self._lock = threading.RLock()  # zmq sockets are not thread-safe
         self._fds: dict[int, _OpenFile] = {}
         self._next_fd = FIRST_FD
+        if chunk_size and chunk_size != self.record.chunk_size:
+            raise _err(errno.EINVAL, f"client chunk size {chunk_size} differs from the cluster's chunk size "
+                                     f"{self.record.chunk_size} ({self.hosts_path})")
+        self.chunk_size = self.record.chunk_size
         self._connect()
         # handshake=False is for `gkfs-ctl status`, which must work (and
-        # report) when some daemon is down; every file operation needs it.
-        try:
-            self.chunk_size = self._handshake(chunk_size) if handshake else (chunk_size or 0)
-        except BaseException:
-            self._rpc.close()  # no sockets left behind by a refused client
-            raise
+        # report) when some daemon is down.
+        if handshake:
+            try:
+                self._handshake()
+            except BaseException:
+                self._rpc.close()  # no sockets left behind by a refused client
+                raise
+
+    @property
+    def hosts(self) -> list[hostsfile.Host | None]:
+        """One entry per member slot: the registered Host, or None."""
+        return list(self.membership.slots)
+
+    @property
+    def addresses(self) -> list[str]:
+        return list(self._rpc.addresses)
+
+    def member_name(self, target: int) -> str:
+        addr = self._rpc.addresses[target] if target < len(self._rpc.addresses) else ""
+        return f"member {target} ({addr})" if addr else f"member {target}"
 
     # ------------------------------------------------------------ plumbing
 
     def _connect(self) -> None:
         self._pid = os.getpid()
-        self._rpc = Rpc(ZmqTransport(self.addresses, key=self._key), timeout_s=self.timeout)
+        addresses = [h.address if h else "" for h in self.membership.slots]
+        self._rpc = Rpc(ZmqTransport(addresses, key=self._key), timeout_s=self.timeout, resolve=self._resolve,
+                        names=self.member_name)
 
-    def _handshake(self, chunk_size: int | None) -> int:
-        args = {"chunk_size": chunk_size} if chunk_size else {}
-        replies = self._many([Call(i, "ping", args) for i in range(self.n)])
-        sizes = {r.result["chunk_size"] for r in replies}
-        if len(sizes) != 1:
-            raise _err(errno.EINVAL, f"daemons of {self.hosts_path} disagree on the chunk size: {sorted(sizes)}")
-        return sizes.pop()
+    def _resolve(self, target: int) -> str:
+        """A member's address now (a restarted member registers a new one)."""
+        h = hostsfile.read_member(self.hosts_path, target)
+        return h.address if h else ""
+
+    def _handshake(self) -> None:
+        """Every registered member must be of this cluster, in its own slot,
+        with the cluster's chunk size; a member that is down is not an error
+        here (the calls that need it fail with EIO)."""
+        targets = [i for i, h in enumerate(self.membership.slots) if h is not None]
+        args = {"chunk_size": self.chunk_size}
+        with self._lock:
+            replies = self._rpc.call_each([Call(i, "ping", args) for i in targets])
+        for i, r in zip(targets, replies):
+            if isinstance(r, OSError):
+                continue
+            if r.status == errno.EINVAL:
+                raise _err(errno.EINVAL, f"{self.member_name(i)}: {r.message}")
+            if r.status:
+                continue
+            cid, mid = r.result.get("cluster"), r.result.get("id")
+            if cid != self.record.uuid or mid != i:
+                raise _err(errno.EIO, f"{self.member_name(i)} answers as member {mid} of cluster {cid}, "
+                                      f"not member {i} of cluster {self.record.uuid} ({self.hosts_path})")
 
     def _many(self, calls, check: bool = True):
         with self._lock:

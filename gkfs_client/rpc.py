@@ -2,9 +2,19 @@
 
 ``Rpc.call_many`` is the only primitive the client uses: it sends every
 request first (to any mix of daemons) and only then waits, matching replies
-by request id, so N daemons cost one round trip, not N. A daemon that does
-not answer within the timeout becomes OSError(ETIMEDOUT) naming it; replies
-that arrive later for a forgotten request are recognised by id and dropped.
+by request id, so N daemons cost one round trip, not N. A member that does
+not answer within the timeout, or has no entry in the hosts file, becomes
+OSError(EIO) naming it; replies that arrive later for a forgotten request
+are recognised by id and dropped.
+
+Finding a restarted member: while a member is silent, the client asks its
+``resolve`` callback (the hosts file) every RESOLVE_INTERVAL_S for the
+member's address. When it changed (the member restarted and registered
+again), the socket is pointed at the new address and the waiting requests
+are sent again, so a running job carries on within its timeout. Only
+requests that are safe to repeat are sent again; the others (create,
+remove, rename... whose first copy may have run before the old process
+died) fail with EIO saying their outcome is unknown.
 """
 from __future__ import annotations
 
@@ -12,12 +22,19 @@ import errno
 import itertools
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from gkfs_client import protocol
 from gkfs_client.transport import Transport
 
 DEFAULT_TIMEOUT_S = 10.0
+RESOLVE_INTERVAL_S = 0.5
+# Ops whose repetition cannot change the outcome (same bytes at the same
+# place, max(size), a read...): sent again to a member that restarted.
+REPEATABLE_OPS = frozenset({
+    "ping", "status", "statfs", "stat", "get_dirents", "read_chunks", "write_chunks", "truncate",
+    "truncate_chunks", "remove_chunks", "fsync", "readlink", "utimens", "setattr",
+})
 
 
 @dataclass
@@ -28,10 +45,25 @@ class Call:
     data: Sequence[Any] = ()
 
 
+def _repeatable(call: Call) -> bool:
+    if call.op == "update_size":
+        return not call.args.get("append")
+    if call.op == "create":
+        return not call.args.get("exclusive")
+    if call.op == "insert":
+        return bool(call.args.get("replace"))
+    return call.op in REPEATABLE_OPS
+
+
 class Rpc:
-    def __init__(self, transport: Transport, timeout_s: float = DEFAULT_TIMEOUT_S):
+    def __init__(self, transport: Transport, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 resolve: Callable[[int], str | None] | None = None,
+                 names: Callable[[int], str] | None = None):
         self.transport = transport
         self.timeout_s = timeout_s
+        # resolve(target) -> the member's current address ("" / None: not registered)
+        self.resolve = resolve
+        self.name = names or (lambda t: f"daemon {self.addresses[t]}")
         self._ids = itertools.count(1)
         # Seconds from sending to each reply of the last exchange (None if
         # silent): per-daemon latency for `gkfs-ctl status`, at no extra cost.
@@ -58,15 +90,17 @@ class Rpc:
         replies = self._exchange(calls, timeout)
         silent = [i for i, r in enumerate(replies) if r is None]
         if silent:
-            names = ", ".join(sorted({self.addresses[calls[i].target] for i in silent}))
+            names = ", ".join(sorted({self.name(calls[i].target) for i in silent}))
             ops = "/".join(sorted({calls[i].op for i in silent}))
-            raise TimeoutError(errno.ETIMEDOUT,
-                               f"gkfs daemon(s) {names} did not answer {ops} within {timeout:g} s "
-                               f"(down, or refusing this client's key)")
+            raise OSError(errno.EIO, f"gkfs {names} did not answer {ops} within {timeout:g} s "
+                                     "(down, or refusing this client's key? see gkfs-ctl status)")
+        for r in replies:
+            if isinstance(r, OSError):
+                raise r
         if check:
             for c, r in zip(calls, replies):
                 if r.status:
-                    raise _error(c, r, self.addresses[c.target])
+                    raise _error(c, r, self.name(c.target))
         return replies  # type: ignore[return-value]
 
     def call_each(self, calls: Sequence[Call], *, timeout_s: float | None = None
@@ -78,37 +112,69 @@ class Rpc:
         out: list[protocol.Reply | OSError] = []
         for c, r in zip(calls, self._exchange(calls, timeout, tolerate_bad=True)):
             if r is None:
-                r = TimeoutError(errno.ETIMEDOUT, f"gkfs daemon {self.addresses[c.target]} did not answer "
-                                                  f"{c.op} within {timeout:g} s")
+                r = OSError(errno.EIO, f"gkfs {self.name(c.target)} did not answer {c.op} within {timeout:g} s")
             out.append(r)
         return out
+
+    def _current(self, target: int) -> str | None:
+        """The member's address now per the hosts file (None if unknown)."""
+        if self.resolve is None:
+            return None
+        try:
+            return self.resolve(target) or ""
+        except Exception:  # a hosts file being rewritten or unreadable: keep the old one
+            return None
+
+    def _retarget(self, target: int, address: str) -> None:
+        self.transport.retarget(target, address)
 
     def _exchange(self, calls: Sequence[Call], timeout: float, tolerate_bad: bool = False
                   ) -> list[protocol.Reply | OSError | None]:
         """Send everything, then wait; None marks a call whose daemon stayed silent."""
+        replies: list[protocol.Reply | OSError | None] = [None] * len(calls)
         pending: dict[int, int] = {}  # request id -> position in calls
-        for pos, c in enumerate(calls):
+
+        def send(pos: int) -> None:
+            c = calls[pos]
             rid = next(self._ids)
             pending[rid] = pos
             self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid))
-        replies: list[protocol.Reply | OSError | None] = [None] * len(calls)
+
+        for pos, c in enumerate(calls):
+            if not self.addresses[c.target]:
+                addr = self._current(c.target)
+                if addr:
+                    self._retarget(c.target, addr)
+                else:
+                    replies[pos] = OSError(errno.EIO, f"gkfs {self.name(c.target)} is not registered "
+                                                      "(down? see gkfs-ctl status)")
+                    continue
+            send(pos)
         rtts: list[float | None] = [None] * len(calls)
         self.last_rtts = rtts
         started = time.monotonic()
         deadline = started + timeout
+        next_resolve = started + RESOLVE_INTERVAL_S
         while pending:
-            left_ms = int((deadline - time.monotonic()) * 1000)
+            now = time.monotonic()
+            left_ms = int((deadline - now) * 1000)
             if left_ms <= 0:
                 # Drop what is still queued for the silent daemons: after a
                 # timeout those requests are stale and must not run later.
                 for target in sorted({calls[pos].target for pos in pending.values()}):
                     self.transport.reset(target)
                 break
-            for target, frames in self.transport.receive(left_ms):
+            if self.resolve is not None and now >= next_resolve:
+                next_resolve = now + RESOLVE_INTERVAL_S
+                self._follow_restarts(calls, pending, replies, send)
+                if not pending:
+                    break
+            wait_ms = left_ms if self.resolve is None else min(left_ms, int(RESOLVE_INTERVAL_S * 1000))
+            for target, frames in self.transport.receive(wait_ms):
                 try:
                     reply = protocol.decode_reply(frames)
                 except protocol.ProtocolError as exc:
-                    err = OSError(exc.errno, f"daemon {self.addresses[target]}: {exc.message}")
+                    err = OSError(exc.errno, f"{self.name(target)}: {exc.message}")
                     pos = pending.pop(exc.req_id, None)
                     if tolerate_bad and pos is not None:
                         replies[pos] = err
@@ -121,6 +187,29 @@ class Rpc:
                 rtts[pos] = time.monotonic() - started
         return replies
 
+    def _follow_restarts(self, calls, pending: dict[int, int], replies: list, send) -> None:
+        """Silent members that registered a new address: reconnect, resend."""
+        for target in sorted({calls[pos].target for pos in pending.values()}):
+            addr = self._current(target)
+            if addr is None or addr == self.addresses[target]:
+                continue
+            waiting = sorted(pos for rid, pos in pending.items() if calls[pos].target == target)
+            for rid in [rid for rid, pos in pending.items() if calls[pos].target == target]:
+                del pending[rid]
+            if not addr:
+                for pos in waiting:
+                    replies[pos] = OSError(errno.EIO, f"gkfs {self.name(target)} left the cluster while "
+                                                      f"{calls[pos].op} was in flight")
+                self.transport.reset(target)
+                continue
+            self._retarget(target, addr)
+            for pos in waiting:
+                if _repeatable(calls[pos]):
+                    send(pos)
+                else:
+                    replies[pos] = OSError(errno.EIO, f"gkfs {self.name(target)} restarted while "
+                                                      f"{calls[pos].op} was in flight: its outcome is unknown")
+
     def close(self) -> None:
         self.transport.close()
 
@@ -129,4 +218,4 @@ def _error(call: Call, reply: protocol.Reply, address: str) -> OSError:
     what = call.args.get("path") or call.args.get("old") or call.args.get("data_key") or ""
     msg = reply.message or protocol.strerror(reply.status)
     # OSError(errno, ...) picks the subclass (FileNotFoundError, FileExistsError...).
-    return OSError(reply.status, f"{call.op} {what}: {msg} (daemon {address})".replace("  ", " "))
+    return OSError(reply.status, f"{call.op} {what}: {msg} ({address})".replace("  ", " "))

@@ -29,6 +29,9 @@ class Transport(Protocol):
     def reset(self, target: int) -> None:
         """Forget everything queued for / from ``target`` (after a timeout)."""
 
+    def retarget(self, target: int, address: str) -> None:
+        """Point ``target`` at a new address (a member that restarted), dropping the old queue."""
+
     def close(self) -> None:
         ...
 
@@ -61,7 +64,8 @@ class ZmqTransport:
         sock.setsockopt(zmq.RECONNECT_IVL, 50)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
         security.apply_client(sock, self._key)
-        sock.connect(self.addresses[target])
+        if self.addresses[target]:  # "" = a member with no entry: never sent to
+            sock.connect(self.addresses[target])
         self._poller.register(sock, zmq.POLLIN)
         self._index_of[sock] = target
         return sock
@@ -92,6 +96,10 @@ class ZmqTransport:
         del self._index_of[old]
         old.close(linger=0)
         self._sockets[target] = self._open(target)
+
+    def retarget(self, target: int, address: str) -> None:
+        self.addresses[target] = address
+        self.reset(target)
 
     def close(self) -> None:
         for sock in self._sockets:

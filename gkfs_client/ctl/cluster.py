@@ -1,15 +1,19 @@
 """`gkfs-ctl cluster start|stop`: a local multi-daemon cluster, or one daemon
 per node of a job through srun or mpirun (launch.py).
 
-start: launches N `gkfs-daemon` processes at once, each with its own root
-dir (its own LMDB and chunk store) and its own hosts-file line, on an
-ephemeral loopback port (the daemon writes the port it got into the hosts
-file, so N daemons never race for ports). Returns when the hosts file lists
-all N and each answers ping; otherwise stops what it started and fails
-with the daemon's own log tail.
+start: writes the cluster record (a fixed member count N, chunk size,
+mount and a new cluster uuid) once, before any daemon starts, then
+launches N `gkfs-daemon --members N --id i` processes at once, each with
+its own root dir (its own LMDB and chunk store) and its own member entry,
+on an ephemeral loopback port (the daemon writes the port it got, so N
+daemons never race for ports). Returns when all N are registered and
+answer ping; otherwise stops what it started and fails with the daemon's
+own log tail. Starting an existing cluster again needs the same N: the
+member count is fixed for the cluster's life (another -n is an error).
 
-stop: SIGTERMs the daemons listed in the hosts file (those on this host)
-and waits until they are gone; each removes its own line on exit.
+stop: SIGTERMs the members registered in the hosts file (those on this
+host) and waits until they are gone; each removes its own entry on exit.
+The cluster record stays, so `cluster start` brings the same cluster back.
 
 Both find the hosts file like every other command (--hosts-file, else
 $LIBGKFS_HOSTS_FILE, else the default), so `cluster start` followed by any
@@ -28,6 +32,7 @@ import time
 from pathlib import Path
 
 from gkfs_client import hostsfile, security
+from gkfs_client.config import ConfigError
 from gkfs_client.ctl._common import EXIT_FAIL, EXIT_NO_CLUSTER, EXIT_OK, error, err_console
 
 START_TIMEOUT_S = 30.0
@@ -107,18 +112,15 @@ def parse_size(text: str) -> int:
     return int(t) * mult
 
 
-def _daemon_command(args, index: int, rootdir: Path, hosts: Path) -> list[str]:
+def _daemon_command(args, index: int, rootdir: Path, hosts: Path, record: hostsfile.ClusterRecord) -> list[str]:
     exe = shutil.which("gkfs-daemon")
     # Fall back to the module when the console script is not on PATH (an
     # editable install used from a venv that is not activated).
     cmd = [exe] if exe else [sys.executable, "-m", "gkfs_daemon.cli"]
     # --id: a restarted daemon keeps its place, so placement does not move.
     cmd += ["--rootdir", str(rootdir), "--hosts-file", str(hosts), "--listen", "tcp://127.0.0.1:0",
-            "--id", str(index)]
-    if args.chunk_size:
-        cmd += ["--chunk-size", str(parse_size(args.chunk_size))]
-    if args.mount:
-        cmd += ["--mount", args.mount]
+            "--id", str(index), "--members", str(record.members), "--chunk-size", str(record.chunk_size),
+            "--mount", record.mount]
     if args.config:
         cmd += ["--config", args.config]
     if args.log_level:
@@ -132,22 +134,49 @@ def _live_local(hosts: list[hostsfile.Host]) -> list[hostsfile.Host]:
 
 
 def _alive(pid: int) -> bool:
-    if not hostsfile.pid_alive(pid):
-        return False
-    # A zombie is dead: daemons started by `cluster start` are reparented,
-    # and in containers PID 1 may never reap them.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return True  # no procfs: trust kill(0)
+    # A zombie is dead (hostsfile.pid_alive): daemons started by `cluster
+    # start` are reparented, and in containers PID 1 may never reap them.
+    return hostsfile.pid_alive(pid)
 
 
 def _read_or_empty(path: Path) -> list[hostsfile.Host]:
     try:
-        return hostsfile.read_hosts(path)
-    except hostsfile.HostsFileError:  # missing or empty: no cluster yet
+        return hostsfile.read_membership(path).listed()
+    except hostsfile.HostsFileMissing:  # no cluster yet
         return []
+
+
+def _record_for(n: int, hosts: Path, args) -> hostsfile.ClusterRecord:
+    """The cluster record, written now (before any daemon starts) if absent.
+
+    An existing record fixes the member count: another -n is an explicit
+    error, never a silent re-shuffle of where files live.
+    """
+    from gkfs_client.config import daemon_config  # noqa: PLC0415
+
+    overrides = {"chunk_size": parse_size(args.chunk_size) if args.chunk_size else None, "mount": args.mount}
+    cfg = daemon_config(args.config, overrides)
+    try:
+        existing = hostsfile.read_record(hosts)
+    except hostsfile.HostsFileMissing:
+        existing = None
+    if existing is None and hosts.exists():
+        raise RuntimeError(f"{hosts} has no cluster record (an old v1 hosts file?): move it away or use "
+                           "another --hosts-file")
+    if existing is None:
+        record, _ = hostsfile.create_cluster(hosts, n, cfg.chunk_size, cfg.mount)
+    else:
+        record = existing
+    if record.members != n:
+        raise RuntimeError(f"{hosts} records a {record.members}-member cluster ({record.uuid}); a cluster's "
+                           f"size is fixed when it is created, so -n {n} is refused (start it with "
+                           f"-n {record.members}, or create a new cluster with another --hosts-file and "
+                           "--rootdir)")
+    if args.chunk_size and cfg.chunk_size != record.chunk_size:
+        raise RuntimeError(f"the cluster of {hosts} uses chunk size {record.chunk_size}, not {cfg.chunk_size}")
+    if args.mount and cfg.mount != record.mount:
+        raise RuntimeError(f"the cluster of {hosts} uses mount {record.mount}, not {cfg.mount}")
+    return record
 
 
 def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]:
@@ -165,6 +194,7 @@ def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]
     # (or can write) is refused, never used.
     security.ensure_private_dir(hosts.parent, what="gkfs hosts file dir")
     security.ensure_private_dir(base, what="gkfs root dirs' parent")
+    record = _record_for(n, hosts, args)
     if security.security_mode() == "curve":
         security.ensure_cluster_keys(hosts)
     # Lines of daemons that died without leaving (kill -9, a crashed node)
@@ -182,7 +212,7 @@ def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]
                   "ab") as logf:
             # New session: the daemons outlive this command and a Ctrl-C in
             # the shell that ran `cluster start` does not reach them.
-            proc = subprocess.Popen(_daemon_command(args, i, rootdir, hosts), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(_daemon_command(args, i, rootdir, hosts, record), stdin=subprocess.DEVNULL,
                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
         procs.append((proc, log))
     try:
@@ -305,7 +335,7 @@ def run_start(args) -> int:
         return EXIT_FAIL
     try:
         started = start_cluster(args.daemons, hosts, base.resolve(), args)
-    except (RuntimeError, ValueError, OSError, hostsfile.HostsFileError) as exc:
+    except (RuntimeError, ValueError, OSError, hostsfile.HostsFileError, ConfigError) as exc:
         error("cluster start", str(exc))
         return EXIT_FAIL
     err_console.print(f"started {len(started)} daemon(s); hosts file {hosts}", markup=False)

@@ -9,17 +9,20 @@ written the shared-file-system way (hostsfile.py, "Shared file systems"):
 1. stale state of an earlier launch with the same hosts file is removed;
 2. every daemon (`--id-from-rank --shared-fs`) resolves its listen spec on
    its own node, binds, and writes only its own entry `<hosts>.d/<rank>`;
+0. the cluster record (N members, chunk size, mount, cluster id) is
+   written once, atomically, before any daemon starts (or an existing one
+   with the same N is kept: the membership is fixed, another N is an error);
 3. this command waits until all N entries are there and each daemon
-   answers ping, then writes the hosts file once, atomically, with exactly
-   N lines (a client never sees a partial list: before that there is no
-   hosts file at all), and records the launch in `<hosts>.launch`.
+   answers ping (readers merge record and entries; placement uses N from
+   the start, so nobody sees a partial list), and records the launch in
+   `<hosts>.launch`.
 
 `cluster stop` (any shell with the same hosts file) runs
 `gkfs-ctl cluster stop --node-only` once per node through the same engine,
 which SIGTERMs that node's daemons and waits for them (a daemon finishes
 its in-flight requests, closes LMDB and removes its entry before it
 exits, so nothing acknowledged is lost); then it waits for the launcher
-process, checks that every entry is gone and removes the hosts file.
+process and checks that every entry is gone; the record stays.
 """
 from __future__ import annotations
 
@@ -164,16 +167,11 @@ def parse_host_list(text: str | None, hostfile: str | None) -> list[str]:
 
 # -------------------------------------------------------------------- start
 
-def daemon_args(args, hosts: Path, rootdir: str, logs: Path) -> list[str]:
-    from gkfs_client.ctl.cluster import parse_size
-
+def daemon_args(args, hosts: Path, rootdir: str, logs: Path, record: hostsfile.ClusterRecord) -> list[str]:
     cmd = [*_daemon_program(), "--id-from-rank", "--shared-fs", "--hosts-file", str(hosts),
            "--rootdir", rootdir, "--listen", args.listen or "auto",
-           "--log-file", str(logs / "daemon-%i.log")]
-    if args.chunk_size:
-        cmd += ["--chunk-size", str(parse_size(args.chunk_size))]
-    if args.mount:
-        cmd += ["--mount", args.mount]
+           "--log-file", str(logs / "daemon-%i.log"), "--members", str(record.members),
+           "--chunk-size", str(record.chunk_size), "--mount", record.mount]
     if args.config:
         cmd += ["--config", args.config]
     if args.log_level:
@@ -186,8 +184,9 @@ def _clear_stale(hosts: Path) -> None:
     if rec and rec.launcher_host == socket.gethostname() and hostsfile.pid_alive(rec.launcher_pid):
         raise LaunchError(f"{hosts} belongs to a running launch ({rec.engine}, pid {rec.launcher_pid}); "
                           "run 'gkfs-ctl cluster stop' first or use another --hosts-file")
-    for p in (hosts, LaunchRecord.path(hosts)):
-        p.unlink(missing_ok=True)
+    # The cluster record stays (a cluster's membership is fixed; its root
+    # dirs belong to it); stale entries of daemons that died go.
+    LaunchRecord.path(hosts).unlink(missing_ok=True)
     entries = hostsfile.entries_dir(hosts)
     if entries.is_dir():
         for e in entries.iterdir():
@@ -217,9 +216,15 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
     if security.security_mode() == "curve":
         security.ensure_cluster_keys(hosts)
     _clear_stale(hosts)
+    from gkfs_client.config import ConfigError
+    from gkfs_client.ctl.cluster import _record_for
+    try:
+        record = _record_for(n, hosts, args)  # written once, before any daemon starts
+    except (RuntimeError, ConfigError) as exc:
+        raise LaunchError(str(exc)) from None
     logs = security.ensure_private_dir(logs_dir(hosts), what="gkfs launch logs dir")
     rootdir = str(Path(args.rootdir) / "daemon-%i") if args.rootdir else str(hostsfile.runtime_dir() / "daemon-%i")
-    cmd = prefix + daemon_args(args, hosts, rootdir, logs)
+    cmd = prefix + daemon_args(args, hosts, rootdir, logs, record)
     launcher_log = logs / f"{engine}.log"
     with open(launcher_log, "ab") as logf:
         logf.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n".encode())
@@ -348,7 +353,7 @@ def stop(hosts: Path, rec: LaunchRecord, timeout: float) -> list[str]:
         problems.append(f"daemon {i} did not remove its entry {hostsfile.entries_dir(hosts) / str(i)} "
                         f"(not stopped cleanly; see {logs_dir(hosts) / f'daemon-{i}.log'})")
     if not problems:
-        hosts.unlink(missing_ok=True)
+        # The cluster record stays: the same cluster can be started again.
         LaunchRecord.path(hosts).unlink(missing_ok=True)
         try:
             hostsfile.entries_dir(hosts).rmdir()

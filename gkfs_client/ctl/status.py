@@ -1,8 +1,10 @@
-"""`gkfs-ctl status`: one line per daemon of the cluster.
+"""`gkfs-ctl status`: one line per member of the cluster.
 
-Address, up/down, ping round trip, uptime, files, bytes stored, free space
-and op counters, as a rich table or (--json) as a list of objects. Exits 1
-when any daemon is down, so scripts can use it as a health check.
+Every member slot of the cluster record is listed, registered or not:
+address, up/down/missing, ping round trip, uptime, files, bytes stored,
+free space and op counters, as a rich table or (--json) as a list of
+objects. Exits 1 when any member is down or missing, so scripts can use it
+as a health check (a missing member makes the files it holds fail with EIO).
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from gkfs_client.ctl._common import EXIT_FAIL, EXIT_OK, cluster_command
+from gkfs_client.ctl._common import EXIT_FAIL, EXIT_OK, cluster_command, error
 
 DEFAULT_TIMEOUT_S = 3.0
 
@@ -50,8 +52,14 @@ def collect(args) -> list[dict]:
     finally:
         client.disconnect()
     rows = []
-    for host, res in zip(client.hosts, results):
-        row = {"id": host.id, "address": host.address, "pid": host.pid, "hostname": host.hostname}
+    for i, (host, res) in enumerate(zip(client.hosts, results)):
+        if host is None:
+            row = {"id": i, "address": "", "pid": 0, "hostname": "", "up": False, "registered": False,
+                   "error": f"member {i} has no entry in {client.hosts_path} (not running)"}
+            rows.append(row)
+            continue
+        row = {"id": host.id, "address": host.address, "pid": host.pid, "hostname": host.hostname,
+               "registered": True}
         if isinstance(res, OSError):
             row.update(up=False, error=res.strerror or str(res))
         else:
@@ -65,14 +73,15 @@ def collect(args) -> list[dict]:
 
 
 def render(rows: list[dict], console: Console) -> None:
-    table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} daemons up")
+    table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} members up")
     for col, just in [("id", "right"), ("host", "left"), ("address", "left"), ("state", "left"), ("rtt", "right"),
                       ("uptime", "right"), ("files", "right"), ("stored", "right"), ("free", "right"),
                       ("ops", "left")]:
         table.add_column(col, justify=just, no_wrap=col != "ops")
     for r in rows:
         if not r["up"]:
-            table.add_row(str(r["id"]), r["hostname"], r["address"], "[red]down[/]", "-", "-", "-", "-", "-",
+            state = "[red]down[/]" if r.get("registered", True) else "[red]missing[/]"
+            table.add_row(str(r["id"]), r["hostname"] or "-", r["address"] or "-", state, "-", "-", "-", "-", "-",
                           r.get("error", ""))
             continue
         ops = ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items()) if v)
@@ -94,4 +103,8 @@ def run(args) -> int:
         if not console.is_terminal:
             console = Console(width=160)
         render(rows, console)
-    return EXIT_OK if all(r["up"] for r in rows) else EXIT_FAIL
+    bad = [r for r in rows if not r["up"]]
+    for r in bad:
+        error("status", f"member {r['id']} {'down' if r.get('registered', True) else 'missing'}: "
+                        f"{r.get('error', '')}")
+    return EXIT_OK if not bad else EXIT_FAIL

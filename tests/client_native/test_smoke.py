@@ -53,7 +53,8 @@ def test_unreachable_daemon_gives_eio(run_rv, sysroot, tmp_path):
     """A hosts file naming a daemon that does not exist: EIO after the
     configured timeout, never a hang; paths outside gkfs keep working."""
     hosts = tmp_path / "hosts"
-    hosts.write_text("0 tcp://127.0.0.1:9 0 nowhere /gkfs-dead\n")
+    hosts.write_text("cluster 00000000-0000-4000-8000-000000000000 1 65536 /gkfs-dead\n"
+                     "0 tcp://127.0.0.1:9 0 nowhere /gkfs-dead\n")
     t0 = time.monotonic()
     cp = run_rv([f"{sysroot}/usr/bin/cat", "/gkfs-dead/x", f"{sysroot}/etc/debian_version"],
                 extra_env={"LIBGKFS_HOSTS_FILE": str(hosts), "LIBGKFS_RPC_TIMEOUT_MS": "1500"},

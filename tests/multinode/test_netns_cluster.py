@@ -27,7 +27,8 @@ def watch_hosts_file(path, stop: threading.Event, seen: list) -> None:
     """A reader on the shared file system: every version it ever sees."""
     while not stop.is_set():
         try:
-            seen.append(len(hostsfile.parse_hosts(path.read_text())))
+            # Placement's view: the record's member count, fixed from the start.
+            seen.append(hostsfile.read_membership(path).members)
         except FileNotFoundError:
             pass
         time.sleep(0.001)
@@ -99,8 +100,9 @@ def test_three_daemon_nodes_clients_elsewhere(make_net, tmp_path, rv_nodes):
         assert cp.returncode == 0, cp.stderr
     finally:
         cluster.stop()
-    # Stopped through mpirun on every node: hosts file, entries and launch record gone.
-    assert not cluster.hosts_file.exists()
+    # Stopped through mpirun on every node: entries and launch record gone;
+    # the cluster record stays (fixed membership), no member registered.
+    assert hostsfile.read_membership(cluster.hosts_file).slots == (None, None, None)
     assert not hostsfile.entries_dir(cluster.hosts_file).exists()
     assert "stopped" in cluster.logs()
 

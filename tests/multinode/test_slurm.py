@@ -85,7 +85,8 @@ echo "job done"
     # The launcher's default hosts file: next to the job on the shared file system; gone after stop.
     hosts = submit / f"gkfs-{jobid}" / "hosts"
     assert f"hosts file: {hosts}" in job_out, job_out
-    assert not hosts.exists() and not hostsfile.entries_dir(hosts).exists()
+    assert not hostsfile.entries_dir(hosts).exists()
+    assert not hostsfile.read_membership(hosts).listed()  # the record stays, no member registered
     lines = [ln for ln in job_out.splitlines() if re.match(r"^\d+ tcp://", ln)]
     assert [ln.split()[3] for ln in lines] == ["n1", "n2", "n3"], job_out
     for ln, n in zip(lines, slurm.nodes):

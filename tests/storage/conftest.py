@@ -118,7 +118,7 @@ class Cluster:
         if listen.startswith("ipc://"):
             listen = f"ipc://{self.base}/daemon-{i}.sock"
         argv = [self._exe, "--mount", "/gkfs", "--rootdir", str(self.rootdirs[i]), "--listen", listen,
-                "--hosts-file", str(self.hosts_file), "--id", str(i), "--log-level", "debug",
+                "--hosts-file", str(self.hosts_file), "--id", str(i), "--members", str(self.n), "--log-level", "debug",
                 "--chunk-size", str(self.chunk_size), *self.extra_args]
         return argv
 
@@ -211,8 +211,8 @@ class Cluster:
         return RawConn(self.ctx, self.address(i), timeout, key=self.key, cap_secret=self.cap_secret)
 
     def conn_at(self, index: int) -> RawConn:
-        """A cached connection to host index ``index`` (placement order)."""
-        address = self.hosts()[index].address
+        """A cached connection to member ``index`` (its placement slot)."""
+        address = self.address(index)
         c = self._conns.get(address)
         if c is None:
             c = self._conns[address] = RawConn(self.ctx, address, key=self.key, cap_secret=self.cap_secret)
@@ -220,10 +220,10 @@ class Cluster:
 
     def meta_conn(self, path: str) -> RawConn:
         """Connection to the metadata owner of ``path``."""
-        return self.conn_at(distribution.metadata_owner(path, len(self.hosts())))
+        return self.conn_at(distribution.metadata_owner(path, self.n))
 
     def chunk_conn(self, data_key: str, index: int) -> RawConn:
-        return self.conn_at(distribution.chunk_owner(data_key, index, len(self.hosts())))
+        return self.conn_at(distribution.chunk_owner(data_key, index, self.n))
 
     # -- lifecycle --------------------------------------------------------
     def kill(self, i: int) -> None:

@@ -126,21 +126,25 @@ def test_cluster_start_stage_status_stop(tmp_path, ctl_env):
     assert r.returncode == 0
     for h in hosts:
         assert h.address in r.stdout
-    assert "3/3 daemons up" in r.stdout
+    assert "3/3 members up" in r.stdout
 
     # A daemon that is down: status says so and exits non-zero.
     os.kill(hosts[1].pid, signal.SIGSTOP)
     try:
         r = ctl("status", "--timeout", "1", env=ctl_env)
         assert r.returncode == 1
-        assert "down" in r.stdout and "2/3 daemons up" in r.stdout
+        assert "down" in r.stdout and "2/3 members up" in r.stdout
+        assert "member 1 down" in r.stderr
     finally:
         os.kill(hosts[1].pid, signal.SIGCONT)
 
     r = ctl("cluster", "stop", env=ctl_env)
     assert r.returncode == 0, r.stderr
     assert not any(_alive(h.pid) for h in hosts)
-    assert not Path(ctl_env["LIBGKFS_HOSTS_FILE"]).exists()
+    # The cluster record stays (fixed membership); no member is registered.
+    assert hostsfile.read_membership(ctl_env["LIBGKFS_HOSTS_FILE"]).slots == (None, None, None)
+    r = ctl("status", env=ctl_env)
+    assert r.returncode == 1 and "0/3 members up" in r.stdout and "member 2 missing" in r.stderr
 
 
 def test_cluster_start_refuses_a_running_cluster_and_reports_failures(tmp_path, ctl_env):
@@ -149,11 +153,18 @@ def test_cluster_start_refuses_a_running_cluster_and_reports_failures(tmp_path, 
     r = ctl("cluster", "start", "-n", "2", "--rootdir", str(tmp_path / "d2"), env=ctl_env)
     assert r.returncode == 1 and "already lists 2 running daemon" in r.stderr
     assert ctl("cluster", "stop", env=ctl_env).returncode == 0
-    # A daemon that cannot start (bad chunk size): clear failure, nothing left running.
+    # Bad chunk size: refused before anything starts.
     r = ctl("cluster", "start", "-n", "2", "--rootdir", str(tmp_path / "d3"), "--chunk-size", "1000",
             env=ctl_env)
+    assert r.returncode == 1 and "chunk_size must be a power of two" in r.stderr
+    # Daemons that cannot start (their root dirs belong to another cluster):
+    # clear failure naming the reason, nothing left running.
+    other = tmp_path / "other-hosts"
+    r = ctl("--hosts-file", str(other), "cluster", "start", "-n", "2", "--rootdir", str(tmp_path / "d"),
+            env=ctl_env)
     assert r.returncode == 1
-    assert "exited with status" in r.stderr and "chunk" in r.stderr
+    assert "exited with status" in r.stderr and "belongs to cluster" in r.stderr, r.stderr
+    assert not hostsfile.read_membership(other).listed()
 
 
 def test_hosts_file_flag_wins_over_environment(tmp_path, ctl_env):
@@ -218,14 +229,19 @@ def test_stale_lines_of_killed_daemons_are_cleaned(tmp_path, ctl_env):
     while any(_alive(h.pid) for h in victims) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(hostsfile.read_hosts(hosts_path)) == 3
-    # A new, smaller cluster on the same hosts file: only its own daemons listed.
+    # Starting it again with fewer daemons on the same root dirs would move
+    # where files live: an explicit error, nothing started (issue 7).
     r = ctl("cluster", "start", "-n", "2", "--rootdir", str(tmp_path / "d"), env=ctl_env)
+    assert r.returncode == 1 and "3-member cluster" in r.stderr and "-n 2 is refused" in r.stderr
+    assert {h.pid for h in hostsfile.read_hosts(hosts_path)} == {h.pid for h in victims}
+    # The same size again: the stale entries are replaced.
+    r = ctl("cluster", "start", "-n", "3", "--rootdir", str(tmp_path / "d"), env=ctl_env)
     assert r.returncode == 0, r.stderr
-    assert [h.id for h in hostsfile.read_hosts(hosts_path)] == [0, 1]
+    assert [h.id for h in hostsfile.read_hosts(hosts_path)] == [0, 1, 2]
     assert ctl("status", env=ctl_env).returncode == 0
     new = hostsfile.read_hosts(hosts_path)
     os.kill(new[1].pid, signal.SIGKILL)
     r = ctl("cluster", "stop", env=ctl_env)
     assert r.returncode == 0, r.stderr
-    assert not hosts_path.exists()
+    assert not hostsfile.read_membership(hosts_path).listed()
     assert not any(_alive(h.pid) for h in new)

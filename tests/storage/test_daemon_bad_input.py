@@ -113,7 +113,7 @@ def test_hostile_data_key_stays_inside_rootdir(one, tmp_path):
         assert r.data == [b"evil"]
     outside = [p for p in tmp_path.rglob("*") if p.is_file() and c.rootdirs[0] not in p.parents
                and p.suffix not in (".log",) and p.name not in ("hosts", "hosts.lock")
-               and p.parent.name != "hosts.keys"]
+               and p.parent.name not in ("hosts.keys", "hosts.d")]
     assert outside == []
     chunk_dirs = list((c.rootdirs[0] / "chunks").iterdir())
     assert len(chunk_dirs) == 5 and all(len(d.name) == 64 for d in chunk_dirs)

@@ -43,38 +43,52 @@ def test_sigint_also_stops_cleanly(cluster):
     assert [h.id for h in c.hosts()] == [1]
 
 
+def _wait_registered(hosts_path, procs, logs, count):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if len(hostsfile.read_hosts(hosts_path)) >= count:
+                return hostsfile.read_hosts(hosts_path)
+        except hostsfile.HostsFileError:
+            pass
+        assert all(p.poll() is None for p in procs), [
+            open(log).read() for log, p in zip(logs, procs) if p.poll() is not None]
+        time.sleep(0.05)
+    raise AssertionError(f"{count} members not registered in {hosts_path}")
+
+
 def test_bare_daemons_use_documented_defaults(tmp_path):
-    """`gkfs-daemon --mount /gkfs` with no other flag, several at once."""
+    """`gkfs-daemon --mount /gkfs` with no other flag creates a 1-member
+    cluster; a second one finds no free slot and is refused (growing is
+    explicit); the first comes back on its own cluster after a stop."""
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"))
     env.pop("LIBGKFS_HOSTS_FILE", None)
+    hosts_path = tmp_path / "run" / "gkfs" / "hosts"
+    logs = [tmp_path / f"daemon-{i}.log" for i in range(3)]
     # stderr to files, not pipes: an unread pipe that fills up would block a
     # daemon's logging and make its shutdown look hung.
-    logs = [open(tmp_path / f"daemon-{i}.log", "w+b") for i in range(3)]
-    procs = [subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=log)
-             for log in logs]
-    hosts_path = tmp_path / "run" / "gkfs" / "hosts"
+    first = subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=open(logs[0], "wb"))
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if len(hostsfile.read_hosts(hosts_path)) == 3:
-                    break
-            except hostsfile.HostsFileError:
-                pass
-            assert all(p.poll() is None for p in procs), [
-                (tmp_path / f"daemon-{i}.log").read_text() for i, p in enumerate(procs) if p.poll() is not None]
-            time.sleep(0.05)
-        hosts = hostsfile.read_hosts(hosts_path)
-        assert [h.id for h in hosts] == [0, 1, 2]
-        assert all(h.address.startswith("tcp://127.0.0.1:") for h in hosts)
-        assert sorted(p.name for p in (tmp_path / "run" / "gkfs").glob("daemon-*")) == [
-            "daemon-0", "daemon-1", "daemon-2"]
+        hosts = _wait_registered(hosts_path, [first], logs, 1)
+        assert [h.id for h in hosts] == [0] and hosts[0].address.startswith("tcp://127.0.0.1:")
+        record = hostsfile.read_record(hosts_path)
+        assert (record.members, record.chunk_size, record.mount) == (1, CS, "/gkfs")
+        second = subprocess.run(["gkfs-daemon", "--mount", "/gkfs"], env=env, capture_output=True,
+                                text=True, timeout=30)
+        assert second.returncode == 1 and "all 1 member slots" in second.stderr, second.stderr
+        assert "fixed when it is created" in second.stderr
     finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        codes = [p.wait(30) for p in procs]
-    assert codes == [0, 0, 0]
-    assert not hosts_path.exists()  # the last one out removed the file
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    assert hostsfile.read_membership(hosts_path).slots == (None,)
+    again = subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=open(logs[1], "wb"))
+    try:
+        hosts = _wait_registered(hosts_path, [again], logs[1:], 1)
+        assert hostsfile.read_record(hosts_path) == record
+        assert sorted(p.name for p in (tmp_path / "run" / "gkfs").glob("daemon-*")) == ["daemon-0", "daemon-1"]
+    finally:
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(30) == 0
 
 
 def test_second_daemon_on_same_rootdir_is_refused(cluster):
@@ -147,7 +161,8 @@ def test_restart_keeps_data(cluster):
         write(c, path, st["data_key"], 0, data)
         files[path] = data
     assert all(code == 0 for code in c.stop())
-    assert not c.hosts_file.exists()
+    # The record stays (membership is fixed); every member entry is gone.
+    assert hostsfile.read_membership(c.hosts_file).slots == (None, None, None)
     for i in range(3):
         c.restart(i)
     for path, data in files.items():

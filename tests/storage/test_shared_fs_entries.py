@@ -25,6 +25,14 @@ def daemon_executable() -> str:
 
 def test_shared_fs_daemon_writes_only_its_entry(tmp_path):
     hosts = tmp_path / "shared" / "hosts"
+    # Without a cluster record a launched daemon refuses to start (the launcher writes it first).
+    env0 = dict(os.environ, SLURM_PROCID="2")
+    env0.pop("LIBGKFS_HOSTS_FILE", None)
+    cp = subprocess.run([daemon_executable(), "--id-from-rank", "--shared-fs", "--hosts-file", str(hosts),
+                         "--rootdir", str(tmp_path / "r0")], env=env0, capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 1 and "no cluster record" in cp.stderr, cp.stderr
+    hostsfile.create_cluster(hosts, 3, 524288)
+    record_text = hosts.read_text()
     env = dict(os.environ, SLURM_PROCID="2")
     env.pop("LIBGKFS_HOSTS_FILE", None)
     p = subprocess.Popen([daemon_executable(), "--id-from-rank", "--shared-fs", "--hosts-file", str(hosts),
@@ -38,7 +46,7 @@ def test_shared_fs_daemon_writes_only_its_entry(tmp_path):
             time.sleep(0.05)
         entry = hostsfile.read_entry(hosts, 2)
         assert entry.pid == p.pid and entry.address.startswith("tcp://127.0.0.1:")
-        assert not hosts.exists(), "a --shared-fs daemon must not write the hosts file itself"
+        assert hosts.read_text() == record_text, "a --shared-fs daemon must not write the hosts file itself"
         assert sorted(os.listdir(hostsfile.entries_dir(hosts))) == ["2"]  # no temporary left
         assert (tmp_path / "d-2.log").exists()
         import socket
@@ -46,7 +54,8 @@ def test_shared_fs_daemon_writes_only_its_entry(tmp_path):
         # The launcher's part: write the list once; the member answers through it.
         hostsfile.write_hosts(hosts, [entry])
         with Client(hosts, timeout=5) as fs:
-            assert not isinstance(fs.status()[0], OSError)
+            st = fs.status()
+            assert not isinstance(st[2], OSError) and isinstance(st[0], OSError)  # members 0, 1 not up
     finally:
         p.terminate()
         assert p.wait(30) == 0

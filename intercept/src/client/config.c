@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,13 @@
 #include "config.h"
 #include "log.h"
 
+#define GKC_MAX_MEMBERS 65536   /* as hostsfile.MAX_MEMBERS */
+
 struct gkc_config gkc_cfg;
 static char hosts_mount[GK_PATH_MAX];
+/* Guards member addresses, which a thread may update (a restarted member)
+ * while others copy them. */
+static pthread_mutex_t cfg_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void
 set_mount(const char *m)
@@ -47,13 +53,6 @@ default_hosts_file(char *out, size_t size)
 	else
 		snprintf(out, size, "/tmp/gkfs-%ld/hosts",
 		         syscall_no_intercept(SYS_getuid));
-}
-
-static int
-cmp_host(const void *a, const void *b)
-{
-	const struct gkc_host *x = a, *y = b;
-	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 /* A file another user owns (root excepted) or may write (bad_mode bits set)
@@ -152,19 +151,28 @@ slurp(const char *path, int *err, unsigned bad_mode)
 	return buf;
 }
 
-int
-gkc_config_reload_hosts(void)
+/* Splits a line into at most 5 whitespace-separated fields (in place). */
+static int
+split_fields(char *line, char *f[5])
 {
-	int err = check_parent_dir(gkc_cfg.hosts_file);
-	char *text = err ? NULL : slurp(gkc_cfg.hosts_file, &err, 022);
-	struct gkc_host *hosts = NULL;
-	unsigned n = 0, cap = 0;
+	int nf = 0;
 
-	if (!text) {
-		gkc_cfg.hosts_errno = err ? err : EIO;
-		return -gkc_cfg.hosts_errno;
+	for (char *s = line; nf < 5 && *s;) {
+		while (*s == ' ' || *s == '\t' || *s == '\r')
+			*s++ = '\0';
+		if (!*s)
+			break;
+		f[nf++] = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '\r')
+			s++;
 	}
-	hosts_mount[0] = '\0';
+	return nf;
+}
+
+/* Calls fn(fields, nf, arg) for each non-comment line of text (modified). */
+static void
+each_line(char *text, void (*fn)(char **, int, void *), void *arg)
+{
 	for (char *line = text, *next; line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
@@ -174,41 +182,159 @@ gkc_config_reload_hosts(void)
 		if (!*line || *line == '#')
 			continue;
 		char *f[5] = {0};
-		int nf = 0;
-		for (char *s = line; nf < 5 && *s;) {
-			while (*s == ' ' || *s == '\t' || *s == '\r')
-				*s++ = '\0';
-			if (!*s)
-				break;
-			f[nf++] = s;
-			while (*s && *s != ' ' && *s != '\t' && *s != '\r')
-				s++;
-		}
-		if (nf < 2 || strlen(f[1]) >= sizeof(hosts->address))
-			continue;   /* hostsfile.py refuses such a file; skip the line */
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct gkc_host *nh = realloc(hosts, cap * sizeof(*hosts));
-			if (!nh)
-				break;
-			hosts = nh;
-		}
-		hosts[n].id = strtoull(f[0], NULL, 10);
-		strcpy(hosts[n].address, f[1]);
-		if (nf >= 5 && !hosts_mount[0] && strlen(f[4]) < sizeof(hosts_mount))
-			strcpy(hosts_mount, f[4]);
-		n++;
+		int nf = split_fields(line, f);
+		if (nf > 0)
+			fn(f, nf, arg);
 	}
+}
+
+static int
+parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-')
+		return -1;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return (*end || errno) ? -1 : 0;
+}
+
+struct parse_state {
+	int have_record, bad;
+	uint64_t members, chunk_size;
+	char uuid[40];
+	char mount[GK_PATH_MAX];
+	/* inline member lines, kept until N is known */
+	struct { uint64_t id; char address[256]; } *inl;
+	unsigned n_inl, cap_inl;
+};
+
+static void
+parse_main_line(char **f, int nf, void *arg)
+{
+	struct parse_state *ps = arg;
+	uint64_t id;
+
+	if (!strcmp(f[0], "cluster")) {
+		if (ps->have_record || nf != 5 || strlen(f[1]) >= sizeof(ps->uuid) ||
+		    parse_u64(f[2], &ps->members) || parse_u64(f[3], &ps->chunk_size) ||
+		    ps->members < 1 || ps->members > GKC_MAX_MEMBERS ||
+		    ps->chunk_size < 4096 || (ps->chunk_size & (ps->chunk_size - 1)) ||
+		    f[4][0] != '/' || strlen(f[4]) >= sizeof(ps->mount)) {
+			ps->bad = 1;   /* hostsfile.py refuses such a record too */
+			return;
+		}
+		strcpy(ps->uuid, f[1]);
+		strcpy(ps->mount, f[4]);
+		ps->have_record = 1;
+		return;
+	}
+	if (nf != 5 || parse_u64(f[0], &id) || strlen(f[1]) >= sizeof(ps->inl->address))
+		return;   /* hostsfile.py refuses such a line; skip it */
+	if (ps->n_inl == ps->cap_inl) {
+		unsigned cap = ps->cap_inl ? ps->cap_inl * 2 : 8;
+		void *n = realloc(ps->inl, cap * sizeof(*ps->inl));
+		if (!n)
+			return;
+		ps->inl = n;
+		ps->cap_inl = cap;
+	}
+	ps->inl[ps->n_inl].id = id;
+	strcpy(ps->inl[ps->n_inl].address, f[1]);
+	ps->n_inl++;
+}
+
+struct member_entry {
+	uint64_t want;
+	int found;
+	char address[256];
+};
+
+static void
+parse_member_line(char **f, int nf, void *arg)
+{
+	struct member_entry *me = arg;
+	uint64_t id;
+
+	if (nf != 5 || parse_u64(f[0], &id) || id != me->want ||
+	    strlen(f[1]) >= sizeof(me->address))
+		return;
+	strcpy(me->address, f[1]);
+	me->found = 1;
+}
+
+/* Member i's own entry file <hosts>.d/<i>: 1 and its address if present. */
+static int
+read_member_entry(unsigned i, char *address, size_t size)
+{
+	char path[GK_PATH_MAX + 32];
+	struct member_entry me = {.want = i};
+	int err = 0;
+	char *text;
+
+	snprintf(path, sizeof(path), "%s.d/%u", gkc_cfg.hosts_file, i);
+	text = slurp(path, &err, 022);
+	if (!text)
+		return 0;
+	each_line(text, parse_member_line, &me);
 	free(text);
-	if (!n) {
-		free(hosts);
-		gkc_cfg.hosts_errno = ENOENT;   /* no daemon registered */
-		return -ENOENT;
+	if (me.found)
+		snprintf(address, size, "%s", me.address);
+	return me.found;
+}
+
+int
+gkc_config_reload_hosts(void)
+{
+	int err = check_parent_dir(gkc_cfg.hosts_file);
+	char *text = err ? NULL : slurp(gkc_cfg.hosts_file, &err, 022);
+	struct parse_state ps = {0};
+	struct gkc_host *hosts;
+	unsigned listed = 0;
+
+	if (!text) {
+		gkc_cfg.hosts_errno = err ? err : EIO;
+		return -gkc_cfg.hosts_errno;
 	}
-	qsort(hosts, n, sizeof(*hosts), cmp_host);
+	hosts_mount[0] = '\0';
+	each_line(text, parse_main_line, &ps);
+	free(text);
+	if (!ps.have_record || ps.bad) {
+		free(ps.inl);
+		GKC_LOG(GKC_ERR, "%s: %s", gkc_cfg.hosts_file, ps.bad ? "malformed cluster record" :
+		        "no cluster record (hosts file v2 needed: the member count fixes placement)");
+		gkc_cfg.hosts_errno = EINVAL;
+		return -EINVAL;
+	}
+	hosts = calloc(ps.members, sizeof(*hosts));
+	if (!hosts) {
+		free(ps.inl);
+		gkc_cfg.hosts_errno = ENOMEM;
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < ps.members; i++)
+		hosts[i].id = i;
+	for (unsigned k = 0; k < ps.n_inl; k++)
+		if (ps.inl[k].id < ps.members)
+			strcpy(hosts[ps.inl[k].id].address, ps.inl[k].address);
+	free(ps.inl);
+	for (unsigned i = 0; i < ps.members; i++) {
+		read_member_entry(i, hosts[i].address, sizeof(hosts[i].address));
+		listed += hosts[i].address[0] != '\0';
+	}
+	snprintf(hosts_mount, sizeof(hosts_mount), "%s", ps.mount);
+	pthread_mutex_lock(&cfg_lock);
 	free(gkc_cfg.hosts);
 	gkc_cfg.hosts = hosts;
-	gkc_cfg.n_hosts = n;
+	gkc_cfg.n_hosts = (unsigned)ps.members;
+	gkc_cfg.chunk_size = ps.chunk_size;
+	snprintf(gkc_cfg.cluster, sizeof(gkc_cfg.cluster), "%s", ps.uuid);
+	pthread_mutex_unlock(&cfg_lock);
+	if (!listed) {
+		gkc_cfg.hosts_errno = ENOENT;   /* no member registered */
+		return -ENOENT;
+	}
 	gkc_cfg.hosts_errno = 0;
 	return 0;
 }
@@ -255,6 +381,38 @@ gkc_config_load_key(void)
 	return -err;
 }
 
+int
+gkc_config_refresh_member(unsigned i)
+{
+	char address[256] = "";
+	int changed = 0;
+
+	if (i >= gkc_cfg.n_hosts)
+		return 0;
+	if (!read_member_entry(i, address, sizeof(address)))
+		return 0;   /* no entry (yet): keep trying the old address */
+	pthread_mutex_lock(&cfg_lock);
+	if (strcmp(gkc_cfg.hosts[i].address, address)) {
+		strcpy(gkc_cfg.hosts[i].address, address);
+		gkc_cfg.hosts[i].gen++;
+		changed = 1;
+	}
+	pthread_mutex_unlock(&cfg_lock);
+	if (changed)
+		GKC_LOG(GKC_INFO, "member %u registered again at %s", i, address);
+	return changed;
+}
+
+void
+gkc_config_address(unsigned i, char *out, size_t size, unsigned *gen)
+{
+	pthread_mutex_lock(&cfg_lock);
+	snprintf(out, size, "%s", i < gkc_cfg.n_hosts ? gkc_cfg.hosts[i].address : "");
+	if (gen)
+		*gen = i < gkc_cfg.n_hosts ? gkc_cfg.hosts[i].gen : 0;
+	pthread_mutex_unlock(&cfg_lock);
+}
+
 void
 gkc_config_load(void)
 {
@@ -290,7 +448,7 @@ gkc_config_load(void)
 		set_mount(hosts_mount);
 	else
 		set_mount("/gkfs");
-	GKC_LOG(GKC_INFO, "config: hosts file %s (%u daemons%s), mount %s, timeout %d ms",
+	GKC_LOG(GKC_INFO, "config: hosts file %s (%u members%s), mount %s, timeout %d ms",
 	        gkc_cfg.hosts_file, gkc_cfg.n_hosts,
 	        gkc_cfg.hosts_errno ? ", unusable" : "", gkc_cfg.mount,
 	        gkc_cfg.timeout_ms);

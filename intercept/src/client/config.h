@@ -1,6 +1,9 @@
 /*
  * config.h - the client's configuration, from the environment and the
- * hosts file (docs/protocol.md section 6).
+ * hosts file (docs/protocol.md section 6, format v2): the cluster record
+ * fixes the member count N and the chunk size; slot i is member id i,
+ * read from <hosts>.d/<i> (or an inline line).  Placement uses N, never
+ * the number of members registered now.
  *
  *   LIBGKFS_HOSTS_FILE     hosts file; else $XDG_RUNTIME_DIR/gkfs/hosts,
  *                          else /tmp/gkfs-<uid>/hosts (as hostsfile.py)
@@ -30,15 +33,18 @@
 
 struct gkc_host {
 	uint64_t id;
-	char address[256];
+	char address[256];         /* "" = member not registered (down) */
+	unsigned gen;              /* bumped when the address changes */
 };
 
 struct gkc_config {
 	char hosts_file[GK_PATH_MAX];
 	char mount[GK_PATH_MAX];   /* canonical, no trailing '/', never "/" */
 	size_t mount_len;
-	struct gkc_host *hosts;    /* ordered by ascending id */
-	unsigned n_hosts;
+	struct gkc_host *hosts;    /* one per member slot, index = member id */
+	unsigned n_hosts;          /* the cluster's fixed member count N */
+	char cluster[40];          /* cluster uuid of the record */
+	uint64_t chunk_size;       /* of the record */
 	int hosts_errno;           /* why the hosts file could not be used */
 	int timeout_ms;
 	int security_off;          /* LIBGKFS_SECURITY=off */
@@ -58,5 +64,9 @@ int gkc_config_reload_hosts(void);
 /* Reads the client key file (0, or -errno; EACCES for an unsafe file,
  * EINVAL for a malformed one). */
 int gkc_config_load_key(void);
+/* Reads member i's entry again; 1 if its address changed (a restart). */
+int gkc_config_refresh_member(unsigned i);
+/* Copies member i's address (under the config lock); "" if none. */
+void gkc_config_address(unsigned i, char *out, size_t size, unsigned *gen);
 
 #endif

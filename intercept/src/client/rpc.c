@@ -60,6 +60,7 @@ static struct {
 } z;
 
 static int z_loaded;   /* 1 ok, -1 failed */
+#define REFRESH_MS 500  /* how often a silent member's entry is read again */
 
 static int
 load_zmq(void)
@@ -110,7 +111,7 @@ struct conn {
 	unsigned long gen;
 	unsigned n;
 	uint64_t next_id;
-	void *sock[];
+	struct { void *s; unsigned addr_gen; } sock[];   /* one per member */
 };
 
 /* The lock session (see gk_rpc_run_session). */
@@ -127,8 +128,8 @@ close_conn(struct conn *c)
 		return;
 	if (c->gen == rpc_gen)
 		for (unsigned i = 0; i < c->n; i++)
-			if (c->sock[i])
-				z.close(c->sock[i]);
+			if (c->sock[i].s)
+				z.close(c->sock[i].s);
 	free(c);   /* another generation's sockets are abandoned, not closed */
 }
 
@@ -155,12 +156,26 @@ conn_destructor(void *p)
 	gk_hook_leave_client(old);
 }
 
+/* A socket to member i at its current address; NULL when the member has
+ * no entry in the hosts file (down: the call fails with EIO naming it). */
 static void *
-open_socket(unsigned i)
+open_socket(unsigned i, unsigned *addr_gen)
 {
-	void *s = z.socket(z_ctx, Z_DEALER);
+	char address[256];
+	void *s;
 	int zero = 0, t = gkc_cfg.timeout_ms;
 
+	gkc_config_address(i, address, sizeof(address), addr_gen);
+	if (!address[0]) {
+		gkc_config_refresh_member(i);
+		gkc_config_address(i, address, sizeof(address), addr_gen);
+	}
+	if (!address[0]) {
+		GKC_LOG(GKC_ERR, "member %u of the cluster in %s is not registered (down? see "
+		        "gkfs-ctl status)", i, gkc_cfg.hosts_file);
+		return NULL;
+	}
+	s = z.socket(z_ctx, Z_DEALER);
 	if (!s)
 		return NULL;
 	z.setsockopt(s, Z_LINGER, &zero, sizeof(zero));
@@ -176,13 +191,19 @@ open_socket(unsigned i)
 		z.close(s);
 		return NULL;
 	}
-	if (z.connect(s, gkc_cfg.hosts[i].address) != 0) {
-		GKC_LOG(GKC_ERR, "connect %s: %s", gkc_cfg.hosts[i].address,
+	if (z.connect(s, address) != 0) {
+		GKC_LOG(GKC_ERR, "connect member %u at %s: %s", i, address,
 		        z.strerror(z.errno_()));
 		z.close(s);
 		return NULL;
 	}
 	return s;
+}
+
+static void
+member_address(unsigned i, char *out, size_t size)
+{
+	gkc_config_address(i, out, size, NULL);
 }
 
 static struct conn *
@@ -194,7 +215,7 @@ get_conn(void)
 		return c;
 	if (c)
 		close_conn(c);
-	c = calloc(1, sizeof(*c) + gkc_cfg.n_hosts * sizeof(void *));
+	c = calloc(1, sizeof(*c) + gkc_cfg.n_hosts * sizeof(c->sock[0]));
 	if (!c)
 		return NULL;
 	c->gen = rpc_gen;
@@ -271,11 +292,15 @@ send_call(struct conn *cn, struct gk_call *c)
 {
 	msgpack_sbuffer h;
 	msgpack_packer pk;
-	void *s = cn->sock[c->target];
+	void *s = cn->sock[c->target].s;
 	int rc;
 
+	if (s && cn->sock[c->target].addr_gen != gkc_cfg.hosts[c->target].gen) {
+		z.close(s);   /* the member registered a new address (restart) */
+		s = cn->sock[c->target].s = NULL;
+	}
 	if (!s)
-		s = cn->sock[c->target] = open_socket(c->target);
+		s = cn->sock[c->target].s = open_socket(c->target, &cn->sock[c->target].addr_gen);
 	if (!s)
 		return -EIO;
 	c->id = cn->next_id++;
@@ -295,8 +320,10 @@ send_call(struct conn *cn, struct gk_call *c)
 		rc = z.send(s, c->tx[i].iov_base, c->tx[i].iov_len,
 		            i + 1 < c->ntx ? Z_SNDMORE : 0);
 	if (rc < 0) {
-		GKC_LOG(GKC_ERR, "send %s to %s: %s", c->op,
-		        gkc_cfg.hosts[c->target].address, z.strerror(z.errno_()));
+		char a[256];
+		member_address(c->target, a, sizeof(a));
+		GKC_LOG(GKC_ERR, "send %s to member %u (%s): %s", c->op, c->target, a,
+		        z.strerror(z.errno_()));
 		return -EIO;
 	}
 	c->state = C_SENT;
@@ -344,8 +371,8 @@ file_reply(unsigned target, struct gk_call *calls, int n,
 	if (c->status && gkc_log_level >= GKC_DEBUG) {
 		char msg[256];
 		gk_mp_str(&c->reply.data, "msg", msg, sizeof(msg));
-		gkc_log(GKC_DEBUG, "%s on %s: errno %d (%s)", c->op,
-		        gkc_cfg.hosts[target].address, c->status, msg);
+		gkc_log(GKC_DEBUG, "%s on member %u: errno %d (%s)", c->op, target,
+		        c->status, msg);
 	}
 	if (!c->result) {
 		static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
@@ -370,7 +397,7 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 
 	while (more) {
 		z.msg_init(&m);
-		if (z.msg_recv(&m, cn->sock[target], Z_DONTWAIT) < 0) {
+		if (z.msg_recv(&m, cn->sock[target].s, Z_DONTWAIT) < 0) {
 			z.msg_close(&m);
 			break;
 		}
@@ -396,9 +423,53 @@ reset_socket(struct conn *cn, unsigned i)
 {
 	/* Requests still queued for a daemon that did not answer must never
 	 * reach it later (a late write): drop the socket (linger 0). */
-	if (cn->sock[i]) {
-		z.close(cn->sock[i]);
-		cn->sock[i] = NULL;
+	if (cn->sock[i].s) {
+		z.close(cn->sock[i].s);
+		cn->sock[i].s = NULL;
+	}
+}
+
+/* Ops whose repetition cannot change the outcome: sent again to a member
+ * that restarted while they were in flight (as REPEATABLE_OPS in rpc.py;
+ * create/update_size/insert are repeatable there only with some args, so
+ * this side, which does not look into args, never repeats them). */
+static int
+repeatable(const char *op)
+{
+	static const char *const ops[] = {
+		"ping", "status", "statfs", "stat", "get_dirents", "read_chunks",
+		"write_chunks", "truncate", "truncate_chunks", "remove_chunks", "fsync",
+		"readlink", "utimens", "setattr", NULL,
+	};
+	for (int i = 0; ops[i]; i++)
+		if (!strcmp(op, ops[i]))
+			return 1;
+	return 0;
+}
+
+/* Members with calls in flight that registered a new address (restarted):
+ * reconnect and send repeatable calls again; others fail with EIO, since
+ * the old process may have run them before it died. */
+static void
+follow_restarts(struct conn *cn, struct gk_call *calls, int n)
+{
+	for (unsigned t = 0; t < cn->n; t++) {
+		int waiting = 0;
+		for (int i = 0; i < n; i++)
+			waiting += calls[i].state == C_SENT && calls[i].target == t;
+		if (!waiting || !gkc_config_refresh_member(t))
+			continue;
+		reset_socket(cn, t);
+		for (int i = 0; i < n; i++) {
+			if (calls[i].state != C_SENT || calls[i].target != t)
+				continue;
+			if (repeatable(calls[i].op) && send_call(cn, &calls[i]) == 0)
+				continue;
+			GKC_LOG(GKC_ERR, "%s: member %u restarted while it was in flight: "
+			        "outcome unknown, EIO", calls[i].op, t);
+			calls[i].status = EIO;
+			calls[i].state = C_NEW;
+		}
 	}
 }
 
@@ -432,7 +503,7 @@ gk_rpc_run_session(struct gk_call *calls, int n)
 		rc = -EIO;
 	pthread_mutex_lock(&session_lock);
 	if (!rc && (!session || session->gen != rpc_gen || session->n != gkc_cfg.n_hosts)) {
-		struct conn *c = calloc(1, sizeof(*c) + gkc_cfg.n_hosts * sizeof(void *));
+		struct conn *c = calloc(1, sizeof(*c) + gkc_cfg.n_hosts * sizeof(c->sock[0]));
 		if (c) {
 			c->gen = rpc_gen;
 			c->n = gkc_cfg.n_hosts;
@@ -469,7 +540,7 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 	z_pollitem_t items[64];
 	unsigned idx[64];
 	int pending = 0;
-	long deadline;
+	long deadline, next_refresh;
 
 	if (!cn)
 		rc = -EIO;
@@ -490,12 +561,18 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 		return rc;
 	}
 	deadline = now_ms() + gkc_cfg.timeout_ms;
+	next_refresh = now_ms() + REFRESH_MS;
 	while (pending) {
 		int ni = 0;
+		long now = now_ms();
+		if (now >= next_refresh) {
+			next_refresh = now + REFRESH_MS;
+			follow_restarts(cn, calls, n);
+		}
 		for (unsigned t = 0; t < cn->n && ni < 64; t++) {
 			for (int i = 0; i < n; i++)
 				if (calls[i].state == C_SENT && calls[i].target == t) {
-					items[ni] = (z_pollitem_t){cn->sock[t], 0, Z_POLLIN, 0};
+					items[ni] = (z_pollitem_t){cn->sock[t].s, 0, Z_POLLIN, 0};
 					idx[ni++] = t;
 					break;
 				}
@@ -503,7 +580,9 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 		long left = deadline - now_ms();
 		if (left <= 0)
 			break;
-		int r = z.poll(items, ni, left);
+		if (!ni)
+			goto count;
+		int r = z.poll(items, ni, left < REFRESH_MS ? left : REFRESH_MS);
 		if (r < 0) {
 			if (z.errno_() == EINTR)
 				continue;
@@ -512,6 +591,7 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 		for (int k = 0; k < ni; k++)
 			if (items[k].revents & Z_POLLIN)
 				receive_one(cn, idx[k], calls, n);
+count:
 		pending = 0;
 		for (int i = 0; i < n; i++)
 			pending += calls[i].state == C_SENT;
@@ -519,8 +599,11 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 	if (pending) {
 		for (int i = 0; i < n; i++)
 			if (calls[i].state == C_SENT) {
-				GKC_LOG(GKC_ERR, "%s: no answer from %s within %d ms", calls[i].op,
-				        gkc_cfg.hosts[calls[i].target].address, gkc_cfg.timeout_ms);
+				char a[256];
+				member_address(calls[i].target, a, sizeof(a));
+				GKC_LOG(GKC_ERR, "%s: no answer from member %u (%s) within %d ms "
+				        "(down? see gkfs-ctl status)", calls[i].op, calls[i].target,
+				        a, gkc_cfg.timeout_ms);
 				calls[i].status = EIO;
 				calls[i].state = C_NEW;
 				reset_socket(cn, calls[i].target);
@@ -531,12 +614,14 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 }
 
 /* --- first use ---------------------------------------------------------------- */
+/* Every registered member that answers must be of this cluster, in its
+ * own slot, with the record's chunk size.  A member that is down is not an
+ * error here: the calls that need it fail with EIO; placement never moves. */
 static int
 handshake(void)
 {
 	unsigned n = gkc_cfg.n_hosts;
 	struct gk_call *calls = calloc(n, sizeof(*calls));
-	uint64_t cs = 0;
 	int err = 0;
 
 	if (!calls)
@@ -546,19 +631,30 @@ handshake(void)
 	ready_errno = 0;        /* let gk_rpc_run through */
 	gk_rpc_run(calls, n);
 	for (unsigned i = 0; i < n && !err; i++) {
-		if (calls[i].status) {
-			err = calls[i].status == EPROTO ? EPROTO : EIO;
+		char cluster[40];
+		if (calls[i].state != C_DONE || !calls[i].result)
+			continue;   /* down or not registered */
+		if (calls[i].status == EPROTO) {
+			err = EPROTO;
 			break;
 		}
+		if (calls[i].status)
+			continue;
 		uint64_t c = gk_mp_u64(calls[i].result, "chunk_size", 0);
-		if (!c || (cs && c != cs))
+		uint64_t id = gk_mp_u64(calls[i].result, "id", UINT64_MAX);
+		gk_mp_str(calls[i].result, "cluster", cluster, sizeof(cluster));
+		if (c != gkc_cfg.chunk_size || id != i || strcmp(cluster, gkc_cfg.cluster)) {
+			GKC_LOG(GKC_ERR, "member %u answers as member %lu of cluster %s (chunk size "
+			        "%lu), not member %u of cluster %s (chunk size %lu): refusing the "
+			        "cluster", i, (unsigned long)id, cluster, (unsigned long)c, i,
+			        gkc_cfg.cluster, (unsigned long)gkc_cfg.chunk_size);
 			err = EINVAL;
-		cs = c;
+		}
 	}
 	gk_calls_done(calls, n);
 	free(calls);
 	if (!err)
-		gk_chunk_size = cs;
+		gk_chunk_size = gkc_cfg.chunk_size;
 	return err;
 }
 
@@ -582,7 +678,7 @@ gk_rpc_ready(void)
 		return -err;
 	}
 	err = 0;
-	if (!gkc_cfg.n_hosts && gkc_config_reload_hosts() != 0) {
+	if ((!gkc_cfg.n_hosts || gkc_cfg.hosts_errno) && gkc_config_reload_hosts() != 0) {
 		static int warned;
 		gkc_warn_once(&warned, "no usable gkfs hosts file at %s (%s): start a cluster "
 		              "with 'gkfs-ctl cluster start -n 3' or set LIBGKFS_HOSTS_FILE",
