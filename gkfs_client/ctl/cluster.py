@@ -89,7 +89,8 @@ def register(subparsers) -> None:
     t = sub.add_parser("stop", help="SIGTERM the daemons in the hosts file and wait for them",
                        description="Stop the cluster of the hosts file. A cluster started with --slurm or "
                        "--mpirun is stopped through the same engine on every node; each daemon finishes "
-                       "its requests, syncs and exits, then the hosts file is removed.")
+                       "its requests, syncs, removes its member entry and exits; the cluster record stays, so the same "
+                       "cluster (same member count, same root dirs) can be started again.")
     t.add_argument("--hosts-file", default=argparse.SUPPRESS, help="the hosts file (same as gkfs-ctl --hosts-file)")
     t.add_argument("--timeout", type=float, default=STOP_TIMEOUT_S,
                    help=f"seconds to wait for the daemons to exit (default {STOP_TIMEOUT_S:g})")
@@ -358,7 +359,7 @@ def run_stop(args) -> int:
         for p in problems:
             error("cluster stop", p)
         if not problems:
-            err_console.print(f"stopped {rec.members} daemon(s) through {rec.engine}; removed {hosts}",
+            err_console.print(f"stopped {rec.members} daemon(s) through {rec.engine}; member entries of {hosts} removed",
                               markup=False)
         return EXIT_FAIL if problems else EXIT_OK
     try:

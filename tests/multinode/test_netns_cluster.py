@@ -129,7 +129,7 @@ def test_listen_by_interface_network_and_wildcard(make_net, tmp_path):
         hosts = tmp_path / f"hosts{k}"
         p = n1.popen([exe, "--hosts-file", str(hosts), "--rootdir", str(tmp_path / f"r{k}"), "--listen", spec])
         deadline = time.monotonic() + 30
-        while not hosts.exists():
+        while not (hosts.exists() and hostsfile.read_membership(hosts).listed()):
             assert p.poll() is None, f"daemon with --listen {spec} exited {p.returncode}"
             assert time.monotonic() < deadline, f"daemon with --listen {spec} did not register"
             time.sleep(0.05)

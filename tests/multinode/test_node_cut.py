@@ -68,7 +68,7 @@ def test_node_cut_mid_io(make_cluster, rv_nodes):
         rows = {r["hostname"]: r["up"] for r in json.loads(cp.stdout)}
         assert rows == {"n1": True, "n2": False, "n3": True}, rows
         cp = cluster.ctl(c1, "status", "--timeout", "3")
-        down = [ln for ln in cp.stdout.splitlines() if "down" in ln and "daemons up" not in ln]
+        down = [ln for ln in cp.stdout.splitlines() if "down" in ln and "members up" not in ln]
         assert len(down) == 1 and " n2 " in down[0], cp.stdout
     finally:
         n2.heal()

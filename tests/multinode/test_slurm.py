@@ -62,7 +62,7 @@ export PATH={venv_bin}:/usr/sbin:/usr/bin:/sbin:/bin
 echo "job $SLURM_JOB_ID on $(hostname), nodes $SLURM_JOB_NODELIST"
 eval "$(gkfs-ctl cluster start --slurm --rootdir {nodes}/%h --chunk-size 65536 --mount {MOUNT} -q)"
 echo "hosts file: $LIBGKFS_HOSTS_FILE"
-cat "$LIBGKFS_HOSTS_FILE"
+cat "$LIBGKFS_HOSTS_FILE" "$LIBGKFS_HOSTS_FILE".d/*
 gkfs-ctl cp-in {stage_in} /in -q
 gkfs-ctl ls /in/d
 rv() {{ env {rv_env_words} {QEMU} "$@"; }}
@@ -91,7 +91,7 @@ echo "job done"
     assert [ln.split()[3] for ln in lines] == ["n1", "n2", "n3"], job_out
     for ln, n in zip(lines, slurm.nodes):
         assert ln.split()[1].startswith(f"tcp://{n.address}:"), ln
-    assert "3/3 daemons up" in job_out
+    assert "3/3 members up" in job_out
     # PRRTE's map: one rank on each node of the allocation.
     procs = dict(re.findall(r"Data for node: (\w+)\s.*?Num procs: (\d+)", job_out, flags=re.S))
     assert procs == {"n1": "1", "n2": "1", "n3": "1"}, job_out
