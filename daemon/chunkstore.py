@@ -129,6 +129,36 @@ class ChunkStore:
         except FileNotFoundError:
             return []
 
+    def scan(self, start_after: str, limit: int, max_chunks: int) -> tuple[list[list[Any]], bool]:
+        """Chunk dirs named after ``start_after`` (sorted), each with its
+        [index, size] pairs: for fsck, which cannot name them by key."""
+        names = sorted(n for n in os.listdir(self.base) if len(n) == 64 and n > start_after)
+        out: list[list[Any]] = []
+        total = 0
+        for n in names:
+            if len(out) >= limit or total >= max_chunks:
+                return out, True
+            chunks = []
+            for entry in os.scandir(self.base / n):
+                if entry.name.isdigit():
+                    try:
+                        chunks.append([int(entry.name), entry.stat(follow_symlinks=False).st_size])
+                    except FileNotFoundError:
+                        pass
+            chunks.sort()
+            out.append([n, chunks])
+            total += len(chunks)
+        return out, False
+
+    def remove_dir(self, name: str) -> int:
+        """Remove one chunk dir by its hash name (an orphan fsck found)."""
+        if len(name) != 64 or any(c not in "0123456789abcdef" for c in name):
+            raise OSError(errno.EINVAL, f"not a chunk dir name: {name[:80]!r}")
+        d = self.base / name
+        n = len(self._indices_in(d))
+        shutil.rmtree(d, ignore_errors=True)
+        return n
+
     def bytes_stored(self) -> int:
         total = 0
         for entry in os.scandir(self.base):

@@ -186,9 +186,8 @@ def cluster_record(hosts_path: Path, rootdir: Path, ident: dict | None, cfg: Dae
     except hostsfile.HostsFileMissing:
         record = None
     if record is None:
-        if hosts_path.exists():
-            raise StartupError(f"{hosts_path} has no cluster record (an old v1 hosts file?): move it away "
-                               "or use another --hosts-file")
+        # create_cluster: exactly once among daemons racing; an existing
+        # file without a record (v1) is refused there with a clear message.
         if ident and ident.get("cluster") and ident.get("members"):
             record, _ = hostsfile.create_cluster(hosts_path, ident["members"], cfg.chunk_size, cfg.mount,
                                                  cluster_uuid=ident["cluster"])
@@ -328,7 +327,22 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
     return 0
 
 
+def _return_freed_memory() -> None:
+    """Big buffers (a 64 MiB read reply) are mmapped and unmapped when freed,
+    so memory pinned by a client that stopped reading goes back to the OS
+    once it is dropped. glibc would otherwise raise its mmap threshold after
+    the first such buffer and keep later ones in its heap for good."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None)
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD: fixed, no dynamic growth
+        libc.mallopt(-1, 1024 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass  # not glibc: its defaults
+
+
 def main(argv: list[str] | None = None) -> int:
+    _return_freed_memory()
     args = build_parser().parse_args(argv)
     overrides = {
         "mount": args.mount, "rootdir": args.rootdir, "listen": args.listen, "hosts_file": args.hosts_file,

@@ -244,12 +244,14 @@ def op_release(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_update_size(state: DaemonState, args: dict, data: list) -> Result:
+    protocol.check_file_size("write end", args["offset"] + args["count"])
     offset, size = state.meta.update_size(args["path"], args["offset"], args["count"], bool(args.get("append")),
                                           args.get("data_key"), _writable(state, args, args["path"]))
     return {"offset": offset, "size": size}, []
 
 
 def op_truncate(state: DaemonState, args: dict, data: list) -> Result:
+    protocol.check_file_size("size", args["size"])
     rec = state.meta.truncate(args["path"], args["size"], args.get("data_key"), _writable(state, args, args["path"]))
     return {"stat": _with_cap(state, rec)}, []
 
@@ -296,6 +298,8 @@ def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
     if total > state.config.max_frame_size:
         raise OSError(errno.EMSGSIZE, f"read of {total} bytes exceeds max_frame_size {state.config.max_frame_size}")
     file_size = args.get("file_size")
+    if file_size is not None:
+        protocol.check_file_size("file_size", file_size)
     key = args["data_key"]
     frames, lengths = [], []
     for index, offset, length in chunks:
@@ -316,6 +320,7 @@ def op_remove_chunks(state: DaemonState, args: dict, data: list) -> Result:
 def op_truncate_chunks(state: DaemonState, args: dict, data: list) -> Result:
     _check_chunk_size(state, args)
     _need_cap(state, args, "w")
+    protocol.check_file_size("size", args["size"])
     removed, truncated = state.chunks.truncate(args["data_key"], args["size"])
     return {"removed": removed, "truncated": truncated}, []
 
@@ -326,6 +331,33 @@ def op_fsync(state: DaemonState, args: dict, data: list) -> Result:
     state.chunks.fsync(args.get("data_key"))
     state.meta.sync()
     return {}, []
+
+
+def _is_admin() -> bool:
+    return caller().uid in (0, os.geteuid())
+
+
+def _require_admin(op: str) -> None:
+    """Maintenance ops (fsck) are for the cluster's owner (or root) only."""
+    if not _is_admin():
+        raise OSError(errno.EPERM, f"{op} is for the cluster's owner only")
+
+
+def op_scan_chunks(state: DaemonState, args: dict, data: list) -> Result:
+    _require_admin("scan_chunks")
+    limit = args.get("limit") or 256
+    if limit > 4096:
+        raise OSError(errno.EINVAL, "scan_chunks limit above 4096")
+    start = args.get("start_after") or ""
+    dirs, more = state.chunks.scan(start, limit, 65536)
+    # Files unlinked while open keep their data: fsck must not call it orphaned.
+    held = state.meta.orphan_keys() if not start else []
+    return {"dirs": dirs, "more": more, "held_keys": held}, []
+
+
+def op_remove_chunk_dir(state: DaemonState, args: dict, data: list) -> Result:
+    _require_admin("remove_chunk_dir")
+    return {"removed": state.chunks.remove_dir(args["name"])}, []
 
 
 def op_rename(state: DaemonState, args: dict, data: list) -> Result:
@@ -350,10 +382,11 @@ def op_insert(state: DaemonState, args: dict, data: list) -> Result:
     path, record = args["path"], args["record"]
     check = None
     _validated_record(record)  # a malformed record is EINVAL whatever else is wrong
-    if state.secure:
+    if state.secure and not (args.get("from") is None and _is_admin()):
         # The record must be one that exists (the source of a cross-daemon
         # rename, named by "from"), never one the client made up: a made-up
-        # record could claim another user's data_key or uid.
+        # record could claim another user's data_key or uid. The cluster's
+        # owner (gkfs-ctl fsck --repair moving a misplaced record) may.
         src = args.get("from")
         if src is None:
             raise OSError(errno.EINVAL, "insert needs 'from' (the path the record is moved from)")

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 import lmdb
 import msgpack
 
+from gkfs_client import protocol
 from gkfs_client.protocol import parent_and_name
 
 DIGEST = 16
@@ -88,6 +89,7 @@ def root_record() -> dict[str, Any]:
 class MetadataStore:
     def __init__(self, directory: Path, *, sync: bool = True, map_size: int = 1 << 36):
         directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
         # map_size is address space, not disk: 64 GiB of metadata at most.
         self.env = lmdb.open(str(directory), map_size=map_size, subdir=True, sync=sync, metasync=sync,
                              max_readers=256, readahead=False, max_dbs=2)
@@ -102,8 +104,26 @@ class MetadataStore:
     def _write(self) -> Iterator[Any]:
         # LMDB allows one write transaction at a time and py-lmdb refuses a
         # second one from another thread instead of waiting: serialise here.
-        with self._write_lock, self.env.begin(write=True) as txn:
-            yield txn
+        with self._write_lock:
+            try:
+                with self.env.begin(write=True) as txn:
+                    yield txn
+            except lmdb.MapFullError:
+                raise _err(errno.ENOSPC, "metadata store full (LMDB map size reached)") from None
+            except lmdb.Error as exc:
+                # LMDB reports a failed write of its pages as EIO whatever the
+                # cause; a file system without room is ENOSPC for the caller.
+                if self._disk_full():
+                    raise _err(errno.ENOSPC, f"no space left for metadata in {self.directory}") from None
+                raise _err(errno.EIO, f"metadata store: {exc}") from None
+
+    def _disk_full(self) -> bool:
+        try:
+            fs = os.statvfs(self.directory)
+        except OSError:
+            return False
+        # A commit writes whole pages, and LMDB may need a few of them.
+        return fs.f_bavail * fs.f_frsize < 1024 * 1024 or fs.f_favail == 0
 
     def close(self) -> None:
         self.env.close()
@@ -113,6 +133,16 @@ class MetadataStore:
 
     def count(self) -> int:
         return max(0, self.env.stat()["entries"] - 1)   # minus the orphans database's own record
+
+    def orphan_keys(self, limit: int = 65536) -> list[str]:
+        """Data keys of open-unlinked files (their chunks are not orphans)."""
+        keys = []
+        with self.env.begin() as txn:
+            for key, _raw in txn.cursor(db=self.orphans):
+                keys.append(key.decode("utf-8"))
+                if len(keys) >= limit:
+                    break
+        return keys
 
     def orphan_count(self) -> int:
         return self._n_orphans
@@ -440,25 +470,41 @@ def _take(hold, rec: dict[str, Any] | None) -> None:
 
 
 _RECORD_UINTS = ("mode", "size", "nlink", "uid", "gid", "atime_ns", "mtime_ns", "ctime_ns")
+# "cap": the data capability a stat reply carries (ignored, never stored).
+_RECORD_KEYS = frozenset(_RECORD_UINTS) | {"data_key", "target", "cap"}
 
 
 def _validated_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A record sent by a client (insert) must look like one we produce."""
+    """A record sent by a client (insert) must be one create/symlink could
+    have made: the same limits, the same errnos."""
+    unknown = [k for k in record if k not in _RECORD_KEYS]
+    if unknown:
+        raise _err(errno.EINVAL, f"record has unknown field(s) {protocol._short(unknown)}")
     rec: dict[str, Any] = {}
     for k in _RECORD_UINTS:
         v = record.get(k)
         if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**64:
             raise _err(errno.EINVAL, f"record field '{k}' must be an unsigned integer")
         rec[k] = v
+    if rec["mode"] >= 1 << 16:
+        raise _err(errno.EINVAL, f"record 'mode' {rec['mode']:#o} has bits above the 16 of st_mode")
     if st.S_IFMT(rec["mode"]) not in (st.S_IFREG, st.S_IFDIR, st.S_IFLNK):
         raise _err(errno.EINVAL, "record 'mode' has an unknown file type")
+    for k in ("uid", "gid"):
+        if rec[k] > 0xFFFFFFFE:
+            raise _err(errno.EINVAL, f"record '{k}' {rec[k]} above 4294967294")
+    if rec["size"] > protocol.MAX_FILE_SIZE:
+        raise _err(errno.EFBIG, f"record 'size' past the largest file size ({protocol.MAX_FILE_SIZE})")
     key = record.get("data_key")
-    if not isinstance(key, str) or not key or "\x00" in key:
-        raise _err(errno.EINVAL, "record 'data_key' must be a non-empty string")
+    if not isinstance(key, str) or not key or "\x00" in key or len(key.encode("utf-8", "replace")) > protocol.MAX_PATH_BYTES:
+        raise _err(errno.EINVAL, f"record 'data_key' must be a non-empty string of at most "
+                                 f"{protocol.MAX_PATH_BYTES} bytes without NUL")
     rec["data_key"] = key
     if st.S_ISLNK(rec["mode"]):
         target = record.get("target")
-        if not isinstance(target, str) or not target:
-            raise _err(errno.EINVAL, "symlink record needs a 'target'")
+        if not isinstance(target, str) or not target or "\x00" in target:
+            raise _err(errno.EINVAL, "symlink record needs a non-empty 'target' without NUL")
+        if len(target.encode("utf-8", "replace")) > protocol.MAX_PATH_BYTES:
+            raise _err(errno.ENAMETOOLONG, f"symlink target longer than {protocol.MAX_PATH_BYTES} bytes")
         rec["target"] = target
     return rec

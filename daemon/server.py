@@ -7,6 +7,16 @@ so one client's 64 MiB write cannot stall another's stat. Data-heavy ops
 is more than one, which keeps a worker free for metadata. Frames are
 received with copy=False and handed through inproc untouched, so a write's
 payload is pwritten from the buffer libzmq received it into.
+
+Hostile peers: the broker reads at most protocol.MAX_FRAMES frames of a
+request (the rest is drained and dropped, the request answered EINVAL) and
+classifies it with protocol.peek_header, which never builds the header nor
+fails. Replies go out without blocking: at most REPLY_HWM whole replies
+wait in libzmq for one client, then up to one max_frame_size of them in a
+per-client backlog here; a client that stops reading beyond that is
+dropped (its backlog freed, its later requests ignored) and logged. A
+client also has at most HEAVY_PER_CLIENT data requests in the workers at a
+time, so the memory one client can pin is bounded by a few frames.
 """
 from __future__ import annotations
 
@@ -17,7 +27,6 @@ import threading
 import time
 from typing import Any
 
-import msgpack
 import zmq
 
 from gkfs_client import protocol, security
@@ -30,6 +39,11 @@ log = logging.getLogger("gkfs_daemon.server")
 READY = b"\x01"  # worker -> broker: "I am idle" (a 1-frame message)
 STOP = b"\x00"  # broker -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
+REPLY_HWM = 2  # whole replies libzmq may hold for one client (ZMQ_SNDHWM)
+HEAVY_PER_CLIENT = 2  # data requests of one client in the workers at a time
+BACKLOG_MAX_MSGS = 4096  # small replies a pipelining client may have waiting here
+STALL_DROP_S = 120.0  # a client whose backlog does not move for this long is dropped
+DROPPED_MEMORY = 4096  # identities of dropped clients remembered (their requests ignored)
 BACKEND = "inproc://gkfs-workers"
 # How often the connections holding locks are probed (seconds); a lock of a
 # client that died is released within about this long of its connection
@@ -99,14 +113,15 @@ def _size(msg: list[Any]) -> int:
     return sum(len(f) for f in msg)
 
 
-def _peek(header: Any) -> dict:
-    """The header map, or {} if unreadable: only to classify a request (the
-    worker validates it properly)."""
-    try:
-        h = msgpack.unpackb(header.buffer, raw=False)
-        return h if isinstance(h, dict) else {}
-    except Exception:
-        return {}
+class _Backlog:
+    """Replies waiting here for one client whose libzmq queue is full."""
+
+    __slots__ = ("msgs", "bytes", "since")
+
+    def __init__(self) -> None:
+        self.msgs: collections.deque[list[Any]] = collections.deque()
+        self.bytes = 0
+        self.since = time.monotonic()
 
 
 class Server:
@@ -128,10 +143,13 @@ class Server:
         # Hard memory guard; frames up to this size get a proper EMSGSIZE reply.
         self.frontend.setsockopt(zmq.MAXMSGSIZE, 2 * state.config.max_frame_size)
         self.frontend.linger = 5000  # flush replies of finished requests at exit
-        # A ROUTER silently drops replies to a peer above its send high-water
-        # mark; a client pipelining many requests must never lose a reply, so
-        # no limit here (clients bound their own requests in flight).
-        self.frontend.sndhwm = 0
+        # A few whole replies per client in libzmq; beyond that a send fails
+        # with EAGAIN (ROUTER_MANDATORY, below) instead of dropping the reply,
+        # and the broker keeps it in a bounded per-client backlog.
+        self.frontend.sndhwm = REPLY_HWM
+        self.backlogs: dict[bytes, _Backlog] = {}
+        self.dropped: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.heavy_inflight: collections.Counter[bytes] = collections.Counter()
         # Locks are bound to the connection that took them: a send to a peer
         # that is gone must fail (EHOSTUNREACH) instead of vanishing, which
         # is how the lock probe learns a client died. ZMTP heartbeats close
@@ -157,7 +175,7 @@ class Server:
         reserve = 1 if n_workers > 1 else 0
         idle: collections.deque[bytes] = collections.deque()
         heavy: collections.deque[list[Any]] = collections.deque()
-        busy = 0
+        working: dict[bytes, tuple[bytes, bool]] = {}  # worker -> (client, heavy)
         heavy_bytes = 0
         heavy_limit = 4 * self.state.config.max_frame_size
         poller = zmq.Poller()
@@ -176,43 +194,64 @@ class Server:
                 else:
                     poller.unregister(self.frontend)
                 accepting = want_front
-            if self.stopping.is_set() and busy == 0 and not heavy:
+            if self.stopping.is_set() and not working and not heavy:
                 break
-            events = dict(poller.poll(100))
+            events = dict(poller.poll(2 if self.backlogs else 100))
             if self.backend in events:
                 msg = self.backend.recv_multipart(copy=False)
                 worker = msg[0].bytes
                 if len(msg) > 2:  # a reply: [worker, client, header, data...]
-                    self._send(msg[1:])
-                    busy -= 1
+                    client, was_heavy = working.pop(worker, (b"", False))
+                    if was_heavy:
+                        self._heavy_done(client)
+                    self._deliver(msg[1:])
                 idle.append(worker)
             if accepting and self.frontend in events:
-                msg = self.frontend.recv_multipart(copy=False)
-                if len(msg) < 2:
-                    continue  # an identity with no frames: nothing to answer
-                if self.stopping.is_set():
-                    self._refuse(msg)
-                    continue
-                caller = self._caller_frame(msg[1])
-                if caller is None:
-                    continue
-                if caller == PEER_USER_ID:
-                    self._answer_peer(msg)
-                    continue
-                msg.insert(1, caller)
-                if _peek(msg[2]).get("op") in HEAVY_OPS:
-                    heavy.append(msg)
-                    heavy_bytes += _size(msg)
+                msg, too_many = self._recv_request()
+                client = msg[0].bytes
+                if len(msg) < 2 or client in self.dropped:
+                    pass  # nothing to answer, or a client dropped for not reading
+                elif self.stopping.is_set():
+                    self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
+                elif too_many:
+                    self._refuse(msg, errno.EINVAL, f"request has more than {protocol.MAX_FRAMES} frames")
                 else:
-                    self.backend.send_multipart([idle.popleft(), *msg], copy=False)
-                    busy += 1
-            while heavy and len(idle) > (reserve if not self.stopping.is_set() else 0):
-                msg = heavy.popleft()
-                heavy_bytes -= _size(msg)
-                self.backend.send_multipart([idle.popleft(), *msg], copy=False)
-                busy += 1
+                    caller = self._caller_frame(msg[1])
+                    if caller == PEER_USER_ID:
+                        self._answer_peer(msg)
+                    elif caller is not None:
+                        msg.insert(1, caller)
+                        if protocol.peek_header(msg[2].buffer)[0] in HEAVY_OPS:
+                            heavy.append(msg)
+                            heavy_bytes += _size(msg)
+                        else:
+                            worker = idle.popleft()
+                            working[worker] = (client, False)
+                            self.backend.send_multipart([worker, *msg], copy=False)
+            # Data requests: oldest first, skipping clients that already have
+            # HEAVY_PER_CLIENT in the workers or replies waiting here.
+            keep = reserve if not self.stopping.is_set() else 0
+            if heavy and len(idle) > keep:
+                for msg in list(heavy):
+                    if len(idle) <= keep:
+                        break
+                    client = msg[0].bytes
+                    if client in self.dropped:
+                        heavy.remove(msg)
+                        heavy_bytes -= _size(msg)
+                        continue
+                    if self.heavy_inflight[client] >= HEAVY_PER_CLIENT or client in self.backlogs:
+                        continue
+                    heavy.remove(msg)
+                    heavy_bytes -= _size(msg)
+                    self.heavy_inflight[client] += 1
+                    worker = idle.popleft()
+                    working[worker] = (client, True)
+                    self.backend.send_multipart([worker, *msg], copy=False)
+            if self.backlogs:
+                self._flush_backlogs()
             with self.state.lock:
-                self.state.inflight = busy + len(heavy)
+                self.state.inflight = len(working) + len(heavy)
             self._probe_lock_holders()
         for w in idle:
             self.backend.send_multipart([w, STOP])
@@ -231,6 +270,78 @@ class Server:
         for t in self.threads:
             t.join(10)
 
+    def _recv_request(self) -> tuple[list[Any], bool]:
+        """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
+        identity and the header at least); further frames are drained
+        unkept, so a million empty frames cost no memory."""
+        msg = [self.frontend.recv(copy=False)]
+        too_many = False
+        more = msg[0].more
+        while more:
+            frame = self.frontend.recv(copy=False)
+            more = frame.more
+            if len(msg) <= protocol.MAX_FRAMES:
+                msg.append(frame)
+            else:
+                too_many = True
+        return msg, too_many
+
+    def _heavy_done(self, client: bytes) -> None:
+        self.heavy_inflight[client] -= 1
+        if self.heavy_inflight[client] <= 0:
+            del self.heavy_inflight[client]
+
+    def _deliver(self, msg: list[Any]) -> None:
+        """Send a reply [client, header, data...] without ever blocking."""
+        client = msg[0].bytes if hasattr(msg[0], "bytes") else bytes(msg[0])
+        if client in self.dropped:
+            return
+        backlog = self.backlogs.get(client)
+        if backlog is None:
+            try:
+                self.frontend.send_multipart(msg, copy=False, flags=zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                backlog = self.backlogs[client] = _Backlog()
+            except zmq.ZMQError as exc:
+                if exc.errno == errno.EHOSTUNREACH:
+                    return  # the client has gone: nobody to answer
+                raise
+        backlog.msgs.append(msg)
+        backlog.bytes += _size(msg)
+        if backlog.bytes > self.state.config.max_frame_size or len(backlog.msgs) > BACKLOG_MAX_MSGS:
+            self._drop(client, f"{backlog.bytes} bytes in {len(backlog.msgs)} replies waiting")
+
+    def _flush_backlogs(self) -> None:
+        now = time.monotonic()
+        for client, backlog in list(self.backlogs.items()):
+            while backlog.msgs:
+                try:
+                    self.frontend.send_multipart(backlog.msgs[0], copy=False, flags=zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                except zmq.ZMQError as exc:
+                    if exc.errno != errno.EHOSTUNREACH:
+                        raise
+                    backlog.msgs.clear()  # gone: its replies go nowhere
+                    break
+                backlog.bytes -= _size(backlog.msgs.popleft())
+                backlog.since = now
+            if not backlog.msgs:
+                del self.backlogs[client]
+            elif now - backlog.since > STALL_DROP_S:
+                self._drop(client, f"no reply taken for {STALL_DROP_S:g} s")
+
+    def _drop(self, client: bytes, why: str) -> None:
+        """A client that stopped reading its replies: free what waits for it
+        and ignore it from now on (libzmq frees its queue when it disconnects)."""
+        self.backlogs.pop(client, None)
+        self.dropped[client] = None
+        while len(self.dropped) > DROPPED_MEMORY:
+            self.dropped.popitem(last=False)
+        self.state.count("dropped_clients", False)
+        log.warning("dropped a client that stopped reading its replies (%s)", why)
+
     def _caller_frame(self, header: Any) -> bytes | None:
         """Who sent this: the ZAP User-Id libzmq attached to the frame (CURVE),
         else (security off) the daemon's owner."""
@@ -243,10 +354,12 @@ class Server:
         return user.encode()
 
     def _send(self, msg: list[Any]) -> bool:
-        """Send to a client; False when its connection is gone (the reply
-        is dropped, as a ROUTER without ROUTER_MANDATORY would)."""
+        """Send a probe to a client without blocking; False when its
+        connection is gone (a full queue means it is still there)."""
         try:
-            self.frontend.send_multipart(msg, copy=False)
+            self.frontend.send_multipart(msg, copy=False, flags=zmq.NOBLOCK)
+            return True
+        except zmq.Again:
             return True
         except zmq.ZMQError as exc:
             if exc.errno != errno.EHOSTUNREACH:
@@ -272,7 +385,12 @@ class Server:
         """Another daemon asks for a record (a permission check, daemon.peer):
         answered here, at once, so daemons waiting on each other never
         deadlock their workers. A peer may do nothing else."""
-        header = _peek(msg[1])
+        try:
+            header = protocol.unpack_bounded(msg[1].buffer)
+        except protocol.ProtocolError:
+            header = {}
+        if not isinstance(header, dict):
+            header = {}
         req_id = header.get("id", 0)
         if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id < 2**64:
             req_id = 0
@@ -290,15 +408,13 @@ class Server:
             reply = protocol.encode_error(req_id, exc.errno, exc.message)
         except OSError as exc:
             reply = protocol.encode_error(req_id, exc.errno or errno.EIO, exc.strerror or str(exc))
-        self._send([msg[0], *reply])
+        self._deliver([msg[0], *reply])
         self.state.count("peer_stat", True)
 
-    def _refuse(self, msg: list[Any]) -> None:
-        req_id = _peek(msg[1]).get("id", 0)
-        if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id < 2**64:
-            req_id = 0
-        reply = protocol.encode_error(req_id, errno.ESHUTDOWN, "daemon is shutting down")
-        self._send([msg[0], *reply])
+    def _refuse(self, msg: list[Any], code: int, message: str) -> None:
+        """Answer from the broker itself (shutting down, too many frames)."""
+        req_id = protocol.peek_header(msg[1].buffer)[1]
+        self._deliver([msg[0], *protocol.encode_error(req_id, code, message)])
         self.state.count("refused", False)
 
     def stop(self) -> None:

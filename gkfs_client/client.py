@@ -444,6 +444,8 @@ class Client:
     def _truncate(self, path: str, rec: dict[str, Any], length: int, cap: str = "") -> None:
         if length < 0:
             raise _err(errno.EINVAL, path)
+        if length > protocol.MAX_FILE_SIZE:
+            raise _err(errno.EFBIG, f"{path}: size {length}")
         if _stat.S_ISDIR(rec["mode"]):
             raise _err(errno.EISDIR, path)
         # Size first, then the chunks: a reader never sees a size covering
@@ -641,7 +643,7 @@ class Client:
             base = self.stat_record(f.path, follow_symlinks=False).get("size", 0)
         else:
             raise _err(errno.EINVAL, f"whence {whence}")
-        if base + offset < 0:
+        if not 0 <= base + offset <= protocol.MAX_FILE_SIZE:
             raise _err(errno.EINVAL, f"seek to {base + offset}")
         f.pos = base + offset
         return f.pos
@@ -671,6 +673,8 @@ class Client:
             return 0
         if f.is_dir:
             raise _err(errno.EISDIR, f.path)
+        if offset + view.nbytes > protocol.MAX_FILE_SIZE:
+            raise _err(errno.EFBIG, f"{f.path}: write end {offset + view.nbytes}")
         # Data first, size second: a failed write never leaves a size that
         # covers bytes no daemon holds, and a write is acknowledged only
         # once both are done (docs/protocol.md, update_size). When the whole
@@ -720,6 +724,8 @@ class Client:
             raise _err(errno.EISDIR, f.path)
         if count < 0:
             raise _err(errno.EINVAL, f"count {count}")
+        if offset > protocol.MAX_FILE_SIZE:
+            raise _err(errno.EINVAL, f"{f.path}: offset {offset}")
         # The size decides where EOF is; daemons then zero-fill holes below it.
         # By the open file's data key, as fstat: the daemon answers from the
         # record itself (no parent lookup: the file is already open).

@@ -356,8 +356,8 @@ def create_cluster(path: str | os.PathLike, members: int, chunk_size: int, mount
         return want, True
     record = read_record(p)
     if record is None:
-        raise HostsFileError(f"{p} exists but holds no cluster record (hosts file v1?); move it away to "
-                             "create a cluster there")
+        raise HostsFileError(f"{p} exists but holds no cluster record (an old v1 hosts file?): move it away "
+                             "or use another --hosts-file")
     return record, False
 
 

@@ -34,6 +34,17 @@ MAX_HEADER_BYTES = 1 * MiB  # a header is small; anything bigger is abuse
 DEFAULT_DIRENTS_LIMIT = 1024
 MAX_DIRENTS_LIMIT = 65536
 MAX_CHUNKS_PER_REQUEST = 4096
+# Largest file size and offset (off_t): a write, truncate or chunk past it is
+# EFBIG, never an overflow deeper down.
+MAX_FILE_SIZE = 2**63 - 1
+# A header is unpacked only when it is at most MAX_HEADER_BYTES and holds at
+# most this many arrays and maps (a write_chunks of 4096 chunks needs 4098):
+# a megabyte of empty containers would otherwise become a million Python
+# objects (~60 bytes each).
+MAX_HEADER_CONTAINERS = MAX_CHUNKS_PER_REQUEST + 64
+MAX_MAP_ENTRIES = 64  # the widest map in the protocol (a stat record) has 10
+# Frames in one request: a header and one data frame per chunk.
+MAX_FRAMES = MAX_CHUNKS_PER_REQUEST + 1
 
 # Reply status values are Linux errno numbers; the names used by the ops are
 # collected here so docs/protocol.md and the C client can list the numbers.
@@ -118,6 +129,8 @@ _OPS = [
     OpSpec("truncate_chunks", {"data_key": "key", "chunk_size": "uint", "size": "uint"}, {"cap": "str"}),
     OpSpec("fsync", {}, {"data_key": "key", "cap": "str"}),
     OpSpec("rename", {"old": "path", "new": "path"}),
+    OpSpec("scan_chunks", {}, {"start_after": "str", "limit": "uint"}),
+    OpSpec("remove_chunk_dir", {"name": "str"}),
     OpSpec("insert", {"path": "path", "record": "map"}, {"replace": "bool", "from": "path"}),
     OpSpec("symlink", {"path": "path", "target": "str"}, {"uid": "uint", "gid": "uint"}),
     OpSpec("readlink", {"path": "path"}),
@@ -253,14 +266,89 @@ def _frame_len(frame: Any) -> int:
     return len(frame)
 
 
-def _unpack_header(frame: Any) -> Any:
-    if _frame_len(frame) > MAX_HEADER_BYTES:
-        raise ProtocolError(_errno.EMSGSIZE, f"header frame larger than {MAX_HEADER_BYTES} bytes")
-    buf = frame.buffer if hasattr(frame, "buffer") else frame  # zmq.Frame
+def _short(value: Any, limit: int = 80) -> str:
+    """repr() for error messages, cut: a hostile value may be megabytes."""
+    text = repr(value) if not isinstance(value, (list, dict)) else f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class _Budget:
+    """Counts the arrays and maps msgpack builds; past the budget, stops it."""
+
+    def __init__(self, limit: int):
+        self.left = limit
+
+    def __call__(self, obj: Any) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise ProtocolError(_errno.EBADMSG, f"header holds more than {MAX_HEADER_CONTAINERS} arrays/maps")
+        return obj
+
+
+def unpack_bounded(buf: Any, limit: int = MAX_HEADER_BYTES) -> Any:
+    """Unpack one msgpack object of at most ``limit`` bytes with bounded work
+    and memory (size checked before anything is unpacked, container count,
+    lengths and nesting limited); ProtocolError for anything else."""
+    if _frame_len(buf) > limit:
+        raise ProtocolError(_errno.EMSGSIZE, f"header frame larger than {limit} bytes")
+    budget = _Budget(MAX_HEADER_CONTAINERS)
     try:
-        return msgpack.unpackb(buf, raw=False, strict_map_key=False, use_list=True)
+        return msgpack.unpackb(buf, raw=False, strict_map_key=False, use_list=True, list_hook=budget,
+                               object_hook=budget, max_str_len=limit, max_bin_len=limit,
+                               max_array_len=MAX_CHUNKS_PER_REQUEST, max_map_len=MAX_MAP_ENTRIES,
+                               max_ext_len=0)
+    except ProtocolError:
+        raise
     except Exception as exc:  # msgpack raises many types; all mean "malformed"
-        raise ProtocolError(_errno.EBADMSG, f"header is not valid msgpack ({type(exc).__name__}: {exc})") from None
+        raise ProtocolError(_errno.EBADMSG,
+                            f"header is not valid msgpack ({type(exc).__name__}: {_short(str(exc), 120)})") from None
+
+
+def peek_header(buf: Any) -> tuple[str | None, int]:
+    """(op, id) of a request header without building it: for the daemon's
+    broker, which only classifies and must never fail or stall. Values of
+    the wrong type come back as None / 0 (the worker answers properly)."""
+    if _frame_len(buf) > MAX_HEADER_BYTES:
+        return None, 0
+    op, req_id = None, 0
+    try:
+        up = msgpack.Unpacker(raw=False, max_buffer_size=MAX_HEADER_BYTES, max_str_len=MAX_HEADER_BYTES,
+                              max_bin_len=MAX_HEADER_BYTES, max_array_len=MAX_CHUNKS_PER_REQUEST,
+                              max_map_len=MAX_MAP_ENTRIES, max_ext_len=0)
+        up.feed(buf)
+        for _ in range(min(up.read_map_header(), MAX_MAP_ENTRIES)):
+            key = up.unpack() if _next_is_scalar(up) else up.skip()
+            if key == "op" and _next_is_scalar(up):
+                value = up.unpack()
+                op = value if isinstance(value, str) and len(value) <= 64 else None
+            elif key == "id" and _next_is_scalar(up):
+                value = up.unpack()
+                req_id = value if _uint(value) else 0
+            else:
+                up.skip()
+    except Exception:
+        pass
+    return op, req_id
+
+
+def _next_is_scalar(up: "msgpack.Unpacker") -> bool:
+    """Whether the next object is not an array or map (without reading it)."""
+    try:
+        up.read_array_header()
+    except ValueError:  # not an array: nothing consumed
+        pass
+    else:
+        raise ValueError("array where a scalar belongs")
+    try:
+        up.read_map_header()
+    except ValueError:
+        return True
+    raise ValueError("map where a scalar belongs")
+
+
+def _unpack_header(frame: Any) -> Any:
+    buf = frame.buffer if hasattr(frame, "buffer") else frame  # zmq.Frame
+    return unpack_bounded(buf)
 
 
 def encode_request(op: str, args: dict[str, Any] | None = None, data: Iterable[Any] = (),
@@ -295,7 +383,7 @@ def check_frame_sizes(frames: Sequence[Any], max_frame_size: int) -> None:
                             f"message of {total} bytes exceeds max_frame_size {max_frame_size}")
 
 
-def _uint(v: Any) -> bool:
+def _uint(v: Any) -> bool:  # noqa: E302
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64
 
 
@@ -334,11 +422,21 @@ def _check_arg(op: str, name: str, kind: str, value: Any) -> None:
 
 
 def validate_chunks(op: str, chunks: list[list[int]], chunk_size: int) -> None:
-    """Each [index, offset, length] must lie inside one chunk."""
+    """Each [index, offset, length] must lie inside one chunk, and inside the
+    largest file (EFBIG past MAX_FILE_SIZE)."""
     for index, offset, length in chunks:
         if offset + length > chunk_size:
             raise ProtocolError(_errno.EINVAL,
                                 f"op '{op}': chunk {index} range {offset}+{length} exceeds chunk size {chunk_size}")
+        if index * chunk_size + offset + length > MAX_FILE_SIZE + 1:
+            raise ProtocolError(_errno.EFBIG, f"op '{op}': chunk {index} lies past the largest file size "
+                                              f"({MAX_FILE_SIZE} bytes)")
+
+
+def check_file_size(what: str, size: int) -> None:
+    """EFBIG for a size or end offset past MAX_FILE_SIZE."""
+    if size > MAX_FILE_SIZE:
+        raise OSError(_errno.EFBIG, f"{what} {size} is past the largest file size ({MAX_FILE_SIZE} bytes)")
 
 
 def decode_request(frames: Sequence[Any], *, max_frame_size: int = DEFAULT_MAX_FRAME_SIZE) -> Request:

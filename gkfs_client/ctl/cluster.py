@@ -161,9 +161,6 @@ def _record_for(n: int, hosts: Path, args) -> hostsfile.ClusterRecord:
         existing = hostsfile.read_record(hosts)
     except hostsfile.HostsFileMissing:
         existing = None
-    if existing is None and hosts.exists():
-        raise RuntimeError(f"{hosts} has no cluster record (an old v1 hosts file?): move it away or use "
-                           "another --hosts-file")
     if existing is None:
         record, _ = hostsfile.create_cluster(hosts, n, cfg.chunk_size, cfg.mount)
     else:

@@ -5,7 +5,7 @@ import stat as _stat
 import sys
 import time
 
-from gkfs_client.ctl._common import EXIT_OK, cluster_command, open_client
+from gkfs_client.ctl._common import EXIT_FAIL, EXIT_OK, cluster_command, error, open_client
 
 
 def register(subparsers) -> None:
@@ -32,12 +32,21 @@ def run(args) -> int:
             entries = [(e.name, e.mode, e.size) for e in c.scandir(args.path)]
         out = sys.stdout
         base = args.path.rstrip("/") if _stat.S_ISDIR(st.st_mode) else None
+        failed = 0
         for name, mode, size in entries:
             if not args.long:
                 out.write(name + "\n")
                 continue
             full = f"{base}/{name}" if base is not None else name
-            est = c.lstat(full)
-            target = c.readlink(full) if _stat.S_ISLNK(mode) else None
+            try:
+                est = c.lstat(full)
+                target = c.readlink(full) if _stat.S_ISLNK(est.st_mode) else None
+            except OSError as exc:
+                # Listed by a daemon but its record cannot be read (missing,
+                # or its member is down): say so, like ls(1), and go on.
+                failed += 1
+                error("ls", f"cannot access '{full}': {exc.strerror or exc}")
+                out.write(f"?????????? {'?':>12} {'?':>16} {name}\n")
+                continue
             out.write(format_long(est.st_mode, est.st_size, est.st_mtime, name, target) + "\n")
-    return EXIT_OK
+    return EXIT_FAIL if failed else EXIT_OK

@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES = [
     "ls",
     "stat",
     "cp",
+    "fsck",
     "cluster",
     "key",
     "lib_path",

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,12 @@ gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off)
 	if (!count)
 		return 0;
 	count = io_cap(count);
+	/* As the kernel: nothing at or past the largest offset (EFBIG), a
+	 * write reaching past it is cut there. */
+	if ((uint64_t)off >= (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (count > (uint64_t)INT64_MAX - (uint64_t)off)
+		count = (uint64_t)INT64_MAX - (uint64_t)off;
 	if (__atomic_load_n(&f->ofd->flags, __ATOMIC_RELAXED) & O_APPEND) {
 		/* Linux appends even for pwrite on an O_APPEND descriptor */
 		uint64_t at;
