@@ -292,14 +292,14 @@ def op_write_chunks(state: DaemonState, args: dict, data: list) -> Result:
 
 def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
     chunks = _chunks(state, "read_chunks", args)
+    file_size = args.get("file_size")
+    if file_size is not None:
+        protocol.check_file_size("file_size", file_size)
     _need_cap(state, args, "r")
     cs = state.config.chunk_size
     total = sum(length for _i, _o, length in chunks)
     if total > state.config.max_frame_size:
         raise OSError(errno.EMSGSIZE, f"read of {total} bytes exceeds max_frame_size {state.config.max_frame_size}")
-    file_size = args.get("file_size")
-    if file_size is not None:
-        protocol.check_file_size("file_size", file_size)
     key = args["data_key"]
     frames, lengths = [], []
     for index, offset, length in chunks:
@@ -319,8 +319,8 @@ def op_remove_chunks(state: DaemonState, args: dict, data: list) -> Result:
 
 def op_truncate_chunks(state: DaemonState, args: dict, data: list) -> Result:
     _check_chunk_size(state, args)
-    _need_cap(state, args, "w")
     protocol.check_file_size("size", args["size"])
+    _need_cap(state, args, "w")
     removed, truncated = state.chunks.truncate(args["data_key"], args["size"])
     return {"removed": removed, "truncated": truncated}, []
 
