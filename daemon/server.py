@@ -41,8 +41,9 @@ STOP = b"\x00"  # broker -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
 REPLY_HWM = 2  # whole replies libzmq may hold for one client (ZMQ_SNDHWM)
 HEAVY_PER_CLIENT = 2  # data requests of one client in the workers at a time
+HEAVY_QUEUED_PER_CLIENT = 16  # data requests of one client waiting; more: it is dropped
 BACKLOG_MAX_MSGS = 4096  # small replies a pipelining client may have waiting here
-STALL_DROP_S = 120.0  # a client whose backlog does not move for this long is dropped
+STALL_DROP_S = 60.0  # a client whose backlog does not move for this long is dropped
 DROPPED_MEMORY = 4096  # identities of dropped clients remembered (their requests ignored)
 BACKEND = "inproc://gkfs-workers"
 # How often the connections holding locks are probed (seconds); a lock of a
@@ -150,6 +151,10 @@ class Server:
         self.backlogs: dict[bytes, _Backlog] = {}
         self.dropped: collections.OrderedDict[bytes, None] = collections.OrderedDict()
         self.heavy_inflight: collections.Counter[bytes] = collections.Counter()
+        # Data requests waiting per client: one client's queue (its replies
+        # not taken) must never fill the shared one and stop the daemon
+        # reading everybody's requests.
+        self.heavy_queued: collections.Counter[bytes] = collections.Counter()
         # Locks are bound to the connection that took them: a send to a peer
         # that is gone must fail (EHOSTUNREACH) instead of vanishing, which
         # is how the lock probe learns a client died. ZMTP heartbeats close
@@ -224,6 +229,9 @@ class Server:
                         if protocol.peek_header(msg[2].buffer)[0] in HEAVY_OPS:
                             heavy.append(msg)
                             heavy_bytes += _size(msg)
+                            self.heavy_queued[client] += 1
+                            if self.heavy_queued[client] > HEAVY_QUEUED_PER_CLIENT:
+                                self._drop(client, f"more than {HEAVY_QUEUED_PER_CLIENT} data requests waiting")
                         else:
                             worker = idle.popleft()
                             working[worker] = (client, False)
@@ -239,17 +247,31 @@ class Server:
                     if client in self.dropped:
                         heavy.remove(msg)
                         heavy_bytes -= _size(msg)
+                        self._unqueue(client)
                         continue
                     if self.heavy_inflight[client] >= HEAVY_PER_CLIENT or client in self.backlogs:
                         continue
                     heavy.remove(msg)
                     heavy_bytes -= _size(msg)
+                    self._unqueue(client)
                     self.heavy_inflight[client] += 1
                     worker = idle.popleft()
                     working[worker] = (client, True)
                     self.backend.send_multipart([worker, *msg], copy=False)
             if self.backlogs:
                 self._flush_backlogs()
+            if (len(heavy) >= 64 or heavy_bytes >= heavy_limit) and self.backlogs:
+                # The shared queue is full of requests of clients that do not
+                # read their replies: drop the worst, never stop reading.
+                worst = max(self.backlogs, key=lambda c: self.heavy_queued.get(c, 0))
+                if self.heavy_queued.get(worst):
+                    self._drop(worst, "its waiting data requests fill the daemon's queue")
+            if self.heavy_queued and any(c in self.dropped for c in self.heavy_queued):
+                kept = collections.deque(m for m in heavy if m[0].bytes not in self.dropped)
+                heavy_bytes -= sum(_size(m) for m in heavy if m[0].bytes in self.dropped)
+                heavy = kept
+                for c in [c for c in self.heavy_queued if c in self.dropped]:
+                    del self.heavy_queued[c]
             with self.state.lock:
                 self.state.inflight = len(working) + len(heavy)
             self._probe_lock_holders()
@@ -285,6 +307,11 @@ class Server:
             else:
                 too_many = True
         return msg, too_many
+
+    def _unqueue(self, client: bytes) -> None:
+        self.heavy_queued[client] -= 1
+        if self.heavy_queued[client] <= 0:
+            del self.heavy_queued[client]
 
     def _heavy_done(self, client: bytes) -> None:
         self.heavy_inflight[client] -= 1

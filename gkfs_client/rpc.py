@@ -28,7 +28,7 @@ from gkfs_client import protocol
 from gkfs_client.transport import Transport
 
 DEFAULT_TIMEOUT_S = 10.0
-RESOLVE_INTERVAL_S = 0.5
+RESOLVE_INTERVAL_S = 0.5  # a silent member: its entry read again / reconnected this often
 # Ops whose repetition cannot change the outcome (same bytes at the same
 # place, max(size), a read...): sent again to a member that restarted.
 REPEATABLE_OPS = frozenset({
@@ -43,6 +43,9 @@ class Call:
     op: str
     args: dict[str, Any] = field(default_factory=dict)
     data: Sequence[Any] = ()
+
+
+_DATA_OPS = frozenset({"read_chunks", "write_chunks"})
 
 
 def _repeatable(call: Call) -> bool:
@@ -155,6 +158,7 @@ class Rpc:
         started = time.monotonic()
         deadline = started + timeout
         next_resolve = started + RESOLVE_INTERVAL_S
+        reconnected: set[int] = set()
         while pending:
             now = time.monotonic()
             left_ms = int((deadline - now) * 1000)
@@ -166,7 +170,7 @@ class Rpc:
                 break
             if self.resolve is not None and now >= next_resolve:
                 next_resolve = now + RESOLVE_INTERVAL_S
-                self._follow_restarts(calls, pending, replies, send)
+                self._follow_restarts(calls, pending, replies, send, reconnected, now - started, timeout)
                 if not pending:
                     break
             wait_ms = left_ms if self.resolve is None else min(left_ms, int(RESOLVE_INTERVAL_S * 1000))
@@ -187,22 +191,33 @@ class Rpc:
                 rtts[pos] = time.monotonic() - started
         return replies
 
-    def _follow_restarts(self, calls, pending: dict[int, int], replies: list, send) -> None:
-        """Silent members that registered a new address: reconnect, resend."""
+    def _follow_restarts(self, calls, pending: dict[int, int], replies: list, send,
+                         reconnected: set[int], waited: float, timeout: float) -> None:
+        """Silent members: one that registered a new address (restarted) is
+        reconnected there; one at the same address gets a new connection
+        once (a request written into a connection a network cut broke is
+        lost, not delayed). Either way only requests safe to repeat are
+        sent again; the others fail with EIO (outcome unknown) on a restart
+        and wait for their timeout otherwise."""
         for target in sorted({calls[pos].target for pos in pending.values()}):
             addr = self._current(target)
-            if addr is None or addr == self.addresses[target]:
+            moved = bool(addr) and addr != self.addresses[target]
+            if not moved and target in reconnected:
                 continue
             waiting = sorted(pos for rid, pos in pending.items() if calls[pos].target == target)
+            if not moved and not all(_repeatable(calls[pos]) for pos in waiting):
+                continue
+            # Data requests may just be slow (64 MiB under load): a new
+            # connection for them only after half the timeout.
+            if not moved and waited < timeout / 2 and any(calls[pos].op in _DATA_OPS for pos in waiting):
+                continue
             for rid in [rid for rid, pos in pending.items() if calls[pos].target == target]:
                 del pending[rid]
-            if not addr:
-                for pos in waiting:
-                    replies[pos] = OSError(errno.EIO, f"gkfs {self.name(target)} left the cluster while "
-                                                      f"{calls[pos].op} was in flight")
+            reconnected.add(target)
+            if moved:
+                self._retarget(target, addr)
+            else:
                 self.transport.reset(target)
-                continue
-            self._retarget(target, addr)
             for pos in waiting:
                 if _repeatable(calls[pos]):
                     send(pos)

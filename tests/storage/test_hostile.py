@@ -293,3 +293,33 @@ def test_client_that_never_reads_is_bounded_and_freed(cluster, raw, zmq_ctx):
     time.sleep(2)
     alive(c, ok)
     assert rss(pid) - base < 160 * MiB, (base, rss(pid))
+
+
+def test_clients_that_never_read_cannot_stop_the_daemon(cluster, raw):
+    """Three connections send 40 data requests each and never read: their
+    waiting requests must not fill the daemon's queue and leave everybody
+    else unanswered (each is dropped); another client is served throughout."""
+    c = cluster(n=1, chunk_size=512 * 1024)
+    ok = raw(c.address(0))
+    ok.call("create", {"path": "/h", "mode": 0o100644})
+    st = ok.call("stat", {"path": "/h"}).result["stat"]
+    args = {"data_key": st["data_key"], "chunk_size": 512 * 1024, "chunks": [[0, 0, 512 * 1024]],
+            "file_size": 2**30}
+    if "cap" in st:
+        args["cap"] = st["cap"]
+    hogs = []
+    for _ in range(3):
+        hog = raw(c.address(0))
+        hog.sock.setsockopt(zmq.RCVHWM, 1)
+        hog.sock.setsockopt(zmq.RCVBUF, 4096)
+        hogs.append(hog)
+    for i in range(40):
+        for hog in hogs:
+            hog.send_frames([_h(v=1, op="read_chunks", id=1000 + i, args=args)])
+    t = time.monotonic()
+    for _ in range(20):
+        r = ok.request("stat", {"path": "/h"}, timeout=10)
+        assert r.ok, r
+    assert time.monotonic() - t < 20
+    assert "dropped a client that stopped reading" in c.log(0)
+    alive(c, ok)
