@@ -218,6 +218,7 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
     _clear_stale(hosts)
     from gkfs_client.config import ConfigError
     from gkfs_client.ctl.cluster import _record_for
+    fresh = hostsfile.read_record_or_none(hosts) is None
     try:
         record = _record_for(n, hosts, args)  # written once, before any daemon starts
     except (RuntimeError, ConfigError) as exc:
@@ -237,7 +238,13 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
     try:
         members = wait_members(hosts, n, proc, launcher_log, args.timeout, progress=not args.quiet)
     except BaseException:
+        # A cluster that never had a member is not a cluster: a failed first
+        # launch leaves no record (no root dir can belong to it yet; looked
+        # at before the stop, which removes the entries of those that ran).
+        joined = any(_entry_present(hosts, k) for k in range(n))
         _abort(proc)
+        if fresh and not joined:
+            hosts.unlink(missing_ok=True)
         raise
     hostsfile.write_hosts(hosts, members)
     return hosts, members, time.monotonic() - t0
