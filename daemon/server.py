@@ -286,7 +286,7 @@ class Server:
             if self.backend.poll(100):
                 msg = self.backend.recv_multipart(copy=False)
                 if len(msg) > 2:  # a late reply: deliver it
-                    self._send(msg[1:])
+                    self._deliver(msg[1:])
                 self.backend.send_multipart([msg[0].bytes, STOP])
                 stopped += 1
         for t in self.threads:

@@ -274,6 +274,8 @@ read_member_entry(unsigned i, char *address, size_t size)
 	char *text;
 
 	snprintf(path, sizeof(path), "%s.d/%u", gkc_cfg.hosts_file, i);
+	if (check_parent_dir(path) != 0)
+		return 0;   /* a directory others may write: its entries are not trusted */
 	text = slurp(path, &err, 022);
 	if (!text)
 		return 0;
