@@ -41,7 +41,7 @@ STOP = b"\x00"  # broker -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
 REPLY_HWM = 2  # whole replies libzmq may hold for one client (ZMQ_SNDHWM)
 HEAVY_PER_CLIENT = 2  # data requests of one client in the workers at a time
-HEAVY_QUEUED_PER_CLIENT = 16  # data requests of one client waiting; more: it is dropped
+QUEUE_STUCK_DROP_S = 10.0  # shared queue full of non-readers' requests this long: drop the worst
 BACKLOG_MAX_MSGS = 4096  # small replies a pipelining client may have waiting here
 STALL_DROP_S = 60.0  # a client whose backlog does not move for this long is dropped
 DROPPED_MEMORY = 4096  # identities of dropped clients remembered (their requests ignored)
@@ -183,6 +183,7 @@ class Server:
         working: dict[bytes, tuple[bytes, bool]] = {}  # worker -> (client, heavy)
         heavy_bytes = 0
         heavy_limit = 4 * self.state.config.max_frame_size
+        stuck_since: float | None = None
         poller = zmq.Poller()
         poller.register(self.backend, zmq.POLLIN)
         accepting = False
@@ -230,8 +231,6 @@ class Server:
                             heavy.append(msg)
                             heavy_bytes += _size(msg)
                             self.heavy_queued[client] += 1
-                            if self.heavy_queued[client] > HEAVY_QUEUED_PER_CLIENT:
-                                self._drop(client, f"more than {HEAVY_QUEUED_PER_CLIENT} data requests waiting")
                         else:
                             worker = idle.popleft()
                             working[worker] = (client, False)
@@ -262,10 +261,18 @@ class Server:
                 self._flush_backlogs()
             if (len(heavy) >= 64 or heavy_bytes >= heavy_limit) and self.backlogs:
                 # The shared queue is full of requests of clients that do not
-                # read their replies: drop the worst, never stop reading.
-                worst = max(self.backlogs, key=lambda c: self.heavy_queued.get(c, 0))
-                if self.heavy_queued.get(worst):
-                    self._drop(worst, "its waiting data requests fill the daemon's queue")
+                # read their replies (so nobody else is read): a pipelining
+                # client catches up within seconds; past QUEUE_STUCK_DROP_S
+                # the worst is dropped, so the daemon never stops for good.
+                if stuck_since is None:
+                    stuck_since = time.monotonic()
+                elif time.monotonic() - stuck_since > QUEUE_STUCK_DROP_S:
+                    worst = max(self.backlogs, key=lambda c: self.heavy_queued.get(c, 0))
+                    if self.heavy_queued.get(worst):
+                        self._drop(worst, "its waiting data requests filled the daemon's queue")
+                    stuck_since = None
+            else:
+                stuck_since = None
             if self.heavy_queued and any(c in self.dropped for c in self.heavy_queued):
                 kept = collections.deque(m for m in heavy if m[0].bytes not in self.dropped)
                 heavy_bytes -= sum(_size(m) for m in heavy if m[0].bytes in self.dropped)
