@@ -275,6 +275,14 @@ def read_member(path: str | os.PathLike, host_id: int) -> Host | None:
     return next((h for h in inline if h.id == host_id), None)
 
 
+def static_text(path: str | os.PathLike | None = None) -> str:
+    """A self-contained hosts file: the record and the members registered now
+    as inline lines (what an owner hands to another user, who cannot read
+    the owner's private ``<hosts>.d``)."""
+    m = read_membership(path)
+    return HEADER + m.record.line() + "".join(h.line() for h in m.listed())
+
+
 def read_hosts(path: str | os.PathLike | None = None) -> list[Host]:
     """The members registered now, ordered by id (NOT the placement: see read_membership).
 

@@ -109,7 +109,9 @@ def shared(cluster, intruder):
         _write(fs, "/shared/rootfile", b"root's", 0o666)
     keyfile = intruder.home / f"issued-{os.urandom(4).hex()}.key"
     security.issue_key(c.hosts_file, intruder.name, keyfile)
-    hosts = intruder.give(c.hosts_file, "hosts")
+    static = c.base / "hosts-for-intruder"  # record + members inline: one file to hand over
+    static.write_text(hostsfile.static_text(c.hosts_file))
+    hosts = intruder.give(static, "hosts")
     return c, hosts, str(keyfile)
 
 
