@@ -184,6 +184,7 @@ class Server:
         heavy_bytes = 0
         heavy_limit = 4 * self.state.config.max_frame_size
         stuck_since: float | None = None
+        stop_flush: float | None = None
         poller = zmq.Poller()
         poller.register(self.backend, zmq.POLLIN)
         accepting = False
@@ -200,7 +201,10 @@ class Server:
                 else:
                     poller.unregister(self.frontend)
                 accepting = want_front
-            if self.stopping.is_set() and not working and not heavy:
+            if self.stopping.is_set() and stop_flush is None:
+                stop_flush = time.monotonic() + 5.0  # replies waiting here get 5 s to go out
+            if self.stopping.is_set() and not working and not heavy and (
+                    not self.backlogs or time.monotonic() > stop_flush):
                 break
             events = dict(poller.poll(2 if self.backlogs else 100))
             if self.backend in events:
