@@ -106,6 +106,9 @@ def _worker(ctx: zmq.Context, state: DaemonState) -> None:
             client, caller, frames = msg[0], security.Identity.from_user_id(msg[1].bytes.decode()), msg[2:]
             reply = handle(state, frames, caller, client.bytes)
             sock.send_multipart([client, *reply], copy=False)
+            # An idle worker must not pin its last request and reply (up to
+            # 64 MiB each) until it happens to serve another request.
+            del msg, client, frames, reply
     finally:
         sock.close()
 
@@ -216,6 +219,7 @@ class Server:
                         self._heavy_done(client)
                     self._deliver(msg[1:])
                 idle.append(worker)
+                msg = None  # libzmq has the reply now: pin nothing while idle
             if accepting and self.frontend in events:
                 msg, too_many = self._recv_request()
                 client = msg[0].bytes
