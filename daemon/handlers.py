@@ -76,18 +76,47 @@ def _parent_of(path: str) -> str:
     return protocol.parent_and_name(path)[0] if path != "/" else "/"
 
 
+def _dirs_above(path: str) -> list[str]:
+    """Every directory path resolution passes through: "/", "/a", ... the parent."""
+    names = path.strip("/").split("/")[:-1] if path != "/" else []
+    return ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+
+
 def _parent(state: DaemonState, path: str, want: int) -> dict | None:
-    """The parent directory's record after checking the caller may ``want`` it."""
+    """The parent directory's record after checking the caller may ``want``
+    it and may search (x) every directory above it, as POSIX path
+    resolution does. All those records come in one parallel round of peer
+    lookups; root (uid 0, which passes every search check, like the
+    kernel's CAP_DAC_READ_SEARCH) needs only the parent's."""
     if not state.secure:
         return None
-    parent = _parent_of(path)
-    rec = state.peers.record(parent)
-    if rec is None or rec["mode"] & 0o170000 != 0o040000:
-        # No record can exist below a missing parent, a file or a symlink:
-        # ENOENT, as without the check; the client works out ENOTDIR or
-        # follows the link (the daemon never resolves links).
-        raise OSError(errno.ENOENT, f"no such file or directory: {path}")
-    return access.require_dir(caller(), rec, want, parent)
+    return _walk(state, path, _dirs_above(path), want)
+
+
+def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact: bool = False) -> dict:
+    """Check search on each of ``dirs`` and ``want`` on the last one; with
+    ``last_exact`` the last is ``path`` itself (ENOENT/ENOTDIR for it)."""
+    who = caller()
+    if who.uid == 0:
+        dirs = dirs[-1:]
+    recs = state.peers.records(dirs)
+    for i, (d, rec) in enumerate(zip(dirs, recs)):
+        last = i == len(dirs) - 1
+        if last and last_exact:
+            return access.require_dir(who, rec, want, d)
+        if rec is None or rec["mode"] & 0o170000 != 0o040000:
+            # No record can exist below a missing parent, a file or a symlink:
+            # ENOENT, as without the check; the client works out ENOTDIR or
+            # follows the link (the daemon never resolves links).
+            raise OSError(errno.ENOENT, f"no such file or directory: {path}")
+        access.require_dir(who, rec, want if last else access.X, d)
+    return recs[-1]
+
+
+def _reachable(state: DaemonState, path: str) -> None:
+    """Search permission on every directory above ``path`` (none for "/")."""
+    if state.secure and path != "/":
+        _parent(state, path, access.X)
 
 
 def _with_cap(state: DaemonState, rec: dict | None, extra: str = "") -> dict | None:
@@ -123,6 +152,9 @@ def _writable(state: DaemonState, args: dict, path: str):
     if not state.secure:
         return None
     who = caller()
+    key = args.get("data_key")
+    if not (isinstance(key, str) and access.check_cap(state.cap_secret, key, args.get("cap"), who, "w")):
+        _reachable(state, path)  # by name, not as an open file
 
     def check(rec: dict) -> None:
         if access.check_cap(state.cap_secret, rec["data_key"], args.get("cap"), who, "w"):
@@ -172,9 +204,10 @@ def op_status(state: DaemonState, args: dict, data: list) -> Result:
         "workers": state.config.workers, "inflight": inflight, "locks": state.locks.count(),
         "open_files": state.holds.count(), "orphans": state.meta.orphan_count(), "ops": ops, "errors": errors,
     }
-    if state.cap_secret is not None:
-        # Only an authenticated peer (CURVE) learns where the daemon runs and
-        # keeps its data; with security off anybody could ask.
+    if state.cap_secret is not None and caller().uid in (0, os.geteuid()):
+        # Only the cluster's owner (or root) learns where the daemon runs and
+        # keeps its data: not another user with an issued key, nor anybody
+        # at all with security off.
         res.update(pid=os.getpid(), hostname=socket.gethostname(), rootdir=str(state.rootdir))
     return res, []
 
@@ -262,7 +295,8 @@ def op_get_dirents(state: DaemonState, args: dict, data: list) -> Result:
         raise OSError(errno.EINVAL, f"limit {limit} above {protocol.MAX_DIRENTS_LIMIT}")
     if state.secure:
         path = args["path"]
-        access.require_dir(caller(), state.peers.record(path), access.R, path)
+        dirs = _dirs_above(path) + [path] if path != "/" else ["/"]
+        _walk(state, path, dirs, access.R, last_exact=True)
     entries, more = state.meta.dirents(args["path"], args.get("start_after") or "", limit)
     return {"entries": entries, "more": more}, []
 
@@ -416,7 +450,7 @@ def op_symlink(state: DaemonState, args: dict, data: list) -> Result:
 
 
 def op_readlink(state: DaemonState, args: dict, data: list) -> Result:
-    _parent(state, args["path"], access.X)
+    _reachable(state, args["path"])
     rec = state.meta.stat(args["path"])
     if "target" not in rec:
         raise OSError(errno.EINVAL, f"not a symbolic link: {args['path']}")
@@ -430,6 +464,7 @@ def op_utimens(state: DaemonState, args: dict, data: list) -> Result:
     if now:
         atime = mtime = time.time_ns()
     check = None
+    _reachable(state, path)
     if state.secure:
         who = caller()
 
@@ -448,6 +483,7 @@ def op_utimens(state: DaemonState, args: dict, data: list) -> Result:
 def op_setattr(state: DaemonState, args: dict, data: list) -> Result:
     path = args["path"]
     policy = None
+    _reachable(state, path)
     if state.secure:
         who = caller()
 

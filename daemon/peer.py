@@ -1,8 +1,9 @@
-"""Asking another daemon for a record: the parent directory a permission check needs.
+"""Asking other daemons for records: the directories a permission check needs.
 
 A path's record lives on its metadata owner, its parent directory's record
 usually on another daemon. To check "may this caller create/remove a name in
-that directory" the daemon asks the parent's owner for the record itself,
+that directory" (and "may it search every directory above") the daemon asks
+the owners for the records themselves, all in one parallel round,
 over the cluster's own transport (CURVE, with the daemons' key pair as client
 key: the ZAP handler recognises it as a peer daemon). Peer lookups are
 answered by the broker thread directly (server.Server._answer_peer), never
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gkfs_client import distribution, hostsfile, security
-from gkfs_client.rpc import Rpc
+from gkfs_client.rpc import Call, Rpc
 from gkfs_client.transport import ZmqTransport
 
 PEER_TIMEOUT_S = 5.0
@@ -57,22 +58,38 @@ class Peers:
 
     def record(self, path: str) -> dict[str, Any] | None:
         """The record of ``path`` from whichever daemon owns it (None: no such path)."""
+        return self.records([path])[0]
+
+    def records(self, paths: list[str]) -> list[dict[str, Any] | None]:
+        """The records of ``paths`` (None: no such path), those held elsewhere
+        asked for all at once: one round trip whatever their number."""
         try:
             _sig, m, rpc = self._view()
         except (OSError, hostsfile.HostsFileError) as exc:
-            raise OSError(errno.EIO, f"cannot check permissions on {path}: hosts file: {exc}") from None
-        owner = distribution.metadata_owner(path, m.members)
-        if owner == self.host_id:
-            return self.local_get(path)
+            raise OSError(errno.EIO, f"cannot check permissions on {paths[-1]}: hosts file: {exc}") from None
+        out: list[dict[str, Any] | None] = [None] * len(paths)
+        remote: list[int] = []
+        owners = [distribution.metadata_owner(path, m.members) for path in paths]
+        for i, path in enumerate(paths):
+            if owners[i] == self.host_id:
+                out[i] = self.local_get(path)
+            else:
+                remote.append(i)
+        if not remote:
+            return out
+        calls = [Call(owners[i], "stat", {"path": paths[i], "peer": True}) for i in remote]
         try:
-            reply = rpc.call(owner, "stat", {"path": path, "peer": True}, check=False)
+            replies = rpc.call_many(calls, check=False)
         except OSError as exc:
             self._tls.view = None
             rpc.close()
-            raise OSError(errno.EIO, f"cannot check permissions on {path}: member {owner} holding it did "
-                                     f"not answer ({exc.strerror or exc})") from None
-        if reply.status == errno.ENOENT:
-            return None
-        if reply.status:
-            raise OSError(errno.EIO, f"cannot check permissions on {path}: member {owner}: {reply.message}")
-        return reply.result["stat"]
+            raise OSError(errno.EIO, f"cannot check permissions on {paths[-1]}: a member holding a directory "
+                                     f"of its path did not answer ({exc.strerror or exc})") from None
+        for i, call, reply in zip(remote, calls, replies):
+            if reply.status == errno.ENOENT:
+                continue
+            if reply.status:
+                raise OSError(errno.EIO, f"cannot check permissions on {paths[i]}: member {call.target}: "
+                              f"{reply.message}")
+            out[i] = reply.result["stat"]
+        return out

@@ -361,3 +361,47 @@ def test_capture_shows_no_plaintext_and_replay_does_nothing(cluster, intruder, t
     with Client(c.hosts_file) as fs:
         assert fs.listdir("/") == [], "a replayed session re-created the file"
         assert c.conn(0).call("status").result["ops"].get("create", 0) == 1
+
+
+def test_search_permission_is_needed_on_every_ancestor(shared, intruder):
+    """POSIX path resolution: search (x) on every directory of the path, not
+    only the parent. root's 0644 file two levels below its 0700 /private is
+    out of reach even for a user who knows its full name; the same layout
+    under 0755 directories is reachable (the control)."""
+    c, hosts, key = shared
+    with Client(c.hosts_file) as fs:
+        fs.mkdir("/private/deep", 0o755)
+        _write(fs, "/private/deep/file", b"deep", 0o644)
+        fs.mkdir("/open", 0o755)
+        fs.mkdir("/open/deep", 0o755)
+        _write(fs, "/open/deep/file", b"open", 0o644)
+    steps = []
+    for top in ("private", "open"):
+        p = f"/{top}/deep/file"
+        steps += [{"name": f"stat {top}", "client": "stat", "path": p},
+                  {"name": f"read {top}", "client": "read", "path": p},
+                  {"name": f"list {top}", "client": "listdir", "path": f"/{top}/deep"},
+                  {"name": f"raw stat {top}", "op": "stat", "args": {"path": p}},
+                  {"name": f"raw readlink {top}", "op": "readlink", "args": {"path": p}},
+                  {"name": f"raw utimens {top}", "op": "utimens", "args": {"path": p, "now": True}},
+                  {"name": f"raw create {top}", "op": "create", "args": {"path": p, "mode": 0o100644}}]
+    res = intruder.attack(hosts, key, steps)
+    for what in ("stat", "read", "list", "raw stat", "raw readlink", "raw utimens", "raw create"):
+        assert _status(res, f"{what} private") == EACCES, (what, res[f"{what} private"])
+    assert _status(res, "stat open") == 0 and _status(res, "raw stat open") == 0, res
+    assert bytes.fromhex(res["read open"]["result"]) == b"open"
+    assert res["list open"]["result"] == ["file"]
+    assert _status(res, "raw readlink open") == 22  # EINVAL: reached, not a link
+    assert _status(res, "raw utimens open") == EACCES  # reached: 0644 is not writable by others
+    assert _status(res, "raw create open") == 0  # existing, not exclusive: just opens
+    assert res["raw stat private"]["msg"].count("/private") == 1, res["raw stat private"]
+
+
+def test_status_shows_pid_and_rootdir_only_to_the_cluster_owner(shared, intruder):
+    c, hosts, key = shared
+    res = intruder.attack(hosts, key, [{"name": "status", "op": "status", "to": 0}])
+    assert _status(res, "status") == 0, res
+    seen = res["status"]["result"]
+    assert "files" in seen and not {"pid", "rootdir", "hostname"} & set(seen), seen
+    mine = c.conn(0).call("status").result
+    assert mine["pid"] > 0 and mine["rootdir"]
