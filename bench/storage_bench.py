@@ -140,11 +140,12 @@ def bench_zmq_echo(files: int, mib: int, block: int) -> Result:
 # ---------------------------------------------------------------- gkfs
 
 def bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
-               chunk_size: int | None, security: str = "curve") -> Result:
+               chunk_size: int | None, security: str = "curve", as_user: str | None = None) -> Result:
     old = os.environ.get("LIBGKFS_SECURITY")
     os.environ["LIBGKFS_SECURITY"] = security  # daemons and client alike
     try:
-        return _bench_gkfs(n_daemons, files, mib, block, workdir / security, chunk_size)
+        return _bench_gkfs(n_daemons, files, mib, block, workdir / security, chunk_size,
+                           as_user if security != "off" else None)
     finally:
         if old is None:
             os.environ.pop("LIBGKFS_SECURITY", None)
@@ -153,7 +154,8 @@ def bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
 
 
 def _bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
-                chunk_size: int | None) -> Result:
+                chunk_size: int | None, as_user: str | None = None) -> Result:
+    from gkfs_client import security
     from gkfs_client.client import Client
     from gkfs_client.ctl import cluster
 
@@ -164,10 +166,24 @@ def _bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
                               config=None, log_level="warning", timeout=60.0)
     cluster.start_cluster(n_daemons, hosts, base, args)
     r = Result()
+    old_key = os.environ.get(security.ENV_KEY_FILE)
     try:
+        if as_user:
+            # The cluster owner makes /bench for that user and issues it a
+            # key; the workload then runs as that user (what the daemons'
+            # permission checks see), not as the owner.
+            with Client(hosts_file=hosts) as owner:
+                owner.mkdir("/bench", 0o755)
+                ident, _name = security.identity_of_user(as_user)
+                owner.chown("/bench", ident.uid, ident.gid)
+            keyfile = workdir / f"key-{n_daemons}"
+            security.issue_key(hosts, as_user, keyfile, name=f"bench-{os.getpid()}-{n_daemons}")
+            os.chown(keyfile, os.geteuid(), os.getegid())  # this process holds it (as root could anyway)
+            os.environ[security.ENV_KEY_FILE] = str(keyfile)
         c = Client(hosts_file=hosts)
         try:
-            c.mkdir("/bench", 0o755)
+            if not as_user:
+                c.mkdir("/bench", 0o755)
             names = [f"/bench/f{i}" for i in range(files)]
             t = time.perf_counter()
             for n in names:
@@ -204,6 +220,10 @@ def _bench_gkfs(n_daemons: int, files: int, mib: int, block: int, workdir: Path,
         finally:
             c.disconnect()
     finally:
+        if old_key is None:
+            os.environ.pop(security.ENV_KEY_FILE, None)
+        else:
+            os.environ[security.ENV_KEY_FILE] = old_key
         cluster.stop_cluster(hosts, 30.0)
     return r
 
@@ -261,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk-size", type=int, help="cluster chunk size in bytes (default: the daemon's)")
     p.add_argument("--repeat", type=int, default=3, help="rounds; each figure is the median (default 3)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--as-user", metavar="USER",
+                   help="run the gkfs workloads as this local user, with a key the cluster owner issues it "
+                        "(what an ordinary user pays for the daemons' permission checks; the owner root "
+                        "skips the search checks)")
     p.add_argument("--no-security-compare", action="store_true",
                    help="skip the second gkfs run with LIBGKFS_SECURITY=off (the cost-of-security table)")
     args = p.parse_args(argv)
@@ -283,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds.setdefault("zmq", []).append(bench_zmq_echo(args.files, args.mib, block))
             for n in daemons:
                 rounds.setdefault(f"gkfs{n}", []).append(
-                    bench_gkfs(n, args.files, args.mib, block, d, args.chunk_size))
+                    bench_gkfs(n, args.files, args.mib, block, d, args.chunk_size, as_user=args.as_user))
                 if not args.no_security_compare:
                     rounds.setdefault(f"gkfs{n}-off", []).append(
                         bench_gkfs(n, args.files, args.mib, block, d, args.chunk_size, "off"))
