@@ -153,6 +153,8 @@ def _writable(state: DaemonState, args: dict, path: str):
         return None
     who = caller()
     key = args.get("data_key")
+    if key is None:  # the client names the open file by path only: its current record's key
+        key = (state.meta.get(path) or {}).get("data_key")
     if not (isinstance(key, str) and access.check_cap(state.cap_secret, key, args.get("cap"), who, "w")):
         _reachable(state, path)  # by name, not as an open file
 
