@@ -210,7 +210,7 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
                 mode &= ~0o2000
     rec, created = state.meta.create(path, mode, bool(args.get("exclusive")), who.uid, gid,
                                      _hold(state, args, peer))
-    return {"stat": _with_cap(state, rec, "rw" if created else ""), "created": created, **_reclaim(state)}, []
+    return {"stat": _with_cap(state, rec, "rw" if created else ""), "created": created}, []
 
 
 def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
@@ -237,7 +237,8 @@ def op_remove(state: DaemonState, args: dict, data: list) -> Result:
 
 def op_release(state: DaemonState, args: dict, data: list) -> Result:
     state.holds.release(args["data_key"], args["owner"])
-    return _reclaim(state), []
+    # only a client that waits for this reply may be handed orphans to reclaim
+    return (_reclaim(state) if args.get("reclaim") else {"reclaim": []}), []
 
 
 def op_update_size(state: DaemonState, args: dict, data: list) -> Result:

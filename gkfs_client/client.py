@@ -463,7 +463,7 @@ class Client:
             args = {"path": o}
             if rec.get("data_key"):
                 args["data_key"] = rec["data_key"]
-            self._one(self._owner(o), "remove", args)
+            self._reclaim(self._one(self._owner(o), "remove", args).result)
         self._reclaim(res)
         replaced = res.get("replaced")
         if replaced and not res.get("replaced_held") and replaced.get("data_key") != rec.get("data_key"):

@@ -126,7 +126,7 @@ _OPS = [
     OpSpec("lock", {"data_key": "key", "owner": "str", "space": "str", "type": "uint", "start": "uint",
                     "len": "uint"}, {"pid": "uint", "test": "bool", "cap": "str"}),
     OpSpec("unlock_owner", {"owner": "str"}, {"data_key": "key"}),
-    OpSpec("release", {"path": "path", "data_key": "key", "owner": "str"}),
+    OpSpec("release", {"path": "path", "data_key": "key", "owner": "str"}, {"reclaim": "bool"}),
 ]
 # Ops whose handler also gets the requesting connection's identity (locks
 # are bound to the connection that took them).

@@ -294,6 +294,8 @@ gkfs_unlink(const char *path, char *redirect)
 	rc = THROUGH_LINKS(p, redirect, gk_fwd_remove(p, 0, NULL, &r));
 	if (!rc && !r.held)      /* held: open somewhere, the daemon keeps it */
 		drop_data(&r);
+	else if (!rc)
+		gk_orphan_note(r.data_key);
 	return rc;
 }
 
@@ -389,6 +391,8 @@ gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 	}
 	if (!rc && replaced.mode && !replaced.held && strcmp(replaced.data_key, ro.data_key))
 		drop_data(&replaced);
+	else if (!rc && replaced.mode && replaced.held)
+		gk_orphan_note(replaced.data_key);
 	return rc;
 }
 

@@ -51,6 +51,9 @@ int gkfs_access(const char *path, int mode, int flags, int must_dir, char *redir
 /* The open file description's last descriptor closed (fdtable.c): its
  * hold on the file is released (an unlinked file's data may go). */
 void gkfs_last_close(struct gk_file *f);
+/* A file this process removed (or renamed over) while open somewhere. */
+void gk_orphan_note(const char *data_key);
+int gk_orphan_forget(const char *data_key);   /* 1: it is one of them */
 
 ssize_t gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off);
 ssize_t gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off);

@@ -361,7 +361,7 @@ file_reply(unsigned target, struct gk_call *calls, int n,
  * memory reused by the next receive or another thread) long before the
  * caller reads the reply, so the header frame is first copied into a buffer
  * the call owns until gk_call_done(). */
-static void
+static int
 receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 {
 	z_msg_t m;
@@ -389,6 +389,7 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 		z.msg_close(&m);
 		frame++;
 	}
+	return frame > 0;
 }
 
 static void
@@ -414,6 +415,26 @@ gk_rpc_run(struct gk_call *calls, int n)
 		rc = -EIO;
 	cn = rc ? NULL : get_conn();
 	return run_on(cn, calls, n, rc);
+}
+
+int
+gk_rpc_post(struct gk_call *calls, int n)
+{
+	struct conn *cn;
+	int rc = 0;
+
+	if (gk_rpc_ready() != 0 || !(cn = get_conn()))
+		return -EIO;
+	for (int i = 0; i < n; i++) {
+		if (calls[i].target >= cn->n)
+			continue;
+		if (send_call(cn, &calls[i]) != 0) {
+			reset_socket(cn, calls[i].target);
+			rc = -EIO;
+		}
+		calls[i].state = C_NEW;   /* its reply, if any, is dropped as stale */
+	}
+	return rc;
 }
 
 /* --- the lock session ---------------------------------------------------------
@@ -511,7 +532,10 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 		}
 		for (int k = 0; k < ni; k++)
 			if (items[k].revents & Z_POLLIN)
-				receive_one(cn, idx[k], calls, n);
+				/* everything waiting: replies to posted calls and lock
+				 * probes are dropped here in one go */
+				while (receive_one(cn, idx[k], calls, n))
+					;
 		pending = 0;
 		for (int i = 0; i < n; i++)
 			pending += calls[i].state == C_SENT;
