@@ -20,6 +20,7 @@ from gkfs_client.config import DaemonConfig
 
 from . import access
 from .chunkstore import ChunkStore
+from .fences import FenceTable
 from .holds import HoldTable
 from .locks import LockTable
 from .metadata import MetadataStore, _validated_record
@@ -43,6 +44,7 @@ class DaemonState:
     cap_secret: bytes | None = None
     locks: LockTable = field(default_factory=LockTable)
     holds: HoldTable = field(default_factory=HoldTable)
+    fences: FenceTable = field(default_factory=FenceTable)
     # Parent directory records from their owners (daemon.peer.Peers).
     peers: Any = None
 
@@ -430,6 +432,13 @@ def op_lock(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Re
     granted, conflict = state.locks.set(args["data_key"], owner, args["space"], args["type"], args["start"],
                                         args["len"], args.get("pid") or 0, peer, bool(args.get("test")))
     return {"granted": granted, "conflict": conflict}, []
+
+
+def op_fence(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
+    if not args["owner"]:
+        raise OSError(errno.EINVAL, "fence owner must be a non-empty string")
+    state.fences.set(args["owner"], args["tree"], args["list"], peer, args["on"])
+    return {}, []
 
 
 def op_unlock_owner(state: DaemonState, args: dict, data: list) -> Result:

@@ -854,3 +854,29 @@ gk_fwd_unlock_owner(const char *data_key, const char *owner)
 	gk_call_done(&c);
 	return rc;
 }
+
+/* Fences of a directory rename on daemon `target` (docs/protocol.md 4.8). */
+int
+gk_fwd_fence(unsigned target, const char *token, const char *old, const char *new_,
+             const char *old_parent, const char *new_parent, int on)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, target, "fence", 4);
+	int rc;
+
+	gk_pk_kv_str(pk, "owner", token);
+	gk_pk_kv_bool(pk, "on", on);
+	gk_pk_str(pk, "tree");
+	msgpack_pack_array(pk, 2);
+	gk_pk_str(pk, old);
+	gk_pk_str(pk, new_);
+	gk_pk_str(pk, "list");
+	msgpack_pack_array(pk, 2);
+	gk_pk_str(pk, old_parent);
+	gk_pk_str(pk, new_parent);
+	rc = gk_rpc_run_session(&c, 1);
+	if (!rc)
+		rc = -c.status;
+	gk_call_done(&c);
+	return rc;
+}

@@ -96,5 +96,9 @@ int gk_fwd_lock(const char *data_key, const char *cap, const char *owner, const 
                 int type, uint64_t start, uint64_t len, int test,
                 struct gk_lock_conflict *conflict);
 int gk_fwd_unlock_owner(const char *data_key, const char *owner);
+/* Sets (on) or drops the fences of a directory rename on one daemon, on
+ * the lock session (a fence goes with its connection). */
+int gk_fwd_fence(unsigned target, const char *token, const char *old, const char *new_,
+                 const char *old_parent, const char *new_parent, int on);
 
 #endif

@@ -43,6 +43,9 @@ int gkfs_through_links(const char *path, char *out, char *redirect, int *hops);
  * ("x/") and never acts on a directory (unlink, truncate): -EISDIR,
  * -ENOTDIR or the missing-path error.  Nothing is changed. */
 int gkfs_dir_only_error(const char *path);
+/* rename of a directory with entries (tree_move.c): old and new canonical,
+ * checked by gkfs_rename; new_exists: new is an empty directory. */
+int gkfs_move_tree(const char *old, const char *new_, int new_exists);
 void gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st);
 void gkfs_fill_statx(const struct gk_record *r, const char *path, void *statx_buf);
 /* must_dir: the path was spelled "x/" (ENOTDIR unless a directory). */

@@ -225,6 +225,16 @@ gk_rpc_after_fork(void)
 /* --- calls ------------------------------------------------------------------ */
 enum { C_NEW, C_SENT, C_DONE };
 
+/* The fence token of a directory rename this thread is doing: every
+ * request it sends carries it (docs/protocol.md 4.8). */
+static __thread const char *tls_fence __attribute__((tls_model("initial-exec")));
+
+void
+gk_rpc_set_fence(const char *token)
+{
+	tls_fence = token;
+}
+
 msgpack_packer *
 gk_call_args(struct gk_call *c, unsigned target, const char *op, uint32_t n)
 {
@@ -235,7 +245,9 @@ gk_call_args(struct gk_call *c, unsigned target, const char *op, uint32_t n)
 	c->op = op;
 	msgpack_sbuffer_init(&c->args);
 	msgpack_packer_init(&pk, &c->args, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, n);
+	msgpack_pack_map(&pk, n + (tls_fence != NULL));
+	if (tls_fence)
+		gk_pk_kv_str(&pk, "fence", tls_fence);
 	return &pk;
 }
 
@@ -409,12 +421,36 @@ int
 gk_rpc_run(struct gk_call *calls, int n)
 {
 	struct conn *cn = NULL;
+	long deadline = now_ms() + gkc_cfg.timeout_ms, delay_us = 1000;
 	int rc = 0;
 
 	if (gk_rpc_ready() != 0)
 		rc = -EIO;
 	cn = rc ? NULL : get_conn();
-	return run_on(cn, calls, n, rc);
+	for (;;) {
+		rc = run_on(cn, calls, n, rc);
+		/* EAGAIN: a directory rename is moving this path (protocol 4.8):
+		 * ask again shortly, within the usual bound */
+		int again = 0;
+		for (int i = 0; !rc && i < n; i++)
+			again |= calls[i].state == C_DONE && calls[i].status == EAGAIN;
+		if (!again || now_ms() > deadline)
+			return rc;
+		for (int i = 0; i < n; i++)
+			if (calls[i].state == C_DONE && calls[i].status == EAGAIN) {
+				if (calls[i].result)
+					msgpack_unpacked_destroy(&calls[i].reply);
+				free(calls[i].reply_frame);
+				calls[i].reply_frame = NULL;
+				calls[i].result = NULL;
+				calls[i].state = C_NEW;
+			}
+		struct timespec ts = {0, delay_us * 1000};
+		syscall_no_intercept(SYS_nanosleep, &ts, NULL);
+		if (delay_us < 20000)
+			delay_us *= 2;
+		cn = get_conn();
+	}
 }
 
 int
@@ -495,6 +531,8 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 	if (!cn)
 		rc = -EIO;
 	for (int i = 0; i < n && !rc; i++) {
+		if (calls[i].state == C_DONE)
+			continue;     /* answered in an earlier round (gk_rpc_run's retry) */
 		calls[i].status = EIO;
 		if (calls[i].target >= cn->n) {
 			calls[i].state = C_DONE;
