@@ -171,8 +171,11 @@ gkfs_move_tree(const char *old, const char *new_, int new_exists)
 		rc = collect(old, "", &t, 0);
 	for (size_t i = 0; !rc && i < t.n; i++, inserted++) {
 		join(to, new_, t.v[i].rel);
+		join(from, old, t.v[i].rel);
 		memset(&replaced, 0, sizeof(replaced));
-		rc = gk_fwd_insert(to, t.v[i].rec, i == 0 && new_exists, &replaced);
+		/* the daemon takes the record from `from` (security on), which
+		 * still exists: old records go only after every insert */
+		rc = gk_fwd_insert(to, from, t.v[i].rec, i == 0 && new_exists, &replaced);
 	}
 	if (rc) {
 		/* take back what was inserted (children first); the old tree is whole */
