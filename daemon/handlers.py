@@ -20,6 +20,7 @@ from gkfs_client.config import DaemonConfig
 
 from . import access
 from .chunkstore import ChunkStore
+from .fences import FenceTable
 from .holds import HoldTable
 from .locks import LockTable
 from .metadata import MetadataStore, _validated_record
@@ -45,6 +46,7 @@ class DaemonState:
     cap_secret: bytes | None = None
     locks: LockTable = field(default_factory=LockTable)
     holds: HoldTable = field(default_factory=HoldTable)
+    fences: FenceTable = field(default_factory=FenceTable)
     # Parent directory records from their owners (daemon.peer.Peers).
     peers: Any = None
 
@@ -248,7 +250,7 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
                 mode &= ~0o2000
     rec, created = state.meta.create(path, mode, bool(args.get("exclusive")), who.uid, gid,
                                      _hold(state, args, peer))
-    return {"stat": _with_cap(state, rec, "rw" if created else ""), "created": created, **_reclaim(state)}, []
+    return {"stat": _with_cap(state, rec, "rw" if created else ""), "created": created}, []
 
 
 def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
@@ -275,7 +277,8 @@ def op_remove(state: DaemonState, args: dict, data: list) -> Result:
 
 def op_release(state: DaemonState, args: dict, data: list) -> Result:
     state.holds.release(args["data_key"], args["owner"])
-    return _reclaim(state), []
+    # only a client that waits for this reply may be handed orphans to reclaim
+    return (_reclaim(state) if args.get("reclaim") else {"reclaim": []}), []
 
 
 def op_update_size(state: DaemonState, args: dict, data: list) -> Result:
@@ -503,6 +506,13 @@ def op_lock(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Re
     granted, conflict = state.locks.set(args["data_key"], owner, args["space"], args["type"], args["start"],
                                         args["len"], args.get("pid") or 0, peer, bool(args.get("test")))
     return {"granted": granted, "conflict": conflict}, []
+
+
+def op_fence(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
+    if not args["owner"]:
+        raise OSError(errno.EINVAL, "fence owner must be a non-empty string")
+    state.fences.set(args["owner"], args["tree"], args["list"], peer, args["on"])
+    return {}, []
 
 
 def op_unlock_owner(state: DaemonState, args: dict, data: list) -> Result:

@@ -66,6 +66,8 @@ def handle(state: DaemonState, frames: list[Any], caller: security.Identity, pee
         req_id, op = req.req_id, req.op
         token = CALLER.set(caller)
         try:
+            # a directory rename in progress fences its trees (4.8): EAGAIN
+            state.fences.check(req.op, req.args)
             if req.op in protocol.PEER_OPS:
                 result, data = HANDLERS[req.op](state, req.args, req.data, peer)
             else:
@@ -415,11 +417,13 @@ class Server:
         if now < self._next_probe:
             return
         self._next_probe = now + LOCK_PROBE_INTERVAL
-        conns = set(self.state.locks.connections()) | set(self.state.holds.connections())
+        conns = set(self.state.locks.connections()) | set(self.state.holds.connections()) | \
+            set(self.state.fences.connections())
         for conn in conns:
             if not self._send([conn, self._probe]):
                 n = self.state.locks.drop_connection(conn)
                 h = self.state.holds.drop_connection(conn)
+                self.state.fences.drop_connection(conn)
                 log.info("client connection %s closed: released its %d lock(s) and %d open(s)",
                          conn.hex(), n, h)
 

@@ -495,9 +495,10 @@ class Client:
             if target_is_dir and new_children:
                 raise _err(errno.ENOTEMPTY, n)
         if _stat.S_ISDIR(rec["mode"]) and old_children:
-            # Children's metadata lives with their own paths' owners, so
-            # moving a tree would be a copy: say so, as across file systems.
-            raise _err(errno.EXDEV, f"{o}: cannot rename a non-empty directory in gkfs")
+            # Children's metadata lives with their own paths' owners: every
+            # record of the tree moves, behind fences (docs/protocol.md 4.8).
+            self._move_tree(o, n, new_exists=sn.status == 0)
+            return
         if self._owner(o) == self._owner(n):
             res = self._one(self._owner(o), "rename", {"old": o, "new": n}).result
         else:
@@ -506,11 +507,82 @@ class Client:
             args = {"path": o}
             if rec.get("data_key"):
                 args["data_key"] = rec["data_key"]
-            self._one(self._owner(o), "remove", args)
+            self._reclaim(self._one(self._owner(o), "remove", args).result)
         self._reclaim(res)
         replaced = res.get("replaced")
         if replaced and not res.get("replaced_held") and replaced.get("data_key") != rec.get("data_key"):
             self._drop_data(replaced)
+
+    def _move_tree(self, o: str, n: str, new_exists: bool) -> None:
+        """Rename of a directory with entries (docs/protocol.md 4.8): both
+        trees are fenced on every daemon (daemon 0 first, which orders
+        competing renames), every record is inserted at its new path, then
+        every old one removed (deepest first); other clients' requests on
+        those paths wait meanwhile, so they see the old tree or the new one,
+        never both or neither. No file data moves."""
+        token = "m" + os.urandom(8).hex()
+        fence = {"owner": token, "on": True, "tree": [o, n],
+                 "list": [protocol.parent_and_name(o)[0], protocol.parent_and_name(n)[0]]}
+        tag = {"fence": token}
+        self._one(0, "fence", fence)
+        try:
+            if self.n > 1:
+                self._many([Call(i, "fence", fence) for i in range(1, self.n)])
+            top = self._one(self._owner(o), "stat", {"path": o, **tag}).result["stat"]
+            if not _stat.S_ISDIR(top["mode"]):
+                raise _err(errno.ENOTDIR, o)
+            if new_exists and self._fenced_names(n, tag, limit=1):
+                raise _err(errno.ENOTEMPTY, n)
+            moved: list[tuple[str, dict[str, Any], int]] = [("", top, 0)]   # (relative path, record, depth)
+            todo = [("", 0)]
+            while todo:
+                rel, depth = todo.pop()
+                names = self._fenced_names(o + rel, tag)
+                for name in names:
+                    p = f"{o}{rel}/{name}"
+                    child, crec = f"{rel}/{name}", self._one(self._owner(p), "stat", {"path": p, **tag}).result["stat"]
+                    moved.append((child, crec, depth + 1))
+                    if _stat.S_ISDIR(crec["mode"]):
+                        todo.append((child, depth + 1))
+            # One request at a time: with security on each of them makes its
+            # daemon look records up on other daemons (permission checks), and
+            # a burst of those can occupy every worker of every daemon.
+            done: list[tuple[str, dict[str, Any]]] = []
+            try:
+                for rel, rec, _d in moved:
+                    self._one(self._owner(n + rel), "insert",
+                              {"path": n + rel, "record": rec, "replace": rel == "" and new_exists,
+                               "from": o + rel, **tag})
+                    done.append((rel, rec))
+            except OSError:
+                # take back what was inserted (children first); the old tree is whole
+                for rel, rec in reversed(done):
+                    if rel or not new_exists:
+                        self._many([Call(self._owner(n + rel), "remove",
+                                         {"path": n + rel, "data_key": rec["data_key"], **tag})], check=False)
+                raise
+            for depth in sorted({d for _r, _c, d in moved}, reverse=True):   # children before parents
+                for rel, rec, d in moved:
+                    if d == depth:
+                        self._reclaim(self._one(self._owner(o + rel), "remove",
+                                                {"path": o + rel, "data_key": rec["data_key"], **tag}).result)
+        finally:
+            self._many([Call(i, "fence", dict(fence, on=False)) for i in range(self.n)], check=False)
+
+    def _fenced_names(self, path: str, tag: dict[str, str], limit: int = 0) -> list[str]:
+        """Children of ``path`` from every daemon (requests carrying the
+        fence token); with ``limit``, stops at the first page."""
+        names: list[str] = []
+        for i in range(self.n):
+            after = ""
+            while True:
+                r = self._one(i, "get_dirents", {"path": path, "start_after": after,
+                                                  "limit": limit or self.dirents_page, **tag}).result
+                names += [e[0] for e in r["entries"]]
+                if limit or not r["more"] or not r["entries"]:
+                    break
+                after = r["entries"][-1][0]
+        return sorted(names, key=lambda x: x.encode())
 
     def symlink(self, target: str, linkpath) -> None:
         p = self._norm(linkpath)

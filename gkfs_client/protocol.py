@@ -51,7 +51,7 @@ MAX_FRAMES = MAX_CHUNKS_PER_REQUEST + 1
 ERRNOS = {
     name: getattr(_errno, name)
     for name in (
-        "EPERM", "ENOENT", "EIO", "E2BIG", "EBUSY", "EEXIST", "EXDEV", "ENOTDIR",
+        "EPERM", "ENOENT", "EIO", "EAGAIN", "E2BIG", "EBUSY", "EEXIST", "EXDEV", "ENOTDIR",
         "EISDIR", "EINVAL", "EFBIG", "ENOSPC", "ENAMETOOLONG", "ENOSYS",
         "ENOTEMPTY", "ELOOP", "EOVERFLOW", "EPROTO", "EBADMSG", "EMSGSIZE", "ENOTSUP", "ESHUTDOWN",
     )
@@ -139,11 +139,12 @@ _OPS = [
     OpSpec("lock", {"data_key": "key", "owner": "str", "space": "str", "type": "uint", "start": "uint",
                     "len": "uint"}, {"pid": "uint", "test": "bool", "cap": "str"}),
     OpSpec("unlock_owner", {"owner": "str"}, {"data_key": "key"}),
-    OpSpec("release", {"path": "path", "data_key": "key", "owner": "str"}),
+    OpSpec("release", {"path": "path", "data_key": "key", "owner": "str"}, {"reclaim": "bool"}),
+    OpSpec("fence", {"owner": "str", "on": "bool", "tree": "paths", "list": "paths"}),
 ]
 # Ops whose handler also gets the requesting connection's identity (locks
 # are bound to the connection that took them).
-PEER_OPS = frozenset({"lock", "create", "stat"})
+PEER_OPS = frozenset({"lock", "create", "stat", "fence"})
 OPS: dict[str, OpSpec] = {spec.name: spec for spec in _OPS}
 
 
@@ -408,6 +409,14 @@ def _check_arg(op: str, name: str, kind: str, value: Any) -> None:
     elif kind == "bool":
         if not isinstance(value, bool):
             raise bad("must be a boolean")
+    elif kind == "paths":
+        if not isinstance(value, list) or len(value) > 16:
+            raise bad("must be a list of at most 16 paths")
+        for p in value:
+            try:
+                check_path(p)
+            except ProtocolError as exc:
+                raise ProtocolError(exc.errno, f"op '{op}': argument '{name}': {exc.message}") from None
     elif kind == "map":
         if not isinstance(value, dict):
             raise bad("must be a map")

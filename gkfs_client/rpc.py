@@ -187,6 +187,14 @@ class Rpc:
                 pos = pending.pop(reply.req_id, None)
                 if pos is None:
                     continue  # late reply to a request we already gave up on
+                if reply.status == errno.EAGAIN and time.monotonic() < deadline:
+                    # a directory rename is moving this path (protocol 4.8): ask again
+                    time.sleep(0.005)
+                    rid = next(self._ids)
+                    pending[rid] = pos
+                    c = calls[pos]
+                    self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid))
+                    continue
                 replies[pos] = reply
                 rtts[pos] = time.monotonic() - started
         return replies

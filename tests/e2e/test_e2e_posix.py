@@ -118,9 +118,8 @@ def test_python_tempfile(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str):
 
 
 def test_mv_populated_directory(rv: Riscv64Preload, gkfs: LocalCluster, gkdir: str):
-    """mv of a directory with files inside gkfs: rename answers EXDEV (see
-    intercept/README.md, "Not supported"), mv copies the tree and removes
-    the original; the tree must arrive whole."""
+    """mv of a populated directory inside gkfs: one atomic rename (protocol
+    4.8; mv copies nothing); the tree must arrive whole."""
     script = f"""
 mkdir -p {gkdir}/out.tmp/sub/deeper
 i=0; while [ $i -lt 20 ]; do echo "file $i" > {gkdir}/out.tmp/f$i; i=$((i+1)); done

@@ -145,11 +145,13 @@ def test_rename_errors_and_directories(gk):
     with pytest.raises(OSError) as exc:
         gk.rename("/e", "/d")  # target directory not empty
     assert exc.value.errno == errno.ENOTEMPTY
-    with pytest.raises(OSError) as exc:
-        gk.rename("/d", "/moved")  # a non-empty directory would be a tree copy
-    assert exc.value.errno == errno.EXDEV
     gk.rename("/e", "/e2")  # an empty directory moves
     assert sorted(gk.listdir("/")) == ["d", "e2", "g"]
+    before = {n: gk.stat(f"/d/{n}").st_ino for n in gk.listdir("/d")}
+    gk.rename("/d", "/moved")  # a populated one too: every record moves (protocol 4.8)
+    assert sorted(gk.listdir("/")) == ["e2", "g", "moved"]
+    assert {n: gk.stat(f"/moved/{n}").st_ino for n in gk.listdir("/moved")} == before  # same files
+    gk.rename("/moved", "/d")
     gk.rename("/g", "/g")
     assert gk.read_file("/g") == b"2"
 
@@ -279,3 +281,49 @@ def test_not_a_directory_errors_match_the_kernel(gk, tmp_path):
     # nothing was removed or created by the refused calls
     assert gk.read_file("/d/f") == b"data"
     assert sorted(gk.listdir("/d")) == ["f", "ld", "lf"]
+
+
+def test_rename_populated_directory_atomic_for_observers(cluster):
+    """Two other clients stat both names in a loop while a tree of 3 levels
+    is renamed once: reading the old name then the new one never finds
+    neither, reading the new one then the old one never finds both."""
+    import threading
+    from gkfs_client.client import Client
+    c = cluster(n=3)
+    mover, watchers = Client(c.hosts_file), [Client(c.hosts_file) for _ in range(2)]
+    mover.mkdir("/a")
+    for i in range(4):
+        mover.mkdir(f"/a/s{i}")
+        mover.mkdir(f"/a/s{i}/t")
+        for j in range(4):
+            mover.write_file(f"/a/s{i}/t/f{j}", f"{i}{j}".encode())
+    stop, bad, rounds = threading.Event(), [], [0]
+
+    def watch(w):
+        k = 0
+        while not stop.is_set():
+            k += 1
+            if k % 2:
+                a, b = w.exists("/a/s3/t/f3"), w.exists("/b/s3/t/f3")
+                if not a and not b:
+                    bad.append(("neither", k))
+            else:
+                b, a = w.exists("/b/s3/t/f3"), w.exists("/a/s3/t/f3")
+                if a and b:
+                    bad.append(("both", k))
+            rounds[0] += 1
+
+    threads = [threading.Thread(target=watch, args=(w,)) for w in watchers]
+    for t in threads:
+        t.start()
+    while rounds[0] < 10:
+        time.sleep(0.01)
+    mover.rename("/a", "/b")
+    time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not bad, bad
+    assert mover.read_file("/b/s2/t/f1") == b"21" and not mover.exists("/a")
+    for cl in (mover, *watchers):
+        cl.disconnect()

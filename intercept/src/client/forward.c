@@ -149,14 +149,20 @@ gk_fwd_stat_hold(const char *path, const char *hold, struct gk_record *r)
 }
 
 int
-gk_fwd_release(const char *path, const char *data_key, const char *hold)
+gk_fwd_release(const char *path, const char *data_key, const char *hold, int wait)
 {
 	struct gk_call c;
-	msgpack_packer *pk = path_request(&c, "release", path, 3);
+	msgpack_packer *pk = path_request(&c, "release", path, 4);
 	int rc;
 
 	gk_pk_kv_str(pk, "data_key", data_key);
 	gk_pk_kv_str(pk, "owner", hold);
+	gk_pk_kv_bool(pk, "reclaim", wait);   /* a posted call's reply is never read */
+	if (!wait) {
+		rc = gk_rpc_post(&c, 1);
+		gk_call_done(&c);
+		return rc;
+	}
 	rc = run_one(&c);
 	if (!rc)
 		reclaim(&c);
@@ -258,7 +264,7 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 		if (perr) {
 			/* The parent is missing: take the new record back. */
 			if (hold && !c[1].status)
-				gk_fwd_release(path, r->data_key, hold);
+				gk_fwd_release(path, r->data_key, hold, 1);
 			if (*created)
 				gk_fwd_remove(path, -1, r->data_key[0] ? r->data_key : NULL, NULL);
 			rc = -perr;
@@ -842,6 +848,32 @@ gk_fwd_unlock_owner(const char *data_key, const char *owner)
 
 	gk_pk_kv_str(pk, "owner", owner);
 	gk_pk_kv_str(pk, "data_key", data_key);
+	rc = gk_rpc_run_session(&c, 1);
+	if (!rc)
+		rc = -c.status;
+	gk_call_done(&c);
+	return rc;
+}
+
+/* Fences of a directory rename on daemon `target` (docs/protocol.md 4.8). */
+int
+gk_fwd_fence(unsigned target, const char *token, const char *old, const char *new_,
+             const char *old_parent, const char *new_parent, int on)
+{
+	struct gk_call c;
+	msgpack_packer *pk = gk_call_args(&c, target, "fence", 4);
+	int rc;
+
+	gk_pk_kv_str(pk, "owner", token);
+	gk_pk_kv_bool(pk, "on", on);
+	gk_pk_str(pk, "tree");
+	msgpack_pack_array(pk, 2);
+	gk_pk_str(pk, old);
+	gk_pk_str(pk, new_);
+	gk_pk_str(pk, "list");
+	msgpack_pack_array(pk, 2);
+	gk_pk_str(pk, old_parent);
+	gk_pk_str(pk, new_parent);
 	rc = gk_rpc_run_session(&c, 1);
 	if (!rc)
 		rc = -c.status;

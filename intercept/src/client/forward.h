@@ -19,7 +19,9 @@ int gk_fwd_fstat(const char *path, const char *data_key, struct gk_record *r);
 /* stat that also registers an open of the file by `hold` (an owner id):
  * an unlink keeps its data until gk_fwd_release (docs/protocol.md 4.6). */
 int gk_fwd_stat_hold(const char *path, const char *hold, struct gk_record *r);
-int gk_fwd_release(const char *path, const char *data_key, const char *hold);
+/* wait 0: sent without waiting for the reply (close must not cost a round
+ * trip); the daemon then hands a freed orphan to a later reply (4.6). */
+int gk_fwd_release(const char *path, const char *data_key, const char *hold, int wait);
 /* Stat of the parent and create, in one round trip (the daemon does not
  * check the parent).  *created tells whether the record is new. */
 int gk_fwd_create(const char *path, uint32_t mode, int exclusive,
@@ -94,5 +96,9 @@ int gk_fwd_lock(const char *data_key, const char *cap, const char *owner, const 
                 int type, uint64_t start, uint64_t len, int test,
                 struct gk_lock_conflict *conflict);
 int gk_fwd_unlock_owner(const char *data_key, const char *owner);
+/* Sets (on) or drops the fences of a directory rename on one daemon, on
+ * the lock session (a fence goes with its connection). */
+int gk_fwd_fence(unsigned target, const char *token, const char *old, const char *new_,
+                 const char *old_parent, const char *new_parent, int on);
 
 #endif

@@ -49,7 +49,39 @@ gkfs_last_close(struct gk_file *f)
 	if (!id)
 		return;
 	hold_owner(id, owner, sizeof(owner));
-	gk_fwd_release(f->ofd->path, f->ofd->data_key, owner);
+	/* a file this process unlinked while open: wait, so its chunks go now;
+	 * any other close does not wait for the daemon */
+	gk_fwd_release(f->ofd->path, f->ofd->data_key, owner, gk_orphan_forget(f->ofd->data_key));
+}
+
+/* Data keys of the last files this process removed while they were open
+ * (a ring): every close of them releases synchronously (there may be
+ * several open file descriptions), reclaiming at the last one. */
+#define MAX_ORPHANS 64
+static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
+static char orphans[MAX_ORPHANS][80];
+static unsigned n_orphans;
+
+void
+gk_orphan_note(const char *data_key)
+{
+	pthread_mutex_lock(&orphans_lock);
+	snprintf(orphans[n_orphans++ % MAX_ORPHANS], sizeof(orphans[0]), "%s", data_key);
+	pthread_mutex_unlock(&orphans_lock);
+}
+
+int
+gk_orphan_forget(const char *data_key)
+{
+	int found = 0;
+
+	if (!__atomic_load_n(&n_orphans, __ATOMIC_RELAXED))
+		return 0;
+	pthread_mutex_lock(&orphans_lock);
+	for (unsigned i = 0; i < MAX_ORPHANS && i < n_orphans && !found; i++)
+		found = !strcmp(orphans[i], data_key);
+	pthread_mutex_unlock(&orphans_lock);
+	return found;
 }
 
 int
@@ -140,7 +172,7 @@ gkfs_open(const char *path, int flags, mode_t mode, char *redirect)
 		rc = gk_file_open(p, (uint32_t)((flags & ~O_ACCMODE) | acc), is_dir, r.data_key, r.cap,
 		                  held ? me : 0);
 	if (rc < 0 && held)
-		gk_fwd_release(p, r.data_key, hold);
+		gk_fwd_release(p, r.data_key, hold, 1);
 	GKC_LOG(GKC_INFO, "open %s flags %#x -> %d", p, flags, rc);
 	return rc;
 }

@@ -294,6 +294,8 @@ gkfs_unlink(const char *path, char *redirect)
 	rc = THROUGH_LINKS(p, redirect, gk_fwd_remove(p, 0, NULL, &r));
 	if (!rc && !r.held)      /* held: open somewhere, the daemon keeps it */
 		drop_data(&r);
+	else if (!rc)
+		gk_orphan_note(r.data_key);
 	return rc;
 }
 
@@ -375,10 +377,13 @@ gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 			return new_children < 0 ? new_children : -ENOTEMPTY;
 	}
 	if ((ro.mode & GK_S_IFMT) == GK_S_IFDIR &&
-	    (old_children = gk_fwd_has_children(o)) != 0)
+	    (old_children = gk_fwd_has_children(o)) != 0) {
 		/* children's metadata lives with their own paths' owners:
-		 * moving a tree is a copy; mv falls back to it on EXDEV */
-		return old_children < 0 ? old_children : -EXDEV;
+		 * every record of the tree moves, behind a fence (tree_move.c) */
+		if (old_children < 0)
+			return old_children;
+		return gkfs_move_tree(o, n, has_new);
+	}
 	memset(&replaced, 0, sizeof(replaced));
 	if (gk_metadata_owner(o, gkc_cfg.n_hosts) == gk_metadata_owner(n, gkc_cfg.n_hosts)) {
 		rc = gk_fwd_rename(o, n, &replaced);
@@ -389,6 +394,8 @@ gkfs_rename(const char *old_path, const char *new_path, unsigned flags)
 	}
 	if (!rc && replaced.mode && !replaced.held && strcmp(replaced.data_key, ro.data_key))
 		drop_data(&replaced);
+	else if (!rc && replaced.mode && replaced.held)
+		gk_orphan_note(replaced.data_key);
 	return rc;
 }
 

@@ -43,6 +43,9 @@ int gkfs_through_links(const char *path, char *out, char *redirect, int *hops);
  * ("x/") and never acts on a directory (unlink, truncate): -EISDIR,
  * -ENOTDIR or the missing-path error.  Nothing is changed. */
 int gkfs_dir_only_error(const char *path);
+/* rename of a directory with entries (tree_move.c): old and new canonical,
+ * checked by gkfs_rename; new_exists: new is an empty directory. */
+int gkfs_move_tree(const char *old, const char *new_, int new_exists);
 void gkfs_fill_stat(const struct gk_record *r, const char *path, struct stat *st);
 void gkfs_fill_statx(const struct gk_record *r, const char *path, void *statx_buf);
 /* must_dir: the path was spelled "x/" (ENOTDIR unless a directory). */
@@ -51,6 +54,9 @@ int gkfs_access(const char *path, int mode, int flags, int must_dir, char *redir
 /* The open file description's last descriptor closed (fdtable.c): its
  * hold on the file is released (an unlinked file's data may go). */
 void gkfs_last_close(struct gk_file *f);
+/* A file this process removed (or renamed over) while open somewhere. */
+void gk_orphan_note(const char *data_key);
+int gk_orphan_forget(const char *data_key);   /* 1: it is one of them */
 
 ssize_t gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off);
 ssize_t gkfs_pwrite(struct gk_file *f, const void *buf, size_t count, int64_t off);

@@ -246,6 +246,16 @@ gk_rpc_after_fork(void)
 /* --- calls ------------------------------------------------------------------ */
 enum { C_NEW, C_SENT, C_DONE };
 
+/* The fence token of a directory rename this thread is doing: every
+ * request it sends carries it (docs/protocol.md 4.8). */
+static __thread const char *tls_fence __attribute__((tls_model("initial-exec")));
+
+void
+gk_rpc_set_fence(const char *token)
+{
+	tls_fence = token;
+}
+
 msgpack_packer *
 gk_call_args(struct gk_call *c, unsigned target, const char *op, uint32_t n)
 {
@@ -256,7 +266,9 @@ gk_call_args(struct gk_call *c, unsigned target, const char *op, uint32_t n)
 	c->op = op;
 	msgpack_sbuffer_init(&c->args);
 	msgpack_packer_init(&pk, &c->args, msgpack_sbuffer_write);
-	msgpack_pack_map(&pk, n);
+	msgpack_pack_map(&pk, n + (tls_fence != NULL));
+	if (tls_fence)
+		gk_pk_kv_str(&pk, "fence", tls_fence);
 	return &pk;
 }
 
@@ -388,7 +400,7 @@ file_reply(unsigned target, struct gk_call *calls, int n,
  * memory reused by the next receive or another thread) long before the
  * caller reads the reply, so the header frame is first copied into a buffer
  * the call owns until gk_call_done(). */
-static void
+static int
 receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 {
 	z_msg_t m;
@@ -416,6 +428,7 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 		z.msg_close(&m);
 		frame++;
 	}
+	return frame > 0;
 }
 
 static void
@@ -479,12 +492,56 @@ int
 gk_rpc_run(struct gk_call *calls, int n)
 {
 	struct conn *cn = NULL;
+	long deadline = now_ms() + gkc_cfg.timeout_ms, delay_us = 1000;
 	int rc = 0;
 
 	if (gk_rpc_ready() != 0)
 		rc = -EIO;
 	cn = rc ? NULL : get_conn();
-	return run_on(cn, calls, n, rc);
+	for (;;) {
+		rc = run_on(cn, calls, n, rc);
+		/* EAGAIN: a directory rename is moving this path (protocol 4.8):
+		 * ask again shortly, within the usual bound */
+		int again = 0;
+		for (int i = 0; !rc && i < n; i++)
+			again |= calls[i].state == C_DONE && calls[i].status == EAGAIN;
+		if (!again || now_ms() > deadline)
+			return rc;
+		for (int i = 0; i < n; i++)
+			if (calls[i].state == C_DONE && calls[i].status == EAGAIN) {
+				if (calls[i].result)
+					msgpack_unpacked_destroy(&calls[i].reply);
+				free(calls[i].reply_frame);
+				calls[i].reply_frame = NULL;
+				calls[i].result = NULL;
+				calls[i].state = C_NEW;
+			}
+		struct timespec ts = {0, delay_us * 1000};
+		syscall_no_intercept(SYS_nanosleep, &ts, NULL);
+		if (delay_us < 20000)
+			delay_us *= 2;
+		cn = get_conn();
+	}
+}
+
+int
+gk_rpc_post(struct gk_call *calls, int n)
+{
+	struct conn *cn;
+	int rc = 0;
+
+	if (gk_rpc_ready() != 0 || !(cn = get_conn()))
+		return -EIO;
+	for (int i = 0; i < n; i++) {
+		if (calls[i].target >= cn->n)
+			continue;
+		if (send_call(cn, &calls[i]) != 0) {
+			reset_socket(cn, calls[i].target);
+			rc = -EIO;
+		}
+		calls[i].state = C_NEW;   /* its reply, if any, is dropped as stale */
+	}
+	return rc;
 }
 
 /* --- the lock session ---------------------------------------------------------
@@ -545,6 +602,8 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 	if (!cn)
 		rc = -EIO;
 	for (int i = 0; i < n && !rc; i++) {
+		if (calls[i].state == C_DONE)
+			continue;     /* answered in an earlier round (gk_rpc_run's retry) */
 		calls[i].status = EIO;
 		if (calls[i].target >= cn->n) {
 			calls[i].state = C_DONE;
@@ -590,7 +649,10 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 		}
 		for (int k = 0; k < ni; k++)
 			if (items[k].revents & Z_POLLIN)
-				receive_one(cn, idx[k], calls, n);
+				/* everything waiting: replies to posted calls and lock
+				 * probes are dropped here in one go */
+				while (receive_one(cn, idx[k], calls, n))
+					;
 count:
 		pending = 0;
 		for (int i = 0; i < n; i++)

@@ -51,6 +51,11 @@ uint64_t gk_rpc_process_owner(void);
 /* This thread's sockets carried a hold: keep them open after the thread
  * exits (until the process does). */
 void gk_rpc_pin_thread(void);
+/* Sends the calls on this thread's sockets without waiting for replies
+ * (they are dropped when they come); 0 or -EIO. */
+int gk_rpc_post(struct gk_call *calls, int n);
+/* Every request this thread sends carries this fence token (NULL: none). */
+void gk_rpc_set_fence(const char *token);
 /* Frees what a call holds (args and reply). */
 void gk_call_done(struct gk_call *c);
 void gk_calls_done(struct gk_call *c, int n);
