@@ -148,7 +148,12 @@ find_path(GK_MSGPACK_INCLUDE msgpack.h)
 # The static library when there is one (Debian's is PIC): one object less
 # for ld.so to load and the core to look at in every process (~0.8 ms of
 # CPU per start under qemu).
-find_library(GK_MSGPACK_LIB NAMES libmsgpack-c.a msgpack-c msgpackc)
+find_library(GK_MSGPACK_STATIC_LIB NAMES libmsgpack-c.a)
+if(GK_MSGPACK_STATIC_LIB)
+  set(GK_MSGPACK_LIB ${GK_MSGPACK_STATIC_LIB})
+else()
+  find_library(GK_MSGPACK_LIB NAMES msgpack-c msgpackc)
+endif()
 if(NOT GK_MSGPACK_INCLUDE OR NOT GK_MSGPACK_LIB)
   message(FATAL_ERROR "msgpack-c (riscv64) not found: run deploy/riscv64-sysroot.sh "
                       "(needs libmsgpack-c-dev in the sysroot) and pass GKFS_RISCV64_SYSROOT")
