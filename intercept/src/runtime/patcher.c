@@ -444,7 +444,8 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
 		cplan.pads_unknown = st.pads_unknown;
 		gk_cache_store(o, &cplan);
 	}
-	log_stats(o, &st, cached ? 1 + store : 0);
+	if (gk_log_enabled())   /* formatting is start-up time too */
+		log_stats(o, &st, cached ? 1 + store : 0);
 }
 
 static int
@@ -521,8 +522,10 @@ gk_patch_objects(struct gk_object *objs, int n)
 	for (int i = 0; i < n; i++)
 		if (objs[i].selected)
 			apply_object(&objs[i]);
-	gk_tramp_stats(&b);
-	gk_log_buf(&b);
+	if (gk_log_enabled()) {
+		gk_tramp_stats(&b);
+		gk_log_buf(&b);
+	}
 	gk_unmap(sites, sites_len);
 	gk_unmap(targets, targets_len);
 	gk_unmap(pend, pend_len);

@@ -22,6 +22,7 @@
  * stores: a reader sees the old or the new byte, and a hook marks a
  * descriptor before it hands its number to the program).
  */
+#include <string.h>
 #include <sys/syscall.h>
 
 #include "runtime.h"
@@ -56,10 +57,13 @@ clone_family(long nr)
 void
 gk_want_init(void)
 {
-	for (long nr = 0; nr < GK_WANT_NR; nr++)
-		gk_want[nr] = (nr >= GK_MAX_SYSNO || gk_sys_hooked(nr) ||
-		               clone_family(nr) || gk_log_enabled()) ?
-		              GK_WANT_ALWAYS : GK_WANT_NEVER;
+	/* the usual case in one store: no filter, or the log */
+	memset(gk_want, GK_WANT_ALWAYS, sizeof(gk_want));
+	if (!gk_cfg.sys_filter || gk_log_enabled())
+		return;
+	for (long nr = 0; nr < GK_MAX_SYSNO; nr++)
+		if (!gk_sys_hooked(nr) && !clone_family(nr))
+			gk_want[nr] = GK_WANT_NEVER;
 }
 
 void
