@@ -190,7 +190,7 @@ def _all_wrong_requests():
         base = {}
         for arg, kind in {**spec.required, **spec.optional}.items():
             base[arg] = {"path": "/w", "key": "k", "str": "s", "uint": 1, "bool": False, "map": {},
-                         "chunks": [[0, 0, 1]]}[kind]
+                         "chunks": [[0, 0, 1]], "paths": ["/w"]}[kind]
         for arg in base:
             for bad in WRONG:
                 yield name, {**base, arg: bad}
@@ -287,7 +287,10 @@ def test_client_that_never_reads_is_bounded_and_freed(cluster, raw, zmq_ctx):
         r = ok.request("ping", timeout=20)  # others are served meanwhile
         assert r.ok
         time.sleep(0.2)
-    assert peak - base > 100 * MiB, (base, peak)  # the replies were really made
+    # the 63.5 MiB replies were really made (counted once handled; RSS
+    # sampling can miss a reply the bounded queue dropped between samples)
+    made = ok.call("status").result["ops"].get("read_chunks", 0)
+    assert made >= 2, made
     assert peak - base < 400 * MiB, (base, peak)
     hog.close()
     time.sleep(2)
