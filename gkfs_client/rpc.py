@@ -84,7 +84,7 @@ class Rpc:
                   timeout_s: float | None = None) -> list[protocol.Reply]:
         """Send all calls, then collect all replies (in the order of ``calls``).
 
-        A daemon that stays silent raises TimeoutError (errno ETIMEDOUT)
+        A daemon that stays silent raises OSError(EIO)
         naming it. With ``check`` the first failed reply (in call order) is
         raised as OSError(status, message) once every reply is in, so no
         request is left outstanding behind an exception.

@@ -49,7 +49,7 @@ def test_node_cut_mid_io(make_cluster, rv_nodes):
         last = lines[-1]
         assert "error" in last, lines[-3:]
         # The Python client reports the silent daemon by address once the timeout passes.
-        assert last["error"] in (errno.EIO, errno.ETIMEDOUT), last
+        assert last["error"] == errno.EIO, last
         assert n2.address in last["message"], last
         assert took < RPC_TIMEOUT_S + 8, f"writer failed only {took:.1f} s after the cut"
         acked = last["acked"]
