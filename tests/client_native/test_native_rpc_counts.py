@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from gkfs_client import distribution
 
-N = 12
+N = 24  # files: with 3 daemons, P(no mix of folded and unfolded writes) = (2/3)^24 < 1e-4
 
 
 def _ops(client) -> dict[str, int]:

@@ -47,7 +47,7 @@ def test_size_visible_to_another_client_when_write_returns(cluster):
     with Client(c.hosts_file) as a, Client(c.hosts_file) as b:
         a.mkdir("/v")
         folded = unfolded = 0
-        for i in range(12):
+        for i in range(24):  # with 3 daemons, P(no mix of folded and unfolded) = (2/3)^24 < 1e-4
             p = f"/v/f{i}"
             fd = a.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
             key = a.stat_record(p)["data_key"]
