@@ -230,7 +230,6 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 	char parent[GK_PATH_MAX + 1];
 	struct gk_call c[2];
 	struct gk_record pr;
-	msgpack_packer *pk;
 	int rc;
 
 	if (!strcmp(path, "/"))
@@ -239,15 +238,7 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 	if (!gkc_cfg.security_off)
 		return create_checked(path, parent, mode, exclusive, hold, r, created);
 	path_request(&c[0], "stat", parent, 1);
-	pk = path_request(&c[1], "create", path, hold ? 6 : 5);
-	if (hold) {
-		gk_pk_kv_str(pk, "hold", hold);
-		gk_rpc_pin_thread();
-	}
-	gk_pk_kv_u64(pk, "mode", mode);
-	gk_pk_kv_bool(pk, "exclusive", exclusive);
-	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
-	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
+	pack_create(&c[1], path, mode, exclusive, hold);
 	rc = gk_rpc_run(c, 2);
 	if (!rc) {
 		int perr = c[0].status;
