@@ -31,10 +31,10 @@ mount="${mount:-/gkfs}"
 # --check reuses a complete sysroot (and registers binfmt); build one only when missing.
 bash deploy/riscv64-sysroot.sh --check >/dev/null 2>&1 || bash deploy/riscv64-sysroot.sh
 sysroot="$(bash deploy/riscv64-sysroot.sh --print-path)"
-lib="$(gkfs-ctl lib-path --arch riscv64 2>/dev/null)" || {
-  bash deploy/build-native.sh riscv64
-  lib="$(gkfs-ctl lib-path --arch riscv64)"
-}
+# Always (incrementally) rebuilt: a library left by an older checkout speaks
+# an older protocol, and every call under the mount would fail with EIO.
+bash deploy/build-native.sh riscv64 >&2
+lib="$(gkfs-ctl lib-path --arch riscv64)"
 progs="$(bash deploy/build-e2e-programs.sh)"
 qemu=/usr/bin/qemu-riscv64-static
 
