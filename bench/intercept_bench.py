@@ -6,9 +6,11 @@ from the same run (the machine is a noisy 2-core VM; absolute times under
 qemu mean little):
 
 1. pass-through system call cost under qemu: a riscv64 C loop making N
-   getppid(), futex(FUTEX_WAKE), clock_gettime() (calls the gkfs client
-   never wants: the entry's fast path) and write(/dev/null) (a descriptor
-   that is not gkfs) calls through libc, bare and with libgkfs_intercept.so
+   getppid(), futex(FUTEX_WAKE), clock_gettime(), anonymous mmap() (calls
+   the gkfs client never wants: the entry's fast path) and write(/dev/null),
+   read(/dev/zero), fstat() and lseek() of a local file, dup()+close()
+   (descriptors that are not gkfs) calls through libc, bare and with
+   libgkfs_intercept.so
    preloaded (logging off), runs interleaved, ratios of medians and minimums;
 2. process start-up under qemu: sysroot programs (true, ls, python3) without
    and with the preload, for the core alone (libsyscall_intercept.so) and
@@ -70,8 +72,13 @@ def run_rv(argv: list[str], sysroot: Path, preload: Path | None,
 
 
 # Pass-through calls timed, and the issue's bound for each (issue 9, part 4):
-# calls the gkfs client never wants, and one on a descriptor that is not gkfs.
-SYSCALL_MODES = [("getppid", 1.1), ("futex", 1.1), ("clock", 1.1), ("write", 1.3)]
+# calls the gkfs client never wants (mmap: of anonymous memory, no
+# descriptor), and calls on descriptors that are not gkfs ("close" is a
+# dup()+close() pair: the client hooks both for every descriptor).
+SYSCALL_MODES = [("getppid", 1.1), ("futex", 1.1), ("clock", 1.1), ("mmap", 1.1),
+                 ("write", 1.3), ("read", 1.3), ("fstat", 1.3), ("lseek", 1.3),
+                 ("close", 1.3)]
+NEVER_WANTED = {"getppid", "futex", "clock", "mmap"}
 STARTUP_BOUND = 1.2   # /bin/true with libgkfs_intercept.so (plan cache warm)
 
 
@@ -117,8 +124,9 @@ def syscall_cost(bench: Path, sysroot: Path, libs: list[tuple[str, Path]], calls
                  repeat: int) -> None:
     print(f"\n== pass-through system call cost under qemu ({calls} calls, {repeat} interleaved "
           f"runs; CPU time of the loop; ratio = preloaded / bare, median (min))")
-    print("   getppid, futex, clock_gettime: never wanted by the gkfs client; write: to /dev/null,"
-          " a descriptor that is not gkfs")
+    print("   getppid, futex, clock_gettime, mmap (anonymous): never wanted by the gkfs client;"
+          " write (/dev/null), read (/dev/zero), fstat, lseek (a local file), close (dup+close"
+          " pair): descriptors that are not gkfs")
     rows = syscall_rows(bench, sysroot, libs, calls, repeat)
     cols = [(r["lib"], r["cache"]) for r in rows if r["what"] == rows[0]["what"]]
     print(f"{'call':<10} {'bare ns':>9}" + "".join(f" {lb + ' ' + c:>16}" for lb, c in cols)
@@ -211,7 +219,7 @@ def summary_rows(calls: int = 50_000, repeat: int = 5, starts: int = 9,
     bench = native_paths.riscv64_build_dir() / "tests" / "bench_syscalls"
     out = []
     for r in syscall_rows(bench, sysroot, [("gkfs", lib)], calls, repeat):
-        kind = "non-gkfs descriptor" if r["what"] == "write" else "never wanted"
+        kind = "never wanted" if r["what"] in NEVER_WANTED else "non-gkfs descriptor"
         out.append((f"intercept {r['what']} ({kind}, plan cache {'warm' if r['cache'] == 'cached' else 'off'})",
                     r["ratio_median"], r["ratio_min"], f"<= {r['bound']}x"))
     for r in startup_rows(sysroot, [("gkfs", lib)], starts, [["true"]]):

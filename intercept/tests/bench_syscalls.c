@@ -1,10 +1,14 @@
 /*
  * Benchmark driver (bench/intercept_bench.py), not a test:
- *     bench_syscalls getppid|write|futex|clock|none N
+ *     bench_syscalls getppid|write|futex|clock|read|fstat|lseek|close|mmap|none N
  * makes N system calls through libc (getppid(); write() of one byte to
  * /dev/null; futex(FUTEX_WAKE) on a private word nobody waits on;
- * clock_gettime(CLOCK_PROCESS_CPUTIME_ID), which no vDSO answers; "none"
- * runs the empty loop) and prints
+ * clock_gettime(CLOCK_PROCESS_CPUTIME_ID), which no vDSO answers; read()
+ * of one byte from /dev/zero; fstat() (glibc: newfstatat with
+ * AT_EMPTY_PATH), lseek() of a local file in $TMPDIR or /tmp; "close":
+ * dup() then close() of that file's descriptor, a pair per round;
+ * mmap() of one anonymous page, never unmapped; "none" runs the empty
+ * loop) and prints
  *     mode=M calls=N ns_per_call=X
  * timed around the loop only (process start-up and the core's patching
  * excluded) in the thread's CPU time, which the other load on a shared
@@ -19,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 static double now_ns(void)
@@ -31,14 +37,25 @@ static double now_ns(void)
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
-		fprintf(stderr, "usage: %s getppid|write|none N\n", argv[0]);
+		fprintf(stderr, "usage: %s getppid|write|futex|clock|read|fstat|lseek|close|"
+		        "mmap|none N\n", argv[0]);
 		return 2;
 	}
 	const char *mode = argv[1];
 	long n = atol(argv[2]);
 	int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || n <= 0) {
+	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	const char *tmp = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/bench_syscalls.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int local = mkstemp(path);
+	if (fd < 0 || zero < 0 || local < 0 || n <= 0) {
 		perror("bench_syscalls");
+		return 1;
+	}
+	unlink(path);   /* the descriptor keeps it */
+	if (write(local, "0123456789", 10) != 10) {
+		perror("bench_syscalls: write");
 		return 1;
 	}
 	volatile long sink = 0;
@@ -58,6 +75,22 @@ int main(int argc, char **argv)
 		struct timespec ts;
 		for (long i = 0; i < n; i++)
 			sink += clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	} else if (strcmp(mode, "read") == 0) {
+		for (long i = 0; i < n; i++)
+			sink += read(zero, &byte, 1);
+	} else if (strcmp(mode, "fstat") == 0) {
+		struct stat st;
+		for (long i = 0; i < n; i++)
+			sink += fstat(local, &st);
+	} else if (strcmp(mode, "lseek") == 0) {
+		for (long i = 0; i < n; i++)
+			sink += lseek(local, (off_t)(i & 7), SEEK_SET);
+	} else if (strcmp(mode, "close") == 0) {
+		for (long i = 0; i < n; i++)
+			sink += close(dup(local));
+	} else if (strcmp(mode, "mmap") == 0) {
+		for (long i = 0; i < n; i++)
+			sink += (long)mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) & 1;
 	} else if (strcmp(mode, "none") == 0) {
 		for (long i = 0; i < n; i++)
 			sink += i;

@@ -16,6 +16,7 @@
 #include "libsyscall_intercept_hook_point.h"
 #include "config.h"
 #include "log.h"
+#include "runtime.h"   /* gk_getenv */
 
 #define GKC_MAX_MEMBERS 65536   /* as hostsfile.MAX_MEMBERS */
 
@@ -43,16 +44,39 @@ set_mount(const char *m)
 	gkc_cfg.mount_len = n;
 }
 
+/* out = a + b + c (NULL parts left out), cut to size as snprintf would:
+ * the constructor formats no paths with libc's printf, whose code an
+ * emulator (qemu-user) would translate in every process (runtime/util.c,
+ * gk_getenv). */
+static void
+join3(char *out, size_t size, const char *a, const char *b, const char *c)
+{
+	const char *part[3] = {a, b, c};
+	size_t n = 0;
+
+	for (int i = 0; i < 3; i++)
+		for (const char *p = part[i]; p && *p && n + 1 < size; p++)
+			out[n++] = *p;
+	out[n] = '\0';
+}
+
 static void
 default_hosts_file(char *out, size_t size)
 {
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	const char *xdg = gk_getenv("XDG_RUNTIME_DIR");
+	char uid[24], *d = uid + sizeof(uid) - 1;
+	unsigned long u = (unsigned long)syscall_no_intercept(SYS_getuid);
 
-	if (xdg && *xdg)
-		snprintf(out, size, "%s/gkfs/hosts", xdg);
-	else
-		snprintf(out, size, "/tmp/gkfs-%ld/hosts",
-		         syscall_no_intercept(SYS_getuid));
+	if (xdg && *xdg) {
+		join3(out, size, xdg, "/gkfs/hosts", NULL);
+		return;
+	}
+	*d = '\0';
+	do {
+		*--d = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	join3(out, size, "/tmp/gkfs-", d, "/hosts");
 }
 
 /* A file another user owns (root excepted) or may write (bad_mode bits set)
@@ -418,13 +442,13 @@ gkc_config_address(unsigned i, char *out, size_t size, unsigned *gen)
 void
 gkc_config_load(void)
 {
-	const char *hf = getenv("LIBGKFS_HOSTS_FILE");
-	const char *mount = getenv("LIBGKFS_MOUNT");
-	const char *t_ms = getenv("LIBGKFS_RPC_TIMEOUT_MS");
-	const char *t_s = getenv("LIBGKFS_RPC_TIMEOUT");
+	const char *hf = gk_getenv("LIBGKFS_HOSTS_FILE");
+	const char *mount = gk_getenv("LIBGKFS_MOUNT");
+	const char *t_ms = gk_getenv("LIBGKFS_RPC_TIMEOUT_MS");
+	const char *t_s = gk_getenv("LIBGKFS_RPC_TIMEOUT");
 
 	if (hf && *hf)
-		snprintf(gkc_cfg.hosts_file, sizeof(gkc_cfg.hosts_file), "%s", hf);
+		join3(gkc_cfg.hosts_file, sizeof(gkc_cfg.hosts_file), hf, NULL, NULL);
 	else
 		default_hosts_file(gkc_cfg.hosts_file, sizeof(gkc_cfg.hosts_file));
 
@@ -434,14 +458,14 @@ gkc_config_load(void)
 	else if (t_s && *t_s && strtod(t_s, NULL) > 0)
 		gkc_cfg.timeout_ms = (int)(strtod(t_s, NULL) * 1000.0 + 0.5);
 
-	const char *sec = getenv("LIBGKFS_SECURITY");
-	const char *kf = getenv("LIBGKFS_KEY_FILE");
+	const char *sec = gk_getenv("LIBGKFS_SECURITY");
+	const char *kf = gk_getenv("LIBGKFS_KEY_FILE");
 	gkc_cfg.security_off = sec && !strcmp(sec, "off");
 	if (kf && *kf)
-		snprintf(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), "%s", kf);
+		join3(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), kf, NULL, NULL);
 	else
-		snprintf(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), "%s.keys/client.key",
-		         gkc_cfg.hosts_file);
+		join3(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), gkc_cfg.hosts_file,
+		      ".keys/client.key", NULL);
 
 	gkc_config_reload_hosts();
 	if (mount && *mount)

@@ -26,6 +26,7 @@
 #include "hooks.h"
 #include "log.h"
 #include "paths.h"
+#include "runtime.h"   /* gk_getenv */
 
 #define FDS_VAR "LIBGKFS_FDS="
 #define CWD_VAR "LIBGKFS_CWD="
@@ -96,8 +97,8 @@ gk_exec_with_state(long nr, const long *a, int envp_index)
 void
 gk_exec_state_adopt(void)
 {
-	const char *fds = getenv("LIBGKFS_FDS");
-	const char *cwd = getenv("LIBGKFS_CWD");
+	const char *fds = gk_getenv("LIBGKFS_FDS");
+	const char *cwd = gk_getenv("LIBGKFS_CWD");
 
 	if (fds) {
 		for (const char *p = fds; *p;) {

@@ -202,7 +202,7 @@ static const short fd_arg0_calls[] = {
 	SYS_fsync, SYS_fdatasync, SYS_sync_file_range, SYS_syncfs,
 	SYS_ftruncate, SYS_fallocate, SYS_fadvise64, SYS_readahead, SYS_fstat,
 	SYS_fstatfs, SYS_getdents64, SYS_fchmod, SYS_fchown, SYS_fsetxattr,
-	SYS_fgetxattr, SYS_flistxattr, SYS_fremovexattr,
+	SYS_fgetxattr, SYS_flistxattr, SYS_fremovexattr, SYS_dup,
 };
 /* The client's own calls that gk_internal_syscall acts on (nested). */
 static const short internal_calls[] = {

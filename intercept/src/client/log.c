@@ -14,6 +14,7 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "log.h"
+#include "runtime.h"   /* gk_getenv */
 
 int gkc_log_level;
 static int log_fd = 2;
@@ -53,7 +54,7 @@ open_output(void)
 void
 gkc_log_init(void)
 {
-	const char *lv = getenv("LIBGKFS_LOG");
+	const char *lv = gk_getenv("LIBGKFS_LOG");
 
 	gkc_log_level = GKC_OFF;
 	if (lv && *lv) {
@@ -66,7 +67,7 @@ gkc_log_init(void)
 		else if (strcmp(lv, "none") && strcmp(lv, "off") && strcmp(lv, "0"))
 			gkc_log_level = GKC_INFO;
 	}
-	log_out = getenv("LIBGKFS_LOG_OUTPUT");
+	log_out = gk_getenv("LIBGKFS_LOG_OUTPUT");
 	if (gkc_log_level)
 		open_output();
 }

@@ -1,6 +1,6 @@
 /*
  * config.c - the environment, read once by the constructor (before any
- * patching, so libc's getenv is safe here).
+ * patching; gk_getenv, util.c, rather than libc's: start-up cost).
  *
  *   INTERCEPT_HOOK_CMDLINE_FILTER  only intercept if argv[0] is it or ends
  *                                  in '/' + it
@@ -110,10 +110,10 @@ parse_sys_list(const char *var, const char *list)
 int
 gk_config_load(void)
 {
-	const char *f = getenv("INTERCEPT_HOOK_CMDLINE_FILTER");
-	const char *all = getenv("INTERCEPT_ALL_OBJS");
-	const char *inc = getenv("INTERCEPT_SYS_INCLUDE");
-	const char *exc = getenv("INTERCEPT_SYS_EXCLUDE");
+	const char *f = gk_getenv("INTERCEPT_HOOK_CMDLINE_FILTER");
+	const char *all = gk_getenv("INTERCEPT_ALL_OBJS");
+	const char *inc = gk_getenv("INTERCEPT_SYS_INCLUDE");
+	const char *exc = gk_getenv("INTERCEPT_SYS_EXCLUDE");
 
 	if (f && !cmdline_matches(f)) {
 		gk_cfg.allowed = 0;
@@ -121,12 +121,12 @@ gk_config_load(void)
 	}
 	/* set, whatever its value (even 0 or empty), as in syscall_intercept */
 	gk_cfg.all_objs = all != NULL;
-	gk_cfg.libs = getenv("INTERCEPT_LIBS");
-	f = getenv("INTERCEPT_REUSE_RELA");
+	gk_cfg.libs = gk_getenv("INTERCEPT_LIBS");
+	f = gk_getenv("INTERCEPT_REUSE_RELA");
 	gk_cfg.reuse_rela = !(f && strcmp(f, "0") == 0);
-	f = getenv("INTERCEPT_FORCE_GATEWAY");
+	f = gk_getenv("INTERCEPT_FORCE_GATEWAY");
 	gk_cfg.force_gateway = f && *f && strcmp(f, "0") != 0;
-	f = getenv("INTERCEPT_LOG_SITES");
+	f = gk_getenv("INTERCEPT_LOG_SITES");
 	gk_cfg.log_sites = f && *f && strcmp(f, "0") != 0;
 	if (inc && *inc && exc && *exc) {
 		err_line("INTERCEPT_SYS_INCLUDE and INTERCEPT_SYS_EXCLUDE are "

@@ -85,13 +85,13 @@ open_for_pid(void)
 void
 gk_log_open(void)
 {
-	const char *p = getenv("INTERCEPT_LOG");
-	const char *trunc = getenv("INTERCEPT_LOG_TRUNC");
+	const char *p = gk_getenv("INTERCEPT_LOG");
+	const char *trunc = gk_getenv("INTERCEPT_LOG_TRUNC");
 
 	if (!p || !*p)
 		return;
 	log_path = p;
-	p = getenv("INTERCEPT_LOG_RAW");
+	p = gk_getenv("INTERCEPT_LOG_RAW");
 	log_raw = p && *p && strcmp(p, "0") != 0;
 	log_flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
 	if (!trunc || strcmp(trunc, "0") != 0)

@@ -27,10 +27,16 @@ struct iter {
 	int other_ns;     /* listing a dlmopen namespace: no main program */
 };
 
+/* Plain loops here and below rather than libc's string functions: this
+ * runs in every process's constructor (util.c, gk_getenv: why). */
 static int
 starts_with(const char *s, const char *p)
 {
-	return strncmp(s, p, strlen(p)) == 0;
+	while (*p && *s == *p) {
+		s++;
+		p++;
+	}
+	return *p == '\0';
 }
 
 static int
@@ -50,7 +56,8 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 		memset(o, 0, sizeof(*o));
 		o->is_main = main;
 	}
-	strncpy(o->path, name, sizeof(o->path) - 1);
+	for (size_t i = 0; i < sizeof(o->path) - 1 && name[i]; i++)
+		o->path[i] = name[i];   /* NUL-terminated: o was zeroed */
 	o->base = info->dlpi_addr;
 	o->phdr = info->dlpi_phdr;
 	o->phnum = info->dlpi_phnum;

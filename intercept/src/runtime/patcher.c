@@ -456,37 +456,80 @@ seg_prot(const ElfW(Phdr) *p)
 	       ((p->p_flags & PF_X) ? PROT_EXEC : 0);
 }
 
-/* Phase 3 for one object: each executable segment writable only while
- * its patches are copied in (RWX, so code in it keeps running). */
+/* Writes pend[k0..k1) (all inside one segment of protection prot), the
+ * pages they touch made writable only meanwhile (RWX, so code in them
+ * keeps running). */
+static void
+write_run(size_t k0, size_t k1, int prot)
+{
+	uint64_t s = pend[k0].addr & ~4095UL, e = 0;
+
+	for (size_t k = k0; k < k1; k++) {
+		uint64_t ke = (pend[k].addr + pend[k].len + 4095) & ~4095UL;
+		if (ke > e)
+			e = ke;
+	}
+	if (GK_RAW(SYS_mprotect, s, e - s, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
+		gk_log_msg("patch: mprotect failed, pages left alone");
+		return;
+	}
+	for (size_t k = k0; k < k1; k++)
+		memcpy((void *)(uintptr_t)pend[k].addr, pend[k].bytes, pend[k].len);
+	GK_RAW(SYS_mprotect, s, e - s, prot);
+}
+
+/*
+ * Phase 3 for one object: per executable segment, runs of patched pages
+ * (windows no more than RUN_GAP pages apart) each made writable only
+ * while their patches are copied in.  Not the whole segment: a page made
+ * writable loses whatever an emulator (qemu-user) translated from it,
+ * and code that ran before the patching (ld.so, libc's start-up, the
+ * functions this constructor called) would be translated again.
+ */
+#define RUN_GAP 1
 static void
 apply_object(const struct gk_object *o)
 {
 	const ElfW(Phdr) *ph = o->phdr;
 
 	for (int i = 0; i < o->phnum; i++) {
-		uint64_t s, e;
+		uint64_t s, e, run_end = 0;
+		size_t k0 = 0, k1 = 0;
 		int any = 0;
 
 		if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X))
 			continue;
 		s = (o->base + ph[i].p_vaddr) & ~4095UL;
 		e = (o->base + ph[i].p_vaddr + ph[i].p_memsz + 4095) & ~4095UL;
-		for (size_t k = 0; k < npend; k++)
-			if (pend[k].addr >= s && pend[k].addr + pend[k].len <= e)
-				any = 1;
-		if (!any)
-			continue;
-		if (GK_RAW(SYS_mprotect, s, e - s,
-		           PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
-			gk_log_msg("patch: mprotect failed, segment left alone");
-			continue;
+		for (size_t k = 0; k < npend; k++) {
+			uint64_t pg, pe;
+
+			if (pend[k].addr < s || pend[k].addr + pend[k].len > e)
+				continue;
+			pg = pend[k].addr & ~4095UL;
+			pe = (pend[k].addr + pend[k].len + 4095) & ~4095UL;
+			/* one run: consecutive entries of this segment whose
+			 * pages follow within the gap (entries come in address
+			 * order per text range; any other order only makes
+			 * more runs) */
+			if (k1 == k && k1 > k0 && pg >= (pend[k0].addr & ~4095UL) &&
+			    pg <= run_end + RUN_GAP * 4096UL) {
+				k1 = k + 1;
+				if (pe > run_end)
+					run_end = pe;
+				continue;
+			}
+			if (k1 > k0)
+				write_run(k0, k1, seg_prot(&ph[i]));
+			k0 = k;
+			k1 = k + 1;
+			run_end = pe;
+			any = 1;
 		}
-		for (size_t k = 0; k < npend; k++)
-			if (pend[k].addr >= s && pend[k].addr + pend[k].len <= e)
-				memcpy((void *)(uintptr_t)pend[k].addr, pend[k].bytes,
-				       pend[k].len);
-		GK_RAW(SYS_mprotect, s, e - s, seg_prot(&ph[i]));
-		gk_arch_flush_icache(s, e);
+		if (k1 > k0)
+			write_run(k0, k1, seg_prot(&ph[i]));
+		if (any)
+			gk_arch_flush_icache(s, e);
 	}
 }
 

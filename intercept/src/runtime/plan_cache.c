@@ -131,9 +131,9 @@ make_dirs(char *path, size_t root_len)
 int
 gk_cache_init(const struct gk_object *self)
 {
-	const char *env = getenv("INTERCEPT_PLAN_CACHE");
-	const char *xdg = getenv("XDG_CACHE_HOME");
-	const char *home = getenv("HOME");
+	const char *env = gk_getenv("INTERCEPT_PLAN_CACHE");
+	const char *xdg = gk_getenv("XDG_CACHE_HOME");
+	const char *home = gk_getenv("HOME");
 	size_t n = 0, root = 0;
 
 	dir[0] = '\0';

@@ -80,6 +80,9 @@ gk_want_never(long nr)
  * calls with gk_want_declare before anything is patched. */
 void gk_hook_declare(void) __attribute__((weak));
 
+/* getenv without libc's string functions (util.c: why) */
+const char *gk_getenv(const char *name);
+
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
 const char *gk_sysname(long nr);           /* NULL if unknown */
 long gk_sysno_by_name(const char *s, size_t len); /* -1 if unknown */

@@ -71,6 +71,15 @@ parse_hex(const char **p)
 	}
 }
 
+static char *
+next_line(char *s)
+{
+	for (; *s; s++)
+		if (*s == '\n')
+			return s;
+	return NULL;
+}
+
 /* Streamed through a small stack buffer: a heap or mmap buffer here
  * would itself take the free space right next to the objects. */
 void
@@ -87,7 +96,8 @@ gk_tramp_init(void)
 		char *line = buf, *nl;
 		have += (size_t)n;
 		buf[have] = '\0';
-		while ((nl = strchr(line, '\n')) != NULL) {
+		/* plain loops, not strchr/memmove: start-up cost (util.c) */
+		while ((nl = next_line(line)) != NULL) {
 			const char *p = line;
 			uint64_t st = parse_hex(&p);
 			if (*p == '-') {
@@ -97,7 +107,8 @@ gk_tramp_init(void)
 			line = nl + 1;
 		}
 		have = (size_t)(buf + have - line);
-		memmove(buf, line, have);
+		for (size_t i = 0; i < have; i++)
+			buf[i] = line[i];
 		if (have == sizeof(buf) - 1)
 			have = 0;   /* absurd line: drop it */
 	}

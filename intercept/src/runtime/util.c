@@ -26,11 +26,39 @@ gk_unmap(void *p, size_t len)
 		GK_RAW(SYS_munmap, p, len);
 }
 
+/*
+ * getenv for the start-up path: the constructors (the core's and the gkfs
+ * client's) run in every process, most of which never touch gkfs.  A
+ * plain loop over environ, because under an emulator (qemu-user) every
+ * piece of code run for the first time is translated first, and libc's
+ * getenv drags in its word-at-a-time strlen and strncmp (some 100 blocks
+ * to translate; this is 5).  Same answer as getenv: the first NAME=.
+ */
+const char *
+gk_getenv(const char *name)
+{
+	extern char **environ;
+
+	for (char **e = environ; e && *e; e++) {
+		const char *v = *e, *n = name;
+		while (*n && *v == *n) {
+			v++;
+			n++;
+		}
+		if (!*n && *v == '=')
+			return v + 1;
+	}
+	return NULL;
+}
+
 const char *
 gk_basename(const char *path)
 {
-	const char *s = strrchr(path, '/');
-	return s ? s + 1 : path;
+	const char *base = path;
+	for (const char *p = path; *p; p++)   /* not strrchr: gk_getenv */
+		if (*p == '/')
+			base = p + 1;
+	return base;
 }
 
 /* Shell-style glob: '*' and '?' only; enough for sonames like libc.so*. */
