@@ -15,12 +15,17 @@ measured in this same run, with the cluster's default security (CURVE).
   preload       bench/e2e_bench.py (riscv64 fsbench under qemu-user through
                 libgkfs_intercept.so): mdtest-like create/stat/remove and
                 IOR-like write/read against the same binary on the local fs
+  interception  bench/intercept_bench.py --summary (riscv64 under qemu-user):
+                calls the client never wants (getppid, futex, clock_gettime,
+                anonymous mmap) and calls on descriptors that are not gkfs
+                (write, read, fstat, lseek, dup+close) against the bare call,
+                start-up of /bin/true against the bare start
 
 The machine is a noisy 2-core VM shared with other work: rounds interleave
 the set-ups and each figure is the median of its rounds; quote the ratios.
 
     python3 bench/perf_bench.py                    # ~2-4 minutes
-    python3 bench/perf_bench.py --quick            # smaller, no preload runs
+    python3 bench/perf_bench.py --quick            # smaller, no preload or interception runs
     python3 bench/perf_bench.py --json out.json
 """
 from __future__ import annotations
@@ -295,6 +300,20 @@ def bench_preload(files: int, mib: int) -> dict:
     return json.loads(text[text.index("\n{") + 1:])["best"]
 
 
+def bench_intercept() -> dict:
+    """The interception rows (bench/intercept_bench.py summary_rows: its own
+    bare baselines, interleaved, in this run)."""
+    try:
+        import intercept_bench
+        rows = intercept_bench.summary_rows()
+    except SystemExit as exc:   # intercept_bench reports a failed run this way
+        return {"error": str(exc)}
+    except Exception as exc:    # nothing built, no sysroot: say so, keep the rest
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {"rows": [{"what": w, "ratio_median": m, "ratio_min": n, "bound": b}
+                     for w, m, n, b in rows]}
+
+
 # ---------------------------------------------------------------- report
 
 def med(rounds: list[dict[str, float]]) -> dict[str, float]:
@@ -311,10 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="rounds, median kept (default 3)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds, no preload runs")
     p.add_argument("--no-preload", action="store_true", help="skip the riscv64 preload runs")
+    p.add_argument("--no-intercept", action="store_true",
+                   help="skip the interception rows (riscv64 pass-through calls, start-up)")
     p.add_argument("--json", help="also write every figure to this JSON file")
     a = p.parse_args(argv)
     if a.quick:
         a.files, a.agg_files, a.mib, a.repeat, a.no_preload = 300, 200, 16, 2, True
+        a.no_intercept = True
     os.environ.setdefault("LIBGKFS_SECURITY", "curve")
     daemons = [int(x) for x in a.daemons.split(",") if x]
     t0 = time.monotonic()
@@ -338,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))  # bracket the round
     res = {k: med(v) for k, v in rounds.items()}
     preload = None if a.no_preload else bench_preload(200, 16)
+    intercept = None if a.no_intercept else bench_intercept()
     wall = time.monotonic() - t0
 
     e, loc, s = res["echo"], res["local"], res["serial"]
@@ -373,11 +396,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:48} {v:12,.1f} {b:12,.1f} {v / b:7.3f}  {target}")
     if preload and "error" in preload:
         print(f"preload runs failed: {preload['error']}")
+    if intercept and "error" in intercept:
+        print(f"interception runs failed: {intercept['error']}")
+    elif intercept:
+        print(f"\n{'interception under qemu (ratio to bare, same run)':62} {'median':>7} {'min':>6}  target")
+        for r in intercept["rows"]:
+            print(f"{r['what']:62} {r['ratio_median']:7.2f} {r['ratio_min']:6.2f}  {r['bound']}")
     print("RPCs per call (daemon op counters, 1 daemon): "
           + ", ".join(f"{k} {v:.2f}" for k, v in rpcs.items()))
     if a.json:
-        Path(a.json).write_text(json.dumps({"rounds": rounds, "median": res, "rpcs": rpcs, "preload": preload},
-                                           indent=2))
+        Path(a.json).write_text(json.dumps({"rounds": rounds, "median": res, "rpcs": rpcs, "preload": preload,
+                                            "intercept": intercept}, indent=2))
     return 0
 
 

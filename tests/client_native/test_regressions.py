@@ -57,3 +57,21 @@ def test_file_used_as_directory_answers_like_the_kernel(gk_cluster, rv_program, 
     c = gk_cluster.client
     assert c.read_file("/enotdir/d/f") == b"data"
     assert sorted(c.listdir("/enotdir/d")) == ["f", "ld", "lf"]
+
+
+def test_close_still_reaches_the_client_for_descriptors_it_keeps(gk_cluster, rv_program, run_rv,
+                                                                 tmp_path):
+    """close() of a descriptor the client keeps no record of goes straight to
+    the kernel (issue 9, part 4); of one it does keep (a remembered kernel
+    directory above the mount, a gkfs descriptor, libzmq's own) it must still
+    reach the client, or a reused number would resolve *at calls into gkfs,
+    read gkfs data, or the program would close libzmq's sockets."""
+    prog = rv_program("closekept")
+    other = tmp_path / "other"
+    other.mkdir()
+    local = tmp_path / "local"
+    local.write_bytes(b"local")
+    cp = run_rv([prog, gk_cluster.mount, other, local])
+    assert cp.returncode == 0 and cp.stdout.decode() == "ok\n", \
+        (cp.stdout.decode(errors="replace"), cp.stderr.decode(errors="replace"))
+    assert gk_cluster.client.read_file("/closekept.txt") == b"gkfs"

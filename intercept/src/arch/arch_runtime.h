@@ -30,11 +30,15 @@
  * fills the tables, the entry reads them before it saves anything): per
  * system call number below GK_WANT_NR - 1 one class byte, and per descriptor
  * below GK_WANT_FDS one byte, non-zero when the hook library marked it
- * (a gkfs descriptor).  A call whose class says "never", or "only with a
- * marked descriptor" in an unmarked one, goes back to the trampoline's own
- * system call (ret1) with every register as it was: the kernel sees
- * exactly the program's call.  Numbers and descriptors beyond the tables
- * always go through the dispatcher.
+ * (a gkfs descriptor), and a second byte (gk_want_fd_kept), non-zero
+ * while the hook keeps any record of that descriptor (a gkfs one, one of
+ * its own, a directory it remembers: close must reach it then).  A call
+ * whose class says "never", or "only with a marked descriptor" in an
+ * unmarked one, goes back to the trampoline's own system call (ret1) with
+ * every register as it was: the kernel sees exactly the program's call.
+ * A negative descriptor (a sign-extended int: the kernel answers EBADF, or
+ * ignores it for anonymous memory) is nobody's mark either.  Numbers and
+ * other descriptors beyond the tables always go through the dispatcher.
  */
 #define GK_WANT_NR       2048   /* a power of two; the last entry is
                                    always "always" (numbers beyond) */
@@ -43,6 +47,7 @@
 #define GK_WANT_ALWAYS   1   /* through the dispatcher */
 #define GK_WANT_FD_ARG0  2   /* ... when the first argument is a marked descriptor */
 #define GK_WANT_FD_ARG4  3   /* ... when the fifth is (mmap) */
+#define GK_WANT_FD_KEPT_ARG0 4 /* ... when the first is a kept descriptor (close) */
 
 /*
  * arch_frame.h defines, for C and assembly:
@@ -89,6 +94,9 @@ void gk_arch_flush_icache(uint64_t start, uint64_t end);
 /* Provided by the runtime (wanted.c), read by the entry. */
 extern unsigned char gk_want[GK_WANT_NR];
 extern unsigned char gk_want_fd[GK_WANT_FDS];
+/* GK_WANT_FDS bytes (read bytewise by the entry), words so that each
+ * owner flips its own bit atomically (wanted.c). */
+extern uint32_t gk_want_fd_kept[GK_WANT_FDS / 4];
 
 /* Provided by the runtime (dispatch.c), called by the entry. */
 long gk_dispatch(struct gk_frame *f);

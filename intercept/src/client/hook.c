@@ -227,6 +227,9 @@ declare_wanted(void)
 	classes[SYS_mmap] = GK_WANT_FD_ARG4;
 	for (size_t i = 0; i < sizeof(internal_calls) / sizeof(internal_calls[0]); i++)
 		classes[internal_calls[i]] = GK_WANT_ALWAYS;
+	/* close acts on gkfs descriptors, the client's own (gk_want_fd_keep
+	 * in internal_fds.c) and remembered directories (paths.c) only */
+	classes[SYS_close] = GK_WANT_FD_KEPT_ARG0;
 	gk_want_declare(classes, MAX_NR);
 }
 

@@ -26,6 +26,7 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "internal_fds.h"
+#include "runtime.h"   /* gk_want_fd_keep */
 
 #define MAX_TRACKED 65536
 static unsigned long bits[MAX_TRACKED / (8 * sizeof(unsigned long))];
@@ -46,10 +47,15 @@ mark(long fd, int on)
 {
 	if (fd < 0 || fd >= MAX_TRACKED)
 		return;
+	/* the program's close of it must reach hook_close (refused) */
+	if (on)
+		gk_want_fd_keep(fd, GK_FD_KEPT_INTERNAL, 1);
 	if (on)
 		__atomic_fetch_or(&W(fd), B(fd), __ATOMIC_RELAXED);
 	else
 		__atomic_fetch_and(&W(fd), ~B(fd), __ATOMIC_RELAXED);
+	if (!on)
+		gk_want_fd_keep(fd, GK_FD_KEPT_INTERNAL, 0);
 }
 
 static int
@@ -176,8 +182,13 @@ gk_internal_after_fork(void)
 {
 	/* The parent's libzmq is abandoned here: its numbers are ordinary
 	 * descriptors of the child now, and no thread of it will start. */
-	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++)
+	for (unsigned i = 0; i < sizeof(bits) / sizeof(bits[0]); i++) {
+		for (unsigned k = 0; bits[i] && k < 8 * sizeof(bits[0]); k++)
+			if (bits[i] & (1UL << k))
+				gk_want_fd_keep((long)(i * 8 * sizeof(bits[0]) + k),
+				                GK_FD_KEPT_INTERNAL, 0);
 		bits[i] = 0;
+	}
 	for (int i = 0; i < MAX_PENDING; i++)
 		pending_top[i] = 0;
 }

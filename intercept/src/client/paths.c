@@ -13,6 +13,7 @@
 #include "log.h"
 #include "paths.h"
 #include "proc_fd.h"
+#include "runtime.h"   /* gk_want_fd_keep */
 
 static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static char gkfs_cwd[GK_PATH_MAX + 1];   /* "" = cwd not in gkfs */
@@ -300,6 +301,8 @@ gk_paths_note_kernel_dir(int fd, const char *abs_path)
 			goto out;
 		}
 	if (n_anc < MAX_ANCESTOR_FDS) {
+		/* its close must reach hook_close, which forgets it */
+		gk_want_fd_keep(fd, GK_FD_KEPT_DIR, 1);
 		anc[n_anc].fd = fd;
 		snprintf(anc[n_anc].path, sizeof(anc[n_anc].path), "%s", abs_path);
 		__atomic_store_n(&n_anc, n_anc + 1, __ATOMIC_RELEASE);
@@ -318,6 +321,7 @@ gk_paths_forget_fd(int fd)
 		if (anc[i].fd == fd) {
 			anc[i] = anc[n_anc - 1];
 			__atomic_store_n(&n_anc, n_anc - 1, __ATOMIC_RELEASE);
+			gk_want_fd_keep(fd, GK_FD_KEPT_DIR, 0);
 			break;
 		}
 	pthread_mutex_unlock(&cwd_lock);

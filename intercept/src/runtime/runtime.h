@@ -60,13 +60,23 @@ int gk_lib_selected(const char *path);     /* INTERCEPT_LIBS matches */
 /* Every call, but those the filters leave unhooked (after config, log). */
 void gk_want_init(void);
 /* A hook linked into the core declares the calls it acts on: classes[nr]
- * is GK_WANT_NEVER, _ALWAYS, _FD_ARG0 or _FD_ARG4 (numbers >= n: never).
+ * is GK_WANT_NEVER, _ALWAYS, _FD_ARG0, _FD_ARG4 or _FD_KEPT_ARG0 (numbers
+ * >= n: never).
  * Ignored with INTERCEPT_LOG; the clone family stays wanted.  Call before
  * other threads run. */
 void gk_want_declare(const unsigned char *classes, size_t n);
 /* The hook's descriptor fd needs it (on) or no longer does: _FD_ARG calls
- * on it reach the dispatcher.  Mark before the program learns the number. */
+ * on it reach the dispatcher (and close: bit GK_FD_KEPT_MARKED).  Mark
+ * before the program learns the number. */
 void gk_want_fd_mark(long fd, int on);
+/* The hook keeps a record of descriptor fd (on) or no longer does, under
+ * its own bit (one per owner, below): _FD_KEPT_ARG0 calls (close) on it
+ * reach the dispatcher while any bit is set.  Set before the number can
+ * be closed, clear when the record goes. */
+void gk_want_fd_keep(long fd, unsigned bit, int on);
+#define GK_FD_KEPT_MARKED   1   /* gk_want_fd_mark: a gkfs descriptor */
+#define GK_FD_KEPT_INTERNAL 2   /* the gkfs client's own (internal_fds.c) */
+#define GK_FD_KEPT_DIR      4   /* a kernel directory it remembers (paths.c) */
 /* A declaration was made: gk_want holds it. */
 extern int gk_want_declared;
 /* Calls numbered nr never reach the dispatcher (a static site of it may

@@ -11,6 +11,10 @@
  *   - with a hook linked into the core that declared its calls (the gkfs
  *     client, gk_want_declare): every call outside the declaration, and
  *     a descriptor call on a descriptor it never marked.
+ * close has a class of its own (GK_WANT_FD_KEPT_ARG0): it reaches the
+ * dispatcher while the hook keeps any record of the descriptor, a second
+ * table whose bits the hook's parts set and clear each for its own
+ * (gk_want_fd_keep; a gkfs descriptor's bit comes with gk_want_fd_mark).
  * Whatever is declared, the clone family (the post-clone hooks, a vfork's
  * in-hook flag) always goes through the dispatcher, and with INTERCEPT_LOG
  * every call does (the log shows every call, the unhooked ones too).
@@ -30,6 +34,7 @@
 unsigned char gk_want[GK_WANT_NR];
 int gk_want_declared;
 unsigned char gk_want_fd[GK_WANT_FDS];
+uint32_t gk_want_fd_kept[GK_WANT_FDS / 4] __attribute__((aligned(8)));
 
 _Static_assert(GK_WANT_NR >= GK_MAX_SYSNO && !(GK_WANT_NR & (GK_WANT_NR - 1)),
                "a class for every number the filters know; a power of two");
@@ -74,7 +79,7 @@ gk_want_declare(const unsigned char *classes, size_t n)
 	gk_want_declared = 1;
 	for (size_t nr = 0; nr < GK_MAX_SYSNO; nr++) {
 		unsigned char c = nr < n ? classes[nr] : GK_WANT_NEVER;
-		if (c > GK_WANT_FD_ARG4)
+		if (c > GK_WANT_FD_KEPT_ARG0)
 			c = GK_WANT_ALWAYS;
 		if (clone_family((long)nr) || gk_want[nr] == GK_WANT_NEVER)
 			continue;   /* always / filtered out: stays */
@@ -82,10 +87,34 @@ gk_want_declare(const unsigned char *classes, size_t n)
 	}
 }
 
+/* Byte fd of gk_want_fd_kept is bits of its word: each owner's bit
+ * flipped with a word-sized atomic, never a byte read-modify-write that
+ * could undo another owner's concurrent change. */
+void
+gk_want_fd_keep(long fd, unsigned bit, int on)
+{
+	uint32_t *w, m;
+
+	if (fd < 0 || fd >= GK_WANT_FDS)
+		return;
+	w = &gk_want_fd_kept[fd / 4];
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	m = (uint32_t)(bit & 0xff) << (8 * (fd % 4));
+#else
+	m = (uint32_t)(bit & 0xff) << (8 * (3 - fd % 4));
+#endif
+	if (on)
+		__atomic_fetch_or(w, m, __ATOMIC_RELEASE);
+	else
+		__atomic_fetch_and(w, ~m, __ATOMIC_RELEASE);
+}
+
 void
 gk_want_fd_mark(long fd, int on)
 {
-	if (fd >= 0 && fd < GK_WANT_FDS)
+	if (fd >= 0 && fd < GK_WANT_FDS) {
 		__atomic_store_n(&gk_want_fd[fd], (unsigned char)(on != 0),
 		                 __ATOMIC_RELEASE);
+		gk_want_fd_keep(fd, GK_FD_KEPT_MARKED, on);
+	}
 }

@@ -153,15 +153,30 @@ gk_entry:
 	addi	t0, t0, -GK_WANT_FD_ARG0
 	beqz	t0, .Lfd_arg0
 	addi	t0, t0, GK_WANT_FD_ARG0 - GK_WANT_FD_ARG4
+	beqz	t0, .Lfd_arg4
+	addi	t0, t0, GK_WANT_FD_ARG4 - GK_WANT_FD_KEPT_ARG0
 	bnez	t0, .Lwanted            /* GK_WANT_ALWAYS */
+	mv	t0, a0                  /* close: any record of the descriptor */
+	sext.w	t1, t0
+	bne	t1, t0, .Lwanted        /* not an int: the dispatcher decides */
+	bltz	t0, .Lunwanted          /* a negative int: nobody's */
+	li	t1, GK_WANT_FDS
+	bgeu	t0, t1, .Lwanted        /* beyond the table */
+	lla	t1, gk_want_fd_kept
+	j	.Lfd_load
+.Lfd_arg4:
 	mv	t0, a4
 	j	.Lfd
 .Lfd_arg0:
 	mv	t0, a0
 .Lfd:
+	sext.w	t1, t0
+	bne	t1, t0, .Lwanted        /* not an int: the dispatcher decides */
+	bltz	t0, .Lunwanted          /* a negative int: nobody's */
 	li	t1, GK_WANT_FDS
-	bgeu	t0, t1, .Lwanted        /* beyond the table (or negative) */
+	bgeu	t0, t1, .Lwanted        /* beyond the table */
 	lla	t1, gk_want_fd
+.Lfd_load:
 	add	t1, t1, t0
 	lbu	t1, 0(t1)
 	beqz	t1, .Lunwanted          /* not a marked descriptor */
