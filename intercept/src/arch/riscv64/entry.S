@@ -149,6 +149,11 @@ gk_entry:
 	ld	t0, 0(sp)
 	addi	sp, sp, 16
 	jr	GK_ENTRY_RAW_OFFSET(ra)  /* -> ret1: the trampoline's ecall */
+.Lfd_out:                               /* t0 = a descriptor beyond the table */
+	sext.w	t1, t0
+	bne	t1, t0, .Lwanted        /* not an int: the dispatcher decides */
+	bltz	t0, .Lunwanted          /* a negative int: nobody's mark */
+	j	.Lwanted                /* above the table: may be anybody's */
 .Lclass:
 	addi	t0, t0, -GK_WANT_FD_ARG0
 	beqz	t0, .Lfd_arg0
@@ -157,11 +162,8 @@ gk_entry:
 	addi	t0, t0, GK_WANT_FD_ARG4 - GK_WANT_FD_KEPT_ARG0
 	bnez	t0, .Lwanted            /* GK_WANT_ALWAYS */
 	mv	t0, a0                  /* close: any record of the descriptor */
-	sext.w	t1, t0
-	bne	t1, t0, .Lwanted        /* not an int: the dispatcher decides */
-	bltz	t0, .Lunwanted          /* a negative int: nobody's */
 	li	t1, GK_WANT_FDS
-	bgeu	t0, t1, .Lwanted        /* beyond the table */
+	bgeu	t0, t1, .Lfd_out
 	lla	t1, gk_want_fd_kept
 	j	.Lfd_load
 .Lfd_arg4:
@@ -170,11 +172,8 @@ gk_entry:
 .Lfd_arg0:
 	mv	t0, a0
 .Lfd:
-	sext.w	t1, t0
-	bne	t1, t0, .Lwanted        /* not an int: the dispatcher decides */
-	bltz	t0, .Lunwanted          /* a negative int: nobody's */
 	li	t1, GK_WANT_FDS
-	bgeu	t0, t1, .Lwanted        /* beyond the table */
+	bgeu	t0, t1, .Lfd_out        /* negative or beyond the table */
 	lla	t1, gk_want_fd
 .Lfd_load:
 	add	t1, t1, t0
