@@ -310,8 +310,13 @@ read_member_entry(unsigned i, char *address, size_t size)
 	return me.found;
 }
 
-int
-gkc_config_reload_hosts(void)
+/* The cluster record (member count, chunk size, mount) and, with
+ * `members`, every member's entry file (its address).  Without, the
+ * addresses stay empty and hosts_errno says "not read yet" (EAGAIN): the
+ * first connection (gk_rpc_ready) reloads in full, and a process that
+ * never touches gkfs reads no member entries at all. */
+static int
+load_hosts(int members)
 {
 	int err = check_parent_dir(gkc_cfg.hosts_file);
 	char *text = err ? NULL : slurp(gkc_cfg.hosts_file, &err, 022);
@@ -346,7 +351,8 @@ gkc_config_reload_hosts(void)
 			strcpy(hosts[ps.inl[k].id].address, ps.inl[k].address);
 	free(ps.inl);
 	for (unsigned i = 0; i < ps.members; i++) {
-		read_member_entry(i, hosts[i].address, sizeof(hosts[i].address));
+		if (members)
+			read_member_entry(i, hosts[i].address, sizeof(hosts[i].address));
 		listed += hosts[i].address[0] != '\0';
 	}
 	snprintf(hosts_mount, sizeof(hosts_mount), "%s", ps.mount);
@@ -357,12 +363,22 @@ gkc_config_reload_hosts(void)
 	gkc_cfg.chunk_size = ps.chunk_size;
 	snprintf(gkc_cfg.cluster, sizeof(gkc_cfg.cluster), "%s", ps.uuid);
 	pthread_mutex_unlock(&cfg_lock);
+	if (!members) {
+		gkc_cfg.hosts_errno = EAGAIN;   /* addresses not read yet */
+		return -EAGAIN;
+	}
 	if (!listed) {
 		gkc_cfg.hosts_errno = ENOENT;   /* no member registered */
 		return -ENOENT;
 	}
 	gkc_cfg.hosts_errno = 0;
 	return 0;
+}
+
+int
+gkc_config_reload_hosts(void)
+{
+	return load_hosts(1);
 }
 
 /* "<field> <40 Z85 chars>" lines (security.py's client key format). */
@@ -467,7 +483,7 @@ gkc_config_load(void)
 		join3(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), gkc_cfg.hosts_file,
 		      ".keys/client.key", NULL);
 
-	gkc_config_reload_hosts();
+	load_hosts(0);   /* member entries: at the first connection */
 	if (mount && *mount)
 		set_mount(mount);
 	else if (hosts_mount[0])
@@ -476,6 +492,7 @@ gkc_config_load(void)
 		set_mount("/gkfs");
 	GKC_LOG(GKC_INFO, "config: hosts file %s (%u members%s), mount %s, timeout %d ms",
 	        gkc_cfg.hosts_file, gkc_cfg.n_hosts,
-	        gkc_cfg.hosts_errno ? ", unusable" : "", gkc_cfg.mount,
+	        gkc_cfg.hosts_errno && gkc_cfg.hosts_errno != EAGAIN ? ", unusable" : "",
+	        gkc_cfg.mount,
 	        gkc_cfg.timeout_ms);
 }

@@ -45,7 +45,8 @@ struct gkc_config {
 	unsigned n_hosts;          /* the cluster's fixed member count N */
 	char cluster[40];          /* cluster uuid of the record */
 	uint64_t chunk_size;       /* of the record */
-	int hosts_errno;           /* why the hosts file could not be used */
+	int hosts_errno;           /* why the hosts file could not be used;
+	                              EAGAIN: member entries not read yet */
 	int timeout_ms;
 	int security_off;          /* LIBGKFS_SECURITY=off */
 	char key_file[GK_PATH_MAX];

@@ -1,0 +1,28 @@
+"""Start-up of a preloaded program that never touches the mount (issue 9,
+part 4): the client reads the cluster record (the member count and the mount
+prefix decide where paths go) and nothing else: no member entry file
+(<hosts>.d/<i>, read at the first connection), no socket, no key file.
+qemu-user's own system call trace (QEMU_STRACE) shows every call the
+riscv64 program made."""
+from __future__ import annotations
+
+
+def test_a_program_that_never_touches_gkfs_reads_only_the_cluster_record(gk_cluster, run_rv,
+                                                                          sysroot):
+    cp = run_rv([f"{sysroot}/usr/bin/true"], extra_env={"QEMU_STRACE": "1"})
+    trace = cp.stderr.decode(errors="replace")
+    assert cp.returncode == 0, trace
+    hosts = str(gk_cluster.hosts_file)
+    assert f'"{hosts}"' in trace, trace          # the cluster record is read
+    assert f"{hosts}.d/" not in trace, trace     # no member entry
+    assert f"{hosts}.keys" not in trace, trace   # no key file
+    assert " socket(" not in trace, trace        # no connection
+
+
+def test_the_first_gkfs_call_reads_the_member_entries(gk_cluster, run_rv, sysroot):
+    gk_cluster.client.write_file("/startup.txt", b"x")
+    cp = run_rv([f"{sysroot}/usr/bin/cat", f"{gk_cluster.mount}/startup.txt"],
+                extra_env={"QEMU_STRACE": "1"})
+    trace = cp.stderr.decode(errors="replace")
+    assert cp.returncode == 0 and cp.stdout == b"x", trace
+    assert f"{gk_cluster.hosts_file}.d/" in trace, trace
