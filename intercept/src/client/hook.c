@@ -235,11 +235,14 @@ declare_wanted(void)
 
 /* Called by the core's constructor before it patches (runtime.h): with a
  * fixed declaration, sites of never-wanted static numbers stay unpatched. */
+static int declared;   /* by gk_hook_declare: the constructor's is enough */
+
 void
 gk_hook_declare(void)
 {
 	install();
 	declare_wanted();
+	declared = 1;
 }
 
 /* After the core's constructor (priority 101): patching is done. */
@@ -251,9 +254,11 @@ gkfs_hook_init(void)
 	my_pid = syscall_no_intercept(SYS_getpid);
 	gkc_log_init();
 	gkc_config_load();
-	install();
+	if (!declared) {
+		install();
+		declare_wanted();
+	}
 	gk_exec_state_adopt();
-	declare_wanted();
 	intercept_hook_point_clone_child = on_clone_child;
 	intercept_hook_point = gkfs_hook;
 	/* its own calls too (libzmq descriptors, threads): see runtime.h */
