@@ -16,7 +16,9 @@ qemu mean little):
    and with the preload, for the core alone (libsyscall_intercept.so) and
    libgkfs_intercept.so, each with the plan cache off (every start scans and
    plans libc and ld.so) and warm (later starts only place and write
-   patches), timed as the child's CPU time (wall time beside it);
+   patches), timed as the child's CPU time (wall time beside it); then
+   true and ls again with a cluster's hosts file in LIBGKFS_HOSTS_FILE (a
+   job's process that never touches the mount);
    --lib LABEL=PATH adds another build (an older one, say) to both tables;
 3. planning on the host: the native planner (libgkfs_plan.so through the
    cffi bindings) over the .text of the two riscv64 glibcs, per MiB, beside
@@ -156,8 +158,26 @@ def _start_cost(exe: list[str], sysroot: Path, pre: Path | None,
     return ru.ru_utime + ru.ru_stime, wall
 
 
+def write_hosts_file(d: Path, members: int = 2) -> Path:
+    """A cluster's hosts file (v2: cluster record + one entry per member in
+    <hosts>.d/) with the modes the client accepts, no daemon behind it: what
+    a process of a job finds when it never touches the mount."""
+    d.mkdir(mode=0o700, exist_ok=True)
+    hosts = d / "hosts"
+    hosts.write_text("# gkfs hosts file v2\ncluster 0123456789abcdef0123456789abcdef "
+                     f"{members} 524288 /gkfs\n")
+    hosts.chmod(0o600)
+    entries = d / "hosts.d"
+    entries.mkdir(mode=0o700, exist_ok=True)
+    for i in range(members):
+        (entries / str(i)).write_text(f"{i} tcp://127.0.0.1:{5555 + i} {1000 + i} node{i} /gkfs\n")
+        (entries / str(i)).chmod(0o600)
+    return hosts
+
+
 def startup_rows(sysroot: Path, libs: list[tuple[str, Path]], starts: int,
-                 progs: list[list[str]] | None = None) -> list[dict]:
+                 progs: list[list[str]] | None = None,
+                 env: dict[str, str] | None = None) -> list[dict]:
     """Start-up of short programs, every library with the plan cache off
     (INTERCEPT_PLAN_CACHE=0) and warm (a directory primed by one run).
     Interleaved rounds; the figure is the child's CPU time (user + system:
@@ -171,8 +191,8 @@ def startup_rows(sysroot: Path, libs: list[tuple[str, Path]], starts: int,
         for label, lib in libs:
             cache = Path(cache_root) / label
             cache.mkdir()
-            modes.append((label, "no cache", lib, {"INTERCEPT_PLAN_CACHE": "0"}))
-            modes.append((label, "cached", lib, {"INTERCEPT_PLAN_CACHE": str(cache)}))
+            modes.append((label, "no cache", lib, {"INTERCEPT_PLAN_CACHE": "0", **(env or {})}))
+            modes.append((label, "cached", lib, {"INTERCEPT_PLAN_CACHE": str(cache), **(env or {})}))
         for argv in progs:
             exe = [f"{sysroot}/usr/bin/{argv[0]}", *argv[1:]]
             for _, _, pre, extra in modes:   # prime the caches (and the page cache)
@@ -193,10 +213,16 @@ def startup_rows(sysroot: Path, libs: list[tuple[str, Path]], starts: int,
     return rows
 
 
-def startup(sysroot: Path, libs: list[tuple[str, Path]], starts: int) -> None:
+def startup(sysroot: Path, libs: list[tuple[str, Path]], starts: int,
+            hosts: bool = False) -> None:
     print(f"\n== process start-up under qemu ({starts} interleaved runs; CPU time of the child, "
-          "ratio = preloaded / bare, median (min); wall-time median ratio after /)")
-    rows = startup_rows(sysroot, libs, starts)
+          "ratio = preloaded / bare, median (min); wall-time median ratio after /)"
+          + ("\n   with LIBGKFS_HOSTS_FILE: a cluster of 2 (no daemon), mount untouched"
+             if hosts else ""))
+    with tempfile.TemporaryDirectory(prefix="gkfs-bench-hosts-") as d:
+        env = {"LIBGKFS_HOSTS_FILE": str(write_hosts_file(Path(d) / "cluster"))} if hosts else None
+        rows = startup_rows(sysroot, libs, starts, None if not hosts else [["true"], ["ls", "/"]],
+                            env)
     cols = [(r["lib"], r["cache"]) for r in rows if r["what"] == rows[0]["what"]]
     print(f"{'program':<16} {'bare ms':>8}" + "".join(f" {lb + ' ' + c:>22}" for lb, c in cols))
     for what in dict.fromkeys(r["what"] for r in rows):
@@ -229,6 +255,13 @@ def summary_rows(calls: int = 50_000, repeat: int = 5, starts: int = 9,
         else:
             out.append(("intercept start-up /bin/true (plan cache off, CPU)", r["ratio_median"],
                         r["ratio_min"], "-"))
+    with tempfile.TemporaryDirectory(prefix="gkfs-bench-hosts-") as d:
+        hosts = write_hosts_file(Path(d) / "cluster")
+        for r in startup_rows(sysroot, [("gkfs", lib)], starts, [["true"]],
+                              env={"LIBGKFS_HOSTS_FILE": str(hosts)}):
+            if r["cache"] == "cached":
+                out.append(("intercept start-up /bin/true, hosts file of 2 (cache warm)",
+                            r["ratio_median"], r["ratio_min"], f"<= {STARTUP_BOUND}x"))
     return out
 
 
@@ -331,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "startup"):
         core = native_paths.intercept_library("riscv64", core=True)
         startup(sysroot, [("core", core), ("gkfs", lib), *extra_libs], args.starts)
+        startup(sysroot, [("gkfs", lib), *extra_libs], args.starts, hosts=True)
     if args.only not in (None, "planning"):
         return 0
     libcs = [("sysroot " + (sysroot / ".gkfs-sysroot-stamp").read_text().split("suite=")[1].split()[0],

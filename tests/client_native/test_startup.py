@@ -26,3 +26,20 @@ def test_the_first_gkfs_call_reads_the_member_entries(gk_cluster, run_rv, sysroo
     trace = cp.stderr.decode(errors="replace")
     assert cp.returncode == 0 and cp.stdout == b"x", trace
     assert f"{gk_cluster.hosts_file}.d/" in trace, trace
+
+
+def test_a_hosts_file_longer_than_the_start_up_buffer_is_read_whole(gk_cluster, run_rv, sysroot,
+                                                                    tmp_path):
+    """The constructor reads the hosts file into a 4 KiB static buffer (no
+    malloc at start-up); a longer one (comments, say) moves to the heap and
+    is read to its end: the cluster record after 6 KiB of comments counts."""
+    hosts = gk_cluster.hosts_file
+    mine = tmp_path / "hosts"
+    mine.write_text("# padding\n" * 600 + hosts.read_text())
+    mine.chmod(0o600)
+    (tmp_path / "hosts.d").symlink_to(f"{hosts}.d")
+    gk_cluster.client.write_file("/long-hosts.txt", b"long")
+    cp = run_rv([f"{sysroot}/usr/bin/cat", f"{gk_cluster.mount}/long-hosts.txt"],
+                extra_env={"LIBGKFS_HOSTS_FILE": str(mine),
+                           "LIBGKFS_KEY_FILE": f"{hosts}.keys/client.key"})
+    assert cp.returncode == 0 and cp.stdout == b"long", cp.stderr.decode(errors="replace")

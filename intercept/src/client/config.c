@@ -60,6 +60,25 @@ join3(char *out, size_t size, const char *a, const char *b, const char *c)
 	out[n] = '\0';
 }
 
+static size_t
+slen(const char *p)
+{
+	size_t n = 0;
+	while (p[n])
+		n++;
+	return n;
+}
+
+static int
+streq(const char *a, const char *b)
+{
+	while (*a && *a == *b) {
+		a++;
+		b++;
+	}
+	return *a == *b;
+}
+
 static void
 default_hosts_file(char *out, size_t size)
 {
@@ -107,17 +126,26 @@ static int
 check_parent_dir(const char *file)
 {
 	char dir[GK_PATH_MAX];
-	const char *slash = strrchr(file, '/');
-	size_t n = slash ? (size_t)(slash - file) : 0;
+	const char *slash = NULL;
+	size_t n;
 	long fd;
 	int err;
 
+	for (const char *p = file; *p; p++)   /* plain loops: join3 */
+		if (*p == '/')
+			slash = p;
+	n = slash ? (size_t)(slash - file) : 0;
 	if (n >= sizeof(dir))
 		return ENAMETOOLONG;
 	if (slash && n == 0)
 		n = 1;   /* "/hosts": the root directory */
-	memcpy(dir, slash ? file : ".", slash ? n : 1);
-	dir[slash ? n : 1] = '\0';
+	if (!slash) {
+		file = ".";
+		n = 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		dir[i] = file[i];
+	dir[n] = '\0';
 	fd = syscall_no_intercept(SYS_openat, AT_FDCWD, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return (int)-fd;
@@ -126,9 +154,12 @@ check_parent_dir(const char *file)
 	return err;
 }
 
-/* Reads the whole file with raw calls; returns malloc'd text or NULL. */
+/* Reads the whole file with raw calls; returns its text or NULL: in
+ * stack_buf (stack_cap bytes, when given) if it fits, which spares the
+ * constructor libc's malloc (join3: why), else malloc'd (free it when it
+ * is not stack_buf). */
 static char *
-slurp(const char *path, int *err, unsigned bad_mode)
+slurp_into(const char *path, int *err, unsigned bad_mode, char *stack_buf, size_t stack_cap)
 {
 	long fd = syscall_no_intercept(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	size_t cap = 4096, len = 0;
@@ -142,7 +173,29 @@ slurp(const char *path, int *err, unsigned bad_mode)
 		syscall_no_intercept(SYS_close, fd);
 		return NULL;
 	}
+	if (stack_buf && stack_cap > 1) {
+		for (;;) {
+			long r = syscall_no_intercept(SYS_read, fd, stack_buf + len,
+			                              stack_cap - 1 - len);
+			if (r < 0) {
+				syscall_no_intercept(SYS_close, fd);
+				*err = (int)-r;
+				return NULL;
+			}
+			if (r == 0) {
+				syscall_no_intercept(SYS_close, fd);
+				stack_buf[len] = '\0';
+				return stack_buf;
+			}
+			len += (size_t)r;
+			if (len == stack_cap - 1)
+				break;   /* may be longer: on the heap */
+		}
+		cap = len > cap ? len : cap;
+	}
 	buf = malloc(cap + 1);
+	if (buf && len)
+		memcpy(buf, stack_buf, len);
 	for (;;) {
 		if (!buf)
 			break;
@@ -175,6 +228,12 @@ slurp(const char *path, int *err, unsigned bad_mode)
 	return buf;
 }
 
+static char *
+slurp(const char *path, int *err, unsigned bad_mode)
+{
+	return slurp_into(path, err, bad_mode, NULL, 0);
+}
+
 /* Splits a line into at most 5 whitespace-separated fields (in place). */
 static int
 split_fields(char *line, char *f[5])
@@ -198,9 +257,12 @@ static void
 each_line(char *text, void (*fn)(char **, int, void *), void *arg)
 {
 	for (char *line = text, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
+		for (next = line; *next && *next != '\n'; next++)
+			;
+		if (*next)
 			*next++ = '\0';
+		else
+			next = NULL;
 		while (*line == ' ' || *line == '\t' || *line == '\r')
 			line++;
 		if (!*line || *line == '#')
@@ -212,16 +274,27 @@ each_line(char *text, void (*fn)(char **, int, void *), void *arg)
 	}
 }
 
+/* A decimal number, as strtoull(s, &end, 10) with nothing after it and
+ * no overflow would take it (an optional '+'; no '-'). */
 static int
 parse_u64(const char *s, uint64_t *out)
 {
-	char *end;
+	uint64_t v = 0;
 
 	if (!s || !*s || *s == '-')
 		return -1;
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	return (*end || errno) ? -1 : 0;
+	if (*s == '+')
+		s++;
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		unsigned d = (unsigned)(*s - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
 }
 
 struct parse_state {
@@ -240,17 +313,17 @@ parse_main_line(char **f, int nf, void *arg)
 	struct parse_state *ps = arg;
 	uint64_t id;
 
-	if (!strcmp(f[0], "cluster")) {
-		if (ps->have_record || nf != 5 || strlen(f[1]) >= sizeof(ps->uuid) ||
+	if (streq(f[0], "cluster")) {
+		if (ps->have_record || nf != 5 || slen(f[1]) >= sizeof(ps->uuid) ||
 		    parse_u64(f[2], &ps->members) || parse_u64(f[3], &ps->chunk_size) ||
 		    ps->members < 1 || ps->members > GKC_MAX_MEMBERS ||
 		    ps->chunk_size < 4096 || (ps->chunk_size & (ps->chunk_size - 1)) ||
-		    f[4][0] != '/' || strlen(f[4]) >= sizeof(ps->mount)) {
+		    f[4][0] != '/' || slen(f[4]) >= sizeof(ps->mount)) {
 			ps->bad = 1;   /* hostsfile.py refuses such a record too */
 			return;
 		}
-		strcpy(ps->uuid, f[1]);
-		strcpy(ps->mount, f[4]);
+		join3(ps->uuid, sizeof(ps->uuid), f[1], NULL, NULL);
+		join3(ps->mount, sizeof(ps->mount), f[4], NULL, NULL);
 		ps->have_record = 1;
 		return;
 	}
@@ -318,10 +391,15 @@ read_member_entry(unsigned i, char *address, size_t size)
 static int
 load_hosts(int members)
 {
+	/* the constructor's load (!members): the file's text and the member
+	 * slots of a usual cluster in static memory, no malloc (join3: why) */
+	static char boot_text[4096];
+	static struct gkc_host boot_hosts[16];
 	int err = check_parent_dir(gkc_cfg.hosts_file);
-	char *text = err ? NULL : slurp(gkc_cfg.hosts_file, &err, 022);
+	char *text = err ? NULL : slurp_into(gkc_cfg.hosts_file, &err, 022,
+	                                     members ? NULL : boot_text, sizeof(boot_text));
 	struct parse_state ps = {0};
-	struct gkc_host *hosts;
+	struct gkc_host *hosts, *old;
 	unsigned listed = 0;
 
 	if (!text) {
@@ -330,7 +408,8 @@ load_hosts(int members)
 	}
 	hosts_mount[0] = '\0';
 	each_line(text, parse_main_line, &ps);
-	free(text);
+	if (text != boot_text)
+		free(text);
 	if (!ps.have_record || ps.bad) {
 		free(ps.inl);
 		GKC_LOG(GKC_ERR, "%s: %s", gkc_cfg.hosts_file, ps.bad ? "malformed cluster record" :
@@ -338,7 +417,10 @@ load_hosts(int members)
 		gkc_cfg.hosts_errno = EINVAL;
 		return -EINVAL;
 	}
-	hosts = calloc(ps.members, sizeof(*hosts));
+	if (!members && ps.members <= sizeof(boot_hosts) / sizeof(boot_hosts[0]))
+		hosts = boot_hosts;   /* zero: loaded once, in the constructor */
+	else
+		hosts = calloc(ps.members, sizeof(*hosts));
 	if (!hosts) {
 		free(ps.inl);
 		gkc_cfg.hosts_errno = ENOMEM;
@@ -348,21 +430,24 @@ load_hosts(int members)
 		hosts[i].id = i;
 	for (unsigned k = 0; k < ps.n_inl; k++)
 		if (ps.inl[k].id < ps.members)
-			strcpy(hosts[ps.inl[k].id].address, ps.inl[k].address);
+			join3(hosts[ps.inl[k].id].address, sizeof(hosts->address),
+			      ps.inl[k].address, NULL, NULL);
 	free(ps.inl);
 	for (unsigned i = 0; i < ps.members; i++) {
 		if (members)
 			read_member_entry(i, hosts[i].address, sizeof(hosts[i].address));
 		listed += hosts[i].address[0] != '\0';
 	}
-	snprintf(hosts_mount, sizeof(hosts_mount), "%s", ps.mount);
+	join3(hosts_mount, sizeof(hosts_mount), ps.mount, NULL, NULL);
 	pthread_mutex_lock(&cfg_lock);
-	free(gkc_cfg.hosts);
+	old = gkc_cfg.hosts;
 	gkc_cfg.hosts = hosts;
 	gkc_cfg.n_hosts = (unsigned)ps.members;
 	gkc_cfg.chunk_size = ps.chunk_size;
-	snprintf(gkc_cfg.cluster, sizeof(gkc_cfg.cluster), "%s", ps.uuid);
+	join3(gkc_cfg.cluster, sizeof(gkc_cfg.cluster), ps.uuid, NULL, NULL);
 	pthread_mutex_unlock(&cfg_lock);
+	if (old != boot_hosts)
+		free(old);
 	if (!members) {
 		gkc_cfg.hosts_errno = EAGAIN;   /* addresses not read yet */
 		return -EAGAIN;
