@@ -25,7 +25,99 @@
 #include "runtime.h"
 
 #define MAX_NR 512
-static gk_hook_fn table[MAX_NR];
+/* hook_<syscall> by number: a constant table (relocated by ld.so), not
+ * code that fills one in every process's constructor. */
+static const gk_hook_fn table[MAX_NR] = {
+#define H(name, fn) [SYS_##name] = fn,
+	H(openat, hook_openat)
+#ifdef SYS_openat2
+	H(openat2, hook_openat2)
+#endif
+	H(close, hook_close)
+#ifdef SYS_close_range
+	H(close_range, hook_close_range)
+#endif
+	H(dup, hook_dup)
+	H(dup3, hook_dup3)
+	H(read, hook_read)
+	H(write, hook_write)
+	H(pread64, hook_pread64)
+	H(pwrite64, hook_pwrite64)
+	H(readv, hook_readv)
+	H(writev, hook_writev)
+	H(preadv, hook_preadv)
+	H(pwritev, hook_pwritev)
+	H(preadv2, hook_preadv2)
+	H(pwritev2, hook_pwritev2)
+	H(lseek, hook_lseek)
+	H(fsync, hook_fsync)
+	H(fdatasync, hook_fsync)
+	H(sync_file_range, hook_fsync)
+	H(ftruncate, hook_ftruncate)
+	H(fallocate, hook_fallocate)
+	H(fadvise64, hook_fadvise64)
+	H(readahead, hook_fadvise64)
+	H(sendfile, hook_sendfile)
+	H(copy_file_range, hook_copy_file_range)
+	H(splice, hook_splice)
+	H(fstat, hook_fstat)
+	H(newfstatat, hook_newfstatat)
+	H(statx, hook_statx)
+	H(faccessat, hook_faccessat)
+#ifdef SYS_faccessat2
+	H(faccessat2, hook_faccessat2)
+#endif
+	H(readlinkat, hook_readlinkat)
+	H(statfs, hook_statfs)
+	H(fstatfs, hook_fstatfs)
+	H(getdents64, hook_getdents64)
+	H(mkdirat, hook_mkdirat)
+	H(unlinkat, hook_unlinkat)
+	H(chdir, hook_chdir)
+	H(fchdir, hook_fchdir)
+	H(getcwd, hook_getcwd)
+#ifdef SYS_renameat
+	H(renameat, hook_renameat)
+#endif
+	H(renameat2, hook_renameat2)
+	H(symlinkat, hook_symlinkat)
+	H(linkat, hook_linkat)
+	H(mknodat, hook_mknodat)
+	H(truncate, hook_truncate)
+	H(utimensat, hook_utimensat)
+	H(fchmodat, hook_fchmodat)
+#ifdef SYS_fchmodat2
+	H(fchmodat2, hook_fchmodat)
+#endif
+	H(fchownat, hook_fchownat)
+	H(fchmod, hook_fchmod)
+	H(fchown, hook_fchown)
+	H(setxattr, hook_path_xattr)
+	H(lsetxattr, hook_path_xattr)
+	H(getxattr, hook_path_xattr)
+	H(lgetxattr, hook_path_xattr)
+	H(listxattr, hook_path_xattr)
+	H(llistxattr, hook_path_xattr)
+	H(removexattr, hook_path_xattr)
+	H(lremovexattr, hook_path_xattr)
+	H(fsetxattr, hook_fd_xattr)
+	H(fgetxattr, hook_fd_xattr)
+	H(flistxattr, hook_fd_xattr)
+	H(fremovexattr, hook_fd_xattr)
+	H(inotify_add_watch, hook_path_unsupported)
+	H(fcntl, hook_fcntl)
+	H(flock, hook_flock)
+	H(ioctl, hook_ioctl)
+	H(mmap, hook_mmap)
+	H(munmap, hook_munmap)
+	H(msync, hook_msync)
+	H(mremap, hook_mremap)
+	H(execve, hook_execve)
+	H(execveat, hook_execveat)
+	H(syncfs, hook_fd_unsupported)
+	H(exit_group, hook_exit_group)
+#undef H
+};
 static __thread int in_hook __attribute__((tls_model("initial-exec")));
 
 /* For client code running outside a hook (a thread-exit destructor): its
@@ -92,101 +184,6 @@ on_clone_child(void)
 	gkc_log_after_fork();
 }
 
-static void
-install(void)
-{
-#define H(name, fn) table[SYS_##name] = fn
-	H(openat, hook_openat);
-#ifdef SYS_openat2
-	H(openat2, hook_openat2);
-#endif
-	H(close, hook_close);
-#ifdef SYS_close_range
-	H(close_range, hook_close_range);
-#endif
-	H(dup, hook_dup);
-	H(dup3, hook_dup3);
-	H(read, hook_read);
-	H(write, hook_write);
-	H(pread64, hook_pread64);
-	H(pwrite64, hook_pwrite64);
-	H(readv, hook_readv);
-	H(writev, hook_writev);
-	H(preadv, hook_preadv);
-	H(pwritev, hook_pwritev);
-	H(preadv2, hook_preadv2);
-	H(pwritev2, hook_pwritev2);
-	H(lseek, hook_lseek);
-	H(fsync, hook_fsync);
-	H(fdatasync, hook_fsync);
-	H(sync_file_range, hook_fsync);
-	H(ftruncate, hook_ftruncate);
-	H(fallocate, hook_fallocate);
-	H(fadvise64, hook_fadvise64);
-	H(readahead, hook_fadvise64);
-	H(sendfile, hook_sendfile);
-	H(copy_file_range, hook_copy_file_range);
-	H(splice, hook_splice);
-	H(fstat, hook_fstat);
-	H(newfstatat, hook_newfstatat);
-	H(statx, hook_statx);
-	H(faccessat, hook_faccessat);
-#ifdef SYS_faccessat2
-	H(faccessat2, hook_faccessat2);
-#endif
-	H(readlinkat, hook_readlinkat);
-	H(statfs, hook_statfs);
-	H(fstatfs, hook_fstatfs);
-	H(getdents64, hook_getdents64);
-	H(mkdirat, hook_mkdirat);
-	H(unlinkat, hook_unlinkat);
-	H(chdir, hook_chdir);
-	H(fchdir, hook_fchdir);
-	H(getcwd, hook_getcwd);
-#ifdef SYS_renameat
-	H(renameat, hook_renameat);
-#endif
-	H(renameat2, hook_renameat2);
-	H(symlinkat, hook_symlinkat);
-	H(linkat, hook_linkat);
-	H(mknodat, hook_mknodat);
-	H(truncate, hook_truncate);
-	H(utimensat, hook_utimensat);
-	H(fchmodat, hook_fchmodat);
-#ifdef SYS_fchmodat2
-	H(fchmodat2, hook_fchmodat);
-#endif
-	H(fchownat, hook_fchownat);
-	H(fchmod, hook_fchmod);
-	H(fchown, hook_fchown);
-	H(setxattr, hook_path_xattr);
-	H(lsetxattr, hook_path_xattr);
-	H(getxattr, hook_path_xattr);
-	H(lgetxattr, hook_path_xattr);
-	H(listxattr, hook_path_xattr);
-	H(llistxattr, hook_path_xattr);
-	H(removexattr, hook_path_xattr);
-	H(lremovexattr, hook_path_xattr);
-	H(fsetxattr, hook_fd_xattr);
-	H(fgetxattr, hook_fd_xattr);
-	H(flistxattr, hook_fd_xattr);
-	H(fremovexattr, hook_fd_xattr);
-	H(inotify_add_watch, hook_path_unsupported);
-	H(fcntl, hook_fcntl);
-	H(flock, hook_flock);
-	H(ioctl, hook_ioctl);
-	H(mmap, hook_mmap);
-	H(munmap, hook_munmap);
-	H(msync, hook_msync);
-	H(mremap, hook_mremap);
-	H(execve, hook_execve);
-	H(execveat, hook_execveat);
-	H(fstatfs, hook_fstatfs);
-	H(syncfs, hook_fd_unsupported);
-	H(exit_group, hook_exit_group);
-	H(fchmod, hook_fchmod);
-#undef H
-}
 
 /*
  * What the core's entry may send straight to the kernel (runtime.h,
@@ -240,7 +237,6 @@ static int declared;   /* by gk_hook_declare: the constructor's is enough */
 void
 gk_hook_declare(void)
 {
-	install();
 	declare_wanted();
 	declared = 1;
 }
@@ -254,10 +250,8 @@ gkfs_hook_init(void)
 	my_pid = syscall_no_intercept(SYS_getpid);
 	gkc_log_init();
 	gkc_config_load();
-	if (!declared) {
-		install();
+	if (!declared)
 		declare_wanted();
-	}
 	gk_exec_state_adopt();
 	intercept_hook_point_clone_child = on_clone_child;
 	intercept_hook_point = gkfs_hook;
