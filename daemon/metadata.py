@@ -218,8 +218,14 @@ class MetadataStore:
             self._n_orphans -= len(keys)
         return [k.decode("utf-8") for k in keys]
 
-    def dirents(self, path: str, start_after: str, limit: int) -> tuple[list[list[Any]], bool]:
+    def dirents(self, path: str, start_after: str, limit: int,
+                records: list | None = None, budget: int = 0) -> tuple[list[list[Any]], bool]:
+        """A page of ``path``'s children held here.  With ``records`` (a
+        list), each entry's stat record (without the symlink ``target``) is
+        appended to it, and the page ends early (``more``) once the names and
+        records passed ``budget`` bytes, so it always fits a frame."""
         prefix = dir_prefix(path)
+        used = 0
         start = prefix + start_after.encode("utf-8") + (b"\x00" if start_after else b"")
         entries: list[list[Any]] = []
         more = False
@@ -236,8 +242,15 @@ class MetadataStore:
                 if len(entries) == limit:
                     more = True
                     break
+                if records is not None and entries and used > budget:
+                    more = True
+                    break
                 rec = _unpack(raw)
                 entries.append([name.decode("utf-8"), rec["mode"], rec["size"]])
+                if records is not None:
+                    rec.pop("target", None)
+                    records.append(rec)
+                    used += len(raw) + len(name) + 16
         return entries, more
 
     # -- writes -----------------------------------------------------------

@@ -118,7 +118,8 @@ _OPS = [
     OpSpec("update_size", {"path": "path", "offset": "uint", "count": "uint"}, {"append": "bool", "data_key": "key",
                                                                                      "cap": "str"}),
     OpSpec("truncate", {"path": "path", "size": "uint"}, {"data_key": "key", "cap": "str"}),
-    OpSpec("get_dirents", {"path": "path"}, {"start_after": "str", "limit": "uint"}),
+    # stats: also each entry's stat record (docs/protocol.md get_dirents)
+    OpSpec("get_dirents", {"path": "path"}, {"start_after": "str", "limit": "uint", "stats": "bool"}),
     # size_path/size_offset/size_count: an update_size folded into the write
     # (sent only to size_path's metadata owner; applied after the chunks).
     OpSpec("write_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"},
