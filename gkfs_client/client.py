@@ -10,7 +10,9 @@ Paths are paths inside gkfs ("/dir/file"); relative paths are taken from
 ``Client.cwd``. Not POSIX here (documented limits): an unlinked file's data
 goes at once even if a descriptor is open, a descriptor follows its path
 (a file renamed while open is then ENOENT), and symlinks are followed only
-in the last path component.
+in the last path component. The first stat of an entry right after a
+readdir of its directory comes from the readdir's records (statcache.py):
+another client's change is seen at most the TTL (1 s) later.
 """
 from __future__ import annotations
 
