@@ -221,9 +221,10 @@ class MetadataStore:
     def dirents(self, path: str, start_after: str, limit: int,
                 records: list | None = None, budget: int = 0) -> tuple[list[list[Any]], bool]:
         """A page of ``path``'s children held here.  With ``records`` (a
-        list), each entry's stat record (without the symlink ``target``) is
-        appended to it, and the page ends early (``more``) once the names and
-        records passed ``budget`` bytes, so it always fits a frame."""
+        list), each entry's stat record is appended to it as a row
+        (protocol.DIRENT_STAT_FIELDS), and the page ends early (``more``)
+        once the names and records passed ``budget`` bytes, so it always
+        fits a frame."""
         prefix = dir_prefix(path)
         used = 0
         start = prefix + start_after.encode("utf-8") + (b"\x00" if start_after else b"")
@@ -248,9 +249,10 @@ class MetadataStore:
                 rec = _unpack(raw)
                 entries.append([name.decode("utf-8"), rec["mode"], rec["size"]])
                 if records is not None:
-                    rec.pop("target", None)
-                    records.append(rec)
-                    used += len(raw) + len(name) + 16
+                    records.append([rec["mode"], rec["size"], rec.get("nlink", 1), rec.get("uid", 0),
+                                    rec.get("gid", 0), rec.get("atime_ns", 0), rec.get("mtime_ns", 0),
+                                    rec.get("ctime_ns", 0), rec.get("data_key", "")])
+                    used += len(name) + 96
         return entries, more
 
     # -- writes -----------------------------------------------------------

@@ -107,6 +107,10 @@ class OpSpec:
     data_frames: bool = False
 
 
+# get_dirents with ``stats``: each entry's stat record as a row of these
+# fields, in this order (docs/protocol.md 4.3; a later version may append).
+DIRENT_STAT_FIELDS = ("mode", "size", "nlink", "uid", "gid", "atime_ns", "mtime_ns", "ctime_ns", "data_key")
+
 _OPS = [
     OpSpec("ping", {}, {"chunk_size": "uint"}),
     OpSpec("status", {}),

@@ -28,6 +28,8 @@ import threading
 import time
 from typing import Any, Iterable
 
+from gkfs_client.protocol import DIRENT_STAT_FIELDS
+
 ENV_TTL_MS = "LIBGKFS_STAT_CACHE_TTL_MS"
 ENV_ENTRIES = "LIBGKFS_STAT_CACHE_ENTRIES"
 DEFAULT_TTL_MS = 1000
@@ -64,8 +66,8 @@ class StatCache:
     def __init__(self, ttl_s: float | None = None, max_entries: int | None = None):
         self.ttl_s = _env_int(ENV_TTL_MS, DEFAULT_TTL_MS) / 1000 if ttl_s is None else float(ttl_s)
         self.max_entries = _env_int(ENV_ENTRIES, DEFAULT_ENTRIES) if max_entries is None else int(max_entries)
-        # directory -> {name: (expiry, record)}
-        self._dirs: dict[str, dict[str, tuple[float, dict[str, Any]]]] = {}
+        # directory -> {name: (expiry, record row as get_dirents sends it)}
+        self._dirs: dict[str, dict[str, tuple[float, list]]] = {}
         self._count = 0
         self.generation = 0
         self.hits = 0
@@ -99,7 +101,7 @@ class StatCache:
         if hit[0] < time.monotonic():
             return None
         self.hits += 1
-        return hit[1]
+        return dict(zip(DIRENT_STAT_FIELDS, hit[1]))
 
     def fill(self, directory: str, names: Iterable[str], records: list, generation: int) -> None:
         """Keep one readdir page's records (if no change of ours happened
@@ -120,9 +122,9 @@ class StatCache:
         expiry = time.monotonic() + self.ttl_s
         slot = self._dirs.setdefault(directory, {})
         before = len(slot)
-        for name, rec in zip(names[:room], records[:room]):
-            if isinstance(rec, dict) and "mode" in rec:
-                slot[name] = (expiry, rec)
+        for name, row in zip(names[:room], records[:room]):
+            if isinstance(row, list) and len(row) >= len(DIRENT_STAT_FIELDS):
+                slot[name] = (expiry, row)
         self._count += len(slot) - before
         if not slot:
             del self._dirs[directory]

@@ -382,28 +382,37 @@ gk_dirents_free(struct gk_dirent *e, size_t n)
 	free(e);
 }
 
-/* One stat record of a get_dirents "stats" list, as the cache keeps it. */
+/* One row of a get_dirents "stats" list (docs/protocol.md 4.3: mode, size,
+ * nlink, uid, gid, atime_ns, mtime_ns, ctime_ns, data_key), as the cache
+ * keeps it; NULL when malformed. */
 static struct gk_attr *
 attr_of(const msgpack_object *o)
 {
-	struct gk_record r;
 	struct gk_attr *a;
+	uint64_t v[8];
 
-	memset(&r, 0, sizeof(r));
-	if (gk_record_decode(o, &r) || strlen(r.data_key) >= sizeof(a->data_key))
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 9)
 		return NULL;
-	a = malloc(sizeof(*a));
+	const msgpack_object *f = o->via.array.ptr;
+	for (int i = 0; i < 8; i++) {
+		if (f[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return NULL;
+		v[i] = f[i].via.u64;
+	}
+	if (f[8].type != MSGPACK_OBJECT_STR || f[8].via.str.size >= sizeof(a->data_key))
+		return NULL;
+	a = calloc(1, sizeof(*a));
 	if (!a)
 		return NULL;
-	a->mode = r.mode;
-	a->size = r.size;
-	a->nlink = r.nlink;
-	a->uid = r.uid;
-	a->gid = r.gid;
-	a->atime_ns = r.atime_ns;
-	a->mtime_ns = r.mtime_ns;
-	a->ctime_ns = r.ctime_ns;
-	memcpy(a->data_key, r.data_key, sizeof(a->data_key));
+	a->mode = (uint32_t)v[0];
+	a->size = v[1];
+	a->nlink = v[2];
+	a->uid = v[3];
+	a->gid = v[4];
+	a->atime_ns = v[5];
+	a->mtime_ns = v[6];
+	a->ctime_ns = v[7];
+	memcpy(a->data_key, f[8].via.str.ptr, f[8].via.str.size);
 	return a;
 }
 
