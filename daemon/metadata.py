@@ -252,7 +252,7 @@ class MetadataStore:
                     records.append([rec["mode"], rec["size"], rec.get("nlink", 1), rec.get("uid", 0),
                                     rec.get("gid", 0), rec.get("atime_ns", 0), rec.get("mtime_ns", 0),
                                     rec.get("ctime_ns", 0), rec.get("data_key", "")])
-                    used += len(name) + 96
+                    used += len(name) + 128   # the entry and its row, over-estimated
         return entries, more
 
     # -- writes -----------------------------------------------------------

@@ -200,3 +200,31 @@ def test_symlink_entries_answer_lstat_only(cluster):
         d = {}
         d.update(_delta(gk, lambda: gk.stat("/d/l").st_size == 3 or pytest.fail("size")))
         assert d.get("stat", 0) >= 1
+
+
+def test_pages_with_records_fit_the_frame_limit(cluster):
+    """get_dirents with stats ends a page early (more: true) before its
+    records could outgrow max_frame_size; paging still returns every entry
+    with its record. Without stats the page is as before."""
+    c = cluster(n=1, extra_args=["--max-frame-size", str(1 << 20)])
+    conn = c.conn_at(0)
+    conn.call("create", {"path": "/big", "mode": 0o040755})
+    names = [f"{i:04d}" + "n" * 200 for i in range(3000)]
+    for n in names:
+        conn.call("create", {"path": f"/big/{n}", "mode": 0o100600})
+    plain = conn.call("get_dirents", {"path": "/big", "limit": 65536}).result
+    assert len(plain["entries"]) == 3000 and not plain["more"] and "stats" not in plain
+    got, rows, pages, after = [], [], 0, ""
+    while True:
+        r = conn.call("get_dirents", {"path": "/big", "limit": 65536, "stats": True, "start_after": after}).result
+        pages += 1
+        assert len(r["stats"]) == len(r["entries"]) > 0
+        got += [e[0] for e in r["entries"]]
+        rows += r["stats"]
+        if not r["more"]:
+            break
+        after = r["entries"][-1][0]
+    assert got == names and pages > 1
+    rec = conn.call("stat", {"path": f"/big/{names[7]}"}).result["stat"]
+    assert rows[7] == [rec[k] for k in ("mode", "size", "nlink", "uid", "gid", "atime_ns", "mtime_ns",
+                                        "ctime_ns", "data_key")]
