@@ -39,8 +39,9 @@ DEFAULT_ENTRIES = 4096
 _CHANGES = {"create", "remove", "update_size", "truncate", "rename", "insert", "symlink", "utimens",
             "setattr", "write_chunks"}
 # Ops that may act on a directory, and so on what lies below it (a chmod of
-# a directory changes who may stat its entries).
-_TREE = {"rename", "insert", "setattr", "remove"}
+# a directory changes who may stat its entries; a new name has nothing below
+# it, whatever a listing of an older directory of that name said).
+_TREE = {"rename", "insert", "setattr", "remove", "create", "symlink"}
 _PATH_ARGS = ("path", "old", "new", "from", "size_path")
 
 

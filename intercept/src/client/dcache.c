@@ -292,6 +292,8 @@ gk_dcache_changed(const char *path, int tree)
 	char parent[GK_PATH_MAX + 1];
 	size_t dl, plen = strlen(path);
 
+	if (!gk_dcache_enabled())
+		return;
 	pthread_mutex_lock(&dc_lock);
 	generation++;
 	if (!total)

@@ -245,7 +245,7 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 		return -EEXIST;
 	gk_parent_path(path, parent);
 	if (!gkc_cfg.security_off)
-		return changed(path, 0, create_checked(path, parent, mode, exclusive, hold, r, created));
+		return changed(path, 1, create_checked(path, parent, mode, exclusive, hold, r, created));
 	path_request(&c[0], "stat", parent, 1);
 	pack_create(&c[1], path, mode, exclusive, hold);
 	rc = gk_rpc_run(c, 2);
@@ -273,7 +273,7 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 		}
 	}
 	gk_calls_done(c, 2);
-	return changed(path, 0, rc);
+	return changed(path, 1, rc);
 }
 
 int
@@ -816,7 +816,7 @@ gk_fwd_symlink(const char *path, const char *target)
 	gk_pk_kv_str(pk, "target", target);
 	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
 	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
-	return changed(path, 0, single_reply(&c, NULL, NULL));
+	return changed(path, 1, single_reply(&c, NULL, NULL));
 }
 
 int
