@@ -124,7 +124,8 @@ class Client:
         self.umask = _current_umask() if umask is None else umask
         self.dirents_page = dirents_page
         # readdir's stat records, for the stats that follow (statcache.py)
-        self.stat_cache = statcache.StatCache(stat_cache_ttl, stat_cache_entries)
+        self.stat_cache = statcache.StatCache(stat_cache_ttl, stat_cache_entries,
+                                              self._owner if self.n > 1 else None)
         self.cwd = "/"
         self._lock = threading.RLock()  # zmq sockets are not thread-safe
         self._fds: dict[int, _OpenFile] = {}

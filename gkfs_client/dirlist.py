@@ -57,7 +57,7 @@ def merged_entries(call_many: Callable[[Sequence[Call]], list], path: str, n_hos
             for i, reply in zip(dry, replies):
                 entries = reply.result.get("entries", [])
                 if cache is not None and "stats" in reply.result:
-                    cache.fill(path, (e[0] for e in entries), reply.result["stats"], generation)
+                    cache.fill(path, (e[0] for e in entries), reply.result["stats"], generation, i)
                 # A daemon that says "more" but returns nothing would loop forever.
                 more[i] = bool(reply.result.get("more")) and bool(entries)
                 buffers[i] = list(reversed(entries))  # pop() from the end is O(1)

@@ -64,11 +64,17 @@ def _split(path: str) -> tuple[str, str]:
 
 
 class StatCache:
-    def __init__(self, ttl_s: float | None = None, max_entries: int | None = None):
+    def __init__(self, ttl_s: float | None = None, max_entries: int | None = None, owner=None):
+        # owner(path) -> the member that owns path's record (None: one member):
+        # a record is only used when it came from that member (a record a
+        # member holds for a path it does not own, left by an older placement,
+        # is listed, but a stat of the path goes to its owner, who may not
+        # have it).
+        self._owner = owner
         self.ttl_s = _env_int(ENV_TTL_MS, DEFAULT_TTL_MS) / 1000 if ttl_s is None else float(ttl_s)
         self.max_entries = _env_int(ENV_ENTRIES, DEFAULT_ENTRIES) if max_entries is None else int(max_entries)
-        # directory -> {name: (expiry, record row as get_dirents sends it)}
-        self._dirs: dict[str, dict[str, tuple[float, list]]] = {}
+        # directory -> {name: (expiry, record row as get_dirents sends it, member)}
+        self._dirs: dict[str, dict[str, tuple[float, list, int]]] = {}
         self._count = 0
         self.generation = 0
         self.hits = 0
@@ -101,10 +107,12 @@ class StatCache:
             del self._dirs[parent]
         if hit[0] < time.monotonic():
             return None
+        if self._owner is not None and self._owner(path) != hit[2]:
+            return None
         self.hits += 1
         return dict(zip(DIRENT_STAT_FIELDS, hit[1]))
 
-    def fill(self, directory: str, names: Iterable[str], records: list, generation: int) -> None:
+    def fill(self, directory: str, names: Iterable[str], records: list, generation: int, member: int = 0) -> None:
         """Keep one readdir page's records (if no change of ours happened
         since the page was asked for, and if they fit)."""
         names = list(names)
@@ -112,9 +120,9 @@ class StatCache:
             return
         with self._lock:
             if generation == self.generation:
-                self._fill(directory, names, records)
+                self._fill(directory, names, records, member)
 
-    def _fill(self, directory: str, names: list[str], records: list) -> None:
+    def _fill(self, directory: str, names: list[str], records: list, member: int) -> None:
         if self._count + len(names) > self.max_entries:
             self._expire()
         room = self.max_entries - self._count
@@ -125,7 +133,7 @@ class StatCache:
         before = len(slot)
         for name, row in zip(names[:room], records[:room]):
             if isinstance(row, list) and len(row) >= len(DIRENT_STAT_FIELDS):
-                slot[name] = (expiry, row)
+                slot[name] = (expiry, row, member)
         self._count += len(slot) - before
         if not slot:
             del self._dirs[directory]
@@ -134,7 +142,7 @@ class StatCache:
         now = time.monotonic()
         for d in list(self._dirs):
             names = self._dirs[d]
-            stale = [n for n, (exp, _r) in names.items() if exp < now]
+            stale = [n for n, (exp, _r, _m) in names.items() if exp < now]
             for n in stale:
                 del names[n]
             self._count -= len(stale)

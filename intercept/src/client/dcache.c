@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "libsyscall_intercept_hook_point.h"
+#include "config.h"
 #include "dcache.h"
 #include "distribution.h"
 
@@ -269,7 +270,9 @@ gk_dcache_take(const char *path, struct gk_record *r)
 	pthread_mutex_lock(&dc_lock);
 	hit = total && take_locked(path, &a, now_ns());
 	pthread_mutex_unlock(&dc_lock);
-	if (!hit)
+	/* A record a daemon holds for a path it does not own (an older
+	 * placement) is listed, but a stat goes to the owner: never from it. */
+	if (!hit || (gkc_cfg.n_hosts > 1 && gk_metadata_owner(path, gkc_cfg.n_hosts) != a.member))
 		return 0;
 	r->mode = a.mode;
 	r->size = a.size;

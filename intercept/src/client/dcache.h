@@ -30,6 +30,7 @@ struct gk_attr {
 	uint64_t size, nlink, uid, gid;
 	uint64_t atime_ns, mtime_ns, ctime_ns;
 	char data_key[40];
+	unsigned member;        /* the daemon it came from: used only if it owns the path */
 };
 
 /* 1 when the cache is on (TTL and size > 0; read from the environment once). */

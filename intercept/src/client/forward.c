@@ -427,6 +427,8 @@ cache_listing(const char *path, struct gk_dirent *ents, size_t cnt, uint64_t gen
 		for (size_t i = 0; i < cnt; i++) {
 			names[i] = ents[i].name;
 			attrs[i] = ents[i].attr;
+			if (attrs[i])
+				attrs[i]->member = ents[i].member;
 		}
 		gk_dcache_fill(path, names, attrs, cnt, gen);
 	}
@@ -518,6 +520,7 @@ gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *nout)
 				ents[cnt].mode = (uint32_t)row->via.array.ptr[1].via.u64;
 				ents[cnt].size = row->via.array.ptr[2].via.u64;
 				ents[cnt].attr = NULL;
+				ents[cnt].member = i;
 				if (!ents[cnt].name) {
 					rc = -ENOMEM;
 					break;

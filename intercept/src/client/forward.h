@@ -46,6 +46,7 @@ struct gk_dirent {
 	uint32_t mode;
 	uint64_t size;
 	struct gk_attr *attr;   /* private to gk_fwd_list_dir (NULL when returned) */
+	unsigned member;        /* the daemon that listed it */
 };
 /* Every child of path, merged from all daemons, sorted by name bytes.
  * *out is malloc'd (names too): free with gk_dirents_free.  With the stat
