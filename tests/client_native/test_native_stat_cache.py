@@ -87,3 +87,22 @@ def test_other_clients_changes_seen_after_ttl(gk_cluster, sysroot, preload, rv_p
     assert p.returncode == 0, err.decode(errors="replace")
     assert time.monotonic() - t0 >= 0.4
     assert sorted(out.decode().split("\n")[:-1]) == ["gone -", "grown 500"], out
+
+
+def test_record_from_a_member_that_does_not_own_the_path_is_not_used(gk_cluster, run_rv, sysroot):
+    """A record left on a member that does not own its path (an older
+    placement) is listed, but stat asks the owner: `ls -l` reports it as
+    missing, as without the cache."""
+    from gkfs_client import distribution
+    c = gk_cluster.client
+    c.mkdir("/misplaced")
+    c.write_file("/misplaced/a", b"x")
+    bad = "/misplaced/0bad"
+    n = len(c.hosts)
+    other = (distribution.metadata_owner(bad, n) + 1) % n
+    c._one(other, "insert", {"path": bad, "record": c.stat_record("/misplaced/a"), "from": "/misplaced/a"})
+    cp = run_rv([sysroot / "usr/bin/ls", "-l", f"{gk_cluster.mount}/misplaced"])
+    out, err = cp.stdout.decode(), cp.stderr.decode(errors="replace")
+    assert cp.returncode == 1 and "cannot access" in err and "0bad" in err, (out, err)
+    lines = [ln for ln in out.splitlines() if not ln.startswith("total")]
+    assert lines[0].startswith("-?????????") and lines[0].endswith(" 0bad") and lines[1].endswith(" a"), out
