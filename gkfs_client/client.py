@@ -105,6 +105,9 @@ class Client:
     else 10). ``chunk_size``: checked against the cluster's (EINVAL if it
     differs); by default taken from the daemons. The constructor pings
     every daemon once (all together), so an unreachable cluster fails here.
+    ``stat_cache_ttl`` (seconds; 0 = off) and ``stat_cache_entries``: the
+    readdir stat cache (statcache.py; defaults from $LIBGKFS_STAT_CACHE_TTL_MS,
+    $LIBGKFS_STAT_CACHE_ENTRIES, else 1 s and 4096).
     """
 
     def __init__(self, hosts_file: str | os.PathLike | None = None, *, timeout: float | None = None,
