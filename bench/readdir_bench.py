@@ -82,15 +82,18 @@ def main(argv: list[str] | None = None) -> int:
                     c.write_file(f"/d/f{i:06d}", b"x" * (i % 100))
             pre = {"LD_PRELOAD": str(lib), "LIBGKFS_HOSTS_FILE": str(cl.hosts), "LIBGKFS_MOUNT": MOUNT}
             runs: dict[str, list[float]] = {}
-            rpcs: dict[str, int] = {}
+            rpcs: dict = {}
             for _ in range(args.rounds):
                 for mode, ttl, env in (("on", None, {}), ("off", 0, OFF)):
                     walk, lst, n = _python(cl.hosts, ttl)
                     runs.setdefault(f"py walk {mode}", []).append(walk)
                     runs.setdefault(f"py listdir {mode}", []).append(lst)
                     rpcs[mode] = n
+                    before = cl.ops()
                     runs.setdefault(f"ls -l {mode}", []).append(_run_rv([ls, "-l", f"{MOUNT}/d"], sysroot,
                                                                         {**pre, **env}))
+                    after = cl.ops()
+                    rpcs[f"ls {mode}"] = {k: after.get(k, 0) - before.get(k, 0) for k in ("stat", "get_dirents")}
                     runs.setdefault(f"ls {mode}", []).append(_run_rv([ls, f"{MOUNT}/d"], sysroot, {**pre, **env}))
                 runs.setdefault("ls -l local", []).append(_run_rv([ls, "-l", str(local)], sysroot, {}))
     m = {k: statistics.median(v) for k, v in runs.items()}
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{m['py listdir off']/m['py listdir on']:.2f}x")
     print(f"  riscv64 ls -l (preload, qemu): on {m['ls -l on']*1e3:.0f} ms, off {m['ls -l off']*1e3:.0f} ms: "
           f"{m['ls -l off']/m['ls -l on']:.2f}x faster; local fs {m['ls -l local']*1e3:.0f} ms "
-          f"(gkfs on = {m['ls -l on']/m['ls -l local']:.1f}x local)")
+          f"(gkfs on = {m['ls -l on']/m['ls -l local']:.1f}x local); RPCs on {rpcs['ls on']}, off {rpcs['ls off']}")
     print(f"  riscv64 ls alone: on {m['ls on']*1e3:.0f} ms, off {m['ls off']*1e3:.0f} ms: "
           f"{m['ls off']/m['ls on']:.2f}x")
     return 0
