@@ -34,7 +34,8 @@ def test_ls_l_costs_no_stat_per_file(gk_cluster, run_rv, sysroot):
     c.mkdir("/lsl")
     for i in range(N):
         c.write_file(f"/lsl/f{i:03d}", b"z" * i)
-    d, lines = _ls_l(gk_cluster, run_rv, sysroot, "/lsl")
+    # a long TTL: no flake when a loaded machine stalls qemu (default: 1 s)
+    d, lines = _ls_l(gk_cluster, run_rv, sysroot, "/lsl", {"LIBGKFS_STAT_CACHE_TTL_MS": "30000"})
     assert len(lines) == N
     for i, ln in enumerate(lines):
         f = ln.split()
