@@ -298,12 +298,20 @@ def op_get_dirents(state: DaemonState, args: dict, data: list) -> Result:
     limit = args.get("limit") or protocol.DEFAULT_DIRENTS_LIMIT
     if limit > protocol.MAX_DIRENTS_LIMIT:
         raise OSError(errno.EINVAL, f"limit {limit} above {protocol.MAX_DIRENTS_LIMIT}")
+    stats = bool(args.get("stats"))
     if state.secure:
         path = args["path"]
         dirs = _dirs_above(path) + [path] if path != "/" else ["/"]
-        _walk(state, path, dirs, access.R, last_exact=True)
-    entries, more = state.meta.dirents(args["path"], args.get("start_after") or "", limit)
-    return {"entries": entries, "more": more}, []
+        rec = _walk(state, path, dirs, access.R, last_exact=True)
+        # The records tell no more than a stat of each entry would, which
+        # needs search (x) on the directory too: without it, names only.
+        stats = stats and access.may(caller(), rec, access.X)
+    records: list | None = [] if stats else None
+    entries, more = state.meta.dirents(args["path"], args.get("start_after") or "", limit,
+                                       records, state.config.max_frame_size // 4)
+    if records is None:
+        return {"entries": entries, "more": more}, []
+    return {"entries": entries, "more": more, "stats": records}, []
 
 
 def op_write_chunks(state: DaemonState, args: dict, data: list) -> Result:

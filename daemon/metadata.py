@@ -218,8 +218,15 @@ class MetadataStore:
             self._n_orphans -= len(keys)
         return [k.decode("utf-8") for k in keys]
 
-    def dirents(self, path: str, start_after: str, limit: int) -> tuple[list[list[Any]], bool]:
+    def dirents(self, path: str, start_after: str, limit: int,
+                records: list | None = None, budget: int = 0) -> tuple[list[list[Any]], bool]:
+        """A page of ``path``'s children held here.  With ``records`` (a
+        list), each entry's stat record is appended to it as a row
+        (protocol.DIRENT_STAT_FIELDS), and the page ends early (``more``)
+        once the names and records passed ``budget`` bytes, so it always
+        fits a frame."""
         prefix = dir_prefix(path)
+        used = 0
         start = prefix + start_after.encode("utf-8") + (b"\x00" if start_after else b"")
         entries: list[list[Any]] = []
         more = False
@@ -236,8 +243,16 @@ class MetadataStore:
                 if len(entries) == limit:
                     more = True
                     break
+                if records is not None and entries and used > budget:
+                    more = True
+                    break
                 rec = _unpack(raw)
                 entries.append([name.decode("utf-8"), rec["mode"], rec["size"]])
+                if records is not None:
+                    records.append([rec["mode"], rec["size"], rec.get("nlink", 1), rec.get("uid", 0),
+                                    rec.get("gid", 0), rec.get("atime_ns", 0), rec.get("mtime_ns", 0),
+                                    rec.get("ctime_ns", 0), rec.get("data_key", "")])
+                    used += len(name) + 128   # the entry and its row, over-estimated
         return entries, more
 
     # -- writes -----------------------------------------------------------

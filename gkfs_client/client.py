@@ -10,7 +10,9 @@ Paths are paths inside gkfs ("/dir/file"); relative paths are taken from
 ``Client.cwd``. Not POSIX here (documented limits): an unlinked file's data
 goes at once even if a descriptor is open, a descriptor follows its path
 (a file renamed while open is then ENOENT), and symlinks are followed only
-in the last path component.
+in the last path component. The first stat of an entry right after a
+readdir of its directory comes from the readdir's records (statcache.py):
+another client's change is seen at most the TTL (1 s) later.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol, security
+from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol, security, statcache
 from gkfs_client.dirlist import DirEntry
 from gkfs_client.rpc import DEFAULT_TIMEOUT_S, Call, Rpc
 from gkfs_client.transport import ZmqTransport
@@ -103,11 +105,15 @@ class Client:
     else 10). ``chunk_size``: checked against the cluster's (EINVAL if it
     differs); by default taken from the daemons. The constructor pings
     every daemon once (all together), so an unreachable cluster fails here.
+    ``stat_cache_ttl`` (seconds; 0 = off) and ``stat_cache_entries``: the
+    readdir stat cache (statcache.py; defaults from $LIBGKFS_STAT_CACHE_TTL_MS,
+    $LIBGKFS_STAT_CACHE_ENTRIES, else 1 s and 4096).
     """
 
     def __init__(self, hosts_file: str | os.PathLike | None = None, *, timeout: float | None = None,
                  chunk_size: int | None = None, umask: int | None = None,
-                 dirents_page: int = dirlist.DEFAULT_PAGE, handshake: bool = True):
+                 dirents_page: int = dirlist.DEFAULT_PAGE, handshake: bool = True,
+                 stat_cache_ttl: float | None = None, stat_cache_entries: int | None = None):
         self.hosts_path = hostsfile.resolve_hosts_file(hosts_file)
         self.membership = hostsfile.read_membership(self.hosts_path)
         if handshake and not self.membership.listed():
@@ -120,6 +126,9 @@ class Client:
         self.timeout = _timeout_from_env() if timeout is None else float(timeout)
         self.umask = _current_umask() if umask is None else umask
         self.dirents_page = dirents_page
+        # readdir's stat records, for the stats that follow (statcache.py)
+        self.stat_cache = statcache.StatCache(stat_cache_ttl, stat_cache_entries,
+                                              self._owner if self.n > 1 else None)
         self.cwd = "/"
         self._lock = threading.RLock()  # zmq sockets are not thread-safe
         self._fds: dict[int, _OpenFile] = {}
@@ -189,7 +198,12 @@ class Client:
             if os.getpid() != self._pid:
                 # Forked child: the parent's sockets are not ours to use.
                 self._connect()
-            return self._rpc.call_many(calls, check=check)
+            if not self.stat_cache.enabled:
+                return self._rpc.call_many(calls, check=check)
+            try:
+                return self._rpc.call_many(calls, check=check)
+            finally:
+                self.stat_cache.changed(calls)  # our own changes: seen at once
 
     def _one(self, target: int, op: str, args: dict[str, Any]) -> protocol.Reply:
         return self._many([Call(target, op, args)])[0]
@@ -280,7 +294,14 @@ class Client:
             raise OSError(exc.errno, f"symlink {link} -> {target}: {exc.message}") from None
 
     def stat(self, path, *, follow_symlinks: bool = True) -> os.stat_result:
-        p, rec = self._record(*self._norm_dir_follow(path, follow_symlinks))
+        p, follow, must_dir = self._norm_dir_follow(path, follow_symlinks)
+        follow = follow or must_dir
+        rec = self.stat_cache.take(p)   # right after a readdir: no RPC
+        if rec is not None and not (follow and _stat.S_ISLNK(rec["mode"])):
+            if must_dir and not _stat.S_ISDIR(rec["mode"]):
+                raise _err(errno.ENOTDIR, p)
+            return stat_result(rec, self.chunk_size, p)
+        p, rec = self._record(p, follow, must_dir)
         return stat_result(rec, self.chunk_size, p)
 
     def _norm_dir_follow(self, path, follow: bool) -> tuple[str, bool, bool]:
@@ -429,7 +450,8 @@ class Client:
         p, rec = self._record(self._norm(path))
         if not _stat.S_ISDIR(rec["mode"]):
             raise _err(errno.ENOTDIR, p)
-        return dirlist.merged_entries(self._many, p, self.n, self.dirents_page)
+        return dirlist.merged_entries(self._many, p, self.n, self.dirents_page,
+                                      self.stat_cache if self.stat_cache.enabled else None)
 
     def readdir(self, path=".") -> list[DirEntry]:
         return list(self.scandir(path))
@@ -689,7 +711,8 @@ class Client:
 
     def fstat(self, fd: int) -> os.stat_result:
         f = self._file(fd)
-        return self.stat(f.path, follow_symlinks=False)
+        p, rec = self._record(f.path, follow=False)   # never from the stat cache
+        return stat_result(rec, self.chunk_size, p)
 
     def ftruncate(self, fd: int, length: int) -> None:
         f = self._file(fd)

@@ -40,18 +40,24 @@ def _key(name: str) -> bytes:
 
 
 def merged_entries(call_many: Callable[[Sequence[Call]], list], path: str, n_hosts: int,
-                   page: int = DEFAULT_PAGE) -> Iterator[DirEntry]:
-    """Yield the directory's entries in byte order, fetching pages lazily."""
+                   page: int = DEFAULT_PAGE, cache=None) -> Iterator[DirEntry]:
+    """Yield the directory's entries in byte order, fetching pages lazily.
+    With ``cache`` (a statcache.StatCache), the pages carry each entry's
+    stat record too, which go into the cache."""
+    extra = {"stats": True} if cache is not None else {}
     buffers: list[list[list]] = [[] for _ in range(n_hosts)]
     more = [True] * n_hosts
     last = [""] * n_hosts
     while True:
         dry = [i for i in range(n_hosts) if not buffers[i] and more[i]]
         if dry:
-            replies = call_many([Call(i, "get_dirents", {"path": path, "start_after": last[i], "limit": page})
-                                 for i in dry])
+            generation = cache.generation if cache is not None else 0
+            replies = call_many([Call(i, "get_dirents", {"path": path, "start_after": last[i], "limit": page,
+                                                         **extra}) for i in dry])
             for i, reply in zip(dry, replies):
                 entries = reply.result.get("entries", [])
+                if cache is not None and "stats" in reply.result:
+                    cache.fill(path, (e[0] for e in entries), reply.result["stats"], generation, i)
                 # A daemon that says "more" but returns nothing would loop forever.
                 more[i] = bool(reply.result.get("more")) and bool(entries)
                 buffers[i] = list(reversed(entries))  # pop() from the end is O(1)

@@ -107,6 +107,10 @@ class OpSpec:
     data_frames: bool = False
 
 
+# get_dirents with ``stats``: each entry's stat record as a row of these
+# fields, in this order (docs/protocol.md 4.3; a later version may append).
+DIRENT_STAT_FIELDS = ("mode", "size", "nlink", "uid", "gid", "atime_ns", "mtime_ns", "ctime_ns", "data_key")
+
 _OPS = [
     OpSpec("ping", {}, {"chunk_size": "uint"}),
     OpSpec("status", {}),
@@ -118,7 +122,8 @@ _OPS = [
     OpSpec("update_size", {"path": "path", "offset": "uint", "count": "uint"}, {"append": "bool", "data_key": "key",
                                                                                      "cap": "str"}),
     OpSpec("truncate", {"path": "path", "size": "uint"}, {"data_key": "key", "cap": "str"}),
-    OpSpec("get_dirents", {"path": "path"}, {"start_after": "str", "limit": "uint"}),
+    # stats: also each entry's stat record (docs/protocol.md get_dirents)
+    OpSpec("get_dirents", {"path": "path"}, {"start_after": "str", "limit": "uint", "stats": "bool"}),
     # size_path/size_offset/size_count: an update_size folded into the write
     # (sent only to size_path's metadata owner; applied after the chunks).
     OpSpec("write_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"},

@@ -405,3 +405,32 @@ def test_status_shows_pid_and_rootdir_only_to_the_cluster_owner(shared, intruder
     assert "files" in seen and not {"pid", "rootdir", "hostname"} & set(seen), seen
     mine = c.conn(0).call("status").result
     assert mine["pid"] > 0 and mine["rootdir"]
+
+
+def test_dirent_records_need_search_permission(shared, intruder):
+    """get_dirents with ``stats`` (the readdir stat cache) tells no more
+    than a stat of each entry would: a directory the user may read but not
+    search (0744) lists its names, without records; a 0755 one gives the
+    records too (the control)."""
+    c, hosts, key = shared
+    with Client(c.hosts_file) as fs:
+        for d, mode in (("/readonly", 0o744), ("/searchable", 0o755)):
+            fs.mkdir(d, 0o755)
+            _write(fs, f"{d}/file", b"12345", 0o600)
+            fs.chmod(d, mode)
+    steps = [{"name": f"{d}", "op": "get_dirents", "to": "all", "args": {"path": f"/{d}", "stats": True}}
+             for d in ("readonly", "searchable")]
+    steps += [{"name": "stat readonly", "client": "stat", "path": "/readonly/file"},
+              {"name": "list readonly", "client": "listdir", "path": "/readonly"}]
+    res = intruder.attack(hosts, key, steps)
+    for d, with_records in (("readonly", False), ("searchable", True)):
+        assert _status(res, d) == 0, res[d]
+        names = [e[0] for r in res[d]["each"] for e in r["result"]["entries"]]
+        assert names == ["file"]
+        records = [s for r in res[d]["each"] for s in r["result"].get("stats", [])]
+        if with_records:
+            assert len(records) == 1 and records[0][1] == 5 and records[0][0] & 0o777 == 0o600, records
+        else:
+            assert records == [] and not any("stats" in r["result"] for r in res[d]["each"]), res[d]
+    assert _status(res, "stat readonly") == EACCES
+    assert res["list readonly"]["result"] == ["file"]

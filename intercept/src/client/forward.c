@@ -117,6 +117,15 @@ held_reply(struct gk_call *c, const char *record_key, const char *held_key,
 	return rc;
 }
 
+/* After a request that may have changed `path` (whatever its outcome, which
+ * a timeout leaves unknown): the stat cache forgets it (dcache.h). */
+static int
+changed(const char *path, int tree, int rc)
+{
+	gk_dcache_changed(path, tree);
+	return rc;
+}
+
 int
 gk_fwd_stat(const char *path, struct gk_record *r)
 {
@@ -236,7 +245,7 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 		return -EEXIST;
 	gk_parent_path(path, parent);
 	if (!gkc_cfg.security_off)
-		return create_checked(path, parent, mode, exclusive, hold, r, created);
+		return changed(path, 1, create_checked(path, parent, mode, exclusive, hold, r, created));
 	path_request(&c[0], "stat", parent, 1);
 	pack_create(&c[1], path, mode, exclusive, hold);
 	rc = gk_rpc_run(c, 2);
@@ -264,7 +273,7 @@ gk_fwd_create_hold(const char *path, uint32_t mode, int exclusive, const char *h
 		}
 	}
 	gk_calls_done(c, 2);
-	return rc;
+	return changed(path, 1, rc);
 }
 
 int
@@ -279,7 +288,7 @@ gk_fwd_remove(const char *path, int rmdir, const char *data_key,
 		gk_pk_kv_bool(pk, "rmdir", rmdir);
 	if (data_key)
 		gk_pk_kv_str(pk, "data_key", data_key);
-	return held_reply(&c, "stat", "held", removed);
+	return changed(path, rmdir != 0, held_reply(&c, "stat", "held", removed));
 }
 
 int
@@ -302,7 +311,7 @@ gk_fwd_update_size(const char *path, const char *data_key, const char *cap, uint
 	if (!rc && write_at)
 		*write_at = gk_mp_u64(c.result, "offset", offset);
 	gk_call_done(&c);
-	return rc;
+	return changed(path, 0, rc);
 }
 
 int
@@ -318,7 +327,7 @@ gk_fwd_truncate(const char *path, const char *data_key, const char *cap, uint64_
 	if (with_key)
 		gk_pk_kv_str(pk, "data_key", data_key);
 	gk_pk_kv_u64(pk, "size", size);
-	return single_reply(&c, "stat", r);
+	return changed(path, 0, single_reply(&c, "stat", r));
 }
 
 /* One request per daemon; returns the first error, else 0. */
@@ -366,9 +375,69 @@ gk_fwd_has_children(const char *path)
 void
 gk_dirents_free(struct gk_dirent *e, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		free(e[i].name);
+		free(e[i].attr);
+	}
 	free(e);
+}
+
+/* One row of a get_dirents "stats" list (docs/protocol.md 4.3: mode, size,
+ * nlink, uid, gid, atime_ns, mtime_ns, ctime_ns, data_key), as the cache
+ * keeps it; NULL when malformed. */
+static struct gk_attr *
+attr_of(const msgpack_object *o)
+{
+	struct gk_attr *a;
+	uint64_t v[8];
+
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 9)
+		return NULL;
+	const msgpack_object *f = o->via.array.ptr;
+	for (int i = 0; i < 8; i++) {
+		if (f[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+			return NULL;
+		v[i] = f[i].via.u64;
+	}
+	if (f[8].type != MSGPACK_OBJECT_STR || f[8].via.str.size >= sizeof(a->data_key))
+		return NULL;
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	a->mode = (uint32_t)v[0];
+	a->size = v[1];
+	a->nlink = v[2];
+	a->uid = v[3];
+	a->gid = v[4];
+	a->atime_ns = v[5];
+	a->mtime_ns = v[6];
+	a->ctime_ns = v[7];
+	memcpy(a->data_key, f[8].via.str.ptr, f[8].via.str.size);
+	return a;
+}
+
+/* The records go into the stat cache, then are freed. */
+static void
+cache_listing(const char *path, struct gk_dirent *ents, size_t cnt, uint64_t gen)
+{
+	char **names = malloc((cnt ? cnt : 1) * sizeof(*names));
+	struct gk_attr **attrs = malloc((cnt ? cnt : 1) * sizeof(*attrs));
+
+	if (names && attrs) {
+		for (size_t i = 0; i < cnt; i++) {
+			names[i] = ents[i].name;
+			attrs[i] = ents[i].attr;
+			if (attrs[i])
+				attrs[i]->member = ents[i].member;
+		}
+		gk_dcache_fill(path, names, attrs, cnt, gen);
+	}
+	free(names);
+	free(attrs);
+	for (size_t i = 0; i < cnt; i++) {
+		free(ents[i].attr);
+		ents[i].attr = NULL;
+	}
 }
 
 static int
@@ -386,8 +455,12 @@ gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *nout)
 	char (*after)[GK_NAME_MAX * 4 + 1] = calloc(n ? n : 1, sizeof(*after));
 	int *more = calloc(n ? n : 1, sizeof(int));
 	struct gk_dirent *ents = NULL;
-	size_t cnt = 0, cap = 0;
+	size_t cnt = 0, cap = 0, kept = 0;
 	int rc = 0;
+	/* records only while the cache could keep them */
+	int stats = gk_dcache_enabled();
+	size_t max_kept = stats ? gk_dcache_capacity() : 0;
+	uint64_t gen = gk_dcache_generation();
 
 	if (!c || !after || !more) {
 		rc = -ENOMEM;
@@ -402,10 +475,13 @@ gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *nout)
 		for (unsigned i = 0; i < n; i++) {
 			if (!more[i])
 				continue;
-			msgpack_packer *pk = gk_call_args(&c[k], i, "get_dirents", 3);
+			int want = stats && kept < max_kept;
+			msgpack_packer *pk = gk_call_args(&c[k], i, "get_dirents", 3 + want);
 			gk_pk_kv_str(pk, "path", path);
 			gk_pk_kv_str(pk, "start_after", after[i]);
 			gk_pk_kv_u64(pk, "limit", GK_DIRENTS_PAGE);
+			if (want)
+				gk_pk_kv_bool(pk, "stats", 1);
 			who[k++] = i;
 		}
 		if (!k)
@@ -417,6 +493,7 @@ gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *nout)
 				break;
 			}
 			const msgpack_object *e = gk_mp_get(c[j].result, "entries");
+			const msgpack_object *st = gk_mp_get(c[j].result, "stats");
 			unsigned i = who[j];
 			more[i] = gk_mp_bool(c[j].result, "more");
 			if (!e || e->type != MSGPACK_OBJECT_ARRAY) {
@@ -442,10 +519,16 @@ gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *nout)
 				ents[cnt].name = strndup(nm->via.str.ptr, nm->via.str.size);
 				ents[cnt].mode = (uint32_t)row->via.array.ptr[1].via.u64;
 				ents[cnt].size = row->via.array.ptr[2].via.u64;
+				ents[cnt].attr = NULL;
+				ents[cnt].member = i;
 				if (!ents[cnt].name) {
 					rc = -ENOMEM;
 					break;
 				}
+				if (st && st->type == MSGPACK_OBJECT_ARRAY &&
+				    st->via.array.size == e->via.array.size && kept < max_kept &&
+				    (ents[cnt].attr = attr_of(&st->via.array.ptr[x])))
+					kept++;
 				cnt++;
 				if (x + 1 == e->via.array.size)
 					gk_mp_strobj(nm, after[i], sizeof(after[i]));
@@ -467,6 +550,8 @@ out:
 	}
 	if (cnt)
 		qsort(ents, cnt, sizeof(*ents), cmp_dirent);
+	if (kept)
+		cache_listing(path, ents, cnt, gen);
 	*out = ents;
 	*nout = cnt;
 	return 0;
@@ -604,8 +689,10 @@ gk_fwd_write_sized(const char *path, const char *data_key, const char *cap, cons
 	int folded = 0;
 	ssize_t n = data_op(1, data_key, cap, (char *)buf, offset, count, 0, path, &folded);
 
-	if (n < 0 || folded)
+	if (n < 0 || folded) {
+		gk_dcache_changed(path, 0);
 		return n;
+	}
 	int rc = gk_fwd_update_size(path, data_key, cap, offset, count, 0, NULL);
 	return rc ? rc : n;
 }
@@ -701,7 +788,9 @@ gk_fwd_rename(const char *old, const char *new_, struct gk_record *replaced)
 
 	gk_pk_kv_str(pk, "old", old);
 	gk_pk_kv_str(pk, "new", new_);
-	return held_reply(&c, "replaced", "replaced_held", replaced);
+	int rc = held_reply(&c, "replaced", "replaced_held", replaced);
+	gk_dcache_changed(new_, 1);
+	return changed(old, 1, rc);
 }
 
 int
@@ -716,7 +805,9 @@ gk_fwd_insert(const char *path, const char *from, const struct gk_record *rec, i
 	gk_pk_str(pk, "record");
 	gk_pk_record(pk, rec);
 	gk_pk_kv_bool(pk, "replace", replace);
-	return held_reply(&c, "replaced", "replaced_held", replaced);
+	int rc = held_reply(&c, "replaced", "replaced_held", replaced);
+	gk_dcache_changed(from, 1);
+	return changed(path, 1, rc);
 }
 
 int
@@ -728,7 +819,7 @@ gk_fwd_symlink(const char *path, const char *target)
 	gk_pk_kv_str(pk, "target", target);
 	gk_pk_kv_u64(pk, "uid", syscall_no_intercept(SYS_geteuid));
 	gk_pk_kv_u64(pk, "gid", syscall_no_intercept(SYS_getegid));
-	return single_reply(&c, NULL, NULL);
+	return changed(path, 1, single_reply(&c, NULL, NULL));
 }
 
 int
@@ -756,7 +847,7 @@ gk_fwd_utimens(const char *path, uint64_t atime_ns, uint64_t mtime_ns)
 		gk_pk_kv_u64(pk, "atime_ns", atime_ns);
 	if (mtime_ns != UINT64_MAX)
 		gk_pk_kv_u64(pk, "mtime_ns", mtime_ns);
-	return single_reply(&c, NULL, NULL);
+	return changed(path, 0, single_reply(&c, NULL, NULL));
 }
 
 int
@@ -766,7 +857,7 @@ gk_fwd_utimens_now(const char *path)
 	msgpack_packer *pk = path_request(&c, "utimens", path, 2);
 
 	gk_pk_kv_bool(pk, "now", 1);
-	return single_reply(&c, NULL, NULL);
+	return changed(path, 0, single_reply(&c, NULL, NULL));
 }
 
 int
@@ -782,7 +873,7 @@ gk_fwd_setattr(const char *path, long mode, long uid, long gid)
 		gk_pk_kv_u64(pk, "uid", (uint64_t)uid);
 	if (gid >= 0)
 		gk_pk_kv_u64(pk, "gid", (uint64_t)gid);
-	return single_reply(&c, NULL, NULL);
+	return changed(path, 1, single_reply(&c, NULL, NULL));
 }
 
 /* Locks go to the owner of chunk 0 of the file's data key (the key, not

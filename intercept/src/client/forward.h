@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dcache.h"
 #include "proto.h"
 
 int gk_fwd_stat(const char *path, struct gk_record *r);
@@ -44,9 +45,12 @@ struct gk_dirent {
 	char *name;
 	uint32_t mode;
 	uint64_t size;
+	struct gk_attr *attr;   /* private to gk_fwd_list_dir (NULL when returned) */
+	unsigned member;        /* the daemon that listed it */
 };
 /* Every child of path, merged from all daemons, sorted by name bytes.
- * *out is malloc'd (names too): free with gk_dirents_free. */
+ * *out is malloc'd (names too): free with gk_dirents_free.  With the stat
+ * cache on, the entries' records go into it (dcache.h). */
 int gk_fwd_list_dir(const char *path, struct gk_dirent **out, size_t *n);
 void gk_dirents_free(struct gk_dirent *e, size_t n);
 

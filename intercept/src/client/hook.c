@@ -15,6 +15,7 @@
 
 #include "libsyscall_intercept_hook_point.h"
 #include "config.h"
+#include "dcache.h"
 #include "fdtable.h"
 #include "hooks.h"
 #include "mmap_shared.h"
@@ -178,6 +179,7 @@ on_clone_child(void)
 	in_hook = 0;
 	gk_internal_after_fork();
 	gk_fdtable_after_fork();
+	gk_dcache_after_fork();
 	gk_mmap_after_fork();
 	gk_paths_after_fork();
 	gk_rpc_after_fork();

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 
+#include "dcache.h"
 #include "fdtable.h"
 #include "gkfs_ops.h"
 #include "hooks.h"
@@ -61,8 +62,14 @@ stat_at(long nr, const long *a, int flags, fill_fn fill, void *buf, long *res)
 		if (route != GK_ON_GKFS)
 			return route;
 		/* "x/" follows a link even with AT_SYMLINK_NOFOLLOW */
-		rc = gkfs_record(rp.path, rp.must_dir || !(flags & AT_SYMLINK_NOFOLLOW), &r,
-		                 final, redirect);
+		int follow = rp.must_dir || !(flags & AT_SYMLINK_NOFOLLOW);
+		/* right after a readdir of it: the record came with the listing */
+		if (gk_dcache_take(rp.path, &r) && !(follow && (r.mode & GK_S_IFMT) == GK_S_IFLNK)) {
+			strcpy(final, rp.path);
+			rc = 0;
+		} else {
+			rc = gkfs_record(rp.path, follow, &r, final, redirect);
+		}
 		if (rc == GK_REDIRECT)
 			return HANDLED(gk_kernel_abs(nr, a, 0, 1, redirect));
 		if (!rc && rp.must_dir && (r.mode & GK_S_IFMT) != GK_S_IFDIR)
