@@ -95,4 +95,3 @@ def test_peer_lookup_burst_does_not_stall_a_daemon(cluster):
         for names in work:
             for p in names:
                 assert gk.stat(p).st_mode & 0o777 == 0o644
-        print([st["ops"] for st in gk.status()])
