@@ -95,3 +95,29 @@ def test_peer_lookup_burst_does_not_stall_a_daemon(cluster):
         for names in work:
             for p in names:
                 assert gk.stat(p).st_mode & 0o777 == 0o644
+
+
+def test_sync_daemon_keeps_every_acknowledged_change_across_kill_9(cluster, tmp_path):
+    """With sync = true the receiving thread answers only reads; creates,
+    size updates, chmods and removes go to the workers and each commit
+    reaches the disk before its reply. kill -9 and a restart lose none."""
+    conf = tmp_path / "sync.toml"
+    conf.write_text("[daemon]\nsync = true\n")
+    c = cluster(n=1, extra_args=["--config", str(conf)])
+    with Client(c.hosts_file) as gk:
+        gk.mkdir("/d", 0o755)
+        for i in range(20):
+            fd = gk.open(f"/d/f{i}", os.O_CREAT | os.O_WRONLY, 0o644)
+            gk.write(fd, b"x" * (i + 1))
+            gk.close(fd)
+        gk.chmod("/d/f3", 0o600)
+        gk.unlink("/d/f4")
+        assert gk.stat("/d/f5").st_size == 6
+    c.kill(0)
+    c.restart(0)
+    with Client(c.hosts_file) as gk:
+        assert sorted(gk.listdir("/d")) == sorted(f"f{i}" for i in range(20) if i != 4)
+        for i in range(20):
+            if i != 4:
+                assert gk.stat(f"/d/f{i}").st_size == i + 1
+        assert gk.stat("/d/f3").st_mode & 0o777 == 0o600
