@@ -49,13 +49,14 @@ log = logging.getLogger("gkfs_daemon.server")
 READY = b"\x01"  # worker -> broker: "I am idle" (a 1-frame message)
 STOP = b"\x00"  # broker -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
-# Ops the receiving thread runs itself: metadata only, each one LMDB
-# transaction of microseconds that checks everything (peer lookups first)
-# before it changes anything. With sync = true every commit waits for the
-# disk, so then only the reads run here. Everything else goes to a worker.
-# (get_dirents is not one: a page may hold up to 65,536 entries.)
-INLINE_READS = frozenset({"ping", "stat", "statfs", "readlink"})
-INLINE_OPS = INLINE_READS | frozenset({"create", "remove", "update_size", "release", "truncate", "utimens",
+# Ops the receiving thread runs itself: metadata, each one LMDB transaction
+# of microseconds that checks everything (peer lookups first) before it
+# changes anything, and the removal or truncation of a file's chunks when
+# this daemon holds none. With sync = true every commit waits for the disk,
+# so then only the ops that commit nothing run here. Everything else goes
+# to a worker. (get_dirents is not one: a page may hold 65,536 entries.)
+INLINE_NO_COMMIT = frozenset({"ping", "stat", "statfs", "readlink", "remove_chunks", "truncate_chunks"})
+INLINE_OPS = INLINE_NO_COMMIT | frozenset({"create", "remove", "update_size", "release", "truncate", "utimens",
                                        "setattr", "symlink", "rename", "insert", "lock", "fence",
                                        "unlock_owner"})
 WAITING_MAX = 1024  # requests waiting for a worker (beyond it the daemon stops reading)
@@ -205,7 +206,7 @@ class Server:
         self.backend.linger = 0
         self.backend.bind(BACKEND)
         self.stopping = threading.Event()
-        self.inline_ops = INLINE_READS if state.config.sync else INLINE_OPS
+        self.inline_ops = INLINE_NO_COMMIT if state.config.sync else INLINE_OPS
         self._identities: dict[bytes, security.Identity] = {}
         self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
                         for i in range(state.config.workers)]
