@@ -41,17 +41,18 @@ def _names_owned_by(d: str, members: int, owner: int, n: int, tag: str) -> list[
 
 def test_peer_lookup_burst_does_not_stall_a_daemon(cluster):
     """Daemon 0's files live in directories daemon 1 holds and the other way
-    round, one worker each: every create makes a worker wait on the other
-    daemon. All creates succeed, and a stat sent to daemon 0 meanwhile is
-    answered within a second."""
-    c = cluster(n=2, extra_args=["--workers", "1"])
+    round: every create makes a worker wait on the other daemon. 16 clients
+    at once (4 workers per daemon, the default): all creates succeed, and a
+    stat sent to daemon 0 meanwhile is answered within a second. (Before:
+    creates failed with EIO after the client's 10 s timeout.)"""
+    c = cluster(n=2)
     with Client(c.hosts_file) as gk:
         d_on_1 = _dirs_owned_by(2, 1, 1)[0]
         d_on_0 = _dirs_owned_by(2, 0, 1)[0]
         gk.mkdir(d_on_1, 0o755)
         gk.mkdir(d_on_0, 0o755)
-    work = [_names_owned_by(d_on_1, 2, 0, 60, f"a{r}") for r in range(3)] + \
-        [_names_owned_by(d_on_0, 2, 1, 60, f"b{r}") for r in range(3)]
+    work = [_names_owned_by(d_on_1, 2, 0, 60, f"a{r}") for r in range(8)] + \
+        [_names_owned_by(d_on_0, 2, 1, 60, f"b{r}") for r in range(8)]
     errors: list[BaseException] = []
     done = threading.Event()
 
