@@ -6,7 +6,7 @@ that directory" (and "may it search every directory above") the daemon asks
 the owners for the records themselves, all in one parallel round,
 over the cluster's own transport (CURVE, with the daemons' key pair as client
 key: the ZAP handler recognises it as a peer daemon). Peer lookups are
-answered by the broker thread directly (server.Server._answer_peer), never
+answered by the receiving thread directly (server.Server._answer_peer), never
 queued behind client requests, and the receiving thread keeps reading
 requests while workers wait (it never waits on a peer itself), so two
 daemons waiting on each other cannot deadlock their worker pools.

@@ -7,23 +7,24 @@ elsewhere, daemon.peer) is handed to a worker instead, before anything was
 changed, so the receiving thread never waits on the network and keeps
 reading, which also answers the peer lookups other daemons' workers wait
 for. Data ops (write_chunks, read_chunks: pwrite/pread release the GIL) and
-slow ops (fsync, chunk removal, status) always run in the workers. A
-request goes only to an idle worker (workers announce themselves), never
-queued behind a busy one, so one client's 64 MiB write cannot stall
-another's stat. Data-heavy ops may not take the last idle worker when there
-is more than one, which keeps a worker free for metadata. Frames are
-received with copy=False and handed through inproc untouched, so a write's
-payload is pwritten from the buffer libzmq received it into.
+slow ops (fsync, status, get_dirents, chunk removal where chunks exist)
+always run in the workers. A request goes only to an idle worker (workers
+announce themselves), never queued behind a busy one, so one client's
+64 MiB write cannot stall another's stat. Data-heavy ops may not take the
+last idle worker when there is more than one, which keeps a worker free for
+metadata. Frames are received with copy=False and handed through inproc
+untouched, so a write's payload is pwritten from the buffer libzmq received
+it into.
 
 Hostile peers: the receiving thread reads at most protocol.MAX_FRAMES
 frames of a request (the rest is drained and dropped, the request answered
-EINVAL) and decodes it with protocol.decode_request, bounded work that
-is answered at once when malformed. Requests waiting for a worker are bounded in count and bytes;
-past that the daemon stops reading until workers catch up. Replies go out
-without blocking: at most REPLY_HWM whole replies
-wait in libzmq for one client, then up to one max_frame_size of them in a
-per-client backlog here; a client that stops reading beyond that is
-dropped (its backlog freed, its later requests ignored) and logged. A
+EINVAL) and decodes it with protocol.decode_request (bounded work; a
+malformed request is answered at once). Requests waiting for a worker are
+bounded in count and bytes; past that the daemon stops reading until the
+workers catch up. Replies go out without blocking: at most REPLY_HWM whole
+replies wait in libzmq for one client, then up to one max_frame_size of
+them in a per-client backlog here; a client that stops reading beyond that
+is dropped (its backlog freed, its later requests ignored) and logged. A
 client also has at most HEAVY_PER_CLIENT data requests in the workers at a
 time, so the memory one client can pin is bounded by a few frames.
 """
@@ -46,8 +47,8 @@ from .peer import INLINE, NeedsWorker
 
 log = logging.getLogger("gkfs_daemon.server")
 
-READY = b"\x01"  # worker -> broker: "I am idle" (a 1-frame message)
-STOP = b"\x00"  # broker -> worker: "exit"
+READY = b"\x01"  # worker -> receiving thread: "I am idle" (a 1-frame message)
+STOP = b"\x00"  # receiving thread -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
 # Ops the receiving thread runs itself: metadata, each one LMDB transaction
 # of microseconds that checks everything (peer lookups first) before it
@@ -182,7 +183,7 @@ class Server:
         self.frontend.linger = 5000  # flush replies of finished requests at exit
         # A few whole replies per client in libzmq; beyond that a send fails
         # with EAGAIN (ROUTER_MANDATORY, below) instead of dropping the reply,
-        # and the broker keeps it in a bounded per-client backlog.
+        # and the receiving thread keeps it in a bounded per-client backlog.
         self.frontend.sndhwm = REPLY_HWM
         self.backlogs: dict[bytes, _Backlog] = {}
         self.dropped: collections.OrderedDict[bytes, None] = collections.OrderedDict()
@@ -524,7 +525,7 @@ class Server:
         self.state.count("peer_stat", True)
 
     def _refuse(self, msg: list[Any], code: int, message: str) -> None:
-        """Answer from the broker itself (shutting down, too many frames)."""
+        """Answer from the receiving thread itself (shutting down, too many frames)."""
         req_id = protocol.peek_header(msg[1].buffer)[1]
         self._deliver([msg[0], *protocol.encode_error(req_id, code, message)])
         self.state.count("refused", False)
