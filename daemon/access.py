@@ -101,9 +101,21 @@ def setattr_policy(who: Identity, rec: dict[str, Any], mode: int | None, uid: in
 
 # ------------------------------------------------------------ capabilities
 
+# Recent MACs: a stat, the write after it and the next stat of the same file
+# by the same user need the same one. Bounded; cleared when full.
+_MACS: dict[tuple[bytes, str, str, int], str] = {}
+_MACS_MAX = 8192
+
+
 def _mac(secret: bytes, data_key: str, rights: str, who: Identity) -> str:
-    msg = f"{data_key}|{rights}|{who.uid}".encode()
-    return hmac.new(secret, msg, hashlib.sha256).hexdigest()[:32]
+    key = (secret, data_key, rights, who.uid)
+    mac = _MACS.get(key)
+    if mac is None:
+        mac = hmac.new(secret, f"{data_key}|{rights}|{who.uid}".encode(), hashlib.sha256).hexdigest()[:32]
+        if len(_MACS) >= _MACS_MAX:
+            _MACS.clear()
+        _MACS[key] = mac
+    return mac
 
 
 def make_cap(secret: bytes, data_key: str, rights: str, who: Identity) -> str:

@@ -78,6 +78,10 @@ class ChunkStore:
         return buf
 
     # -- maintenance ------------------------------------------------------
+    def has_chunks(self, data_key: str) -> bool:
+        """Whether any chunk of ``data_key`` may be here (its directory exists)."""
+        return os.path.isdir(self.key_dir(data_key))
+
     def _indices(self, data_key: str) -> list[tuple[int, Path]]:
         d = self.key_dir(data_key)
         try:

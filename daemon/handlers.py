@@ -24,6 +24,7 @@ from .fences import FenceTable
 from .holds import HoldTable
 from .locks import LockTable
 from .metadata import MetadataStore, _validated_record
+from .peer import INLINE, NeedsWorker
 
 
 @dataclass
@@ -359,8 +360,18 @@ def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
     return {"lengths": lengths}, frames
 
 
+def _chunks_here(state: DaemonState, data_key: str) -> None:
+    """The receiving thread (INLINE) answers a chunk removal or truncation
+    itself only when this daemon holds no chunk of the file (the common
+    case of a small or empty file: one stat); file system work on chunk
+    files goes to a worker."""
+    if INLINE.get() and state.chunks.has_chunks(data_key):
+        raise NeedsWorker(data_key)
+
+
 def op_remove_chunks(state: DaemonState, args: dict, data: list) -> Result:
     _need_cap(state, args, "wd")
+    _chunks_here(state, args["data_key"])
     return {"removed": state.chunks.remove(args["data_key"])}, []
 
 
@@ -368,6 +379,7 @@ def op_truncate_chunks(state: DaemonState, args: dict, data: list) -> Result:
     _check_chunk_size(state, args)
     protocol.check_file_size("size", args["size"])
     _need_cap(state, args, "w")
+    _chunks_here(state, args["data_key"])
     removed, truncated = state.chunks.truncate(args["data_key"], args["size"])
     return {"removed": removed, "truncated": truncated}, []
 

@@ -14,7 +14,6 @@ reply is sent.
 """
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import os
@@ -22,7 +21,7 @@ import stat as st
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import lmdb
 import msgpack
@@ -100,22 +99,21 @@ class MetadataStore:
             self._n_orphans = txn.stat(self.orphans)["entries"]
         self._write_lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[Any]:
-        # LMDB allows one write transaction at a time and py-lmdb refuses a
-        # second one from another thread instead of waiting: serialise here.
-        with self._write_lock:
-            try:
-                with self.env.begin(write=True) as txn:
-                    yield txn
-            except lmdb.MapFullError:
-                raise _err(errno.ENOSPC, "metadata store full (LMDB map size reached)") from None
-            except lmdb.Error as exc:
-                # LMDB reports a failed write of its pages as EIO whatever the
-                # cause; a file system without room is ENOSPC for the caller.
-                if self._disk_full():
-                    raise _err(errno.ENOSPC, f"no space left for metadata in {self.directory}") from None
-                raise _err(errno.EIO, f"metadata store: {exc}") from None
+    def _write(self) -> "_WriteTxn":
+        """``with self._write() as txn``: one write transaction, committed
+        when the block ends normally, aborted when it raises. LMDB allows
+        one write transaction at a time and py-lmdb refuses a second one
+        from another thread instead of waiting: serialised here."""
+        return _WriteTxn(self)
+
+    def _store_error(self, exc: Exception) -> OSError:
+        if isinstance(exc, lmdb.MapFullError):
+            return _err(errno.ENOSPC, "metadata store full (LMDB map size reached)")
+        # LMDB reports a failed write of its pages as EIO whatever the
+        # cause; a file system without room is ENOSPC for the caller.
+        if self._disk_full():
+            return _err(errno.ENOSPC, f"no space left for metadata in {self.directory}")
+        return _err(errno.EIO, f"metadata store: {exc}")
 
     def _disk_full(self) -> bool:
         try:
@@ -475,6 +473,46 @@ class MetadataStore:
             rec["ctime_ns"] = _now()
             self._put(txn, path, rec)
             return dst, held
+
+
+class _WriteTxn:
+    """MetadataStore._write's context manager (a class: a generator-based
+    one costs more than the LMDB transaction it wraps)."""
+
+    __slots__ = ("store", "txn")
+
+    def __init__(self, store: MetadataStore):
+        self.store = store
+        self.txn = None
+
+    def __enter__(self) -> Any:
+        store = self.store
+        store._write_lock.acquire()
+        try:
+            self.txn = store.env.begin(write=True)
+        except lmdb.Error as exc:
+            store._write_lock.release()
+            raise store._store_error(exc) from None
+        except BaseException:
+            store._write_lock.release()
+            raise
+        return self.txn
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        store, txn = self.store, self.txn
+        self.txn = None
+        try:
+            if exc_type is None:
+                txn.commit()
+            else:
+                txn.abort()
+        except lmdb.Error as err:
+            raise store._store_error(err) from None
+        finally:
+            store._write_lock.release()
+        if exc_type is not None and issubclass(exc_type, lmdb.Error):
+            raise store._store_error(exc) from None
+        return False
 
 
 def _take(hold, rec: dict[str, Any] | None) -> None:

@@ -6,15 +6,17 @@ that directory" (and "may it search every directory above") the daemon asks
 the owners for the records themselves, all in one parallel round,
 over the cluster's own transport (CURVE, with the daemons' key pair as client
 key: the ZAP handler recognises it as a peer daemon). Peer lookups are
-answered by the broker thread directly (server.Server._answer_peer), never
-queued behind client requests, so two daemons waiting on each other cannot
-deadlock their worker pools.
+answered by the receiving thread directly (server.Server._answer_peer), never
+queued behind client requests, and the receiving thread keeps reading
+requests while workers wait (it never waits on a peer itself), so two
+daemons waiting on each other cannot deadlock their worker pools.
 
 One connection set per worker thread (ZeroMQ sockets are not thread-safe);
 rebuilt when the hosts file changes or a peer does not answer.
 """
 from __future__ import annotations
 
+import contextvars
 import errno
 import os
 import threading
@@ -26,6 +28,17 @@ from gkfs_client.rpc import Call, Rpc
 from gkfs_client.transport import ZmqTransport
 
 PEER_TIMEOUT_S = 5.0
+OWNERS_CACHED = 16384  # directory paths whose owner is remembered
+
+# Set while the receiving thread runs a request itself (server.handle with
+# inline ops): a lookup that would wait on another daemon raises NeedsWorker
+# instead (before the handler changed anything) and the request goes to a
+# worker thread, so the thread that reads requests never waits on the network.
+INLINE: contextvars.ContextVar[bool] = contextvars.ContextVar("gkfs_inline", default=False)
+
+
+class NeedsWorker(Exception):
+    """This request needs another daemon: run it in a worker (only while INLINE)."""
 
 
 class Peers:
@@ -34,6 +47,8 @@ class Peers:
         self.key = None if key is None else security.ClientKey(key.public, key.public, key.secret)
         self.local_get = local_get  # path -> record | None, for paths this daemon owns
         self.host_id = -1
+        self._members: int | None = None  # the cluster record's member count (fixed at its creation)
+        self._owners: dict[str, int] = {}
         self._tls = threading.local()
 
     def _view(self):
@@ -60,16 +75,31 @@ class Peers:
         """The record of ``path`` from whichever daemon owns it (None: no such path)."""
         return self.records([path])[0]
 
+    def _owner(self, path: str, members: int) -> int:
+        """metadata_owner, remembered: the same few directories are checked
+        on every request below them (the hash is a Python loop per byte)."""
+        if members == 1:
+            return 0
+        owner = self._owners.get(path)
+        if owner is None:
+            owner = distribution.metadata_owner(path, members)
+            if len(self._owners) >= OWNERS_CACHED:
+                self._owners.clear()
+            self._owners[path] = owner
+        return owner
+
     def records(self, paths: list[str]) -> list[dict[str, Any] | None]:
         """The records of ``paths`` (None: no such path), those held elsewhere
         asked for all at once: one round trip whatever their number."""
-        try:
-            _sig, m, rpc = self._view()
-        except (OSError, hostsfile.HostsFileError) as exc:
-            raise OSError(errno.EIO, f"cannot check permissions on {paths[-1]}: hosts file: {exc}") from None
+        members = self._members
+        if members is None:  # a cluster's size never changes: read once
+            try:
+                members = self._members = hostsfile.read_membership(self.hosts_path).members
+            except (OSError, hostsfile.HostsFileError) as exc:
+                raise OSError(errno.EIO, f"cannot check permissions on {paths[-1]}: hosts file: {exc}") from None
         out: list[dict[str, Any] | None] = [None] * len(paths)
         remote: list[int] = []
-        owners = [distribution.metadata_owner(path, m.members) for path in paths]
+        owners = [self._owner(path, members) for path in paths]
         for i, path in enumerate(paths):
             if owners[i] == self.host_id:
                 out[i] = self.local_get(path)
@@ -77,6 +107,12 @@ class Peers:
                 remote.append(i)
         if not remote:
             return out
+        if INLINE.get():
+            raise NeedsWorker(paths[remote[0]])
+        try:
+            _sig, _m, rpc = self._view()
+        except (OSError, hostsfile.HostsFileError) as exc:
+            raise OSError(errno.EIO, f"cannot check permissions on {paths[-1]}: hosts file: {exc}") from None
         calls = [Call(owners[i], "stat", {"path": paths[i], "peer": True}) for i in remote]
         try:
             replies = rpc.call_many(calls, check=False)

@@ -1,20 +1,30 @@
-"""ZeroMQ serving: a ROUTER for clients, a pool of worker threads behind it.
+"""ZeroMQ serving: one thread receives every request, a pool of worker threads.
 
-The main thread runs a load-balancing broker: a request goes only to an
-idle worker (workers announce themselves), never queued behind a busy one,
-so one client's 64 MiB write cannot stall another's stat. Data-heavy ops
-(write_chunks, read_chunks) may not take the last idle worker when there
-is more than one, which keeps a worker free for metadata. Frames are
-received with copy=False and handed through inproc untouched, so a write's
-payload is pwritten from the buffer libzmq received it into.
+The receiving thread answers metadata requests itself (INLINE_OPS: each is
+one short LMDB transaction), with no hand-off to a worker and back. A
+request that needs another daemon (a permission check on a parent held
+elsewhere, daemon.peer) is handed to a worker instead, before anything was
+changed, so the receiving thread never waits on the network and keeps
+reading, which also answers the peer lookups other daemons' workers wait
+for. Data ops (write_chunks, read_chunks: pwrite/pread release the GIL) and
+slow ops (fsync, status, get_dirents, chunk removal where chunks exist)
+always run in the workers. A request goes only to an idle worker (workers
+announce themselves), never queued behind a busy one, so one client's
+64 MiB write cannot stall another's stat. Data-heavy ops may not take the
+last idle worker when there is more than one, which keeps a worker free for
+metadata. Frames are received with copy=False and handed through inproc
+untouched, so a write's payload is pwritten from the buffer libzmq received
+it into.
 
-Hostile peers: the broker reads at most protocol.MAX_FRAMES frames of a
-request (the rest is drained and dropped, the request answered EINVAL) and
-classifies it with protocol.peek_header, which never builds the header nor
-fails. Replies go out without blocking: at most REPLY_HWM whole replies
-wait in libzmq for one client, then up to one max_frame_size of them in a
-per-client backlog here; a client that stops reading beyond that is
-dropped (its backlog freed, its later requests ignored) and logged. A
+Hostile peers: the receiving thread reads at most protocol.MAX_FRAMES
+frames of a request (the rest is drained and dropped, the request answered
+EINVAL) and decodes it with protocol.decode_request (bounded work; a
+malformed request is answered at once). Requests waiting for a worker are
+bounded in count and bytes; past that the daemon stops reading until the
+workers catch up. Replies go out without blocking: at most REPLY_HWM whole
+replies wait in libzmq for one client, then up to one max_frame_size of
+them in a per-client backlog here; a client that stops reading beyond that
+is dropped (its backlog freed, its later requests ignored) and logged. A
 client also has at most HEAVY_PER_CLIENT data requests in the workers at a
 time, so the memory one client can pin is bounded by a few frames.
 """
@@ -33,12 +43,24 @@ from gkfs_client import protocol, security
 
 from .auth import PEER_USER_ID, ZapHandler
 from .handlers import CALLER, HANDLERS, DaemonState
+from .peer import INLINE, NeedsWorker
 
 log = logging.getLogger("gkfs_daemon.server")
 
-READY = b"\x01"  # worker -> broker: "I am idle" (a 1-frame message)
-STOP = b"\x00"  # broker -> worker: "exit"
+READY = b"\x01"  # worker -> receiving thread: "I am idle" (a 1-frame message)
+STOP = b"\x00"  # receiving thread -> worker: "exit"
 HEAVY_OPS = frozenset({"write_chunks", "read_chunks"})
+# Ops the receiving thread runs itself: metadata, each one LMDB transaction
+# of microseconds that checks everything (peer lookups first) before it
+# changes anything, and the removal or truncation of a file's chunks when
+# this daemon holds none. With sync = true every commit waits for the disk,
+# so then only the ops that commit nothing run here. Everything else goes
+# to a worker. (get_dirents is not one: a page may hold 65,536 entries.)
+INLINE_NO_COMMIT = frozenset({"ping", "stat", "statfs", "readlink", "remove_chunks", "truncate_chunks"})
+INLINE_OPS = INLINE_NO_COMMIT | frozenset({"create", "remove", "update_size", "release", "truncate", "utimens",
+                                       "setattr", "symlink", "rename", "insert", "lock", "fence",
+                                       "unlock_owner"})
+WAITING_MAX = 1024  # requests waiting for a worker (beyond it the daemon stops reading)
 REPLY_HWM = 2  # whole replies libzmq may hold for one client (ZMQ_SNDHWM)
 HEAVY_PER_CLIENT = 2  # data requests of one client in the workers at a time
 QUEUE_STUCK_DROP_S = 10.0  # shared queue full of non-readers' requests this long: drop the worst
@@ -54,30 +76,40 @@ HEARTBEAT_IVL_MS = 2000
 HEARTBEAT_TIMEOUT_MS = 10000
 
 
-def handle(state: DaemonState, frames: list[Any], caller: security.Identity, peer: bytes = b"") -> list[Any]:
+def handle(state: DaemonState, frames: list[Any], caller: security.Identity, peer: bytes = b"",
+           inline: frozenset[str] | None = None) -> list[Any] | str:
     """One request's frames (no envelope) -> reply frames. Never raises.
 
     ``caller`` is who the transport authenticated (never a request field);
     ``peer`` is the requesting connection's ROUTER identity (locks are bound
-    to it)."""
+    to it). ``inline`` (the receiving thread): the ops it may run; the op's
+    name comes back instead of a reply for a request that must go to a
+    worker (another op, or one that would wait on another daemon), nothing
+    done, nothing counted."""
     req_id, op = 0, "?"
     try:
         req = protocol.decode_request(frames, max_frame_size=state.config.max_frame_size)
         req_id, op = req.req_id, req.op
+        if inline is not None and op not in inline:
+            return op
         token = CALLER.set(caller)
+        inline_token = INLINE.set(inline is not None)
         try:
             # a directory rename in progress fences its trees (4.8): EAGAIN
-            state.fences.check(req.op, req.args)
-            if req.op in protocol.PEER_OPS:
-                result, data = HANDLERS[req.op](state, req.args, req.data, peer)
+            state.fences.check(op, req.args)
+            if op in protocol.PEER_OPS:
+                result, data = HANDLERS[op](state, req.args, req.data, peer)
             else:
-                result, data = HANDLERS[req.op](state, req.args, req.data)
+                result, data = HANDLERS[op](state, req.args, req.data)
         finally:
+            INLINE.reset(inline_token)
             CALLER.reset(token)
         state.count(op, True)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("op %s (id %d) ok", op, req_id)
         return protocol.encode_reply(req_id, result, data)
+    except NeedsWorker:
+        return op
     except protocol.ProtocolError as exc:
         state.count(op, False)
         log.info("bad request (id %d): %s", exc.req_id, exc)
@@ -151,7 +183,7 @@ class Server:
         self.frontend.linger = 5000  # flush replies of finished requests at exit
         # A few whole replies per client in libzmq; beyond that a send fails
         # with EAGAIN (ROUTER_MANDATORY, below) instead of dropping the reply,
-        # and the broker keeps it in a bounded per-client backlog.
+        # and the receiving thread keeps it in a bounded per-client backlog.
         self.frontend.sndhwm = REPLY_HWM
         self.backlogs: dict[bytes, _Backlog] = {}
         self.dropped: collections.OrderedDict[bytes, None] = collections.OrderedDict()
@@ -175,6 +207,8 @@ class Server:
         self.backend.linger = 0
         self.backend.bind(BACKEND)
         self.stopping = threading.Event()
+        self.inline_ops = INLINE_NO_COMMIT if state.config.sync else INLINE_OPS
+        self._identities: dict[bytes, security.Identity] = {}
         self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
                         for i in range(state.config.workers)]
 
@@ -185,6 +219,10 @@ class Server:
         reserve = 1 if n_workers > 1 else 0
         idle: collections.deque[bytes] = collections.deque()
         heavy: collections.deque[list[Any]] = collections.deque()
+        # metadata requests the receiving thread could not answer itself
+        waiting: collections.deque[list[Any]] = collections.deque()
+        waiting_bytes = 0
+        waiting_limit = self.state.config.max_frame_size
         working: dict[bytes, tuple[bytes, bool]] = {}  # worker -> (client, heavy)
         heavy_bytes = 0
         heavy_limit = 4 * self.state.config.max_frame_size
@@ -196,10 +234,12 @@ class Server:
         while True:
             # While stopping, the frontend is still read, but only to answer
             # ESHUTDOWN at once instead of leaving clients to time out.
-            # Waiting heavy requests are bounded in bytes, not only in count,
-            # so a burst of 64 MiB writes cannot exhaust memory.
-            want_front = self.stopping.is_set() or (len(idle) > 0 and len(heavy) < 64
-                                                    and heavy_bytes < heavy_limit)
+            # Requests waiting for a worker are bounded in bytes, not only in
+            # count, so a burst of 64 MiB writes cannot exhaust memory; below
+            # those bounds requests are read whether or not a worker is idle.
+            want_front = self.stopping.is_set() or (len(heavy) < 64 and heavy_bytes < heavy_limit
+                                                    and len(waiting) < WAITING_MAX
+                                                    and waiting_bytes < waiting_limit)
             if want_front != accepting:
                 if want_front:
                     poller.register(self.frontend, zmq.POLLIN)
@@ -208,7 +248,7 @@ class Server:
                 accepting = want_front
             if self.stopping.is_set() and stop_flush is None:
                 stop_flush = time.monotonic() + 5.0  # replies waiting here get 5 s to go out
-            if self.stopping.is_set() and not working and not heavy and (
+            if self.stopping.is_set() and not working and not heavy and not waiting and (
                     not self.backlogs or time.monotonic() > stop_flush):
                 break
             events = dict(poller.poll(2 if self.backlogs else 100))
@@ -236,15 +276,31 @@ class Server:
                     if caller == PEER_USER_ID:
                         self._answer_peer(msg)
                     elif caller is not None:
-                        msg.insert(1, caller)
-                        if protocol.peek_header(msg[2].buffer)[0] in HEAVY_OPS:
+                        # answered here, or (its op back) for a worker
+                        reply = handle(self.state, msg[1:], self._identity(caller), client, self.inline_ops)
+                        if type(reply) is not str:
+                            self._deliver([msg[0], *reply], client)
+                        elif reply in HEAVY_OPS:
+                            msg.insert(1, caller)
                             heavy.append(msg)
                             heavy_bytes += _size(msg)
                             self.heavy_queued[client] += 1
                         else:
-                            worker = idle.popleft()
-                            working[worker] = (client, False)
-                            self.backend.send_multipart([worker, *msg], copy=False)
+                            msg.insert(1, caller)
+                            waiting.append(msg)
+                            waiting_bytes += _size(msg)
+                msg = reply = None
+            # Metadata waiting for a worker first (oldest first), then data.
+            while waiting and idle:
+                msg = waiting.popleft()
+                waiting_bytes -= _size(msg)
+                client = msg[0].bytes
+                if client in self.dropped:
+                    continue
+                worker = idle.popleft()
+                working[worker] = (client, False)
+                self.backend.send_multipart([worker, *msg], copy=False)
+            msg = None
             # Data requests: oldest first, skipping clients that already have
             # HEAVY_PER_CLIENT in the workers or replies waiting here.
             keep = reserve if not self.stopping.is_set() else 0
@@ -290,7 +346,7 @@ class Server:
                 for c in [c for c in self.heavy_queued if c in self.dropped]:
                     del self.heavy_queued[c]
             with self.state.lock:
-                self.state.inflight = len(working) + len(heavy)
+                self.state.inflight = len(working) + len(heavy) + len(waiting)
             self._probe_lock_holders()
         for w in idle:
             self.backend.send_multipart([w, STOP])
@@ -308,6 +364,15 @@ class Server:
                 stopped += 1
         for t in self.threads:
             t.join(10)
+
+    def _identity(self, user_id: bytes) -> security.Identity:
+        """The caller for a ZAP User-Id (parsed once per distinct User-Id)."""
+        who = self._identities.get(user_id)
+        if who is None:
+            if len(self._identities) > 4096:
+                self._identities.clear()
+            who = self._identities[user_id] = security.Identity.from_user_id(user_id.decode())
+        return who
 
     def _recv_request(self) -> tuple[list[Any], bool]:
         """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
@@ -335,9 +400,11 @@ class Server:
         if self.heavy_inflight[client] <= 0:
             del self.heavy_inflight[client]
 
-    def _deliver(self, msg: list[Any]) -> None:
-        """Send a reply [client, header, data...] without ever blocking."""
-        client = msg[0].bytes if hasattr(msg[0], "bytes") else bytes(msg[0])
+    def _deliver(self, msg: list[Any], client: bytes | None = None) -> None:
+        """Send a reply [client, header, data...] without ever blocking
+        (``client``: msg[0] as bytes, when the caller has it)."""
+        if client is None:
+            client = msg[0].bytes if hasattr(msg[0], "bytes") else bytes(msg[0])
         if client in self.dropped:
             return
         backlog = self.backlogs.get(client)
@@ -458,7 +525,7 @@ class Server:
         self.state.count("peer_stat", True)
 
     def _refuse(self, msg: list[Any], code: int, message: str) -> None:
-        """Answer from the broker itself (shutting down, too many frames)."""
+        """Answer from the receiving thread itself (shutting down, too many frames)."""
         req_id = protocol.peek_header(msg[1].buffer)[1]
         self._deliver([msg[0], *protocol.encode_error(req_id, code, message)])
         self.state.count("refused", False)

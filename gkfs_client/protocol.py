@@ -168,6 +168,16 @@ def check_path(path: Any) -> str:
     """
     if not isinstance(path, str):
         raise ProtocolError(_errno.EINVAL, f"path must be a string, got {type(path).__name__}")
+    if (path[:1] == "/" and path[-1:] != "/" and "//" not in path and "/." not in path
+            and "\x00" not in path and len(path) <= MAX_NAME_BYTES):
+        # The common case, decided without splitting: no empty, '.' or '..'
+        # component, and at most MAX_NAME_BYTES bytes in all, so no component
+        # is too long; anything else takes the full walk below.
+        try:
+            if len(path.encode("utf-8")) <= MAX_NAME_BYTES:
+                return path
+        except UnicodeEncodeError:
+            pass
     if "\x00" in path:
         raise ProtocolError(_errno.EINVAL, f"path contains NUL: {path!r}")
     try:
