@@ -15,6 +15,7 @@ in the last path component.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat as _stat
 import threading
@@ -77,17 +78,23 @@ def _current_umask() -> int:
     return old
 
 
+@functools.lru_cache(maxsize=4096)
+def _ino(key: str, path: str) -> int:
+    # A stable inode number: from the data key (kept by rename) when there is one.
+    # (data keys are opaque: hash them rather than parse them). Cached: the
+    # hash is a pure function, and a byte loop in Python costs microseconds.
+    return (distribution.fnv1a64(key.encode()) if key else distribution.metadata_hash(path)) >> 1
+
+
 def stat_result(record: dict[str, Any], chunk_size: int, path: str) -> os.stat_result:
     """A protocol stat record as an os.stat_result (float and _ns times)."""
-    key = record.get("data_key") or ""
-    # A stable inode number: from the data key (kept by rename) when there is one.
-    # (data keys are opaque: hash them rather than parse them).
-    ino = (distribution.fnv1a64(key.encode()) if key else distribution.metadata_hash(path)) >> 1
-    size = record.get("size", 0)
-    at, mt, ct = (record.get(k, 0) for k in ("atime_ns", "mtime_ns", "ctime_ns"))
+    get = record.get
+    key = get("data_key") or ""
+    size = get("size", 0)
+    at, mt, ct = get("atime_ns", 0), get("mtime_ns", 0), get("ctime_ns", 0)
     return os.stat_result(
-        (record["mode"], ino, 0, record.get("nlink", 1), record.get("uid", 0), record.get("gid", 0), size,
-         at // 10**9, mt // 10**9, ct // 10**9),
+        (record["mode"], _ino(key, "" if key else path), 0, get("nlink", 1), get("uid", 0), get("gid", 0), size,
+         at // 1_000_000_000, mt // 1_000_000_000, ct // 1_000_000_000),
         {"st_atime": at / 1e9, "st_mtime": mt / 1e9, "st_ctime": ct / 1e9,
          "st_atime_ns": at, "st_mtime_ns": mt, "st_ctime_ns": ct,
          "st_blksize": chunk_size, "st_blocks": (size + 511) // 512})
@@ -189,13 +196,20 @@ class Client:
             if os.getpid() != self._pid:
                 # Forked child: the parent's sockets are not ours to use.
                 self._connect()
+            if len(calls) == 1:
+                c = calls[0]
+                return [self._rpc.call(c.target, c.op, c.args, c.data, check=check)]
             return self._rpc.call_many(calls, check=check)
 
-    def _one(self, target: int, op: str, args: dict[str, Any]) -> protocol.Reply:
-        return self._many([Call(target, op, args)])[0]
+    def _one(self, target: int, op: str, args: dict[str, Any], data=(), check: bool = True) -> protocol.Reply:
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._connect()
+            return self._rpc.call(target, op, args, data, check=check)
 
     def _owner(self, path: str) -> int:
-        return distribution.metadata_owner(path, self.n)
+        # one member: no hash to compute
+        return distribution.metadata_owner(path, self.n) if self.n != 1 else 0
 
     def _norm(self, path: str | os.PathLike) -> str:
         try:
