@@ -812,16 +812,46 @@ class Client:
             raise _err(errno.EINVAL, f"count {count}")
         if offset > protocol.MAX_FILE_SIZE:
             raise _err(errno.EINVAL, f"{f.path}: offset {offset}")
+        owner = self._owner(f.path)
+        if count:
+            data = self._pread_sized(f, count, offset, owner)
+            if data is not None:
+                return data
         # The size decides where EOF is; daemons then zero-fill holes below it.
         # By the open file's data key, as fstat: the daemon answers from the
         # record itself (no parent lookup: the file is already open).
-        size = self._one(self._owner(f.path), "stat", {"path": f.path, "data_key": f.data_key}
-                         ).result["stat"]["size"]
+        size = self._one(owner, "stat", {"path": f.path, "data_key": f.data_key}).result["stat"]["size"]
         count = min(count, size - offset)
         if count <= 0:
             return b""
         plan = chunkio.read_plan(f.data_key, offset, count, size, self.chunk_size, self.n, f.cap)
         return plan.assemble(self._many(plan.calls))
+
+    def _pread_sized(self, f: _OpenFile, count: int, offset: int, owner: int) -> bytes | None:
+        """The read in one RPC when every chunk it touches lives on the
+        file's metadata owner (always with one daemon) and fits one request:
+        read_chunks with ``size_path``, so that daemon looks the size up
+        itself, before it reads the chunks, and clips the frames to it
+        (docs/protocol.md read_chunks). None: not possible here, or the
+        daemon did not do it (an older one ignores size_path): the caller
+        takes the stat + read_chunks path."""
+        count = min(count, protocol.MAX_FILE_SIZE + 1 - offset)  # no chunk past the largest file
+        calls = chunkio.read_plan(f.data_key, offset, count, None, self.chunk_size, self.n, f.cap,
+                                  size_path=f.path).calls
+        if len(calls) != 1 or calls[0].target != owner:
+            return None
+        args = calls[0].args
+        reply = self._one(owner, "read_chunks", args)
+        size = reply.result.get("size")
+        if type(size) is not int or size < 0:
+            return None
+        want = max(0, min(count, size - offset))
+        frames = reply.data
+        got = sum(len(fr) for fr in frames) if len(frames) != 1 else len(frames[0])
+        if got != want or len(frames) != len(args["chunks"]):
+            raise _err(errno.EIO, f"{f.path}: {self.member_name(owner)} sent {got} bytes for a read "
+                                  f"of {want} (size {size})")
+        return bytes(frames[0]) if len(frames) == 1 else b"".join(frames)
 
     # ------------------------------------------------------------ convenience
 
