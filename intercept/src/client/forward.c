@@ -475,7 +475,13 @@ out:
 /* --- data ------------------------------------------------------------------ */
 /* Groups the chunk pieces of a range by owner into requests of at most
  * GK_MAX_PAYLOAD bytes / GK_MAX_CHUNKS_PER_REQUEST pieces, all in flight
- * together.  write: tx frames from buf; read: rx frames into buf. */
+ * together.  write: tx frames from buf; read: rx frames into buf.
+ * size_path (write): the size update folded in when the whole write is one
+ * request to the path's metadata owner.  size_path (read): likewise, the
+ * size lookup folded in: that daemon reads the file's size before the
+ * chunks and clips the frames to it; the result is then the bytes read
+ * (EOF-clipped).  *folded says whether it was folded (and, for a read,
+ * answered with a size: a daemon that ignores size_path did not). */
 static ssize_t
 data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t offset,
         uint64_t count, uint64_t file_size, const char *size_path, int *folded)
@@ -487,6 +493,8 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 	unsigned *own;
 	struct iovec *iov;
 	struct gk_call *calls;
+	size_t *rx_len = NULL;
+	ssize_t done = (ssize_t)count;
 	int ncalls = 0, rc = 0;
 
 	if (!count)
@@ -518,6 +526,14 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 		for (uint64_t i = 0; i < npieces && fold; i++)
 			fold = own[i] == mo;
 	}
+	if (size_path && !is_write && !fold) {
+		done = 0;       /* a read asked to fold that cannot: nothing sent, *folded = 0 */
+		goto out;
+	}
+	if (fold && !is_write && !(rx_len = calloc(npieces, sizeof(*rx_len)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	/* For each owner, walk its pieces in order, cutting requests at the
 	 * limits; iov entries of one request are contiguous in `iov`. */
 	uint64_t used = 0;
@@ -541,9 +557,9 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 				break;
 			struct gk_call *c = &calls[ncalls++];
 			msgpack_packer *pk = gk_call_args(c, h, is_write ? "write_chunks" : "read_chunks",
-			                                  (is_write ? 3 : 4) + has_cap(cap) + 3 * fold);
+			                                  (is_write ? 3 + 3 * fold : 4) + has_cap(cap));
 			gk_pk_kv_str(pk, "data_key", data_key);
-			if (fold) {
+			if (fold && is_write) {
 				gk_pk_kv_str(pk, "size_path", size_path);
 				gk_pk_kv_u64(pk, "size_offset", offset);
 				gk_pk_kv_u64(pk, "size_count", count);
@@ -569,9 +585,14 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 				c->tx = &iov[first];
 				c->ntx = (int)k;
 			} else {
-				gk_pk_kv_u64(pk, "file_size", file_size);
+				if (fold)   /* the daemon reads the size first (protocol.md) */
+					gk_pk_kv_str(pk, "size_path", size_path);
+				else
+					gk_pk_kv_u64(pk, "file_size", file_size);
 				c->rx = &iov[first];
 				c->nrx = (int)k;
+				if (fold)
+					c->rx_len = &rx_len[first];
 			}
 		}
 	}
@@ -579,6 +600,21 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 	for (int i = 0; !rc && i < ncalls; i++)
 		if (calls[i].status)
 			rc = -calls[i].status;
+	if (!rc && fold && !is_write) {
+		/* one request (fold needs all pieces in one): its size and frames */
+		const msgpack_object *so = gk_mp_get(calls[0].result, "size");
+		if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			fold = 0;       /* not understood: the caller asks the size apart */
+		} else {
+			uint64_t size = so->via.u64, want, got = 0;
+			want = size <= offset ? 0 : (size - offset < count ? size - offset : count);
+			for (uint64_t i = 0; i < npieces; i++)
+				got += rx_len[i];
+			done = (ssize_t)want;
+			if (got != want)    /* never hand out bytes the daemon did not vouch for */
+				rc = -EIO;
+		}
+	}
 	gk_calls_done(calls, ncalls);
 	if (folded)
 		*folded = fold;
@@ -587,7 +623,8 @@ out:
 	free(own);
 	free(iov);
 	free(calls);
-	return rc ? rc : (ssize_t)count;
+	free(rx_len);
+	return rc ? rc : done;
 }
 
 ssize_t
@@ -615,6 +652,14 @@ gk_fwd_read(const char *data_key, const char *cap, void *buf, uint64_t offset, u
             uint64_t file_size)
 {
 	return data_op(0, data_key, cap, buf, offset, count, file_size, NULL, NULL);
+}
+
+ssize_t
+gk_fwd_read_sized(const char *path, const char *data_key, const char *cap, void *buf,
+                  uint64_t offset, uint64_t count, int *folded)
+{
+	*folded = 0;
+	return data_op(0, data_key, cap, buf, offset, count, 0, path, folded);
 }
 
 static int
