@@ -845,12 +845,17 @@ class Client:
         size = reply.result.get("size")
         if type(size) is not int or size < 0:
             return None
-        want = max(0, min(count, size - offset))
         frames = reply.data
-        got = sum(len(fr) for fr in frames) if len(frames) != 1 else len(frames[0])
-        if got != want or len(frames) != len(args["chunks"]):
-            raise _err(errno.EIO, f"{f.path}: {self.member_name(owner)} sent {got} bytes for a read "
-                                  f"of {want} (size {size})")
+        chunks = args["chunks"]
+        cs = self.chunk_size
+        # each frame exactly its chunk range clipped at that size: never a
+        # gap or a shifted byte from a daemon that got it wrong
+        if len(frames) != len(chunks) or any(
+                len(fr) != max(0, min(length, size - (index * cs + off)))
+                for fr, (index, off, length) in zip(frames, chunks)):
+            raise _err(errno.EIO, f"{f.path}: {self.member_name(owner)} sent frames of "
+                                  f"{[len(fr) for fr in frames][:8]} bytes for a read at {offset} of a "
+                                  f"file of {size} bytes")
         return bytes(frames[0]) if len(frames) == 1 else b"".join(frames)
 
     # ------------------------------------------------------------ convenience

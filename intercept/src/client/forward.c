@@ -605,14 +605,20 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 		const msgpack_object *so = gk_mp_get(calls[0].result, "size");
 		if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
 			fold = 0;       /* not understood: the caller asks the size apart */
+			done = 0;
 		} else {
-			uint64_t size = so->via.u64, want, got = 0;
-			want = size <= offset ? 0 : (size - offset < count ? size - offset : count);
-			for (uint64_t i = 0; i < npieces; i++)
-				got += rx_len[i];
-			done = (ssize_t)want;
-			if (got != want)    /* never hand out bytes the daemon did not vouch for */
-				rc = -EIO;
+			/* every frame exactly its piece clipped at that size (pieces
+			 * are in file order in the one request): never hand out a gap
+			 * of stale buffer bytes as data */
+			uint64_t size = so->via.u64;
+			done = 0;
+			for (uint64_t i = 0; i < npieces && !rc; i++) {
+				uint64_t at = offset + pc[i].buf_off;
+				uint64_t want = size <= at ? 0 : (size - at < pc[i].len ? size - at : pc[i].len);
+				if (rx_len[i] != want)
+					rc = -EIO;
+				done += (ssize_t)want;
+			}
 		}
 	}
 	gk_calls_done(calls, ncalls);
