@@ -148,3 +148,28 @@ def test_create_errors_unchanged_with_one_rpc(cluster):
                 raise AssertionError(f"open({bad}, O_CREAT) succeeded")
         assert gk.listdir("/") == ["file"]
         assert gk.read_file("/file") == b"1"
+
+
+def test_folded_read_and_write_wait_for_a_rename_fence(cluster):
+    """A folded size lookup / update names the file by size_path: a
+    directory rename's fence holds it back (EAGAIN, asked again) exactly
+    as it holds back the separate stat / update_size (protocol 4.8)."""
+    c = cluster(n=1)
+    with Client(c.hosts_file) as gk:
+        gk.mkdir("/dir")
+        gk.write_file("/dir/f", b"abc")
+        fd = gk.open("/dir/f", os.O_RDWR)
+        conn = c.conn(0)
+        fence = {"owner": "test-rename", "tree": ["/dir", "/dir2"], "list": ["/"]}
+        for op in (lambda: gk.pread(fd, 10, 0), lambda: gk.pwrite(fd, b"xyz", 3)):
+            conn.call("fence", dict(fence, on=True)).raise_for_status()
+            got: list = []
+            t = threading.Thread(target=lambda: got.append(op()))
+            t.start()
+            t.join(0.6)
+            held = t.is_alive()
+            conn.call("fence", dict(fence, on=False)).raise_for_status()
+            t.join(10)
+            assert held, "a folded request went through a rename's fence"
+            assert got and got[0] in (b"abc", 3)
+        assert gk.pread(fd, 10, 0) == b"abcxyz"
