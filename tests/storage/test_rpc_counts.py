@@ -48,6 +48,12 @@ def test_one_daemon_create_write_stat_are_one_rpc_each(cluster):
         assert _delta(gk, lambda: got.append(gk.read(rd, 10))) == {"read_chunks": 1}
         assert got[1:] == [b"x" * 5000, b""]
         gk.close(rd)
+        # a hole reads as zeros, still in one RPC
+        sp = gk.open("/d/sparse", os.O_CREAT | os.O_RDWR, 0o644)
+        gk.pwrite(sp, b"end", 700_000)
+        assert _delta(gk, lambda: got.append(gk.pread(sp, 1 << 20, 699_990))) == {"read_chunks": 1}
+        assert got[-1] == bytes(10) + b"end"
+        gk.close(sp)
 
 
 def test_read_is_one_rpc_when_its_chunks_live_on_the_metadata_owner(cluster):
