@@ -16,6 +16,7 @@ from gkfs_client import security
 
 _EVENTS = int(zmq.EVENTS)  # plain ints: the enum's __and__ costs a few us per call
 _POLLIN = int(zmq.POLLIN)
+_NOBLOCK = int(zmq.NOBLOCK)
 
 
 class Transport(Protocol):
@@ -86,11 +87,15 @@ class ZmqTransport:
         for sock, _ev in self._poller.poll(timeout_ms if timeout_ms > 0 else 0):
             target = self._index_of[sock]
             # POLLIN: a whole message is queued (ZeroMQ delivers multipart
-            # messages atomically), so this recv does not block. Then drain
-            # what else is queued, asking ZMQ_EVENTS rather than raising and
-            # catching zmq.Again on every call (an exception costs ~10 us).
+            # messages atomically). Then drain what else is queued, asking
+            # ZMQ_EVENTS rather than receiving until zmq.Again is raised
+            # (an exception on every call costs ~10 us). NOBLOCK all the
+            # same: a receive here must never wait.
             while True:
-                msg = sock.recv_multipart(copy=False)
+                try:
+                    msg = sock.recv_multipart(_NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
                 out.append((target, [f.buffer for f in msg]))
                 if not sock.getsockopt(_EVENTS) & _POLLIN:
                     break
