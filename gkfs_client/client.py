@@ -836,6 +836,13 @@ class Client:
         daemon did not do it (an older one ignores size_path): the caller
         takes the stat + read_chunks path."""
         count = min(count, protocol.MAX_FILE_SIZE + 1 - offset)  # no chunk past the largest file
+        if self.n != 1:
+            # cheap refusal first (usually at the first chunk), before a plan
+            if count > chunkio.MAX_PAYLOAD:
+                return None
+            for index, _off, _len in distribution.chunk_ranges(offset, count, self.chunk_size):
+                if distribution.chunk_owner(f.data_key, index, self.n) != owner:
+                    return None
         calls = chunkio.read_plan(f.data_key, offset, count, None, self.chunk_size, self.n, f.cap,
                                   size_path=f.path).calls
         if len(calls) != 1 or calls[0].target != owner:
