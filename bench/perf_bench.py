@@ -11,7 +11,7 @@ measured in this same run, with the cluster's default security (CURVE).
                 (open O_CREAT|O_EXCL + close), remove, 1 MiB write, 1 MiB read
   aggregate     4 Client processes on 1, 2 and 4 daemons: stat/s and
                 creates/s of all four together (wall clock of the phase)
-  rpcs          daemon op counters: requests per create / stat / write
+  rpcs          daemon op counters: requests per create / stat / write / read
   preload       bench/e2e_bench.py (riscv64 fsbench under qemu-user through
                 libgkfs_intercept.so): mdtest-like create/stat/remove and
                 IOR-like write/read against the same binary on the local fs
@@ -284,6 +284,10 @@ def count_rpcs(cl: Cluster) -> dict[str, float]:
             c.open(f"{work}/f{i}", os.O_CREAT | os.O_WRONLY, 0o644) for i in range(n)))
         out["write 4 KiB"] = delta(lambda: [c.write(fd, buf) for fd in fds])
         out["stat"] = delta(lambda: [c.stat(f"{work}/f{i}") for i in range(n)])
+        for fd in fds:
+            c.close(fd)
+        fds = [c.open(f"{work}/f{i}", os.O_RDONLY) for i in range(n)]
+        out["read 4 KiB"] = delta(lambda: [c.pread(fd, 4096, 0) for fd in fds])
         for fd in fds:
             c.close(fd)
     return out

@@ -15,7 +15,9 @@ import errno
 import threading
 from dataclasses import dataclass
 
-PATH_ARGS = ("path", "old", "new")
+# size_path: the size lookup / update folded into read_chunks / write_chunks,
+# fenced as the separate stat / update_size it replaces.
+PATH_ARGS = ("path", "old", "new", "size_path")
 
 
 @dataclass(frozen=True)

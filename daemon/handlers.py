@@ -349,6 +349,17 @@ def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
     if total > state.config.max_frame_size:
         raise OSError(errno.EMSGSIZE, f"read of {total} bytes exceeds max_frame_size {state.config.max_frame_size}")
     key = args["data_key"]
+    size_path = args.get("size_path")
+    if size_path is not None:
+        # The read's size lookup, folded in (docs/protocol.md read_chunks):
+        # the open file's record (by its data key, like an fstat), read
+        # BEFORE any chunk. A write stores its data before its size, so a
+        # size read first never covers bytes this read could miss: the
+        # frames below hold only written bytes (or zeros of holes), never
+        # the zeros of a write that is still on its way.
+        if file_size is not None:
+            raise OSError(errno.EINVAL, "read_chunks: size_path and file_size exclude each other")
+        file_size = state.meta.stat(size_path, key).get("size", 0)
     frames, lengths = [], []
     for index, offset, length in chunks:
         pad_to = None
@@ -357,6 +368,8 @@ def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
         buf = state.chunks.read(key, index, offset, length, pad_to)
         frames.append(buf)
         lengths.append(len(buf))
+    if size_path is not None:
+        return {"lengths": lengths, "size": file_size}, frames
     return {"lengths": lengths}, frames
 
 

@@ -31,7 +31,8 @@ def _batches(data_key: str, offset: int, count: int, chunk_size: int, n_hosts: i
     open_batch: dict[int, _Batch] = {}
     batches: list[_Batch] = []
     for pos, (index, off, length) in enumerate(pieces):
-        target = distribution.chunk_owner(data_key, index, n_hosts)
+        # (one daemon owns everything: no hash, which is a byte loop in Python)
+        target = distribution.chunk_owner(data_key, index, n_hosts) if n_hosts != 1 else 0
         b = open_batch.get(target)
         if b is None or len(b.chunks) >= protocol.MAX_CHUNKS_PER_REQUEST or b.payload + length > MAX_PAYLOAD:
             b = _Batch(target)
@@ -84,15 +85,19 @@ class ReadPlan:
         return b"".join(parts)
 
 
-def read_plan(data_key: str, offset: int, count: int, file_size: int, chunk_size: int,
-              n_hosts: int, cap: str = "") -> ReadPlan:
+def read_plan(data_key: str, offset: int, count: int, file_size: int | None, chunk_size: int,
+              n_hosts: int, cap: str = "", size_path: str | None = None) -> ReadPlan:
     """read_chunks requests for [offset, offset+count); the caller clamps to EOF.
 
     ``file_size`` is sent along so daemons fill holes with zeros up to it:
     a sparse region then reads as zeros and only EOF gives a short read.
+    ``size_path`` instead (file_size None): the daemon reads the size of
+    that file (by ``data_key``) itself, before the chunks, and clips to it;
+    only for a request to the file's metadata owner (docs/protocol.md).
     """
     pieces, batches = _batches(data_key, offset, count, chunk_size, n_hosts)
+    size_arg = {"file_size": file_size} if size_path is None else {"size_path": size_path}
     calls = [Call(b.target, "read_chunks", _with_cap({"data_key": data_key, "chunk_size": chunk_size,
-                                                      "chunks": b.chunks, "file_size": file_size}, cap))
+                                                      "chunks": b.chunks, **size_arg}, cap))
              for b in batches]
     return ReadPlan(calls, batches, len(pieces))

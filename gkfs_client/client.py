@@ -17,6 +17,7 @@ another client's change is seen at most the TTL (1 s) later.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat as _stat
 import threading
@@ -79,17 +80,23 @@ def _current_umask() -> int:
     return old
 
 
+@functools.lru_cache(maxsize=4096)
+def _ino(key: str, path: str) -> int:
+    # A stable inode number: from the data key (kept by rename) when there is one.
+    # (data keys are opaque: hash them rather than parse them). Cached: the
+    # hash is a pure function, and a byte loop in Python costs microseconds.
+    return (distribution.fnv1a64(key.encode()) if key else distribution.metadata_hash(path)) >> 1
+
+
 def stat_result(record: dict[str, Any], chunk_size: int, path: str) -> os.stat_result:
     """A protocol stat record as an os.stat_result (float and _ns times)."""
-    key = record.get("data_key") or ""
-    # A stable inode number: from the data key (kept by rename) when there is one.
-    # (data keys are opaque: hash them rather than parse them).
-    ino = (distribution.fnv1a64(key.encode()) if key else distribution.metadata_hash(path)) >> 1
-    size = record.get("size", 0)
-    at, mt, ct = (record.get(k, 0) for k in ("atime_ns", "mtime_ns", "ctime_ns"))
+    get = record.get
+    key = get("data_key") or ""
+    size = get("size", 0)
+    at, mt, ct = get("atime_ns", 0), get("mtime_ns", 0), get("ctime_ns", 0)
     return os.stat_result(
-        (record["mode"], ino, 0, record.get("nlink", 1), record.get("uid", 0), record.get("gid", 0), size,
-         at // 10**9, mt // 10**9, ct // 10**9),
+        (record["mode"], _ino(key, "" if key else path), 0, get("nlink", 1), get("uid", 0), get("gid", 0), size,
+         at // 1_000_000_000, mt // 1_000_000_000, ct // 1_000_000_000),
         {"st_atime": at / 1e9, "st_mtime": mt / 1e9, "st_ctime": ct / 1e9,
          "st_atime_ns": at, "st_mtime_ns": mt, "st_ctime_ns": ct,
          "st_blksize": chunk_size, "st_blocks": (size + 511) // 512})
@@ -198,18 +205,28 @@ class Client:
             if os.getpid() != self._pid:
                 # Forked child: the parent's sockets are not ours to use.
                 self._connect()
-            if not self.stat_cache.enabled:
-                return self._rpc.call_many(calls, check=check)
             try:
+                if len(calls) == 1:
+                    c = calls[0]
+                    return [self._rpc.call(c.target, c.op, c.args, c.data, check=check)]
                 return self._rpc.call_many(calls, check=check)
             finally:
-                self.stat_cache.changed(calls)  # our own changes: seen at once
+                if self.stat_cache.enabled:
+                    self.stat_cache.changed(calls)  # our own changes: seen at once
 
-    def _one(self, target: int, op: str, args: dict[str, Any]) -> protocol.Reply:
-        return self._many([Call(target, op, args)])[0]
+    def _one(self, target: int, op: str, args: dict[str, Any], data=(), check: bool = True) -> protocol.Reply:
+        with self._lock:
+            if os.getpid() != self._pid:
+                self._connect()
+            try:
+                return self._rpc.call(target, op, args, data, check=check)
+            finally:
+                if self.stat_cache.enabled:
+                    self.stat_cache.changed((Call(target, op, args),))  # our own changes: seen at once
 
     def _owner(self, path: str) -> int:
-        return distribution.metadata_owner(path, self.n)
+        # one member: no hash to compute
+        return distribution.metadata_owner(path, self.n) if self.n != 1 else 0
 
     def _norm(self, path: str | os.PathLike) -> str:
         try:
@@ -821,16 +838,58 @@ class Client:
             raise _err(errno.EINVAL, f"count {count}")
         if offset > protocol.MAX_FILE_SIZE:
             raise _err(errno.EINVAL, f"{f.path}: offset {offset}")
+        owner = self._owner(f.path)
+        if count:
+            data = self._pread_sized(f, count, offset, owner)
+            if data is not None:
+                return data
         # The size decides where EOF is; daemons then zero-fill holes below it.
         # By the open file's data key, as fstat: the daemon answers from the
         # record itself (no parent lookup: the file is already open).
-        size = self._one(self._owner(f.path), "stat", {"path": f.path, "data_key": f.data_key}
-                         ).result["stat"]["size"]
+        size = self._one(owner, "stat", {"path": f.path, "data_key": f.data_key}).result["stat"]["size"]
         count = min(count, size - offset)
         if count <= 0:
             return b""
         plan = chunkio.read_plan(f.data_key, offset, count, size, self.chunk_size, self.n, f.cap)
         return plan.assemble(self._many(plan.calls))
+
+    def _pread_sized(self, f: _OpenFile, count: int, offset: int, owner: int) -> bytes | None:
+        """The read in one RPC when every chunk it touches lives on the
+        file's metadata owner (always with one daemon) and fits one request:
+        read_chunks with ``size_path``, so that daemon looks the size up
+        itself, before it reads the chunks, and clips the frames to it
+        (docs/protocol.md read_chunks). None: not possible here, or the
+        daemon did not do it (an older one ignores size_path): the caller
+        takes the stat + read_chunks path."""
+        count = min(count, protocol.MAX_FILE_SIZE + 1 - offset)  # no chunk past the largest file
+        if self.n != 1:
+            # cheap refusal first (usually at the first chunk), before a plan
+            if count > chunkio.MAX_PAYLOAD:
+                return None
+            for index, _off, _len in distribution.chunk_ranges(offset, count, self.chunk_size):
+                if distribution.chunk_owner(f.data_key, index, self.n) != owner:
+                    return None
+        calls = chunkio.read_plan(f.data_key, offset, count, None, self.chunk_size, self.n, f.cap,
+                                  size_path=f.path).calls
+        if len(calls) != 1 or calls[0].target != owner:
+            return None
+        args = calls[0].args
+        reply = self._one(owner, "read_chunks", args)
+        size = reply.result.get("size")
+        if type(size) is not int or size < 0:
+            return None
+        frames = reply.data
+        chunks = args["chunks"]
+        cs = self.chunk_size
+        # each frame exactly its chunk range clipped at that size: never a
+        # gap or a shifted byte from a daemon that got it wrong
+        if len(frames) != len(chunks) or any(
+                len(fr) != max(0, min(length, size - (index * cs + off)))
+                for fr, (index, off, length) in zip(frames, chunks)):
+            raise _err(errno.EIO, f"{f.path}: {self.member_name(owner)} sent frames of "
+                                  f"{[len(fr) for fr in frames][:8]} bytes for a read at {offset} of a "
+                                  f"file of {size} bytes")
+        return bytes(frames[0]) if len(frames) == 1 else b"".join(frames)
 
     # ------------------------------------------------------------ convenience
 

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 import msgpack
 
+_unpackb = msgpack.unpackb
 PROTOCOL_VERSION = 1
 KiB = 1024
 MiB = 1024 * KiB
@@ -129,7 +130,7 @@ _OPS = [
     OpSpec("write_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"},
            {"cap": "str", "size_path": "path", "size_offset": "uint", "size_count": "uint"}, data_frames=True),
     OpSpec("read_chunks", {"data_key": "key", "chunk_size": "uint", "chunks": "chunks"},
-           {"file_size": "uint", "cap": "str"}),
+           {"file_size": "uint", "cap": "str", "size_path": "path"}),
     OpSpec("remove_chunks", {"data_key": "key"}, {"cap": "str"}),
     OpSpec("truncate_chunks", {"data_key": "key", "chunk_size": "uint", "size": "uint"}, {"cap": "str"}),
     OpSpec("fsync", {}, {"data_key": "key", "cap": "str"}),
@@ -208,6 +209,17 @@ def normalize_path(path: str, cwd: str = "/") -> str:
     '..' is resolved lexically and may not climb above '/', which raises
     EINVAL (a gkfs path that escapes the root is an error, not the root).
     """
+    if (path[:1] == "/" and path[-1:] != "/" and "//" not in path and "/." not in path
+            and "\x00" not in path and len(path) <= MAX_NAME_BYTES):
+        # Already canonical (the common case): absolute, no empty, '.' or
+        # '..' component, no trailing '/'. At most MAX_NAME_BYTES characters
+        # here, so if its UTF-8 form is that short too, no component can be
+        # too long; anything else takes the full walk below.
+        try:
+            if len(path.encode("utf-8")) <= MAX_NAME_BYTES:
+                return path
+        except UnicodeEncodeError:
+            pass
     if "\x00" in path:
         raise ProtocolError(_errno.EINVAL, f"path contains NUL: {path!r}")
     if not path.startswith("/"):
@@ -253,7 +265,7 @@ class Request:
     version: int = PROTOCOL_VERSION
 
 
-@dataclass
+@dataclass(slots=True)
 class Reply:
     req_id: int
     status: int
@@ -305,14 +317,22 @@ def unpack_bounded(buf: Any, limit: int = MAX_HEADER_BYTES) -> Any:
     """Unpack one msgpack object of at most ``limit`` bytes with bounded work
     and memory (size checked before anything is unpacked, container count,
     lengths and nesting limited); ProtocolError for anything else."""
-    if _frame_len(buf) > limit:
+    n = _frame_len(buf)
+    if n > limit:
         raise ProtocolError(_errno.EMSGSIZE, f"header frame larger than {limit} bytes")
-    budget = _Budget(MAX_HEADER_CONTAINERS)
     try:
-        return msgpack.unpackb(buf, raw=False, strict_map_key=False, use_list=True, list_hook=budget,
-                               object_hook=budget, max_str_len=limit, max_bin_len=limit,
-                               max_array_len=MAX_CHUNKS_PER_REQUEST, max_map_len=MAX_MAP_ENTRIES,
-                               max_ext_len=0)
+        if n <= MAX_HEADER_CONTAINERS:
+            # Every array or map takes at least one byte: a frame this small
+            # cannot exceed the container budget, so no per-container hook
+            # (the common case: every header but a big chunk list).
+            return _unpackb(buf, raw=False, strict_map_key=False, use_list=True, max_str_len=limit,
+                            max_bin_len=limit, max_array_len=MAX_CHUNKS_PER_REQUEST,
+                            max_map_len=MAX_MAP_ENTRIES, max_ext_len=0)
+        budget = _Budget(MAX_HEADER_CONTAINERS)
+        return _unpackb(buf, raw=False, strict_map_key=False, use_list=True, list_hook=budget,
+                        object_hook=budget, max_str_len=limit, max_bin_len=limit,
+                        max_array_len=MAX_CHUNKS_PER_REQUEST, max_map_len=MAX_MAP_ENTRIES,
+                        max_ext_len=0)
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises many types; all mean "malformed"
@@ -528,22 +548,24 @@ def decode_reply(frames: Sequence[Any]) -> Reply:
     """Parse a reply; VersionMismatch if the daemon speaks another version."""
     if not frames:
         raise ProtocolError(_errno.EBADMSG, "empty reply")
-    header = _unpack_header(frames[0])
-    if not isinstance(header, dict):
+    header = unpack_bounded(frames[0])
+    if type(header) is not dict:
         raise ProtocolError(_errno.EBADMSG, "reply header must be a msgpack map")
-    req_id = header.get("id")
-    if not _uint(req_id):
+    get = header.get
+    req_id = get("id")
+    if type(req_id) is not int or not 0 <= req_id < 2**64:
         raise ProtocolError(_errno.EBADMSG, "reply 'id' must be an unsigned integer")
-    if header.get("v") != PROTOCOL_VERSION:
-        raise VersionMismatch(header.get("v"), PROTOCOL_VERSION, req_id, we_are="client")
-    status = header.get("status")
-    if not _uint(status):
+    if get("v") != PROTOCOL_VERSION:
+        raise VersionMismatch(get("v"), PROTOCOL_VERSION, req_id, we_are="client")
+    status = get("status")
+    if type(status) is not int or not 0 <= status < 2**64:
         raise ProtocolError(_errno.EBADMSG, "reply 'status' must be an unsigned integer", req_id)
-    message = header.get("msg", "")
-    result = header.get("result") or {}
-    if not isinstance(message, str) or not isinstance(result, dict):
+    message = get("msg", "")
+    result = get("result") or {}
+    if type(message) is not str or type(result) is not dict:
         raise ProtocolError(_errno.EBADMSG, "reply 'msg' must be a string and 'result' a map", req_id)
-    return Reply(req_id=req_id, status=status, message=message, result=result, data=list(frames[1:]))
+    data = frames[1:]
+    return Reply(req_id, status, message, result, data if type(data) is list else list(data))
 
 
 def errno_name(number: int) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import itertools
 import time
+from time import monotonic as _monotonic
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -78,7 +79,36 @@ class Rpc:
 
     def call(self, target: int, op: str, args: dict[str, Any] | None = None,
              data: Sequence[Any] = (), *, check: bool = True) -> protocol.Reply:
-        return self.call_many([Call(target, op, args or {}, data)], check=check)[0]
+        """One request: what nearly every file call is, so it has its own
+        path with no per-call lists, dicts or closures. Send, wait for the
+        first reply; when it is this request's and final, that is the whole
+        call. Anything else (silence, a stray or EAGAIN reply, a member
+        without an address) continues in the general exchange with the
+        same request id and clock, so timeouts, following restarts and
+        resends behave exactly as for call_many."""
+        if args is None:
+            args = {}
+        transport = self.transport
+        if not transport.addresses[target]:
+            return self.call_many([Call(target, op, args, data)], check=check)[0]
+        rid = next(self._ids)
+        started = _monotonic()
+        transport.send(target, protocol.encode_request(op, args, data, req_id=rid))
+        timeout = self.timeout_s
+        wait = timeout if self.resolve is None or timeout < RESOLVE_INTERVAL_S else RESOLVE_INTERVAL_S
+        got = transport.receive(int(wait * 1000))
+        if len(got) == 1 and got[0][0] == target:
+            try:
+                reply = protocol.decode_reply(got[0][1])
+            except protocol.ProtocolError as exc:
+                raise OSError(exc.errno, f"{self.name(target)}: {exc.message}") from None
+            if reply.req_id == rid and reply.status != errno.EAGAIN:
+                self.last_rtts = [_monotonic() - started]
+                if check and reply.status:
+                    raise _error(Call(target, op, args, data), reply, self.name(target))
+                return reply
+        call = Call(target, op, args, data)
+        return self._finish([call], timeout, check, self._exchange([call], timeout, sent=(rid, started, got)))[0]
 
     def call_many(self, calls: Sequence[Call], *, check: bool = True,
                   timeout_s: float | None = None) -> list[protocol.Reply]:
@@ -90,7 +120,10 @@ class Rpc:
         request is left outstanding behind an exception.
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        replies = self._exchange(calls, timeout)
+        return self._finish(calls, timeout, check, self._exchange(calls, timeout))
+
+    def _finish(self, calls: Sequence[Call], timeout: float, check: bool,
+                replies: list[protocol.Reply | OSError | None]) -> list[protocol.Reply]:
         silent = [i for i, r in enumerate(replies) if r is None]
         if silent:
             names = ", ".join(sorted({self.name(calls[i].target) for i in silent}))
@@ -131,9 +164,12 @@ class Rpc:
     def _retarget(self, target: int, address: str) -> None:
         self.transport.retarget(target, address)
 
-    def _exchange(self, calls: Sequence[Call], timeout: float, tolerate_bad: bool = False
-                  ) -> list[protocol.Reply | OSError | None]:
-        """Send everything, then wait; None marks a call whose daemon stayed silent."""
+    def _exchange(self, calls: Sequence[Call], timeout: float, tolerate_bad: bool = False,
+                  sent: tuple[int, float, list] | None = None) -> list[protocol.Reply | OSError | None]:
+        """Send everything, then wait; None marks a call whose daemon stayed silent.
+
+        ``sent``: (request id, send time, messages received so far) of the
+        single call ``call`` already sent: carry on with it from there."""
         replies: list[protocol.Reply | OSError | None] = [None] * len(calls)
         pending: dict[int, int] = {}  # request id -> position in calls
 
@@ -143,38 +179,47 @@ class Rpc:
             pending[rid] = pos
             self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid))
 
-        for pos, c in enumerate(calls):
-            if not self.addresses[c.target]:
-                addr = self._current(c.target)
-                if addr:
-                    self._retarget(c.target, addr)
-                else:
-                    replies[pos] = OSError(errno.EIO, f"gkfs {self.name(c.target)} is not registered "
-                                                      "(down? see gkfs-ctl status)")
-                    continue
-            send(pos)
+        received: list = []
+        if sent is not None:
+            rid, started, received = sent
+            pending[rid] = 0
+        else:
+            for pos, c in enumerate(calls):
+                if not self.addresses[c.target]:
+                    addr = self._current(c.target)
+                    if addr:
+                        self._retarget(c.target, addr)
+                    else:
+                        replies[pos] = OSError(errno.EIO, f"gkfs {self.name(c.target)} is not registered "
+                                                          "(down? see gkfs-ctl status)")
+                        continue
+                send(pos)
+            started = time.monotonic()
         rtts: list[float | None] = [None] * len(calls)
         self.last_rtts = rtts
-        started = time.monotonic()
         deadline = started + timeout
         next_resolve = started + RESOLVE_INTERVAL_S
         reconnected: set[int] = set()
         while pending:
-            now = time.monotonic()
-            left_ms = int((deadline - now) * 1000)
-            if left_ms <= 0:
-                # Drop what is still queued for the silent daemons: after a
-                # timeout those requests are stale and must not run later.
-                for target in sorted({calls[pos].target for pos in pending.values()}):
-                    self.transport.reset(target)
-                break
-            if self.resolve is not None and now >= next_resolve:
-                next_resolve = now + RESOLVE_INTERVAL_S
-                self._follow_restarts(calls, pending, replies, send, reconnected, now - started, timeout)
-                if not pending:
+            if received:  # what the single call's first wait got (``sent``)
+                batch, received = received, []
+            else:
+                now = time.monotonic()
+                left_ms = int((deadline - now) * 1000)
+                if left_ms <= 0:
+                    # Drop what is still queued for the silent daemons: after a
+                    # timeout those requests are stale and must not run later.
+                    for target in sorted({calls[pos].target for pos in pending.values()}):
+                        self.transport.reset(target)
                     break
-            wait_ms = left_ms if self.resolve is None else min(left_ms, int(RESOLVE_INTERVAL_S * 1000))
-            for target, frames in self.transport.receive(wait_ms):
+                if self.resolve is not None and now >= next_resolve:
+                    next_resolve = now + RESOLVE_INTERVAL_S
+                    self._follow_restarts(calls, pending, replies, send, reconnected, now - started, timeout)
+                    if not pending:
+                        break
+                wait_ms = left_ms if self.resolve is None else min(left_ms, int(RESOLVE_INTERVAL_S * 1000))
+                batch = self.transport.receive(wait_ms)
+            for target, frames in batch:
                 try:
                     reply = protocol.decode_reply(frames)
                 except protocol.ProtocolError as exc:

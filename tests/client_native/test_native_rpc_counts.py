@@ -2,7 +2,8 @@
 counters (the table in docs/performance.md): open(O_CREAT) is one create
 (no parent stat), a write is one write_chunks with the size update folded
 in whenever the data goes to the file's metadata owner, and an update_size
-only for the others."""
+only for the others; a read is one read_chunks carrying its size lookup
+when its chunks live on the file's metadata owner, else stat + read_chunks."""
 from __future__ import annotations
 
 from gkfs_client import distribution
@@ -35,8 +36,10 @@ def test_native_rpcs_per_call(gk_cluster, rv_program, run_rv):
     assert d.get("create") == N
     assert d.get("write_chunks") == N
     assert d.get("update_size", 0) == not_folded
-    # N stats of the program, and none for the creates (status() itself
-    # costs the ping and status counted here too)
-    assert d.get("stat", 0) == N
-    assert d.get("release") == N  # close drops the open's hold
+    # N stats of the program, N opens for reading, none for the creates,
+    # and a size lookup only for the reads that could not fold it in
+    # (status() itself costs the ping and status counted here too)
+    assert d.get("stat", 0) == 2 * N + not_folded
+    assert d.get("read_chunks") == N
+    assert d.get("release") == 2 * N  # close drops the open's hold
     assert c.read_file("/rpcs/f0") == bytes(100)

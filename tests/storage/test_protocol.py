@@ -151,3 +151,18 @@ def test_every_op_is_documented():
     doc = (__import__("pathlib").Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     for op in P.OPS:
         assert f"**{op}**" in doc, op
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="/.aü\x00\udcff", max_size=40), st.integers(0, 300))
+def test_normalize_fast_path_agrees_with_the_full_walk(tail, pad):
+    """normalize_path returns an already canonical path at once; a leading
+    '//' forces the full component walk: both must agree, error or not."""
+    path = "/" + "a" * pad + tail
+
+    def outcome(p):
+        try:
+            return P.normalize_path(p, "/")
+        except P.ProtocolError as exc:
+            return exc.errno
+    assert outcome(path) == outcome("/" + path)

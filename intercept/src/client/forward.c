@@ -560,7 +560,13 @@ out:
 /* --- data ------------------------------------------------------------------ */
 /* Groups the chunk pieces of a range by owner into requests of at most
  * GK_MAX_PAYLOAD bytes / GK_MAX_CHUNKS_PER_REQUEST pieces, all in flight
- * together.  write: tx frames from buf; read: rx frames into buf. */
+ * together.  write: tx frames from buf; read: rx frames into buf.
+ * size_path (write): the size update folded in when the whole write is one
+ * request to the path's metadata owner.  size_path (read): likewise, the
+ * size lookup folded in: that daemon reads the file's size before the
+ * chunks and clips the frames to it; the result is then the bytes read
+ * (EOF-clipped).  *folded says whether it was folded (and, for a read,
+ * answered with a size: a daemon that ignores size_path did not). */
 static ssize_t
 data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t offset,
         uint64_t count, uint64_t file_size, const char *size_path, int *folded)
@@ -572,6 +578,8 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 	unsigned *own;
 	struct iovec *iov;
 	struct gk_call *calls;
+	size_t *rx_len = NULL;
+	ssize_t done = (ssize_t)count;
 	int ncalls = 0, rc = 0;
 
 	if (!count)
@@ -603,6 +611,14 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 		for (uint64_t i = 0; i < npieces && fold; i++)
 			fold = own[i] == mo;
 	}
+	if (size_path && !is_write && !fold) {
+		done = 0;       /* a read asked to fold that cannot: nothing sent, *folded = 0 */
+		goto out;
+	}
+	if (fold && !is_write && !(rx_len = calloc(npieces, sizeof(*rx_len)))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	/* For each owner, walk its pieces in order, cutting requests at the
 	 * limits; iov entries of one request are contiguous in `iov`. */
 	uint64_t used = 0;
@@ -626,9 +642,9 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 				break;
 			struct gk_call *c = &calls[ncalls++];
 			msgpack_packer *pk = gk_call_args(c, h, is_write ? "write_chunks" : "read_chunks",
-			                                  (is_write ? 3 : 4) + has_cap(cap) + 3 * fold);
+			                                  (is_write ? 3 + 3 * fold : 4) + has_cap(cap));
 			gk_pk_kv_str(pk, "data_key", data_key);
-			if (fold) {
+			if (fold && is_write) {
 				gk_pk_kv_str(pk, "size_path", size_path);
 				gk_pk_kv_u64(pk, "size_offset", offset);
 				gk_pk_kv_u64(pk, "size_count", count);
@@ -654,9 +670,14 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 				c->tx = &iov[first];
 				c->ntx = (int)k;
 			} else {
-				gk_pk_kv_u64(pk, "file_size", file_size);
+				if (fold)   /* the daemon reads the size first (protocol.md) */
+					gk_pk_kv_str(pk, "size_path", size_path);
+				else
+					gk_pk_kv_u64(pk, "file_size", file_size);
 				c->rx = &iov[first];
 				c->nrx = (int)k;
+				if (fold)
+					c->rx_len = &rx_len[first];
 			}
 		}
 	}
@@ -664,6 +685,27 @@ data_op(int is_write, const char *data_key, const char *cap, char *buf, uint64_t
 	for (int i = 0; !rc && i < ncalls; i++)
 		if (calls[i].status)
 			rc = -calls[i].status;
+	if (!rc && fold && !is_write) {
+		/* one request (fold needs all pieces in one): its size and frames */
+		const msgpack_object *so = gk_mp_get(calls[0].result, "size");
+		if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			fold = 0;       /* not understood: the caller asks the size apart */
+			done = 0;
+		} else {
+			/* every frame exactly its piece clipped at that size (pieces
+			 * are in file order in the one request): never hand out a gap
+			 * of stale buffer bytes as data */
+			uint64_t size = so->via.u64;
+			done = 0;
+			for (uint64_t i = 0; i < npieces && !rc; i++) {
+				uint64_t at = offset + pc[i].buf_off;
+				uint64_t want = size <= at ? 0 : (size - at < pc[i].len ? size - at : pc[i].len);
+				if (rx_len[i] != want)
+					rc = -EIO;
+				done += (ssize_t)want;
+			}
+		}
+	}
 	gk_calls_done(calls, ncalls);
 	if (folded)
 		*folded = fold;
@@ -672,7 +714,8 @@ out:
 	free(own);
 	free(iov);
 	free(calls);
-	return rc ? rc : (ssize_t)count;
+	free(rx_len);
+	return rc ? rc : done;
 }
 
 ssize_t
@@ -702,6 +745,14 @@ gk_fwd_read(const char *data_key, const char *cap, void *buf, uint64_t offset, u
             uint64_t file_size)
 {
 	return data_op(0, data_key, cap, buf, offset, count, file_size, NULL, NULL);
+}
+
+ssize_t
+gk_fwd_read_sized(const char *path, const char *data_key, const char *cap, void *buf,
+                  uint64_t offset, uint64_t count, int *folded)
+{
+	*folded = 0;
+	return data_op(0, data_key, cap, buf, offset, count, 0, path, folded);
 }
 
 static int

@@ -65,6 +65,13 @@ ssize_t gk_fwd_write_sized(const char *path, const char *data_key, const char *c
  * clamped to EOF); holes read as zeros. */
 ssize_t gk_fwd_read(const char *data_key, const char *cap, void *buf,
                     uint64_t offset, uint64_t count, uint64_t file_size);
+/* A read whose size lookup is folded into read_chunks (the daemon reads
+ * the size first and clips): only when every chunk of [offset,
+ * offset+count) lives on the path's metadata owner and the read fits one
+ * request.  *folded = 1: done, returns the bytes read (EOF-clipped) or
+ * -errno; *folded = 0: nothing done (returns 0 or -errno): fstat + gk_fwd_read. */
+ssize_t gk_fwd_read_sized(const char *path, const char *data_key, const char *cap, void *buf,
+                          uint64_t offset, uint64_t count, int *folded);
 int gk_fwd_remove_chunks(const char *data_key, const char *cap);
 int gk_fwd_truncate_chunks(const char *data_key, const char *cap, uint64_t size);
 int gk_fwd_fsync(const char *data_key, const char *cap);

@@ -222,6 +222,18 @@ gkfs_pread(struct gk_file *f, void *buf, size_t count, int64_t off)
 		return rc;
 	if (!count)
 		return 0;
+	if ((uint64_t)off < (uint64_t)INT64_MAX) {
+		/* One RPC when the chunks live on the metadata owner: the daemon
+		 * looks the size up before reading and clips (no chunk past the
+		 * largest file is asked for). */
+		uint64_t room = (uint64_t)INT64_MAX - (uint64_t)off;
+		uint64_t n = io_cap(count);
+		int folded = 0;
+		ssize_t got = gk_fwd_read_sized(f->ofd->path, f->ofd->data_key, f->ofd->cap, buf,
+		                                (uint64_t)off, n < room ? n : room, &folded);
+		if (folded || got < 0)
+			return got;
+	}
 	rc = gk_fwd_fstat(f->ofd->path, f->ofd->data_key, &r);
 	if (rc)
 		return rc;
