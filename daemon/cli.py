@@ -245,6 +245,16 @@ def published_address(bound: str, publish_host: str | None = None) -> str:
 
 
 RANK_VARIABLES = ("SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+SIZE_VARIABLES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+def tasks_from_env() -> int | None:
+    """How many tasks the launcher started (one node daemon each), if it says."""
+    for name in SIZE_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
 
 
 def rank_from_env() -> int:
@@ -449,7 +459,10 @@ def plan_node(cfg: DaemonConfig, processes: int | None, id_arg: int | None, rank
                     except hostsfile.HostsFileError:
                         record = None
                     cap = record.members if record else None
-                if cap is not None:
+                tasks = tasks_from_env() if rank is not None else None
+                if cap is not None and tasks and cap % tasks == 0:
+                    processes = cap // tasks  # the same on every node: N tasks x P members
+                elif cap is not None:
                     processes = max(1, min(processes, cap - (id_arg or 0)))
         if taken is not None:
             node.check_layout(taken[0], processes)
@@ -472,6 +485,7 @@ def run_node(parser: argparse.ArgumentParser, args, cfg: DaemonConfig, processes
             if "%i" in getattr(cfg, name) and first_id is None:
                 raise StartupError(f"--{name.replace('_', '-')} uses %i but the member ids are not known: "
                                    "give --id or --id-from-rank")
+        netif.resolve_listen(cfg.listen)  # a bad --listen: one clear error, not one per member
         members = args.members
         if members is None and not first_id:
             try:
@@ -486,7 +500,7 @@ def run_node(parser: argparse.ArgumentParser, args, cfg: DaemonConfig, processes
                  "ids " + f"{first_id}..{first_id + processes - 1}" if first_id is not None else "ids by slot",
                  socket.gethostname(), ", ".join(m.rootdir for m in plan))
         return node.supervise(plan, cfg.hosts_path())
-    except StartupError as exc:
+    except (StartupError, netif.ListenError) as exc:
         log.error("%s", exc)
         return 1
     finally:

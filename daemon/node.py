@@ -252,6 +252,9 @@ def supervise(members: list[Member], hosts_path: Path) -> int:
                 log.error("stopping the other member processes: the node daemon did not start")
                 forward(signal.SIGTERM, None)
                 failed = True
+            elif stopping:
+                log.info("%s (pid %d) stopped%s", m.name(), m.proc.pid, "" if code == 0 else f" ({_describe(code)})")
+                failed = failed or code not in (0, -signal.SIGTERM)
             elif code != 0:
                 failed = True
                 where = f", {m.host.address}" if m.host else ""

@@ -127,7 +127,8 @@ def test_listen_by_interface_network_and_wildcard(make_net, tmp_path):
     exe = shutil.which("gkfs-daemon")
     for k, spec in enumerate(["eth0", str(net.subnet), "tcp://0.0.0.0:*", "auto", "tcp://eth0:0"]):
         hosts = tmp_path / f"hosts{k}"
-        p = n1.popen([exe, "--hosts-file", str(hosts), "--rootdir", str(tmp_path / f"r{k}"), "--listen", spec])
+        p = n1.popen([exe, "--hosts-file", str(hosts), "--rootdir", str(tmp_path / f"r{k}"), "--listen", spec,
+                      "--processes", "1"])
         deadline = time.monotonic() + 30
         while not (hosts.exists() and hostsfile.read_membership(hosts).listed()):
             assert p.poll() is None, f"daemon with --listen {spec} exited {p.returncode}"
@@ -188,7 +189,8 @@ def test_failed_launch_says_why_and_leaves_nothing(make_net, tmp_path):
     n1, n2, c1 = net.nodes
     cluster = NodeCluster(net, [n1, n2], c1, tmp_path / "gkfs")
     cp = cluster.ctl(c1, "cluster", "start", "--mpirun", "--host", f"{n1.address},{n2.address}",
-                     "--rootdir", str(tmp_path / "nodes" / "%h"), "--listen", "10.250.0.0/16", "--timeout", "60")
+                     "--rootdir", str(tmp_path / "nodes" / "%h"), "--listen", "10.250.0.0/16", "--timeout", "60",
+                     "--processes-per-node", "1")
     assert cp.returncode == 1, (cp.stdout, cp.stderr)
     assert "missing ids 0, 1" in cp.stderr, cp.stderr
     assert "has an address in 10.250.0.0/16" in cp.stderr, cp.stderr
