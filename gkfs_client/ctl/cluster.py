@@ -199,6 +199,8 @@ def start_cluster(n: int, hosts: Path, base: Path, args, per_node: int = 1) -> l
     Raises RuntimeError (with the failing daemon's log tail) otherwise,
     after stopping the daemons it started.
     """
+    if n % per_node:
+        raise RuntimeError(f"-n {n} is not a multiple of --processes-per-node {per_node}")
     already = _live_local(_read_or_empty(hosts))
     if already:
         raise RuntimeError(f"{hosts} already lists {len(already)} running daemon(s) "
@@ -217,8 +219,6 @@ def start_cluster(n: int, hosts: Path, base: Path, args, per_node: int = 1) -> l
     for h in _read_or_empty(hosts):
         if h.hostname == me and not _alive(h.pid):
             hostsfile.unregister(hosts, h.id, h.pid)
-    if n % per_node:
-        raise RuntimeError(f"-n {n} is not a multiple of --processes-per-node {per_node}")
     procs: list[tuple[subprocess.Popen, Path]] = []
     for i in range(0, n, per_node):
         if per_node == 1:
