@@ -314,6 +314,8 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
     if key is not None:
         from .peer import Peers
         state.peers = Peers(hosts_path, key, meta.get)
+        from .siblings import SiblingRecords
+        state.peers.siblings = SiblingRecords.from_env(rootdir, record.uuid, hosts_path)
     server = Server(state, normalise_listen(bind), key, keys)
     state.address = published_address(server.address, publish_host)
     # Signals only set a flag; the broker loop notices within 100 ms.

@@ -225,9 +225,12 @@ def supervise(members: list[Member], hosts_path: Path) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    # Each member reads its siblings' records for permission checks from their
+    # LMDB instead of asking them over the network (siblings.py).
+    env = dict(os.environ, GKFS_NODE_ROOTDIRS=os.pathsep.join(str(Path(m.rootdir).resolve()) for m in members))
     for m in members:
         # Same process group: a Ctrl-C in the terminal reaches every member.
-        m.proc = subprocess.Popen(m.argv, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig)
+        m.proc = subprocess.Popen(m.argv, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig, env=env)
         log.debug("member process %d: pid %d: %s", m.k, m.proc.pid, " ".join(m.argv))
     me = socket.gethostname()
     all_up = False

@@ -25,6 +25,8 @@ from gkfs_client import distribution, hostsfile, security
 from gkfs_client.rpc import Call, Rpc
 from gkfs_client.transport import ZmqTransport
 
+from .siblings import MISS
+
 PEER_TIMEOUT_S = 5.0
 
 
@@ -34,6 +36,8 @@ class Peers:
         self.key = None if key is None else security.ClientKey(key.public, key.public, key.secret)
         self.local_get = local_get  # path -> record | None, for paths this daemon owns
         self.host_id = -1
+        # Members of this node's daemon: records read from their LMDB (siblings.py).
+        self.siblings = None
         self._tls = threading.local()
 
     def _view(self):
@@ -73,6 +77,8 @@ class Peers:
         for i, path in enumerate(paths):
             if owners[i] == self.host_id:
                 out[i] = self.local_get(path)
+            elif self.siblings is not None and (rec := self.siblings.get(owners[i], path)) is not MISS:
+                out[i] = rec
             else:
                 remote.append(i)
         if not remote:

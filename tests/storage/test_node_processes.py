@@ -184,3 +184,33 @@ def test_cluster_start_processes_per_node_and_stop_stops_all(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "not a multiple" in bad.stderr, bad.stderr
     assert not (tmp_path / "other").exists()  # refused before any cluster was made
+
+
+def test_permission_checks_read_a_live_siblings_records_and_fail_with_eio_for_a_dead_one(node):
+    """A member checks a parent directory held by another member of its own
+    node daemon in that member's LMDB (no peer lookup); once that member is
+    dead the check falls back to the peer lookup and fails with EIO naming it,
+    never answering from the dead member's store."""
+    n = node("2")
+    members = n.start()
+    # A directory on each member, files in it whose records live on the other.
+    dirs = {distribution.metadata_owner(f"/d{i}", 2): f"/d{i}" for i in range(40)}
+    assert set(dirs) == {0, 1}
+    cross = {}
+    with Client(n.hosts, timeout=20) as fs:
+        for owner, d in dirs.items():
+            fs.mkdir(d, 0o755)
+            names = [f"{d}/f{i}" for i in range(40) if distribution.metadata_owner(f"{d}/f{i}", 2) != owner]
+            cross[owner] = names
+            for p in names[:5]:
+                fs.write_file(p, b"x")
+                assert fs.stat(p).st_size == 1
+        ops = [s["ops"] for s in fs.status()]
+        assert all(o.get("peer_stat", 0) == 0 for o in ops), ops  # no daemon asked another
+        victim = members[1]
+        os.kill(victim.pid, signal.SIGKILL)
+        # A file on member 0 in member 1's directory: the check needs member 1.
+        with pytest.raises(OSError) as exc:
+            fs.write_file(cross[victim.id][10], b"y")
+        assert exc.value.errno == errno.EIO and f"member {victim.id}" in str(exc.value), exc.value
+    assert n.stop() == 1
