@@ -203,3 +203,36 @@ def test_failed_launch_says_why_and_leaves_nothing(make_net, tmp_path):
     cluster.start()
     assert len(cluster.hosts()) == 2
     cluster.stop()
+
+
+def test_two_member_processes_per_node(make_cluster, tmp_path):
+    """--processes-per-node 2 through mpirun: each node's daemon runs two
+    member processes (ids 2*rank, 2*rank+1, root dirs daemon-<id> in the
+    node's own directory), the cluster counts nodes x 2 members, a file is
+    striped over all four, status groups them by node, stop leaves nothing."""
+    net, cluster = make_cluster(2, 2, per_node=2)
+    c1, c2 = net.node("c1"), net.node("c2")
+    n1, n2 = cluster.daemons
+    try:
+        hosts = cluster.hosts()
+        assert [(h.id, h.hostname) for h in hosts] == [(0, "n1"), (1, "n1"), (2, "n2"), (3, "n2")]
+        assert hostsfile.read_record(cluster.hosts_file).members == 4
+        for h in hosts:
+            node = n1 if h.hostname == "n1" else n2
+            assert h.address.startswith(f"tcp://{node.address}:"), h
+        assert cluster.py(c1, "write", "/data.bin", str(SIZE), "5")["size"] == SIZE
+        assert cluster.py(c2, "verify", "/data.bin", str(SIZE), "5")["ok"]
+        with Client(cluster.hosts_file) as fs:
+            status = fs.status()
+        for h, s in zip(hosts, status):
+            node = n1 if h.hostname == "n1" else n2
+            assert s["rootdir"] == str(cluster.node_root(node) / f"daemon-{h.id}"), s["rootdir"]
+            assert s["bytes_stored"] > 0, (h, s)  # every member holds chunks of the file
+        cp = cluster.ctl(c2, "status")
+        assert cp.returncode == 0 and "4/4 members up on 2 node(s)" in cp.stdout, cp.stdout
+    finally:
+        cluster.stop()
+    assert hostsfile.read_membership(cluster.hosts_file).slots == (None,) * 4
+    for n in (n1, n2):
+        left = [p for p in n.pids_inside() if "gkfs-daemon" in open(f"/proc/{p}/cmdline").read()]
+        assert not left, f"daemons left on {n.name}"
