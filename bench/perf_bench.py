@@ -12,7 +12,9 @@ measured in this same run, with the cluster's default security (CURVE).
   aggregate     4 Client processes on 1, 2 and 4 daemons: stat/s and
                 creates/s of all four together (wall clock of the phase)
   node procs    the same 4 processes on one node's daemon of P member
-                processes (gkfs-daemon --processes P, P = 1, 2), and the
+                processes (gkfs-daemon --processes P, P = 1, 2); the node's
+                capacity: stats/s of 1 process keeping 64 stats in flight
+                (the daemon, not the client, is the limit); and the
                 ceiling: 4 bare echo clients on 1 and on 2 echo processes
   rpcs          daemon op counters: requests per create / stat / write
   preload       bench/e2e_bench.py (riscv64 fsbench under qemu-user through
@@ -311,6 +313,47 @@ def bench_aggregate(cl: Cluster, procs: int, files: int) -> dict[str, float]:
     return out
 
 
+def _capacity_worker(hosts: str, paths: list[str], rounds: int, window: int, results) -> None:
+    from gkfs_client import distribution, hostsfile, security
+    from gkfs_client.rpc import Call, Rpc
+    from gkfs_client.transport import ZmqTransport
+    m = hostsfile.read_membership(hosts)
+    rpc = Rpc(ZmqTransport([h.address for h in m.slots], key=security.client_credentials(Path(hosts))),
+              timeout_s=60)
+    calls = [Call(distribution.metadata_owner(p, m.members), "stat", {"path": p}) for p in paths]
+    batches = [calls[i:i + window] for i in range(0, len(calls), window)]
+    rpc.call_many(batches[0])
+    t = time.monotonic()
+    for _ in range(rounds):
+        for b in batches:
+            rpc.call_many(b)
+    results.put((t, time.monotonic(), rounds * len(calls)))
+    rpc.close()
+
+
+def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> float:
+    """Stats/s the node's daemon serves when it, not the clients, is the limit:
+    `procs` processes each keep `window` stat requests in flight (one
+    Rpc.call_many per window: cheap for the client), files spread over all
+    members."""
+    from gkfs_client.client import Client
+    with Client(cl.hosts) as c:
+        work = f"/cap-{time.monotonic_ns()}"
+        c.mkdir(work, 0o755)
+        paths = [f"{work}/f{i}" for i in range(files)]
+        for p in paths:
+            c.close(c.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    ps = [ctx.Process(target=_capacity_worker, args=(str(cl.hosts), paths, 3, window, results)) for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [results.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join(60)
+    return sum(g[2] for g in got) / (max(g[1] for g in got) - min(g[0] for g in got))
+
+
 def count_rpcs(cl: Cluster) -> dict[str, float]:
     """Requests the daemons received per call (op counters, all daemons)."""
     from gkfs_client.client import Client
@@ -394,7 +437,9 @@ def main(argv: list[str] | None = None) -> int:
                     rounds.setdefault(f"agg{n}", []).append(bench_aggregate(cl, a.procs, a.agg_files))
             for pn in node_procs:  # one node's daemon of pn member processes
                 with Cluster(d, pn, per_node=pn) as cl:
-                    rounds.setdefault(f"node{pn}", []).append(bench_aggregate(cl, a.procs, a.agg_files))
+                    g = bench_aggregate(cl, a.procs, a.agg_files)
+                    g["capacity"] = bench_capacity(cl, 1, 4 * a.agg_files)
+                    rounds.setdefault(f"node{pn}", []).append(g)
             rounds.setdefault("echo_agg", []).append(
                 {f"servers{k}": bench_echo_aggregate(a.procs, k, 4 * a.agg_files) for k in (1, 2)})
             rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))  # bracket the round
@@ -431,9 +476,10 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"{a.procs} procs, 1 node, P={pn}: stat/s / serial", g["stat"], s["stat"], ">= 15,000/s"))
         rows.append((f"{a.procs} procs, 1 node, P={pn}: creates/s / serial", g["create"], s["create"],
                      ">= 8,000/s"))
+        rows.append((f"1 proc, 64 in flight, 1 node, P={pn}: stat/s / serial", g["capacity"], s["stat"], ""))
     for pn in node_procs[1:]:
-        for ph in ("stat", "create"):
-            rows.append((f"{a.procs} procs {ph}/s: 1 node P={pn} / P={node_procs[0]}",
+        for ph in ("stat", "create", "capacity"):
+            rows.append((f"{a.procs if ph != 'capacity' else 1} procs {ph}/s: 1 node P={pn} / P={node_procs[0]}",
                          res[f"node{pn}"][ph], res[f"node{node_procs[0]}"][ph], "grows"))
     if ea:
         rows.append((f"ceiling: {a.procs} echo clients rt/s, 2 echo procs / 1", ea["servers2"], ea["servers1"], ""))
