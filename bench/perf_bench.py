@@ -345,7 +345,9 @@ def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> flo
             c.close(c.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    ps = [ctx.Process(target=_capacity_worker, args=(str(cl.hosts), paths, 3, window, results)) for _ in range(procs)]
+    rounds = max(3, -(-8000 // files))  # >= 8,000 stats: long enough to mean something on a noisy machine
+    ps = [ctx.Process(target=_capacity_worker, args=(str(cl.hosts), paths, rounds, window, results))
+          for _ in range(procs)]
     for p in ps:
         p.start()
     got = [results.get(timeout=600) for _ in ps]
