@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import threading
 from pathlib import Path
@@ -43,6 +44,25 @@ class _Sibling:
         self.rootdir = rootdir
         self.pid = pid
         self.env = env
+        # A pidfd names this very process: a pid reused after the sibling
+        # exited is never taken for it.
+        try:
+            self._fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):
+            self._fd = None
+
+    def alive(self) -> bool:
+        # The pidfd turns readable only once every thread has exited; the
+        # process is a zombie (/proc state Z) a little earlier, and dead for
+        # the rest of gkfs (hostsfile.pid_alive) from then on: both count.
+        if self._fd is not None and select.select([self._fd], [], [], 0)[0]:
+            return False
+        return hostsfile.pid_alive(self.pid)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class SiblingRecords:
@@ -65,7 +85,7 @@ class SiblingRecords:
         """The record of ``path`` held by sibling ``member`` (None: no such
         path), or MISS when that member is not a live sibling."""
         sib = self._by_id.get(member)
-        if sib is None or not _alive(sib.pid):
+        if sib is None or not sib.alive():
             sib = self._refresh(member)
             if sib is None:
                 return MISS
@@ -81,6 +101,8 @@ class SiblingRecords:
     def _refresh(self, member: int) -> _Sibling | None:
         with self._lock:
             old = self._by_id.pop(member, None)
+            if old is not None:
+                old.close()
             rootdir = old.rootdir if old else self._rootdir_of(member)
             if rootdir is None:
                 return None
@@ -88,7 +110,7 @@ class SiblingRecords:
                 entry = hostsfile.read_member(self.hosts_path, member)
             except (OSError, hostsfile.HostsFileError):
                 return None
-            if entry is None or entry.hostname != self.hostname or not _alive(entry.pid):
+            if entry is None or entry.hostname != self.hostname or not hostsfile.pid_alive(entry.pid):
                 return None
             if self._identity(rootdir) != member:  # the root dir changed hands meanwhile
                 self._ids.pop(rootdir, None)
@@ -96,7 +118,11 @@ class SiblingRecords:
             env = old.env if old else _open_reader(rootdir / "metadata")
             if env is None:
                 return None
-            sib = self._by_id[member] = _Sibling(rootdir, entry.pid, env)
+            sib = _Sibling(rootdir, entry.pid, env)
+            if not sib.alive():
+                sib.close()
+                return None
+            self._by_id[member] = sib
             return sib
 
     def _rootdir_of(self, member: int) -> Path | None:
@@ -128,13 +154,3 @@ def _open_reader(directory: Path) -> lmdb.Environment | None:
                          max_readers=256, readahead=False, max_dbs=2, create=False)
     except lmdb.Error:
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
