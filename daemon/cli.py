@@ -27,9 +27,9 @@ from pathlib import Path
 from gkfs_client import hostsfile, netif, protocol, security
 from gkfs_client.config import ConfigError, DaemonConfig, daemon_config
 
+from . import node
 from .chunkstore import ChunkStore
 from .handlers import DaemonState
-from . import node
 from .metadata import MetadataStore
 from .server import Server
 
@@ -498,8 +498,8 @@ def run_node(parser: argparse.ArgumentParser, args, cfg: DaemonConfig, processes
                 members = processes  # a new one-node cluster of P members
         base = taken[0] if taken else None
         plan = node.plan_members(parser, args, cfg, processes, first_id, members, base)
-        log.info("starting %d member processes (%s) on %s; root dirs %s", processes,
-                 "ids " + f"{first_id}..{first_id + processes - 1}" if first_id is not None else "ids by slot",
+        ids = f"ids {first_id}..{first_id + processes - 1}" if first_id is not None else "ids by slot"
+        log.info("starting %d member processes (%s) on %s; root dirs %s", processes, ids,
                  socket.gethostname(), ", ".join(m.rootdir for m in plan))
         return node.supervise(plan, cfg.hosts_path())
     except (StartupError, netif.ListenError) as exc:
@@ -508,6 +508,7 @@ def run_node(parser: argparse.ArgumentParser, args, cfg: DaemonConfig, processes
     finally:
         if taken is not None:
             os.close(taken[1])
+
 
 if __name__ == "__main__":
     sys.exit(main())
