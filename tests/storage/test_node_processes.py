@@ -241,3 +241,16 @@ def test_members_stop_in_order_when_their_node_daemon_is_killed(node):
         time.sleep(0.05)
     # An orderly stop (SIGTERM): each member left the hosts file itself.
     assert not hostsfile.read_membership(n.hosts).listed()
+
+
+def test_members_get_their_own_listen_endpoints(node, tmp_path):
+    """An ipc path or a fixed port names one endpoint: member k gets PATH-<k>
+    or PORT+k (any port: each binds its own)."""
+    sock = tmp_path / "gkfs.sock"
+    n = node("2", "--listen", f"ipc://{sock}")
+    members = n.start()
+    assert {h.address for h in members} == {f"ipc://{sock}", f"ipc://{sock}-1"}
+    with Client(n.hosts) as fs:
+        fs.write_file("/x", b"over ipc")
+        assert fs.read_file("/x") == b"over ipc"
+    assert n.stop() == 0
