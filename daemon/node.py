@@ -232,6 +232,8 @@ def supervise(members: list[Member], hosts_path: Path) -> int:
         # Same process group: a Ctrl-C in the terminal reaches every member.
         m.proc = subprocess.Popen(m.argv, stdin=subprocess.DEVNULL, preexec_fn=_set_pdeathsig, env=env)
         log.debug("member process %d: pid %d: %s", m.k, m.proc.pid, " ".join(m.argv))
+    if stopping:  # a signal while they were being started: reach the later ones too
+        forward(signal.SIGTERM, None)
     me = socket.gethostname()
     all_up = False
     failed = False
