@@ -74,7 +74,8 @@ def slurm_start(n: int, base: Path) -> float:
         shared = base / "shared"
         shared.mkdir(mode=0o700)
         script = (f"set -e; export PATH={Path(sys.executable).parent}:$PATH; "
-                  f"t0=$(date +%s.%N); eval \"$(gkfs-ctl cluster start --slurm -q --rootdir {base}/nodes/%h "
+                  f"t0=$(date +%s.%N); eval \"$(gkfs-ctl cluster start --slurm -q --processes-per-node 1 "
+                  f"--rootdir {base}/nodes/%h "
                   f"--hosts-file {shared}/hosts)\"; t1=$(date +%s.%N); echo \"UP $t0 $t1\"; gkfs-ctl cluster stop")
         cp = slurm.run(["salloc", f"--nodes={n}", "sh", "-c", script], timeout=600)
         m = re.search(r"UP (\S+) (\S+)", cp.stdout)

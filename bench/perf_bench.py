@@ -11,6 +11,11 @@ measured in this same run, with the cluster's default security (CURVE).
                 (open O_CREAT|O_EXCL + close), remove, 1 MiB write, 1 MiB read
   aggregate     4 Client processes on 1, 2 and 4 daemons: stat/s and
                 creates/s of all four together (wall clock of the phase)
+  node procs    the same 4 processes on one node's daemon of P member
+                processes (gkfs-daemon --processes P, P = 1, 2); the node's
+                capacity: stats/s of 1 process keeping 64 stats in flight
+                (the daemon, not the client, is the limit); and the
+                ceiling: 4 bare echo clients on 1 and on 2 echo processes
   rpcs          daemon op counters: requests per create / stat / write / read
   preload       bench/e2e_bench.py (riscv64 fsbench under qemu-user through
                 libgkfs_intercept.so): mdtest-like create/stat/remove and
@@ -114,6 +119,52 @@ def bench_echo(n_small: int, n_big: int) -> dict[str, float]:
     return out
 
 
+def _echo_agg_client(port: int, spub: bytes, n: int, barrier, results) -> None:
+    cpub, csec = zmq.curve_keypair()
+    ctx = zmq.Context()
+    d = ctx.socket(zmq.DEALER)
+    d.curve_serverkey, d.curve_publickey, d.curve_secretkey = spub, cpub, csec
+    d.connect(f"tcp://127.0.0.1:{port}")
+    small = b"s" + SMALL_REQ
+    for _ in range(50):
+        d.send(small)
+        d.recv()
+    barrier.wait()
+    t = time.monotonic()
+    for _ in range(n):
+        d.send(small)
+        d.recv()
+    results.put((t, time.monotonic()))
+    d.close(0)
+    ctx.term()
+
+
+def bench_echo_aggregate(procs: int, servers: int, n: int) -> float:
+    """Round trips/s of `procs` bare echo clients together on `servers` echo
+    processes (clients spread over them): the ceiling of the aggregate rows."""
+    sp = mp.get_context("spawn")
+    spub, ssec = zmq.curve_keypair()
+    ports, srv = [], []
+    for _ in range(servers):
+        q = sp.Queue()
+        p = sp.Process(target=_echo_server, args=(ssec, spub, q), daemon=True)
+        p.start()
+        srv.append(p)
+        ports.append(q.get(timeout=30))
+    barrier, results = sp.Barrier(procs), sp.Queue()
+    cs = [sp.Process(target=_echo_agg_client, args=(ports[i % servers], spub, n, barrier, results))
+          for i in range(procs)]
+    for c in cs:
+        c.start()
+    got = [results.get(timeout=300) for _ in cs]
+    for c in cs:
+        c.join(30)
+    for p in srv:
+        p.terminate()
+        p.join(10)
+    return procs * n / (max(t[1] for t in got) - min(t[0] for t in got))
+
+
 # ---------------------------------------------------------------- local fs
 
 def bench_local(files: int, mib: int, workdir: Path) -> dict[str, float]:
@@ -153,16 +204,21 @@ def bench_local(files: int, mib: int, workdir: Path) -> dict[str, float]:
 # ---------------------------------------------------------------- gkfs
 
 class Cluster:
-    def __init__(self, base: Path, n: int):
+    """n members on this host; per_node > 1: n/per_node node daemons of
+    per_node member processes each (gkfs-daemon --processes)."""
+
+    def __init__(self, base: Path, n: int, per_node: int = 1):
         from gkfs_client.ctl import cluster
         self._cluster = cluster
         self.n = n
-        self.hosts = base / f"hosts-{n}"
-        self.base = base / f"cluster-{n}"
+        self.per_node = per_node
+        tag = f"{n}" if per_node == 1 else f"{n}-p{per_node}"
+        self.hosts = base / f"hosts-{tag}"
+        self.base = base / f"cluster-{tag}"
 
     def __enter__(self) -> "Cluster":
         args = argparse.Namespace(chunk_size=None, mount=None, config=None, log_level="warning", timeout=60.0)
-        self._cluster.start_cluster(self.n, self.hosts, self.base, args)
+        self._cluster.start_cluster(self.n, self.hosts, self.base, args, self.per_node)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -262,6 +318,49 @@ def bench_aggregate(cl: Cluster, procs: int, files: int) -> dict[str, float]:
     return out
 
 
+def _capacity_worker(hosts: str, paths: list[str], rounds: int, window: int, results) -> None:
+    from gkfs_client import distribution, hostsfile, security
+    from gkfs_client.rpc import Call, Rpc
+    from gkfs_client.transport import ZmqTransport
+    m = hostsfile.read_membership(hosts)
+    rpc = Rpc(ZmqTransport([h.address for h in m.slots], key=security.client_credentials(Path(hosts))),
+              timeout_s=60)
+    calls = [Call(distribution.metadata_owner(p, m.members), "stat", {"path": p}) for p in paths]
+    batches = [calls[i:i + window] for i in range(0, len(calls), window)]
+    rpc.call_many(batches[0])
+    t = time.monotonic()
+    for _ in range(rounds):
+        for b in batches:
+            rpc.call_many(b)
+    results.put((t, time.monotonic(), rounds * len(calls)))
+    rpc.close()
+
+
+def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> float:
+    """Stats/s the node's daemon serves when it, not the clients, is the limit:
+    `procs` processes each keep `window` stat requests in flight (one
+    Rpc.call_many per window: cheap for the client), files spread over all
+    members."""
+    from gkfs_client.client import Client
+    with Client(cl.hosts) as c:
+        work = f"/cap-{time.monotonic_ns()}"
+        c.mkdir(work, 0o755)
+        paths = [f"{work}/f{i}" for i in range(files)]
+        for p in paths:
+            c.close(c.open(p, os.O_CREAT | os.O_WRONLY, 0o644))
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    rounds = max(3, -(-8000 // files))  # >= 8,000 stats: long enough to mean something on a noisy machine
+    ps = [ctx.Process(target=_capacity_worker, args=(str(cl.hosts), paths, rounds, window, results))
+          for _ in range(procs)]
+    for p in ps:
+        p.start()
+    got = [results.get(timeout=600) for _ in ps]
+    for p in ps:
+        p.join(60)
+    return sum(g[2] for g in got) / (max(g[1] for g in got) - min(g[0] for g in got))
+
+
 def count_rpcs(cl: Cluster) -> dict[str, float]:
     """Requests the daemons received per call (op counters, all daemons)."""
     from gkfs_client.client import Client
@@ -331,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mib", type=int, default=32, help="MiB written and read in 1 MiB calls (default 32)")
     p.add_argument("--procs", type=int, default=4, help="client processes in the aggregate runs (default 4)")
     p.add_argument("--daemons", default="1,2,4", help="daemon counts for the aggregate runs (default 1,2,4)")
+    p.add_argument("--node-processes", default="1,2", help="member processes of the one-node daemon in the "
+                   "node rows (default 1,2)")
     p.add_argument("--repeat", type=int, default=3, help="rounds, median kept (default 3)")
     p.add_argument("--quick", action="store_true", help="smaller sizes, 2 rounds, no preload runs")
     p.add_argument("--no-preload", action="store_true", help="skip the riscv64 preload runs")
@@ -343,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         a.no_intercept = True
     os.environ.setdefault("LIBGKFS_SECURITY", "curve")
     daemons = [int(x) for x in a.daemons.split(",") if x]
+    node_procs = [int(x) for x in a.node_processes.split(",") if x]
     t0 = time.monotonic()
     rounds: dict[str, list[dict[str, float]]] = {}
     rpcs: dict[str, float] = {}
@@ -361,6 +463,13 @@ def main(argv: list[str] | None = None) -> int:
                         if rnd == 0:
                             rpcs = count_rpcs(cl)
                     rounds.setdefault(f"agg{n}", []).append(bench_aggregate(cl, a.procs, a.agg_files))
+            for pn in node_procs:  # one node's daemon of pn member processes
+                with Cluster(d, pn, per_node=pn) as cl:
+                    g = bench_aggregate(cl, a.procs, a.agg_files)
+                    g["capacity"] = bench_capacity(cl, 1, 4 * a.agg_files)
+                    rounds.setdefault(f"node{pn}", []).append(g)
+            rounds.setdefault("echo_agg", []).append(
+                {f"servers{k}": bench_echo_aggregate(a.procs, k, 4 * a.agg_files) for k in (1, 2)})
             rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))  # bracket the round
     res = {k: med(v) for k, v in rounds.items()}
     preload = None if a.no_preload else bench_preload(200, 16)
@@ -390,6 +499,22 @@ def main(argv: list[str] | None = None) -> int:
                      res[f"agg{daemons[0]}"]["stat"], "grows"))
         rows.append((f"{a.procs} procs creates/s: {n} daemons / 1 daemon", res[f"agg{n}"]["create"],
                      res[f"agg{daemons[0]}"]["create"], "grows"))
+    ea = res.get("echo_agg", {})
+    for pn in node_procs:
+        g = res[f"node{pn}"]
+        rows.append((f"{a.procs} procs, 1 node, P={pn}: stat/s / serial", g["stat"], s["stat"], ">= 15,000/s"))
+        rows.append((f"{a.procs} procs, 1 node, P={pn}: creates/s / serial", g["create"], s["create"],
+                     ">= 8,000/s"))
+        rows.append((f"1 proc, 64 in flight, 1 node, P={pn}: stat/s / serial", g["capacity"], s["stat"], ""))
+    for pn in node_procs[1:]:
+        for ph in ("stat", "create", "capacity"):
+            rows.append((f"{a.procs if ph != 'capacity' else 1} procs {ph}/s: 1 node P={pn} / P={node_procs[0]}",
+                         res[f"node{pn}"][ph], res[f"node{node_procs[0]}"][ph], "grows"))
+    if ea:
+        rows.append((f"ceiling: {a.procs} echo clients rt/s, 2 echo procs / 1", ea["servers2"], ea["servers1"], ""))
+        for pn in node_procs:
+            rows.append((f"{a.procs} procs stat/s, P={pn} / {a.procs}-client echo ({min(pn, 2)} echo)",
+                         res[f"node{pn}"]["stat"], ea[f"servers{min(pn, 2)}"], ""))
     if preload and "error" not in preload:
         for ph in ("create", "stat", "remove", "write", "read"):
             rows.append((f"preload riscv64 {ph} / local fs", preload["gkfs"][ph], preload["local"][ph], ""))

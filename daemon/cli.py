@@ -1,5 +1,9 @@
 """gkfs-daemon: command line, start-up and orderly shutdown.
 
+`--processes P` (default auto: the cores this process is given) > 1 makes
+this process the node's supervisor of P member processes (node.py), each of
+which runs what follows with `--processes 1`.
+
 Start-up: resolve the config (flags > --config file > defaults), take the
 rootdir (exclusive flock, so two daemons never share one), open LMDB and
 the chunk store, bind, and only then register in the hosts file, so a
@@ -23,6 +27,7 @@ from pathlib import Path
 from gkfs_client import hostsfile, netif, protocol, security
 from gkfs_client.config import ConfigError, DaemonConfig, daemon_config
 
+from . import node
 from .chunkstore import ChunkStore
 from .handlers import DaemonState
 from .metadata import MetadataStore
@@ -73,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="register in this member's own entry <hosts-file>.d/<id> instead of editing the "
                    "hosts file under flock (for hosts files on a shared file system, where flock may not "
                    "work across nodes); the cluster record must exist (the launcher writes it first)")
+    p.add_argument("--processes", default="auto", metavar="auto|P",
+                   help="member processes on this node (default auto: one per core this process may run on, "
+                   "len(sched_getaffinity); under Slurm the job step's CPUs). One Python process uses one core, "
+                   "so each member is a full daemon with its own endpoint, its own part of the root dir "
+                   "(<rootdir>/proc-<k>, or --rootdir with %%i per member id) and its own slot in the cluster "
+                   "(ids --id .. --id+P-1; with --id-from-rank: rank*P .. rank*P+P-1); this process supervises "
+                   "them. auto never exceeds the cluster's member count and reuses the process count a root "
+                   "dir was used with. 1: this process is the daemon itself")
     p.add_argument("--workers", type=int, help=f"request worker threads (default {d.workers})")
     p.add_argument("--max-frame-size", type=int, help=f"largest frame/message accepted (default {d.max_frame_size})")
     p.add_argument("--security", choices=security.MODES,
@@ -232,6 +245,16 @@ def published_address(bound: str, publish_host: str | None = None) -> str:
 
 
 RANK_VARIABLES = ("SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK")
+SIZE_VARIABLES = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+def tasks_from_env() -> int | None:
+    """How many tasks the launcher started (one node daemon each), if it says."""
+    for name in SIZE_VARIABLES:
+        value = os.environ.get(name)
+        if value is not None and value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
 
 
 def rank_from_env() -> int:
@@ -258,11 +281,12 @@ def expand_patterns(cfg: DaemonConfig, host_id: int | None) -> DaemonConfig:
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
-def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None, shared_fs: bool = False) -> int:
+def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None, shared_fs: bool = False,
+        taken: tuple[Path, int] | None = None) -> int:
     if shared_fs and want_id is None:
         raise StartupError("--shared-fs needs a fixed id: give --id or --id-from-rank")
     bind, publish_host = netif.resolve_listen(cfg.listen)
-    rootdir, lock_fd = take_rootdir(cfg)
+    rootdir, lock_fd = taken or take_rootdir(cfg)
     ident = load_identity(rootdir)
     check_identity(rootdir, ident, cfg, want_id, want_members)
     hosts_path = cfg.hosts_path()
@@ -290,6 +314,8 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
     if key is not None:
         from .peer import Peers
         state.peers = Peers(hosts_path, key, meta.get)
+        from .siblings import SiblingRecords
+        state.peers.siblings = SiblingRecords.from_env(rootdir, record.uuid, hosts_path)
     server = Server(state, normalise_listen(bind), key, keys)
     state.address = published_address(server.address, publish_host)
     # Signals only set a flag; the broker loop notices within 100 ms.
@@ -367,14 +393,32 @@ def main(argv: list[str] | None = None) -> int:
         print("gkfs-daemon: give --id or --id-from-rank, not both", file=sys.stderr)
         return 2
     try:
-        want_id = rank_from_env() if args.id_from_rank else args.id
-        cfg = expand_patterns(cfg, want_id)
+        processes = node.parse_processes(args.processes)
+    except ValueError:
+        print(f"gkfs-daemon: --processes must be 'auto' or a number >= 1, not {args.processes!r}", file=sys.stderr)
+        return 2
+    try:
+        rank = rank_from_env() if args.id_from_rank else None
+    except StartupError as exc:
+        print(f"gkfs-daemon: {exc}", file=sys.stderr)
+        return 2
+    try:
+        cfg = expand_host(cfg)
+        plan = plan_node(cfg, processes, args.id, rank, args.members)
+    except (StartupError, node.NodeStartupError, hostsfile.HostsFileError, security.SecurityError) as exc:
+        print(f"gkfs-daemon: {exc}", file=sys.stderr)
+        return 1
+    processes, first_id, taken = plan
+    if processes > 1:
+        return run_node(build_parser(), args, cfg, processes, first_id, taken)
+    try:
+        cfg = expand_patterns(cfg, first_id)
     except StartupError as exc:
         print(f"gkfs-daemon: {exc}", file=sys.stderr)
         return 2
     setup_logging(cfg)
     try:
-        return run(cfg, want_id, args.members, shared_fs=args.shared_fs)
+        return run(cfg, first_id, args.members, shared_fs=args.shared_fs, taken=taken)
     except (StartupError, hostsfile.HostsFileError, netif.ListenError, security.SecurityError) as exc:
         log.error("%s", exc)
         return 1
@@ -382,6 +426,88 @@ def main(argv: list[str] | None = None) -> int:
         # zmq bind errors and the like: a clear one-line message, not a traceback
         log.error("cannot start: %s", exc, exc_info=cfg.log_level == "debug")
         return 1
+
+
+def expand_host(cfg: DaemonConfig) -> DaemonConfig:
+    """%h -> the host name in rootdir and log_file (%i is per member: later)."""
+    changes = {name: getattr(cfg, name).replace("%h", socket.gethostname())
+               for name in ("rootdir", "log_file") if "%h" in getattr(cfg, name)}
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def plan_node(cfg: DaemonConfig, processes: int | None, id_arg: int | None, rank: int | None,
+              members_arg: int | None) -> tuple[int, int | None, tuple[Path, int] | None]:
+    """(member processes, first member id, root dir taken now with its lock fd).
+
+    A root dir without %i is taken (locked) here: its layout decides auto and
+    is checked against an explicit count; with P > 1 this process keeps its
+    lock and the members live in its proc-<k> subdirectories.
+    """
+    taken = None
+    layout = None
+    if "%i" not in cfg.rootdir:
+        taken = take_rootdir(cfg)
+        layout = node.rootdir_layout(taken[0])
+    try:
+        if processes is None:
+            if layout is not None:
+                processes = layout  # a restart finds its data where it left it
+            else:
+                processes = node.cores_given()
+                cap = members_arg
+                if cap is None:
+                    try:
+                        record = hostsfile.read_record_or_none(cfg.hosts_path())
+                    except hostsfile.HostsFileError:
+                        record = None
+                    cap = record.members if record else None
+                tasks = tasks_from_env() if rank is not None else None
+                if cap is not None and tasks and cap % tasks == 0:
+                    processes = cap // tasks  # the same on every node: N tasks x P members
+                elif cap is not None:
+                    processes = max(1, min(processes, cap - (id_arg or 0)))
+        if taken is not None:
+            node.check_layout(taken[0], processes)
+    except BaseException:
+        if taken is not None:
+            os.close(taken[1])
+        raise
+    first_id = id_arg if id_arg is not None else (rank * processes if rank is not None else None)
+    return processes, first_id, taken
+
+
+def run_node(parser: argparse.ArgumentParser, args, cfg: DaemonConfig, processes: int, first_id: int | None,
+             taken: tuple[Path, int] | None) -> int:
+    """Supervise `processes` member processes (node.py)."""
+    setup_logging(dataclasses.replace(cfg, log_file="" if "%i" in cfg.log_file else cfg.log_file))
+    try:
+        if args.shared_fs and first_id is None:
+            raise StartupError("--shared-fs needs a fixed id: give --id or --id-from-rank")
+        for name in ("rootdir", "log_file"):
+            if "%i" in getattr(cfg, name) and first_id is None:
+                raise StartupError(f"--{name.replace('_', '-')} uses %i but the member ids are not known: "
+                                   "give --id or --id-from-rank")
+        netif.resolve_listen(cfg.listen)  # a bad --listen: one clear error, not one per member
+        members = args.members
+        if members is None and not first_id:
+            try:
+                record = hostsfile.read_record_or_none(cfg.hosts_path())
+            except hostsfile.HostsFileError:
+                record = None
+            if record is None and not args.shared_fs:
+                members = processes  # a new one-node cluster of P members
+        base = taken[0] if taken else None
+        plan = node.plan_members(parser, args, cfg, processes, first_id, members, base)
+        ids = f"ids {first_id}..{first_id + processes - 1}" if first_id is not None else "ids by slot"
+        log.info("starting %d member processes (%s) on %s; root dirs %s", processes, ids,
+                 socket.gethostname(), ", ".join(m.rootdir for m in plan))
+        return node.supervise(plan, cfg.hosts_path())
+    except (StartupError, netif.ListenError) as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        if taken is not None:
+            os.close(taken[1])
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from gkfs_client import distribution, hostsfile, security
 from gkfs_client.rpc import Call, Rpc
 from gkfs_client.transport import ZmqTransport
 
+from .siblings import MISS
+
 PEER_TIMEOUT_S = 5.0
 OWNERS_CACHED = 16384  # directory paths whose owner is remembered
 
@@ -49,6 +51,8 @@ class Peers:
         self.host_id = -1
         self._members: int | None = None  # the cluster record's member count (fixed at its creation)
         self._owners: dict[str, int] = {}
+        # Members of this node's daemon: records read from their LMDB (siblings.py).
+        self.siblings = None
         self._tls = threading.local()
 
     def _view(self):
@@ -103,6 +107,8 @@ class Peers:
         for i, path in enumerate(paths):
             if owners[i] == self.host_id:
                 out[i] = self.local_get(path)
+            elif self.siblings is not None and (rec := self.siblings.get(owners[i], path)) is not MISS:
+                out[i] = rec
             else:
                 remote.append(i)
         if not remote:

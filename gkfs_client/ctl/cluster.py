@@ -11,8 +11,15 @@ answer ping; otherwise stops what it started and fails with the daemon's
 own log tail. Starting an existing cluster again needs the same N: the
 member count is fixed for the cluster's life (another -n is an error).
 
+-n N is the member count (the local test and demo form): with
+--processes-per-node P (default 1 here) it starts N/P `gkfs-daemon
+--processes P` commands, each supervising P member processes with ids
+j*P .. j*P+P-1 (root dirs daemon-<id> each), so one host can stand for
+N/P nodes of P cores.
+
 stop: SIGTERMs the members registered in the hosts file (those on this
-host) and waits until they are gone; each removes its own entry on exit.
+host) and waits until they are gone, and their node daemons (the
+supervisors of P > 1 members) with them; each removes its own entry on exit.
 The cluster record stays, so `cluster start` brings the same cluster back.
 
 Both find the hosts file like every other command (--hosts-file, else
@@ -55,7 +62,14 @@ def register(subparsers) -> None:
         "line on stdout.")
     s.add_argument("--hosts-file", default=argparse.SUPPRESS,
                    help="the hosts file (same as gkfs-ctl --hosts-file; with --slurm/--mpirun on a shared file system)")
-    s.add_argument("-n", "--daemons", type=int, default=3, help="number of local daemons (default 3)")
+    s.add_argument("-n", "--daemons", type=int, default=3, help="number of local members (daemon processes) "
+                   "(default 3)")
+    s.add_argument("--processes-per-node", metavar="auto|P", default=None,
+                   help="member processes per node daemon (gkfs-daemon --processes): one Python process uses "
+                   "one core, so a node's daemon runs one member per core. With --slurm/--mpirun default auto "
+                   "(Slurm: the CPUs the job has on each node, the smallest count; mpirun: the cores of this "
+                   "host) and the cluster has nodes x P members. Local (-n N): default 1; P > 1 starts N/P "
+                   "node daemons of P members each (N must be a multiple of P)")
     s.add_argument("--rootdir", help="parent of the daemons' root dirs, daemon-<id> each (default: the per-user "
                    "runtime dir, $XDG_RUNTIME_DIR/gkfs or /tmp/gkfs-<uid>; with --slurm/--mpirun a "
                    "node-local path such as /tmp or a local SSD, the same path on every node)")
@@ -113,7 +127,8 @@ def parse_size(text: str) -> int:
     return int(t) * mult
 
 
-def _daemon_command(args, index: int, rootdir: Path, hosts: Path, record: hostsfile.ClusterRecord) -> list[str]:
+def _daemon_command(args, index: int, rootdir: Path, hosts: Path, record: hostsfile.ClusterRecord,
+                    per_node: int = 1) -> list[str]:
     exe = shutil.which("gkfs-daemon")
     # Fall back to the module when the console script is not on PATH (an
     # editable install used from a venv that is not activated).
@@ -121,7 +136,7 @@ def _daemon_command(args, index: int, rootdir: Path, hosts: Path, record: hostsf
     # --id: a restarted daemon keeps its place, so placement does not move.
     cmd += ["--rootdir", str(rootdir), "--hosts-file", str(hosts), "--listen", "tcp://127.0.0.1:0",
             "--id", str(index), "--members", str(record.members), "--chunk-size", str(record.chunk_size),
-            "--mount", record.mount]
+            "--mount", record.mount, "--processes", str(per_node)]
     if args.config:
         cmd += ["--config", args.config]
     if args.log_level:
@@ -177,12 +192,15 @@ def _record_for(n: int, hosts: Path, args) -> hostsfile.ClusterRecord:
     return record
 
 
-def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]:
-    """Start n daemons; return their hosts-file entries once all answer ping.
+def start_cluster(n: int, hosts: Path, base: Path, args, per_node: int = 1) -> list[hostsfile.Host]:
+    """Start n members (n/per_node node daemons); return their hosts-file
+    entries once all answer ping.
 
     Raises RuntimeError (with the failing daemon's log tail) otherwise,
     after stopping the daemons it started.
     """
+    if n % per_node:
+        raise RuntimeError(f"-n {n} is not a multiple of --processes-per-node {per_node}")
     already = _live_local(_read_or_empty(hosts))
     if already:
         raise RuntimeError(f"{hosts} already lists {len(already)} running daemon(s) "
@@ -202,19 +220,25 @@ def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]
         if h.hostname == me and not _alive(h.pid):
             hostsfile.unregister(hosts, h.id, h.pid)
     procs: list[tuple[subprocess.Popen, Path]] = []
-    for i in range(n):
-        rootdir = base / f"daemon-{i}"
-        rootdir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        log = rootdir.parent / f"daemon-{i}.log"
+    for i in range(0, n, per_node):
+        if per_node == 1:
+            rootdir = base / f"daemon-{i}"
+            rootdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            log = base / f"daemon-{i}.log"
+        else:
+            # Every member keeps its own root dir daemon-<id>, whatever P.
+            rootdir = base / "daemon-%i"
+            log = base / f"daemons-{i}-{i + per_node - 1}.log"
         with open(os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600),
                   "ab") as logf:
             # New session: the daemons outlive this command and a Ctrl-C in
             # the shell that ran `cluster start` does not reach them.
-            proc = subprocess.Popen(_daemon_command(args, i, rootdir, hosts, record), stdin=subprocess.DEVNULL,
-                                    stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(_daemon_command(args, i, rootdir, hosts, record, per_node),
+                                    stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         procs.append((proc, log))
     try:
-        return _wait_ready(procs, hosts, args.timeout)
+        return _wait_ready(procs, hosts, args.timeout, n)
     except BaseException:
         for proc, _ in procs:
             if proc.poll() is None:
@@ -227,19 +251,29 @@ def start_cluster(n: int, hosts: Path, base: Path, args) -> list[hostsfile.Host]
         raise
 
 
-def _wait_ready(procs, hosts: Path, timeout: float) -> list[hostsfile.Host]:
+def parent_pid(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rpartition(")")[2].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _wait_ready(procs, hosts: Path, timeout: float, members: int | None = None) -> list[hostsfile.Host]:
     from gkfs_client.rpc import Call, Rpc
     from gkfs_client.transport import ZmqTransport
 
     deadline = time.monotonic() + timeout
     pids = {p.pid for p, _ in procs}
+    members = len(procs) if members is None else members
     while True:
         for proc, log in procs:
             if proc.poll() is not None:
                 raise RuntimeError(f"gkfs-daemon (pid {proc.pid}) exited with status {proc.returncode} "
                                    f"during start-up; its log {log} ends with:\n{_tail(log)}")
-        mine = [h for h in _read_or_empty(hosts) if h.pid in pids]
-        if len(mine) == len(procs):
+        # A member is ours when we started it, or its node daemon (P > 1).
+        mine = [h for h in _read_or_empty(hosts) if h.pid in pids or parent_pid(h.pid) in pids]
+        if len(mine) == members:
             rpc = Rpc(ZmqTransport([h.address for h in mine], key=security.client_credentials(hosts)),
                       timeout_s=max(0.5, deadline - time.monotonic()))
             try:
@@ -251,7 +285,7 @@ def _wait_ready(procs, hosts: Path, timeout: float) -> list[hostsfile.Host]:
                 return mine
         if time.monotonic() > deadline:
             have = len(mine)
-            raise RuntimeError(f"only {have} of {len(procs)} daemons registered in {hosts} and answered "
+            raise RuntimeError(f"only {have} of {members} daemons registered in {hosts} and answered "
                                f"ping within {timeout:g} s; log of the first daemon:\n{_tail(procs[0][1])}")
         time.sleep(0.05)
 
@@ -281,18 +315,52 @@ def stop_cluster(hosts_path: Path, timeout: float, node_only: bool = False) -> t
             hostsfile.unregister(hosts_path, h.id, h.pid)
         else:
             targets.append(h)
+    # The node daemons supervising P > 1 members exit once their members have.
+    supervisors = {pp for pp in (parent_pid(h.pid) for h in targets) if pp and _is_node_daemon(pp)}
     for h in targets:
         try:
             os.kill(h.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    while any(_alive(h.pid) for h in targets) and time.monotonic() < deadline:
+    while any(_alive(pid) for pid in [*(h.pid for h in targets), *supervisors]) and time.monotonic() < deadline:
         time.sleep(0.05)
     for h in targets:
         if _alive(h.pid):
             problems.append(f"daemon {h.id} (pid {h.pid}, {h.address}) still running after {timeout:g} s")
+    for pid in supervisors:
+        if _alive(pid):
+            problems.append(f"node daemon (pid {pid}) still running after {timeout:g} s")
     return len(targets), problems
+
+
+def _is_node_daemon(pid: int) -> bool:
+    """A gkfs-daemon supervising member processes (never srun's or mpirun's own processes)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return any(a.endswith((b"gkfs-daemon", b"gkfs_daemon.cli")) for a in argv[:3])
+
+
+def cores_given() -> int:
+    """CPUs this process may run on (what gkfs-daemon --processes auto uses)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def per_node_processes(text: str | None, default: str) -> int | None:
+    """--processes-per-node: None for auto, else P >= 1 (ValueError when bad)."""
+    value = text or default
+    if value == "auto":
+        return None
+    p = int(value)
+    if p < 1:
+        raise ValueError(f"--processes-per-node must be 'auto' or >= 1, not {value}")
+    return p
 
 
 def _engine(args) -> str | None:
@@ -308,8 +376,9 @@ def run_launch(args, engine: str) -> int:
         error("cluster start", str(exc))
         return EXIT_FAIL
     nodes = len({h.hostname for h in members})
-    err_console.print(f"started {len(members)} daemon(s) on {nodes} node(s) through {engine} in {took:.1f} s; "
-                      f"hosts file {hosts}", markup=False)
+    err_console.print(f"started {len(members)} daemon(s) on {nodes} node(s) through {engine} in {took:.1f} s "
+                      f"({len(members) // max(1, nodes)} member processes per node); hosts file {hosts}",
+                      markup=False)
     for h in members:
         err_console.print(f"  {h.id}  {h.hostname}  {h.address}  pid {h.pid}", markup=False)
     print(f"export {hostsfile.ENV_HOSTS_FILE}={hosts}", flush=True)
@@ -332,7 +401,10 @@ def run_start(args) -> int:
         error("cluster start", "-n must be at least 1")
         return EXIT_FAIL
     try:
-        started = start_cluster(args.daemons, hosts, base.resolve(), args)
+        per_node = per_node_processes(getattr(args, "processes_per_node", None), "1")
+        if per_node is None:
+            per_node = min(cores_given(), args.daemons)
+        started = start_cluster(args.daemons, hosts, base.resolve(), args, per_node)
     except (RuntimeError, ValueError, OSError, hostsfile.HostsFileError, ConfigError) as exc:
         error("cluster start", str(exc))
         return EXIT_FAIL

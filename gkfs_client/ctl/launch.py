@@ -3,7 +3,10 @@
 `gkfs-ctl cluster start --slurm` (inside an allocation) or `--mpirun --host
 a,b,c` starts one `gkfs-daemon` per node with the site's own launcher, the
 launcher process left running in the background (its tasks are the
-daemons). The hosts file must be on a file system every node shares; it is
+daemons). Each node's daemon runs P member processes (--processes-per-node,
+default auto: one per core; node.py in the daemon), so the cluster has
+nodes x P members, ids rank*P .. rank*P+P-1 on the node of launcher rank
+`rank`, root dirs <rootdir>/daemon-<id>. The hosts file must be on a file system every node shares; it is
 written the shared-file-system way (hostsfile.py, "Shared file systems"):
 
 1. stale state of an earlier launch with the same hosts file is removed;
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -58,6 +62,11 @@ class LaunchRecord:
     launcher_log: str
     mpirun: str = ""
     slurm_job: str = ""
+    per_node: int = 1  # member processes per node daemon
+
+    @property
+    def node_count(self) -> int:
+        return self.members // max(1, self.per_node)
 
     @staticmethod
     def path(hosts: Path) -> Path:
@@ -120,13 +129,41 @@ def slurm_nodes(requested: int | None) -> int:
     return n
 
 
-def slurm_prefix(n: int, extra: list[str]) -> list[str]:
+def slurm_prefix(n: int, extra: list[str], cpus: int = 1) -> list[str]:
     srun = shutil.which("srun")
     if not srun:
         raise LaunchError("--slurm: srun not found on PATH")
     # --overlap: the job's own steps may use the same CPUs as the daemons.
+    # --cpus-per-task: the node daemon's P members get P CPUs of the step.
     return [srun, "--overlap", f"--nodes={n}", f"--ntasks={n}", "--ntasks-per-node=1",
-            "--kill-on-bad-exit=0", *extra]
+            *([f"--cpus-per-task={cpus}"] if cpus > 1 else []), "--kill-on-bad-exit=0", *extra]
+
+
+def slurm_cpus_per_node() -> int:
+    """The CPUs the job has on each node, the smallest count
+    (SLURM_JOB_CPUS_PER_NODE, e.g. '72(x2),36'; else SLURM_CPUS_ON_NODE)."""
+    text = os.environ.get("SLURM_JOB_CPUS_PER_NODE", "")
+    counts = [int(m) for m in re.findall(r"(\d+)(?:\(x\d+\))?", text)]
+    if counts:
+        return max(1, min(counts))
+    on_node = os.environ.get("SLURM_CPUS_ON_NODE", "")
+    return max(1, int(on_node)) if on_node.isdigit() else 1
+
+
+def processes_per_node(args, engine: str) -> int:
+    """--processes-per-node, auto resolved for the engine (one member per core)."""
+    from gkfs_client.ctl.cluster import per_node_processes
+    try:
+        p = per_node_processes(getattr(args, "processes_per_node", None), "auto")
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+    if p is not None:
+        return p
+    if engine == "slurm":
+        return slurm_cpus_per_node()
+    # mpirun: the nodes' cores are not known here; this host's stand for them.
+    from gkfs_client.ctl.cluster import cores_given
+    return cores_given()
 
 
 def mpirun_flavour(mpirun: str) -> str:
@@ -142,11 +179,15 @@ def mpirun_flavour(mpirun: str) -> str:
     raise LaunchError(f"--mpirun: {mpirun} is neither Open MPI nor an MPICH/Hydra mpiexec:\n{text[:500]}")
 
 
-def mpirun_prefix(mpirun: str, nodes: list[str], extra: list[str]) -> list[str]:
+def mpirun_prefix(mpirun: str, nodes: list[str], extra: list[str], per_node: int = 1) -> list[str]:
     n = len(nodes)
     if mpirun_flavour(mpirun) == "openmpi":
-        return [mpirun, "-np", str(n), "--host", ",".join(nodes), "--map-by", "node", *extra]
-    return [mpirun, "-n", str(n), "-hosts", ",".join(nodes), "-ppn", "1", *extra]
+        # Open MPI binds a task to one core by default: the P members of a
+        # node daemon would share it.
+        unbound = ["--bind-to", "none"] if per_node > 1 else []
+        return [mpirun, "-np", str(n), "--host", ",".join(nodes), "--map-by", "node", *unbound, *extra]
+    return [mpirun, "-n", str(n), "-hosts", ",".join(nodes), "-ppn", "1",
+            *(["-bind-to", "none"] if per_node > 1 else []), *extra]
 
 
 def parse_host_list(text: str | None, hostfile: str | None) -> list[str]:
@@ -167,11 +208,12 @@ def parse_host_list(text: str | None, hostfile: str | None) -> list[str]:
 
 # -------------------------------------------------------------------- start
 
-def daemon_args(args, hosts: Path, rootdir: str, logs: Path, record: hostsfile.ClusterRecord) -> list[str]:
+def daemon_args(args, hosts: Path, rootdir: str, logs: Path, record: hostsfile.ClusterRecord,
+                per_node: int = 1) -> list[str]:
     cmd = [*_daemon_program(), "--id-from-rank", "--shared-fs", "--hosts-file", str(hosts),
            "--rootdir", rootdir, "--listen", args.listen or "auto",
            "--log-file", str(logs / "daemon-%i.log"), "--members", str(record.members),
-           "--chunk-size", str(record.chunk_size), "--mount", record.mount]
+           "--chunk-size", str(record.chunk_size), "--mount", record.mount, "--processes", str(per_node)]
     if args.config:
         cmd += ["--config", args.config]
     if args.log_level:
@@ -198,10 +240,11 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
     t0 = time.monotonic()
     hosts = hosts_file_for(args, engine)
     extra = list(args.launcher_arg or [])
+    per_node = processes_per_node(args, engine)
     if engine == "slurm":
         n = slurm_nodes(args.nodes)
         nodes: list[str] = []
-        prefix = slurm_prefix(n, extra)
+        prefix = slurm_prefix(n, extra, per_node)
         mpirun = ""
     else:
         nodes = parse_host_list(args.host, args.hostfile)
@@ -209,7 +252,7 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
             raise LaunchError(f"--nodes {args.nodes} but {len(nodes)} hosts given")
         n = len(nodes)
         mpirun = shutil.which(args.mpirun_command) or args.mpirun_command
-        prefix = mpirun_prefix(mpirun, nodes, extra)
+        prefix = mpirun_prefix(mpirun, nodes, extra, per_node)
     # Owner-only dir; the cluster's keys made once, here, before N daemons
     # look for them at once (on a shared file system they would race).
     security.ensure_private_dir(hosts.parent, what="gkfs hosts file dir")
@@ -220,28 +263,28 @@ def start(args, engine: str) -> tuple[Path, list[hostsfile.Host], float]:
     from gkfs_client.ctl.cluster import _record_for
     fresh = hostsfile.read_record_or_none(hosts) is None
     try:
-        record = _record_for(n, hosts, args)  # written once, before any daemon starts
+        record = _record_for(n * per_node, hosts, args)  # written once, before any daemon starts
     except (RuntimeError, ConfigError) as exc:
         raise LaunchError(str(exc)) from None
     logs = security.ensure_private_dir(logs_dir(hosts), what="gkfs launch logs dir")
     rootdir = str(Path(args.rootdir) / "daemon-%i") if args.rootdir else str(hostsfile.runtime_dir() / "daemon-%i")
-    cmd = prefix + daemon_args(args, hosts, rootdir, logs, record)
+    cmd = prefix + daemon_args(args, hosts, rootdir, logs, record, per_node)
     launcher_log = logs / f"{engine}.log"
     with open(launcher_log, "ab") as logf:
         logf.write(f"# {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n".encode())
         logf.flush()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                 start_new_session=True)
-    rec = LaunchRecord(engine, n, nodes, proc.pid, socket.gethostname(), str(launcher_log), mpirun,
-                       os.environ.get("SLURM_JOB_ID", "") if engine == "slurm" else "")
+    rec = LaunchRecord(engine, n * per_node, nodes, proc.pid, socket.gethostname(), str(launcher_log), mpirun,
+                       os.environ.get("SLURM_JOB_ID", "") if engine == "slurm" else "", per_node)
     rec.save(hosts)
     try:
-        members = wait_members(hosts, n, proc, launcher_log, args.timeout, progress=not args.quiet)
+        members = wait_members(hosts, n * per_node, proc, launcher_log, args.timeout, progress=not args.quiet)
     except BaseException:
         # A cluster that never had a member is not a cluster: a failed first
         # launch leaves no record (no root dir can belong to it yet; looked
         # at before the stop, which removes the entries of those that ran).
-        joined = any(_entry_present(hosts, k) for k in range(n))
+        joined = any(_entry_present(hosts, k) for k in range(n * per_node))
         _abort(proc)
         if fresh and not joined:
             hosts.unlink(missing_ok=True)
@@ -324,7 +367,7 @@ def stop(hosts: Path, rec: LaunchRecord, timeout: float) -> list[str]:
     node_stop = [*_ctl_command(), "--hosts-file", str(hosts), "cluster", "stop", "--node-only",
                  "--timeout", str(timeout)]
     if rec.engine == "slurm":
-        cmd = slurm_prefix(rec.members, []) + node_stop
+        cmd = slurm_prefix(rec.node_count, []) + node_stop
     else:
         cmd = mpirun_prefix(rec.mpirun or "mpirun", rec.nodes, []) + node_stop
     problems: list[str] = []

@@ -1,6 +1,8 @@
-"""`gkfs-ctl status`: one line per member of the cluster.
+"""`gkfs-ctl status`: one line per member of the cluster, grouped by node.
 
-Every member slot of the cluster record is listed, registered or not:
+Every member slot of the cluster record is listed, registered or not,
+grouped by the node (host name) it runs on (a node's daemon runs one member
+process per core), with a line per node and the node total in the title:
 address, up/down/missing, ping round trip, uptime, files, bytes stored,
 free space and op counters, as a rich table or (--json) as a list of
 objects. Exits 1 when any member is down or missing, so scripts can use it
@@ -12,6 +14,7 @@ import json
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gkfs_client.ctl._common import EXIT_FAIL, EXIT_OK, cluster_command, error
@@ -72,12 +75,36 @@ def collect(args) -> list[dict]:
     return rows
 
 
+def by_node(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Rows grouped by host name, nodes in the order of their first member id;
+    members with no entry (no host known) last."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["hostname"] or "", []).append(r)
+    named = [(h, g) for h, g in groups.items() if h]
+    return named + ([("", groups[""])] if "" in groups else [])
+
+
 def render(rows: list[dict], console: Console) -> None:
-    table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} members up")
+    groups = by_node(rows)
+    nodes = sum(1 for h, _ in groups if h)
+    table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} members up on {nodes} node(s)")
     for col, just in [("id", "right"), ("host", "left"), ("address", "left"), ("state", "left"), ("rtt", "right"),
                       ("uptime", "right"), ("files", "right"), ("stored", "right"), ("free", "right"),
                       ("ops", "left")]:
         table.add_column(col, justify=just, no_wrap=col != "ops")
+    for n, (hostname, group) in enumerate(groups):
+        if n:
+            table.add_section()
+        if len(groups) > 1 or len(group) > 1:
+            up = sum(r["up"] for r in group)
+            label = f"node {escape(hostname)}" if hostname else "not registered"
+            table.add_row("", f"[bold]{label}[/]", f"{up}/{len(group)} members up", "", "", "", "", "", "", "")
+        _member_rows(table, group)
+    console.print(table)
+
+
+def _member_rows(table: Table, rows: list[dict]) -> None:
     for r in rows:
         if not r["up"]:
             state = "[red]down[/]" if r.get("registered", True) else "[red]missing[/]"
@@ -88,7 +115,6 @@ def render(rows: list[dict], console: Console) -> None:
         table.add_row(str(r["id"]), r["hostname"], r["address"], "[green]up[/]", f"{r['rtt_ms']:.2f} ms",
                       human_duration(r["uptime_s"] or 0), str(r["files"]), human_bytes(r["bytes_stored"] or 0),
                       human_bytes(r["free_bytes"] or 0), ops or "-")
-    console.print(table)
 
 
 @cluster_command

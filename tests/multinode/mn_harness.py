@@ -52,7 +52,10 @@ class NodeCluster:
     """gkfs on some nodes of a Network, launched from a client node."""
 
     def __init__(self, net: Network, daemons: list[Node], launcher: Node, base: Path, mount: str = MOUNT,
-                 chunk_size: int = CHUNK):
+                 chunk_size: int = CHUNK, per_node: int = 1):
+        # per_node: member processes per node daemon; 1 by default, as the
+        # tests here mean "the daemon of node n" (cut a node, kill it...).
+        self.per_node = per_node
         self.net = net
         self.daemons = daemons
         self.launcher = launcher
@@ -82,7 +85,7 @@ class NodeCluster:
         cp = self.ctl(self.launcher, "cluster", "start", "--mpirun",
                       "--host", ",".join(n.address for n in self.daemons),
                       "--rootdir", str(self.base / "nodes" / "%h"), "--chunk-size", str(self.chunk_size),
-                      "--mount", self.mount, "-q")
+                      "--mount", self.mount, "--processes-per-node", str(self.per_node), "-q")
         self.start_seconds = time.monotonic() - t0
         if cp.returncode != 0:
             pytest.fail(f"gkfs-ctl cluster start --mpirun failed ({cp.returncode}):\n{cp.stdout}\n{cp.stderr}",
@@ -149,10 +152,10 @@ def make_cluster(make_net, tmp_path):
     stopped cleanly at teardown unless the test did."""
     made: list[NodeCluster] = []
 
-    def make(n_daemons: int = 3, n_clients: int = 2) -> tuple[Network, NodeCluster]:
+    def make(n_daemons: int = 3, n_clients: int = 2, per_node: int = 1) -> tuple[Network, NodeCluster]:
         net = make_net([f"n{i + 1}" for i in range(n_daemons)] + [f"c{i + 1}" for i in range(n_clients)])
         daemons = [n for n in net.nodes if n.name.startswith("n")]
-        c = NodeCluster(net, daemons, net.node("c1"), tmp_path / f"gkfs{len(made)}")
+        c = NodeCluster(net, daemons, net.node("c1"), tmp_path / f"gkfs{len(made)}", per_node=per_node)
         made.append(c)
         return net, c.start()
 

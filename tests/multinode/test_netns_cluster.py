@@ -127,7 +127,8 @@ def test_listen_by_interface_network_and_wildcard(make_net, tmp_path):
     exe = shutil.which("gkfs-daemon")
     for k, spec in enumerate(["eth0", str(net.subnet), "tcp://0.0.0.0:*", "auto", "tcp://eth0:0"]):
         hosts = tmp_path / f"hosts{k}"
-        p = n1.popen([exe, "--hosts-file", str(hosts), "--rootdir", str(tmp_path / f"r{k}"), "--listen", spec])
+        p = n1.popen([exe, "--hosts-file", str(hosts), "--rootdir", str(tmp_path / f"r{k}"), "--listen", spec,
+                      "--processes", "1"])
         deadline = time.monotonic() + 30
         while not (hosts.exists() and hostsfile.read_membership(hosts).listed()):
             assert p.poll() is None, f"daemon with --listen {spec} exited {p.returncode}"
@@ -188,7 +189,8 @@ def test_failed_launch_says_why_and_leaves_nothing(make_net, tmp_path):
     n1, n2, c1 = net.nodes
     cluster = NodeCluster(net, [n1, n2], c1, tmp_path / "gkfs")
     cp = cluster.ctl(c1, "cluster", "start", "--mpirun", "--host", f"{n1.address},{n2.address}",
-                     "--rootdir", str(tmp_path / "nodes" / "%h"), "--listen", "10.250.0.0/16", "--timeout", "60")
+                     "--rootdir", str(tmp_path / "nodes" / "%h"), "--listen", "10.250.0.0/16", "--timeout", "60",
+                     "--processes-per-node", "1")
     assert cp.returncode == 1, (cp.stdout, cp.stderr)
     assert "missing ids 0, 1" in cp.stderr, cp.stderr
     assert "has an address in 10.250.0.0/16" in cp.stderr, cp.stderr
@@ -201,3 +203,36 @@ def test_failed_launch_says_why_and_leaves_nothing(make_net, tmp_path):
     cluster.start()
     assert len(cluster.hosts()) == 2
     cluster.stop()
+
+
+def test_two_member_processes_per_node(make_cluster, tmp_path):
+    """--processes-per-node 2 through mpirun: each node's daemon runs two
+    member processes (ids 2*rank, 2*rank+1, root dirs daemon-<id> in the
+    node's own directory), the cluster counts nodes x 2 members, a file is
+    striped over all four, status groups them by node, stop leaves nothing."""
+    net, cluster = make_cluster(2, 2, per_node=2)
+    c1, c2 = net.node("c1"), net.node("c2")
+    n1, n2 = cluster.daemons
+    try:
+        hosts = cluster.hosts()
+        assert [(h.id, h.hostname) for h in hosts] == [(0, "n1"), (1, "n1"), (2, "n2"), (3, "n2")]
+        assert hostsfile.read_record(cluster.hosts_file).members == 4
+        for h in hosts:
+            node = n1 if h.hostname == "n1" else n2
+            assert h.address.startswith(f"tcp://{node.address}:"), h
+        assert cluster.py(c1, "write", "/data.bin", str(SIZE), "5")["size"] == SIZE
+        assert cluster.py(c2, "verify", "/data.bin", str(SIZE), "5")["ok"]
+        with Client(cluster.hosts_file) as fs:
+            status = fs.status()
+        for h, s in zip(hosts, status):
+            node = n1 if h.hostname == "n1" else n2
+            assert s["rootdir"] == str(cluster.node_root(node) / f"daemon-{h.id}"), s["rootdir"]
+            assert s["bytes_stored"] > 0, (h, s)  # every member holds chunks of the file
+        cp = cluster.ctl(c2, "status")
+        assert cp.returncode == 0 and "4/4 members up on 2 node(s)" in cp.stdout, cp.stdout
+    finally:
+        cluster.stop()
+    assert hostsfile.read_membership(cluster.hosts_file).slots == (None,) * 4
+    for n in (n1, n2):
+        left = [p for p in n.pids_inside() if "gkfs-daemon" in open(f"/proc/{p}/cmdline").read()]
+        assert not left, f"daemons left on {n.name}"

@@ -1,6 +1,7 @@
 """Slurm for real: munge, slurmctld and one slurmd per network-namespace
 node, from Debian's packages. An sbatch job on 3 nodes starts gkfs with
-`gkfs-ctl cluster start --slurm` (one daemon per node through srun), stages
+`gkfs-ctl cluster start --slurm` (one daemon per node through srun, running
+one member process per CPU of the node), stages
 data in, runs riscv64 programs with the preload (a copy, then an MPI job
 started by mpirun), stages the results out with a checksum check, and stops
 gkfs; the test then checks the staged-out bytes, that each node's own
@@ -88,10 +89,13 @@ echo "job done"
     assert not hostsfile.entries_dir(hosts).exists()
     assert not hostsfile.read_membership(hosts).listed()  # the record stays, no member registered
     lines = [ln for ln in job_out.splitlines() if re.match(r"^\d+ tcp://", ln)]
-    assert [ln.split()[3] for ln in lines] == ["n1", "n2", "n3"], job_out
-    for ln, n in zip(lines, slurm.nodes):
+    # The default: one member process per CPU the job has on a node (CPUs=2,
+    # select/linear gives whole nodes), ids rank*2, rank*2+1 on node rank.
+    per_node = 2
+    assert [ln.split()[3] for ln in lines] == [n.name for n in slurm.nodes for _ in range(per_node)], job_out
+    for ln, n in zip(lines, [n for n in slurm.nodes for _ in range(per_node)]):
         assert ln.split()[1].startswith(f"tcp://{n.address}:"), ln
-    assert "3/3 members up" in job_out
+    assert "6/6 members up on 3 node(s)" in job_out
     # PRRTE's map: one rank on each node of the allocation.
     procs = dict(re.findall(r"Data for node: (\w+)\s.*?Num procs: (\d+)", job_out, flags=re.S))
     assert procs == {"n1": "1", "n2": "1", "n3": "1"}, job_out

@@ -119,7 +119,9 @@ class Cluster:
             listen = f"ipc://{self.base}/daemon-{i}.sock"
         argv = [self._exe, "--mount", "/gkfs", "--rootdir", str(self.rootdirs[i]), "--listen", listen,
                 "--hosts-file", str(self.hosts_file), "--id", str(i), "--members", str(self.n), "--log-level", "debug",
-                "--chunk-size", str(self.chunk_size), *self.extra_args]
+                "--chunk-size", str(self.chunk_size),
+                # One process per member: tests kill, restart and count "daemon i".
+                "--processes", "1", *self.extra_args]
         return argv
 
     def _spawn(self, i: int) -> subprocess.Popen:

@@ -58,9 +58,12 @@ def _wait_registered(hosts_path, procs, logs, count):
 
 
 def test_bare_daemons_use_documented_defaults(tmp_path):
-    """`gkfs-daemon --mount /gkfs` with no other flag creates a 1-member
-    cluster; a second one finds no free slot and is refused (growing is
-    explicit); the first comes back on its own cluster after a stop."""
+    """`gkfs-daemon --mount /gkfs` with no other flag creates a one-node
+    cluster of one member process per core it is given; a second one finds no
+    free slot and is refused (growing is explicit); the first comes back on
+    its own cluster after a stop."""
+    from gkfs_daemon.node import cores_given
+    cores = cores_given()
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"))
     env.pop("LIBGKFS_HOSTS_FILE", None)
     hosts_path = tmp_path / "run" / "gkfs" / "hosts"
@@ -69,21 +72,23 @@ def test_bare_daemons_use_documented_defaults(tmp_path):
     # daemon's logging and make its shutdown look hung.
     first = subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=open(logs[0], "wb"))
     try:
-        hosts = _wait_registered(hosts_path, [first], logs, 1)
-        assert [h.id for h in hosts] == [0] and hosts[0].address.startswith("tcp://127.0.0.1:")
+        hosts = _wait_registered(hosts_path, [first], logs, cores)
+        assert [h.id for h in hosts] == list(range(cores))
+        assert all(h.address.startswith("tcp://127.0.0.1:") for h in hosts)
+        assert len({h.pid for h in hosts}) == cores
         record = hostsfile.read_record(hosts_path)
-        assert (record.members, record.chunk_size, record.mount) == (1, CS, "/gkfs")
+        assert (record.members, record.chunk_size, record.mount) == (cores, CS, "/gkfs")
         second = subprocess.run(["gkfs-daemon", "--mount", "/gkfs"], env=env, capture_output=True,
-                                text=True, timeout=30)
-        assert second.returncode == 1 and "all 1 member slots" in second.stderr, second.stderr
+                                text=True, timeout=60)
+        assert second.returncode == 1 and f"all {cores} member slots" in second.stderr, second.stderr
         assert "fixed when it is created" in second.stderr
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(30) == 0
-    assert hostsfile.read_membership(hosts_path).slots == (None,)
+    assert hostsfile.read_membership(hosts_path).slots == (None,) * cores
     again = subprocess.Popen(["gkfs-daemon", "--mount", "/gkfs"], env=env, stderr=open(logs[1], "wb"))
     try:
-        hosts = _wait_registered(hosts_path, [again], logs[1:], 1)
+        hosts = _wait_registered(hosts_path, [again], logs[1:], cores)
         assert hostsfile.read_record(hosts_path) == record
         assert sorted(p.name for p in (tmp_path / "run" / "gkfs").glob("daemon-*")) == ["daemon-0", "daemon-1"]
     finally:

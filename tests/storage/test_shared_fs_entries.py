@@ -37,7 +37,7 @@ def test_shared_fs_daemon_writes_only_its_entry(tmp_path):
     env.pop("LIBGKFS_HOSTS_FILE", None)
     p = subprocess.Popen([daemon_executable(), "--id-from-rank", "--shared-fs", "--hosts-file", str(hosts),
                           "--rootdir", str(tmp_path / "node-%h" / "daemon-%i"), "--log-file",
-                          str(tmp_path / "d-%i.log")], env=env, stderr=subprocess.PIPE, text=True)
+                          str(tmp_path / "d-%i.log"), "--processes", "1"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while hostsfile.read_entry(hosts, 2) is None:
