@@ -27,7 +27,7 @@ from pathlib import Path
 from gkfs_client import hostsfile, netif, protocol, security
 from gkfs_client.config import ConfigError, DaemonConfig, daemon_config
 
-from . import node
+from . import memory, node
 from .chunkstore import ChunkStore
 from .handlers import DaemonState
 from .metadata import MetadataStore
@@ -285,6 +285,7 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
         taken: tuple[Path, int] | None = None) -> int:
     if shared_fs and want_id is None:
         raise StartupError("--shared-fs needs a fixed id: give --id or --id-from-rank")
+    memory.configure(cfg.chunk_size)  # data buffers from malloc's arenas (daemon/memory.py)
     bind, publish_host = netif.resolve_listen(cfg.listen)
     rootdir, lock_fd = taken or take_rootdir(cfg)
     ident = load_identity(rootdir)
@@ -353,22 +354,7 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
     return 0
 
 
-def _return_freed_memory() -> None:
-    """Big buffers (a 64 MiB read reply) are mmapped and unmapped when freed,
-    so memory pinned by a client that stopped reading goes back to the OS
-    once it is dropped. glibc would otherwise raise its mmap threshold after
-    the first such buffer and keep later ones in its heap for good."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL(None)
-        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD: fixed, no dynamic growth
-        libc.mallopt(-1, 1024 * 1024)  # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: its defaults
-
-
 def main(argv: list[str] | None = None) -> int:
-    _return_freed_memory()
     args = build_parser().parse_args(argv)
     overrides = {
         "mount": args.mount, "rootdir": args.rootdir, "listen": args.listen, "hosts_file": args.hosts_file,

@@ -23,6 +23,7 @@ from .chunkstore import ChunkStore
 from .fences import FenceTable
 from .holds import HoldTable
 from .locks import LockTable
+from .memory import IdleTrim
 from .metadata import MetadataStore, _validated_record
 from .peer import INLINE, NeedsWorker
 
@@ -50,6 +51,8 @@ class DaemonState:
     fences: FenceTable = field(default_factory=FenceTable)
     # Parent directory records from their owners (daemon.peer.Peers).
     peers: Any = None
+    # Gives the heap back to the OS once data stops moving (daemon.memory).
+    memory: IdleTrim = field(default_factory=IdleTrim)
 
     @property
     def secure(self) -> bool:
@@ -324,6 +327,7 @@ def op_write_chunks(state: DaemonState, args: dict, data: list) -> Result:
         # frame.buffer is the zmq message's own memory: no copy before pwrite.
         buf = frame.buffer if hasattr(frame, "buffer") else frame
         written += state.chunks.write(key, index, offset, buf)
+    state.memory.note(written)  # once done: the trim waits for a pause after it
     size_path = args.get("size_path")
     if size_path is None:
         return {"written": written}, []
@@ -368,6 +372,7 @@ def op_read_chunks(state: DaemonState, args: dict, data: list) -> Result:
         buf = state.chunks.read(key, index, offset, length, pad_to)
         frames.append(buf)
         lengths.append(len(buf))
+    state.memory.note(total)  # once done: the trim waits for a pause after it
     if size_path is not None:
         return {"lengths": lengths, "size": file_size}, frames
     return {"lengths": lengths}, frames

@@ -32,3 +32,44 @@ def test_idle_worker_keeps_no_big_reply(cluster, raw):
     del r
     time.sleep(1.0)   # the daemon is idle: nothing may pin the reply now
     assert _rss(pid) - base < 30 * MiB, (base, _rss(pid))
+
+
+def test_idle_daemon_returns_heap_of_many_1mib_writes_and_reads(cluster):
+    """1 MiB data requests are served from malloc's arenas (daemon/memory.py:
+    no fresh zero pages per request); several workers at once use several
+    arenas. Once the daemon is idle, what they freed goes back to the OS."""
+    import os
+    import threading
+
+    from gkfs_client.client import Client
+
+    c = cluster(n=1, chunk_size=512 * 1024)
+    pid = c.daemons[0].pid
+    payload = os.urandom(MiB)
+    with Client(hosts_file=c.hosts_file, timeout=30) as warm:
+        warm.write_file("/warm", payload)  # worker threads and libzmq buffers exist
+        assert warm.read_file("/warm") == payload
+    time.sleep(1.5)
+    base = _rss(pid)
+    errors: list[BaseException] = []
+
+    def one(rank: int) -> None:
+        try:
+            with Client(hosts_file=c.hosts_file, timeout=30) as gk:
+                fd = gk.open(f"/f{rank}", os.O_CREAT | os.O_RDWR, 0o644)
+                for i in range(24):
+                    gk.pwrite(fd, payload, i * MiB)
+                for i in range(24):
+                    assert gk.pread(fd, MiB, i * MiB) == payload
+                gk.close(fd)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(r,)) for r in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    time.sleep(1.5)  # idle: the daemon trims its heap within ~0.2 s (and again at ~1.2 s)
+    assert _rss(pid) - base < 24 * MiB, (base, _rss(pid))
