@@ -49,7 +49,7 @@ class ChunkStore:
         finally:
             os.close(fd)
 
-    def read(self, data_key: str, index: int, offset: int, length: int, pad_to: int | None = None) -> bytearray:
+    def read(self, data_key: str, index: int, offset: int, length: int, pad_to: int | None = None) -> bytes:
         """Bytes of the chunk file in [offset, offset+length).
 
         With ``pad_to`` the result is exactly ``pad_to`` bytes (<= length),
@@ -57,24 +57,23 @@ class ChunkStore:
         chunk file ends.
         """
         want = length if pad_to is None else pad_to
-        buf = bytearray(want)  # zero-filled: holes and a missing chunk read as zeros
-        got = 0
         try:
             fd = os.open(self.chunk_path(data_key, index), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            fd = -1
-        if fd >= 0:
-            try:
-                with memoryview(buf) as view:  # released before any resize below
-                    while got < want:
-                        n = os.preadv(fd, [view[got:]], offset + got)
-                        if n == 0:
-                            break
-                        got += n
-            finally:
-                os.close(fd)
-        if pad_to is None and got < want:
-            del buf[got:]
+            return bytes(want if pad_to is not None else 0)  # a missing chunk reads as zeros
+        try:
+            # os.pread's buffer is not zero-filled first (a bytearray of the
+            # size would be: a memset of the chunk per read, for nothing)
+            buf = os.pread(fd, want, offset)
+            while len(buf) < want:  # short: the file ends here (or a signal)
+                more = os.pread(fd, want - len(buf), offset + len(buf))
+                if not more:
+                    break
+                buf += more
+        finally:
+            os.close(fd)
+        if pad_to is not None and len(buf) < want:
+            buf += bytes(want - len(buf))  # a hole at the chunk's end, below the file's size
         return buf
 
     # -- maintenance ------------------------------------------------------
