@@ -102,14 +102,12 @@ class IdleTrim:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            self._wake.clear()
-            last = self.moved
             while True:  # until a whole idle_s passes without data moving
+                self._wake.clear()
+                last = self.moved
                 time.sleep(self.idle_s)
-                now = self.moved
-                if now == last:
+                if self.moved == last:
                     break
-                last = now
             self._trim()
             for pause in self.again_s:
                 if self._wake.wait(pause):

@@ -73,3 +73,32 @@ def test_idle_daemon_returns_heap_of_many_1mib_writes_and_reads(cluster):
     assert not errors, errors
     time.sleep(1.5)  # idle: the daemon trims its heap within ~0.2 s (and again at ~1.2 s)
     assert _rss(pid) - base < 24 * MiB, (base, _rss(pid))
+
+
+def test_idle_trim_waits_for_a_pause_and_sleeps_when_idle():
+    """daemon.memory.IdleTrim: nothing runs before data moves; once it moves,
+    the heap is trimmed only after a whole pause without data, and again
+    after the later pauses; small requests do not count."""
+    from gkfs_daemon.memory import NOTE_MIN, IdleTrim
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 5
+        while t.trims < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert t.trims == n
+
+    t = IdleTrim(idle_s=0.25, again_s=(0.3,))
+    t.note(NOTE_MIN - 1)
+    assert t._thread is None and t.trims == 0  # a small request: nothing started
+    t.note(MiB)
+    deadline = time.monotonic() + 0.6
+    while time.monotonic() < deadline:  # data keeps moving: no trim meanwhile
+        t.note(MiB)
+        time.sleep(0.01)
+        assert t.trims == 0
+    wait_for(1)  # the pause came
+    wait_for(2)  # and once more after again_s
+    time.sleep(0.5)
+    assert t.trims == 2  # then it sleeps until data moves again
+    t.note(MiB)
+    wait_for(3)
