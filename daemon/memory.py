@@ -10,12 +10,13 @@ transfer itself, which kept 1 MiB reads at ~0.45x and writes at ~0.55x of a
 bare pyzmq echo. From the arenas, the pages of the last request are used
 again.
 
-What the arenas keep once freed is given back when the daemon falls idle:
-after data moved, and then none for IDLE_S, malloc_trim(0) returns every
-free page of every arena to the OS, and again TRIM_AGAIN_S later (a reply
-libzmq was still sending, to a slow reader, is freed only when it is out)
-(`IdleTrim`, a thread that sleeps while nothing happens). Buffers above the mmap threshold (a hostile 64 MiB frame)
-still come from mmap and go back the moment they are freed.
+What the arenas keep once freed is given back when the daemon falls idle
+(`IdleTrim`, a thread that sleeps while nothing happens): after data moved,
+and then none for IDLE_S, malloc_trim(0) returns every free page of every
+arena to the OS, and again TRIM_AGAIN_S later (a reply libzmq was still
+sending to a slow reader is freed only once it is out). Buffers above the
+mmap threshold (a hostile 64 MiB frame) still come from mmap and go back
+the moment they are freed.
 """
 from __future__ import annotations
 
