@@ -96,8 +96,11 @@ class Peers:
         return h.address if h else ""
 
     def record(self, path: str) -> dict[str, Any] | None:
-        """The record of ``path`` from whichever daemon owns it (None: no such path)."""
-        return self.records([path])[0]
+        """The current record of ``path`` from whichever daemon owns it (None:
+        no such path), never from the cache: the cache is exact only in what
+        permission checks read (mode, uid, gid, existence), not in times or
+        sizes, and a whole record is wanted here (insert's source)."""
+        return self.records([path], cached=False)[0]
 
     def _owner(self, path: str, members: int) -> int:
         """metadata_owner, remembered: the same few directories are checked
@@ -121,9 +124,11 @@ class Peers:
                 raise OSError(errno.EIO, f"cannot check permissions on {about}: hosts file: {exc}") from None
         return members
 
-    def records(self, paths: list[str]) -> list[dict[str, Any] | None]:
+    def records(self, paths: list[str], cached: bool = True) -> list[dict[str, Any] | None]:
         """The records of ``paths`` (None: no such path), those held elsewhere
-        and not cached asked for all at once: one round trip whatever their number."""
+        and not cached asked for all at once: one round trip whatever their
+        number. ``cached`` records (directories of other daemons) are exact
+        in mode, uid, gid and existence only: for permission checks."""
         members = self._member_count(paths[-1])
         out: list[dict[str, Any] | None] = [None] * len(paths)
         remote: list[int] = []
@@ -137,7 +142,7 @@ class Peers:
             else:
                 if at is None:
                     at = dircache.now()
-                rec = self.cache.get(path, at)
+                rec = self.cache.get(path, at) if cached else None
                 if rec is not None:
                     out[i] = rec
                 else:
