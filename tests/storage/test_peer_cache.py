@@ -108,6 +108,24 @@ def test_rename_of_a_directory_on_a_is_seen_by_b_at_once(pair):
     assert sorted(root.listdir(new)) == []
 
 
+def test_a_tree_move_is_seen_at_once_for_every_directory_it_moved(pair):
+    """A directory with entries is moved record by record by the client
+    (protocol 4.8: insert at the new path, remove at the old, under fences):
+    each removed directory record is forgotten by the other daemon."""
+    c, root, other, _uid = pair
+    top = _owned("/tree", 0)
+    root.mkdir(top)
+    root.chmod(top, 0o777)
+    sub = _owned(f"{top}/sub", 0)
+    root.mkdir(sub)
+    root.chmod(sub, 0o777)
+    f = _owned(f"{sub}/f", 1)  # created on B: B checks top and sub (both held by A)
+    other.write_file(f, b"x")
+    root.rename(top, _owned("/treemoved", 1))
+    for p in (_owned(f"{sub}/h", 1), _owned(f"{sub}/h", 1, skip=1000)):
+        assert _errno(other.write_file, p, b"orphan") == errno.ENOENT
+
+
 def test_rmdir_and_recreate_on_a_is_enforced_by_b_at_once(pair):
     c, root, other, _uid = pair
     d, f = _dir_on_a_file_on_b(root, 0o777, "rmd")
