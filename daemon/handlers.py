@@ -18,7 +18,7 @@ from typing import Any, Callable
 from gkfs_client import protocol, security
 from gkfs_client.config import DaemonConfig
 
-from . import access
+from . import access, dircache
 from .chunkstore import ChunkStore
 from .fences import FenceTable
 from .holds import HoldTable
@@ -123,6 +123,33 @@ def _reachable(state: DaemonState, path: str) -> None:
     """Search permission on every directory above ``path`` (none for "/")."""
     if state.secure and path != "/":
         _parent(state, path, access.X)
+
+
+def _is_dir(rec: dict | None) -> bool:
+    return rec is not None and rec["mode"] & 0o170000 == 0o040000
+
+
+def _forgets(state: DaemonState, paths: list[str], *recs: dict | None) -> list[str]:
+    """``paths`` when changing these records must be followed by
+    forget_elsewhere (other daemons may cache a directory's record:
+    daemon.dircache), else []. Called inside the change's transaction,
+    before anything changed: the receiving thread never waits on the
+    network, so there the request goes to a worker (NeedsWorker; the
+    transaction is aborted). The caller must then call _forget_elsewhere
+    whatever happens (try/finally)."""
+    if state.peers is None or state.members <= 1 or not any(_is_dir(r) for r in recs):
+        return []
+    if INLINE.get():
+        raise NeedsWorker("forget")
+    state.peers.changing(paths)
+    return paths
+
+
+def _forget_elsewhere(state: DaemonState, paths: list[str], below: bool) -> None:
+    """After the commit (or a failure after _forgets), before the reply:
+    every other daemon drops ``paths``."""
+    if paths:
+        state.peers.forget_elsewhere(paths, below, dircache.now())
 
 
 def _with_cap(state: DaemonState, rec: dict | None, extra: str = "") -> dict | None:
@@ -269,13 +296,18 @@ def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Re
 def op_remove(state: DaemonState, args: dict, data: list) -> Result:
     path = args["path"]
     check = None
+    forget = []
     if state.secure:
         parent = _parent(state, path, access.W | access.X)
         who = caller()
 
         def check(rec: dict) -> None:
             access.check_sticky(who, parent, rec, path)
-    rec, held = state.meta.remove(path, args.get("rmdir"), args.get("data_key"), state.holds, check)
+            forget[:] = _forgets(state, [path], rec)
+    try:
+        rec, held = state.meta.remove(path, args.get("rmdir"), args.get("data_key"), state.holds, check)
+    finally:
+        _forget_elsewhere(state, forget, True)
     return {"stat": _with_cap(state, rec, "d"), "held": held, **_reclaim(state)}, []
 
 
@@ -440,6 +472,7 @@ def op_remove_chunk_dir(state: DaemonState, args: dict, data: list) -> Result:
 def op_rename(state: DaemonState, args: dict, data: list) -> Result:
     old, new = args["old"], args["new"]
     check = None
+    forget = []
     if state.secure and old != new:
         who = caller()
         old_parent = _parent(state, old, access.W | access.X)
@@ -450,7 +483,11 @@ def op_rename(state: DaemonState, args: dict, data: list) -> Result:
             access.check_sticky(who, new_parent, dst, new)
             if rec["mode"] & 0o170000 == 0o040000 and _parent_of(old) != _parent_of(new):
                 access.require(who, rec, access.W, old)  # its ".." changes
-    rec, replaced, held = state.meta.rename(old, new, state.holds, check)
+            forget[:] = _forgets(state, [old, new], rec, dst)
+    try:
+        rec, replaced, held = state.meta.rename(old, new, state.holds, check)
+    finally:
+        _forget_elsewhere(state, forget, True)
     return {"stat": _with_cap(state, rec), "replaced": _with_cap(state, replaced, "d"), "replaced_held": held,
             **_reclaim(state)}, []
 
@@ -458,6 +495,7 @@ def op_rename(state: DaemonState, args: dict, data: list) -> Result:
 def op_insert(state: DaemonState, args: dict, data: list) -> Result:
     path, record = args["path"], args["record"]
     check = None
+    forget = []
     _validated_record(record)  # a malformed record is EINVAL whatever else is wrong
     if state.secure and not (args.get("from") is None and _is_admin()):
         # The record must be one that exists (the source of a cross-daemon
@@ -477,7 +515,14 @@ def op_insert(state: DaemonState, args: dict, data: list) -> Result:
 
         def check(dst: dict | None) -> None:
             access.check_sticky(who, parent, dst, path)
-    replaced, held = state.meta.insert(path, record, bool(args.get("replace")), state.holds, check)
+            forget[:] = _forgets(state, [path], dst)
+    elif state.secure:  # the owner's own insert (fsck): no checks, but a directory it replaces is forgotten
+        def check(dst: dict | None) -> None:
+            forget[:] = _forgets(state, [path], dst)
+    try:
+        replaced, held = state.meta.insert(path, record, bool(args.get("replace")), state.holds, check)
+    finally:
+        _forget_elsewhere(state, forget, True)
     return {"replaced": _with_cap(state, replaced, "d"), "replaced_held": held}, []
 
 
@@ -526,13 +571,31 @@ def op_utimens(state: DaemonState, args: dict, data: list) -> Result:
 def op_setattr(state: DaemonState, args: dict, data: list) -> Result:
     path = args["path"]
     policy = None
+    forget = []
     _reachable(state, path)
     if state.secure:
         who = caller()
 
         def policy(rec, mode, uid, gid):
-            return access.setattr_policy(who, rec, mode, uid, gid, path)
-    rec = state.meta.setattr(path, args.get("mode"), args.get("uid"), args.get("gid"), policy)
+            mode, uid, gid = access.setattr_policy(who, rec, mode, uid, gid, path)
+            if (mode is not None and mode != rec["mode"] & 0o7777 or uid is not None and uid != rec["uid"]
+                    or gid is not None and gid != rec["gid"]):
+                forget[:] = _forgets(state, [path], rec)
+            elif state.peers is not None and state.peers.is_changing(path):
+                # No change, e.g. the client's repeat of a chmod whose first
+                # copy still waits for the other daemons: not acknowledged
+                # before it (waited for after this transaction).
+                if INLINE.get():
+                    raise NeedsWorker(path)
+                settle.append(path)
+            return mode, uid, gid
+    settle: list[str] = []
+    try:
+        rec = state.meta.setattr(path, args.get("mode"), args.get("uid"), args.get("gid"), policy)
+    finally:
+        _forget_elsewhere(state, forget, False)
+    if settle:
+        state.peers.settled(path)
     return {"stat": _with_cap(state, rec)}, []
 
 

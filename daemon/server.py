@@ -66,6 +66,7 @@ HEAVY_PER_CLIENT = 2  # data requests of one client in the workers at a time
 QUEUE_STUCK_DROP_S = 10.0  # shared queue full of non-readers' requests this long: drop the worst
 BACKLOG_MAX_MSGS = 4096  # small replies a pipelining client may have waiting here
 STALL_DROP_S = 60.0  # a client whose backlog does not move for this long is dropped
+PEER_FORGET_MAX_PATHS = 16  # paths of one peer "forget" (a rename names two)
 DROPPED_MEMORY = 4096  # identities of dropped clients remembered (their requests ignored)
 BACKEND = "inproc://gkfs-workers"
 # How often the connections holding locks are probed (seconds); a lock of a
@@ -495,9 +496,12 @@ class Server:
                          conn.hex(), n, h)
 
     def _answer_peer(self, msg: list[Any]) -> None:
-        """Another daemon asks for a record (a permission check, daemon.peer):
+        """Another daemon asks for a record (``stat``: a permission check,
+        daemon.peer) or tells this one to drop records it changed from the
+        cache of other daemons' directories (``forget``, daemon.dircache):
         answered here, at once, so daemons waiting on each other never
-        deadlock their workers. A peer may do nothing else."""
+        deadlock their workers. A peer may do nothing else; nobody but a
+        peer (the cluster's daemon key, auth.PEER_USER_ID) reaches this."""
         try:
             header = protocol.unpack_bounded(msg[1].buffer)
         except protocol.ProtocolError:
@@ -508,21 +512,32 @@ class Server:
         if not isinstance(req_id, int) or isinstance(req_id, bool) or not 0 <= req_id < 2**64:
             req_id = 0
         args = header.get("args") if isinstance(header.get("args"), dict) else {}
-        path = args.get("path")
+        op = header.get("op")
         try:
-            if header.get("op") != "stat" or len(msg) != 2:
-                raise OSError(errno.EPERM, "a peer daemon may only look up records")
-            protocol.check_path(path)
-            rec = self.state.meta.get(path)
-            if rec is None:
-                raise OSError(errno.ENOENT, f"no such file or directory: {path}")
-            reply = protocol.encode_reply(req_id, {"stat": rec}, [])
+            if op not in ("stat", "forget") or len(msg) != 2:
+                raise OSError(errno.EPERM, "a peer daemon may only look up records or have them forgotten")
+            if op == "forget":
+                paths = args.get("paths")
+                if not isinstance(paths, list) or not 0 < len(paths) <= PEER_FORGET_MAX_PATHS:
+                    raise OSError(errno.EINVAL, f"forget needs 'paths': a list of 1..{PEER_FORGET_MAX_PATHS} paths")
+                for path in paths:
+                    protocol.check_path(path)
+                if self.state.peers is not None:
+                    self.state.peers.cache.forget(paths, bool(args.get("below")))
+                reply = protocol.encode_reply(req_id, {}, [])
+            else:
+                path = args.get("path")
+                protocol.check_path(path)
+                rec = self.state.meta.get(path)
+                if rec is None:
+                    raise OSError(errno.ENOENT, f"no such file or directory: {path}")
+                reply = protocol.encode_reply(req_id, {"stat": rec}, [])
         except protocol.ProtocolError as exc:
             reply = protocol.encode_error(req_id, exc.errno, exc.message)
         except OSError as exc:
             reply = protocol.encode_error(req_id, exc.errno or errno.EIO, exc.strerror or str(exc))
         self._deliver([msg[0], *reply])
-        self.state.count("peer_stat", True)
+        self.state.count("peer_forget" if op == "forget" else "peer_stat", True)
 
     def _refuse(self, msg: list[Any], code: int, message: str) -> None:
         """Answer from the receiving thread itself (shutting down, too many frames)."""
