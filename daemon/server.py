@@ -228,32 +228,54 @@ class Server:
         heavy_limit = 4 * self.state.config.max_frame_size
         stuck_since: float | None = None
         stop_flush: float | None = None
-        poller = zmq.Poller()
-        poller.register(self.backend, zmq.POLLIN)
-        accepting = False
+        # Requests are taken while libzmq has them queued (ZMQ_EVENTS, no
+        # system call when nothing changed); the thread polls only when
+        # both sockets are empty, with pollers built once. While replies
+        # wait in a backlog, the poll also watches the frontend's ZMQ_FD:
+        # libzmq signals it when a client's pipe drains (and for any other
+        # command), so a backlog moves as soon as the client reads instead
+        # of after the 2 ms poll timeout (a pipelining client otherwise
+        # stalls 2 ms every time its REPLY_HWM replies are in flight).
+        frontend, backend = self.frontend, self.backend
+        front_fd = frontend.getsockopt(zmq.FD)
+        pollers = {}
+        for want_front in (False, True):
+            for watch_fd in (False, True):
+                pl = zmq.Poller()
+                pl.register(backend, zmq.POLLIN)
+                if want_front:
+                    pl.register(frontend, zmq.POLLIN)
+                if watch_fd:
+                    pl.register(front_fd, zmq.POLLIN)
+                pollers[want_front, watch_fd] = pl
+        POLLIN, EVENTS = zmq.POLLIN, zmq.EVENTS
+        inflight = -1
+        stopping = False
         while True:
             # While stopping, the frontend is still read, but only to answer
             # ESHUTDOWN at once instead of leaving clients to time out.
             # Requests waiting for a worker are bounded in bytes, not only in
             # count, so a burst of 64 MiB writes cannot exhaust memory; below
             # those bounds requests are read whether or not a worker is idle.
-            want_front = self.stopping.is_set() or (len(heavy) < 64 and heavy_bytes < heavy_limit
-                                                    and len(waiting) < WAITING_MAX
-                                                    and waiting_bytes < waiting_limit)
-            if want_front != accepting:
-                if want_front:
-                    poller.register(self.frontend, zmq.POLLIN)
-                else:
-                    poller.unregister(self.frontend)
-                accepting = want_front
-            if self.stopping.is_set() and stop_flush is None:
+            if not stopping and self.stopping.is_set():
+                stopping = True
                 stop_flush = time.monotonic() + 5.0  # replies waiting here get 5 s to go out
-            if self.stopping.is_set() and not working and not heavy and not waiting and (
+            accepting = stopping or (len(heavy) < 64 and heavy_bytes < heavy_limit
+                                     and len(waiting) < WAITING_MAX and waiting_bytes < waiting_limit)
+            if stopping and not working and not heavy and not waiting and (
                     not self.backlogs or time.monotonic() > stop_flush):
                 break
-            events = dict(poller.poll(2 if self.backlogs else 100))
-            if self.backend in events:
-                msg = self.backend.recv_multipart(copy=False)
+            back_ready = backend.getsockopt(EVENTS) & POLLIN
+            front_ready = False
+            if accepting or self.backlogs:
+                # (this also takes the ZMQ_FD signal, so the poll below waits for a new one)
+                front_ready = frontend.getsockopt(EVENTS) & POLLIN and accepting
+            if not back_ready and not front_ready:
+                pollers[accepting, bool(self.backlogs)].poll(2 if self.backlogs else 100)
+                back_ready = backend.getsockopt(EVENTS) & POLLIN
+                front_ready = accepting and frontend.getsockopt(EVENTS) & POLLIN
+            if back_ready:
+                msg = backend.recv_multipart(copy=False)
                 worker = msg[0].bytes
                 if len(msg) > 2:  # a reply: [worker, client, header, data...]
                     client, was_heavy = working.pop(worker, (b"", False))
@@ -262,12 +284,12 @@ class Server:
                     self._deliver(msg[1:])
                 idle.append(worker)
                 msg = None  # libzmq has the reply now: pin nothing while idle
-            if accepting and self.frontend in events:
+            if front_ready:
                 msg, too_many = self._recv_request()
                 client = msg[0].bytes
                 if len(msg) < 2 or client in self.dropped:
                     pass  # nothing to answer, or a client dropped for not reading
-                elif self.stopping.is_set():
+                elif stopping:
                     self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
                 elif too_many:
                     self._refuse(msg, errno.EINVAL, f"request has more than {protocol.MAX_FRAMES} frames")
@@ -303,7 +325,7 @@ class Server:
             msg = None
             # Data requests: oldest first, skipping clients that already have
             # HEAVY_PER_CLIENT in the workers or replies waiting here.
-            keep = reserve if not self.stopping.is_set() else 0
+            keep = reserve if not stopping else 0
             if heavy and len(idle) > keep:
                 for msg in list(heavy):
                     if len(idle) <= keep:
@@ -345,8 +367,11 @@ class Server:
                 heavy = kept
                 for c in [c for c in self.heavy_queued if c in self.dropped]:
                     del self.heavy_queued[c]
-            with self.state.lock:
-                self.state.inflight = len(working) + len(heavy) + len(waiting)
+            n = len(working) + len(heavy) + len(waiting)
+            if n != inflight:
+                inflight = n
+                with self.state.lock:
+                    self.state.inflight = n
             self._probe_lock_holders()
         for w in idle:
             self.backend.send_multipart([w, STOP])
