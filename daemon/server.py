@@ -271,6 +271,11 @@ class Server:
                 # (this also takes the ZMQ_FD signal, so the poll below waits for a new one)
                 front_ready = frontend.getsockopt(EVENTS) & POLLIN and accepting
             if not back_ready and not front_ready:
+                if self.backlogs:
+                    # Sent last before the poll: the EVENTS above took the
+                    # signal of a pipe that drained, so that pipe is written
+                    # now, and the poll waits for the next signal.
+                    self._flush_backlogs()
                 pollers[accepting, bool(self.backlogs)].poll(2 if self.backlogs else 100)
                 back_ready = backend.getsockopt(EVENTS) & POLLIN
                 front_ready = accepting and frontend.getsockopt(EVENTS) & POLLIN
