@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import errno
 import logging
+import select
 import threading
 import time
 from typing import Any
@@ -228,27 +229,28 @@ class Server:
         heavy_limit = 4 * self.state.config.max_frame_size
         stuck_since: float | None = None
         stop_flush: float | None = None
-        # Requests are taken while libzmq has them queued (ZMQ_EVENTS, no
-        # system call when nothing changed); the thread polls only when
-        # both sockets are empty, with pollers built once. While replies
-        # wait in a backlog, the poll also watches the frontend's ZMQ_FD:
-        # libzmq signals it when a client's pipe drains (and for any other
-        # command), so a backlog moves as soon as the client reads instead
-        # of after the 2 ms poll timeout (a pipelining client otherwise
-        # stalls 2 ms every time its REPLY_HWM replies are in flight).
+        # The loop takes messages with non-blocking receives (no system call
+        # while libzmq has messages queued) and waits only when both sockets
+        # are drained, on their ZMQ_FDs (one poll(2)). A ZMQ_FD signals
+        # libzmq commands (a message in an empty pipe, a client's pipe that
+        # drained, a new connection) and is reset by whatever processes
+        # them (a receive that finds nothing, a send now and then), so each
+        # socket is waited on only after a receive found it empty and no
+        # send touched it since (*_maybe below). While replies wait in a
+        # backlog, the frontend's signal also wakes the loop when a client's
+        # pipe drains, so a backlog moves as soon as the client reads
+        # instead of after the 2 ms timeout (a pipelining client otherwise
+        # stalls 2 ms each time REPLY_HWM replies are in flight).
         frontend, backend = self.frontend, self.backend
         front_fd = frontend.getsockopt(zmq.FD)
-        pollers = {}
-        for want_front in (False, True):
-            for watch_fd in (False, True):
-                pl = zmq.Poller()
-                pl.register(backend, zmq.POLLIN)
-                if want_front:
-                    pl.register(frontend, zmq.POLLIN)
-                if watch_fd:
-                    pl.register(front_fd, zmq.POLLIN)
-                pollers[want_front, watch_fd] = pl
-        POLLIN, EVENTS = zmq.POLLIN, zmq.EVENTS
+        back_fd = backend.getsockopt(zmq.FD)
+        wait_back = select.poll()
+        wait_back.register(back_fd, select.POLLIN)
+        wait_both = select.poll()
+        wait_both.register(back_fd, select.POLLIN)
+        wait_both.register(front_fd, select.POLLIN)
+        NOBLOCK, Again = zmq.NOBLOCK, zmq.Again
+        back_maybe = front_maybe = True
         inflight = -1
         stopping = False
         while True:
@@ -265,32 +267,52 @@ class Server:
             if stopping and not working and not heavy and not waiting and (
                     not self.backlogs or time.monotonic() > stop_flush):
                 break
-            back_ready = backend.getsockopt(EVENTS) & POLLIN
-            front_ready = False
-            if accepting or self.backlogs:
-                # (this also takes the ZMQ_FD signal, so the poll below waits for a new one)
-                front_ready = frontend.getsockopt(EVENTS) & POLLIN and accepting
-            if not back_ready and not front_ready:
-                if self.backlogs:
-                    # Sent last before the poll: the EVENTS above took the
-                    # signal of a pipe that drained, so that pipe is written
-                    # now, and the poll waits for the next signal.
-                    self._flush_backlogs()
-                pollers[accepting, bool(self.backlogs)].poll(2 if self.backlogs else 100)
-                back_ready = backend.getsockopt(EVENTS) & POLLIN
-                front_ready = accepting and frontend.getsockopt(EVENTS) & POLLIN
-            if back_ready:
-                msg = backend.recv_multipart(copy=False)
+            msg = None
+            if back_maybe:
+                try:
+                    msg = backend.recv_multipart(NOBLOCK, copy=False)
+                except Again:
+                    back_maybe = False
+            if msg is not None:
                 worker = msg[0].bytes
                 if len(msg) > 2:  # a reply: [worker, client, header, data...]
                     client, was_heavy = working.pop(worker, (b"", False))
                     if was_heavy:
                         self._heavy_done(client)
                     self._deliver(msg[1:])
+                    front_maybe = True
                 idle.append(worker)
                 msg = None  # libzmq has the reply now: pin nothing while idle
-            if front_ready:
+            if accepting and front_maybe:
                 msg, too_many = self._recv_request()
+                if msg is None:
+                    front_maybe = False
+            if msg is None and not back_maybe and not (accepting and front_maybe):
+                # Both drained: wait. Backlogged replies are sent last
+                # (after the receive that took the signals), until a round
+                # sends nothing; a send may also have taken a signal, so the
+                # frontend is looked at again after any that went out.
+                if self.backlogs:
+                    if self._flush_backlogs():
+                        front_maybe = True
+                        continue
+                    if not accepting:  # nobody receives: take the signals here
+                        frontend.getsockopt(zmq.EVENTS)
+                        if self._flush_backlogs():
+                            continue
+                if accepting or self.backlogs:
+                    ready = wait_both.poll(2 if self.backlogs else 100)
+                else:
+                    ready = wait_back.poll(100)
+                for fd, _ev in ready:
+                    if fd == back_fd:
+                        back_maybe = True
+                    else:
+                        front_maybe = True
+                if not ready:  # a timeout: look at both anyway (cheap, and never stuck on a lost signal)
+                    back_maybe = front_maybe = True
+            if msg is not None:
+                front_maybe = True
                 client = msg[0].bytes
                 if len(msg) < 2 or client in self.dropped:
                     pass  # nothing to answer, or a client dropped for not reading
@@ -326,7 +348,8 @@ class Server:
                     continue
                 worker = idle.popleft()
                 working[worker] = (client, False)
-                self.backend.send_multipart([worker, *msg], copy=False)
+                backend.send_multipart([worker, *msg], copy=False)
+                back_maybe = True
             msg = None
             # Data requests: oldest first, skipping clients that already have
             # HEAVY_PER_CLIENT in the workers or replies waiting here.
@@ -349,9 +372,11 @@ class Server:
                     self.heavy_inflight[client] += 1
                     worker = idle.popleft()
                     working[worker] = (client, True)
-                    self.backend.send_multipart([worker, *msg], copy=False)
+                    backend.send_multipart([worker, *msg], copy=False)
+                    back_maybe = True
             if self.backlogs:
                 self._flush_backlogs()
+                front_maybe = True
             if (len(heavy) >= 64 or heavy_bytes >= heavy_limit) and self.backlogs:
                 # The shared queue is full of requests of clients that do not
                 # read their replies (so nobody else is read): a pipelining
@@ -377,7 +402,8 @@ class Server:
                 inflight = n
                 with self.state.lock:
                     self.state.inflight = n
-            self._probe_lock_holders()
+            if self._probe_lock_holders():
+                front_maybe = True
         for w in idle:
             self.backend.send_multipart([w, STOP])
         # A worker that had not announced itself yet (a stop right after
@@ -404,11 +430,15 @@ class Server:
             who = self._identities[user_id] = security.Identity.from_user_id(user_id.decode())
         return who
 
-    def _recv_request(self) -> tuple[list[Any], bool]:
+    def _recv_request(self) -> tuple[list[Any] | None, bool]:
         """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
         identity and the header at least); further frames are drained
-        unkept, so a million empty frames cost no memory."""
-        msg = [self.frontend.recv(copy=False)]
+        unkept, so a million empty frames cost no memory. (None, False):
+        nothing queued (a multipart message arrives whole or not at all)."""
+        try:
+            msg = [self.frontend.recv(zmq.NOBLOCK, copy=False)]
+        except zmq.Again:
+            return None, False
         too_many = False
         more = msg[0].more
         while more:
@@ -453,7 +483,9 @@ class Server:
         if backlog.bytes > self.state.config.max_frame_size or len(backlog.msgs) > BACKLOG_MAX_MSGS:
             self._drop(client, f"{backlog.bytes} bytes in {len(backlog.msgs)} replies waiting")
 
-    def _flush_backlogs(self) -> None:
+    def _flush_backlogs(self) -> int:
+        """Send what the clients' pipes take now; the number of replies sent."""
+        sent = 0
         now = time.monotonic()
         for client, backlog in list(self.backlogs.items()):
             while backlog.msgs:
@@ -468,10 +500,12 @@ class Server:
                     break
                 backlog.bytes -= _size(backlog.msgs.popleft())
                 backlog.since = now
+                sent += 1
             if not backlog.msgs:
                 del self.backlogs[client]
             elif now - backlog.since > STALL_DROP_S:
                 self._drop(client, f"no reply taken for {STALL_DROP_S:g} s")
+        return sent
 
     def _drop(self, client: bytes, why: str) -> None:
         """A client that stopped reading its replies: free what waits for it
@@ -507,12 +541,12 @@ class Server:
                 raise
             return False
 
-    def _probe_lock_holders(self) -> None:
+    def _probe_lock_holders(self) -> bool:
         """Drop the locks of every connection that no longer exists. The
-        probe is a reply with id 0, which clients ignore."""
+        probe is a reply with id 0, which clients ignore. True: probes sent."""
         now = time.monotonic()
         if now < self._next_probe:
-            return
+            return False
         self._next_probe = now + LOCK_PROBE_INTERVAL
         conns = set(self.state.locks.connections()) | set(self.state.holds.connections()) | \
             set(self.state.fences.connections())
@@ -523,6 +557,7 @@ class Server:
                 self.state.fences.drop_connection(conn)
                 log.info("client connection %s closed: released its %d lock(s) and %d open(s)",
                          conn.hex(), n, h)
+        return bool(conns)
 
     def _answer_peer(self, msg: list[Any]) -> None:
         """Another daemon asks for a record (a permission check, daemon.peer):
