@@ -307,6 +307,12 @@ class Server:
                 for fd, _ev in ready:
                     if fd == back_fd:
                         back_maybe = True
+                    elif accepting:
+                        # Often only a pipe that drained (libzmq sends one such
+                        # command per reply taken): ZMQ_EVENTS takes it and
+                        # says whether a request came, without a receive
+                        # that raises.
+                        front_maybe = bool(frontend.getsockopt(zmq.EVENTS) & zmq.POLLIN)
                     else:
                         front_maybe = True
                 if not ready:  # a timeout: look at both anyway (cheap, and never stuck on a lost signal)
