@@ -1,6 +1,6 @@
 """gkfs-daemon: command line, start-up and orderly shutdown.
 
-`--processes P` (default auto: the cores this process is given) > 1 makes
+`--processes P` (default auto: node.auto_processes) > 1 makes
 this process the node's supervisor of P member processes (node.py), each of
 which runs what follows with `--processes 1`.
 
@@ -79,8 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "hosts file under flock (for hosts files on a shared file system, where flock may not "
                    "work across nodes); the cluster record must exist (the launcher writes it first)")
     p.add_argument("--processes", default="auto", metavar="auto|P",
-                   help="member processes on this node (default auto: one per core this process may run on, "
-                   "len(sched_getaffinity); under Slurm the job step's CPUs). One Python process uses one core, "
+                   help="member processes on this node (default auto: one per core of a CPU set narrower than the "
+                   "machine that this process was given, len(sched_getaffinity), e.g. a Slurm job step's CPUs; "
+                   "if it may run on every CPU, half of them, at least 1, leaving the rest to the job's own "
+                   "processes on the node). One Python process uses one core, "
                    "so each member is a full daemon with its own endpoint, its own part of the root dir "
                    "(<rootdir>/proc-<k>, or --rootdir with %%i per member id) and its own slot in the cluster "
                    "(ids --id .. --id+P-1; with --id-from-rank: rank*P .. rank*P+P-1); this process supervises "
@@ -439,7 +441,7 @@ def plan_node(cfg: DaemonConfig, processes: int | None, id_arg: int | None, rank
             if layout is not None:
                 processes = layout  # a restart finds its data where it left it
             else:
-                processes = node.cores_given()
+                processes = node.auto_processes()
                 cap = members_arg
                 if cap is None:
                     try:

@@ -1,8 +1,9 @@
 """A node's gkfs-daemon: P member processes, one per core it is given.
 
 One Python process is one GIL, so one daemon process serves at most one
-core. `gkfs-daemon --processes P` (default `auto`: the cores this process
-may run on) starts P member processes on the node, each a full
+core. `gkfs-daemon --processes P` (default `auto`: every core of a CPU
+set given to it, else half the cores; auto_processes) starts P member
+processes on the node, each a full
 single-process daemon (`--processes 1`): its own ZeroMQ endpoint, its own
 root dir (own LMDB and chunk directory) and its own slot in the cluster
 record, so placement spreads paths and chunks over all members of all
@@ -63,6 +64,22 @@ def cores_given() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
+
+
+def auto_processes() -> int:
+    """Members for `--processes auto`. A CPU set narrower than the machine
+    (a Slurm job step, taskset, a cpuset) was given to the daemon: one member
+    per core of it. A daemon that may run on every CPU shares them with the
+    job's own processes on the node (an ad hoc file system runs beside its
+    application): half of them, at least one. Measured (docs/performance.md):
+    a member at full load uses ~0.75 cores (its Python thread and libzmq's
+    I/O thread), a Python client spends at least as much CPU per call as the
+    daemon, and on a 2-core machine a second member made 4 local clients
+    slower (0.67-0.84x stats) without raising the node's capacity."""
+    given = cores_given()
+    if given < (os.cpu_count() or given):
+        return given
+    return max(1, given // 2)
 
 
 def parse_processes(text: str) -> int | None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import errno
 import logging
+import select
 import threading
 import time
 from typing import Any
@@ -229,46 +230,100 @@ class Server:
         heavy_limit = 4 * self.state.config.max_frame_size
         stuck_since: float | None = None
         stop_flush: float | None = None
-        poller = zmq.Poller()
-        poller.register(self.backend, zmq.POLLIN)
-        accepting = False
+        # The loop takes messages with non-blocking receives (no system call
+        # while libzmq has messages queued) and waits only when both sockets
+        # are drained, on their ZMQ_FDs (one poll(2)). A ZMQ_FD signals
+        # libzmq commands (a message in an empty pipe, a client's pipe that
+        # drained, a new connection) and is reset by whatever processes
+        # them (a receive that finds nothing, a send now and then), so each
+        # socket is waited on only after a receive found it empty and no
+        # send touched it since (*_maybe below). While replies wait in a
+        # backlog, the frontend's signal also wakes the loop when a client's
+        # pipe drains, so a backlog moves as soon as the client reads
+        # instead of after the 2 ms timeout (a pipelining client otherwise
+        # stalls 2 ms each time REPLY_HWM replies are in flight).
+        frontend, backend = self.frontend, self.backend
+        front_fd = frontend.getsockopt(zmq.FD)
+        back_fd = backend.getsockopt(zmq.FD)
+        wait_back = select.poll()
+        wait_back.register(back_fd, select.POLLIN)
+        wait_both = select.poll()
+        wait_both.register(back_fd, select.POLLIN)
+        wait_both.register(front_fd, select.POLLIN)
+        NOBLOCK, Again = zmq.NOBLOCK, zmq.Again
+        back_maybe = front_maybe = True
+        inflight = -1
+        stopping = False
         while True:
             # While stopping, the frontend is still read, but only to answer
             # ESHUTDOWN at once instead of leaving clients to time out.
             # Requests waiting for a worker are bounded in bytes, not only in
             # count, so a burst of 64 MiB writes cannot exhaust memory; below
             # those bounds requests are read whether or not a worker is idle.
-            want_front = self.stopping.is_set() or (len(heavy) < 64 and heavy_bytes < heavy_limit
-                                                    and len(waiting) < WAITING_MAX
-                                                    and waiting_bytes < waiting_limit)
-            if want_front != accepting:
-                if want_front:
-                    poller.register(self.frontend, zmq.POLLIN)
-                else:
-                    poller.unregister(self.frontend)
-                accepting = want_front
-            if self.stopping.is_set() and stop_flush is None:
+            if not stopping and self.stopping.is_set():
+                stopping = True
                 stop_flush = time.monotonic() + 5.0  # replies waiting here get 5 s to go out
-            if self.stopping.is_set() and not working and not heavy and not waiting and (
+            accepting = stopping or (len(heavy) < 64 and heavy_bytes < heavy_limit
+                                     and len(waiting) < WAITING_MAX and waiting_bytes < waiting_limit)
+            if stopping and not working and not heavy and not waiting and (
                     not self.backlogs or time.monotonic() > stop_flush):
                 break
-            events = dict(poller.poll(2 if self.backlogs else 100))
-            if self.backend in events:
-                msg = self.backend.recv_multipart(copy=False)
+            msg = None
+            if back_maybe:
+                try:
+                    msg = backend.recv_multipart(NOBLOCK, copy=False)
+                except Again:
+                    back_maybe = False
+            if msg is not None:
                 worker = msg[0].bytes
                 if len(msg) > 2:  # a reply: [worker, client, header, data...]
                     client, was_heavy = working.pop(worker, (b"", False))
                     if was_heavy:
                         self._heavy_done(client)
                     self._deliver(msg[1:])
+                    front_maybe = True
                 idle.append(worker)
                 msg = None  # libzmq has the reply now: pin nothing while idle
-            if accepting and self.frontend in events:
+            if accepting and front_maybe:
                 msg, too_many = self._recv_request()
+                if msg is None:
+                    front_maybe = False
+            if msg is None and not back_maybe and not (accepting and front_maybe):
+                # Both drained: wait. Backlogged replies are sent last
+                # (after the receive that took the signals), until a round
+                # sends nothing; a send may also have taken a signal, so the
+                # frontend is looked at again after any that went out.
+                if self.backlogs:
+                    if self._flush_backlogs():
+                        front_maybe = True
+                        continue
+                    if not accepting:  # nobody receives: take the signals here
+                        frontend.getsockopt(zmq.EVENTS)
+                        if self._flush_backlogs():
+                            continue
+                if accepting or self.backlogs:
+                    ready = wait_both.poll(2 if self.backlogs else 100)
+                else:
+                    ready = wait_back.poll(100)
+                for fd, _ev in ready:
+                    if fd == back_fd:
+                        back_maybe = True
+                    elif accepting:
+                        # Often only a pipe that drained (libzmq sends one such
+                        # command per reply taken): ZMQ_EVENTS takes it and
+                        # says whether a request came, without a receive
+                        # that raises.
+                        front_maybe = bool(frontend.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+                    else:
+                        front_maybe = True
+                if not ready:  # a timeout: look at both anyway (cheap, and never stuck on a lost signal)
+                    back_maybe = front_maybe = True
+            if msg is not None:
+                front_maybe = True
                 client = msg[0].bytes
                 if len(msg) < 2 or client in self.dropped:
                     pass  # nothing to answer, or a client dropped for not reading
-                elif self.stopping.is_set():
+                elif stopping:
                     self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
                 elif too_many:
                     self._refuse(msg, errno.EINVAL, f"request has more than {protocol.MAX_FRAMES} frames")
@@ -300,11 +355,12 @@ class Server:
                     continue
                 worker = idle.popleft()
                 working[worker] = (client, False)
-                self.backend.send_multipart([worker, *msg], copy=False)
+                backend.send_multipart([worker, *msg], copy=False)
+                back_maybe = True
             msg = None
             # Data requests: oldest first, skipping clients that already have
             # HEAVY_PER_CLIENT in the workers or replies waiting here.
-            keep = reserve if not self.stopping.is_set() else 0
+            keep = reserve if not stopping else 0
             if heavy and len(idle) > keep:
                 for msg in list(heavy):
                     if len(idle) <= keep:
@@ -323,9 +379,11 @@ class Server:
                     self.heavy_inflight[client] += 1
                     worker = idle.popleft()
                     working[worker] = (client, True)
-                    self.backend.send_multipart([worker, *msg], copy=False)
+                    backend.send_multipart([worker, *msg], copy=False)
+                    back_maybe = True
             if self.backlogs:
                 self._flush_backlogs()
+                front_maybe = True
             if (len(heavy) >= 64 or heavy_bytes >= heavy_limit) and self.backlogs:
                 # The shared queue is full of requests of clients that do not
                 # read their replies (so nobody else is read): a pipelining
@@ -346,9 +404,13 @@ class Server:
                 heavy = kept
                 for c in [c for c in self.heavy_queued if c in self.dropped]:
                     del self.heavy_queued[c]
-            with self.state.lock:
-                self.state.inflight = len(working) + len(heavy) + len(waiting)
-            self._probe_lock_holders()
+            n = len(working) + len(heavy) + len(waiting)
+            if n != inflight:
+                inflight = n
+                with self.state.lock:
+                    self.state.inflight = n
+            if self._probe_lock_holders():
+                front_maybe = True
         for w in idle:
             self.backend.send_multipart([w, STOP])
         # A worker that had not announced itself yet (a stop right after
@@ -375,11 +437,15 @@ class Server:
             who = self._identities[user_id] = security.Identity.from_user_id(user_id.decode())
         return who
 
-    def _recv_request(self) -> tuple[list[Any], bool]:
+    def _recv_request(self) -> tuple[list[Any] | None, bool]:
         """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
         identity and the header at least); further frames are drained
-        unkept, so a million empty frames cost no memory."""
-        msg = [self.frontend.recv(copy=False)]
+        unkept, so a million empty frames cost no memory. (None, False):
+        nothing queued (a multipart message arrives whole or not at all)."""
+        try:
+            msg = [self.frontend.recv(zmq.NOBLOCK, copy=False)]
+        except zmq.Again:
+            return None, False
         too_many = False
         more = msg[0].more
         while more:
@@ -424,7 +490,9 @@ class Server:
         if backlog.bytes > self.state.config.max_frame_size or len(backlog.msgs) > BACKLOG_MAX_MSGS:
             self._drop(client, f"{backlog.bytes} bytes in {len(backlog.msgs)} replies waiting")
 
-    def _flush_backlogs(self) -> None:
+    def _flush_backlogs(self) -> int:
+        """Send what the clients' pipes take now; the number of replies sent."""
+        sent = 0
         now = time.monotonic()
         for client, backlog in list(self.backlogs.items()):
             while backlog.msgs:
@@ -439,10 +507,12 @@ class Server:
                     break
                 backlog.bytes -= _size(backlog.msgs.popleft())
                 backlog.since = now
+                sent += 1
             if not backlog.msgs:
                 del self.backlogs[client]
             elif now - backlog.since > STALL_DROP_S:
                 self._drop(client, f"no reply taken for {STALL_DROP_S:g} s")
+        return sent
 
     def _drop(self, client: bytes, why: str) -> None:
         """A client that stopped reading its replies: free what waits for it
@@ -478,12 +548,12 @@ class Server:
                 raise
             return False
 
-    def _probe_lock_holders(self) -> None:
+    def _probe_lock_holders(self) -> bool:
         """Drop the locks of every connection that no longer exists. The
-        probe is a reply with id 0, which clients ignore."""
+        probe is a reply with id 0, which clients ignore. True: probes sent."""
         now = time.monotonic()
         if now < self._next_probe:
-            return
+            return False
         self._next_probe = now + LOCK_PROBE_INTERVAL
         conns = set(self.state.locks.connections()) | set(self.state.holds.connections()) | \
             set(self.state.fences.connections())
@@ -494,6 +564,7 @@ class Server:
                 self.state.fences.drop_connection(conn)
                 log.info("client connection %s closed: released its %d lock(s) and %d open(s)",
                          conn.hex(), n, h)
+        return bool(conns)
 
     def _answer_peer(self, msg: list[Any]) -> None:
         """Another daemon asks for a record (``stat``: a permission check,

@@ -59,11 +59,11 @@ def _wait_registered(hosts_path, procs, logs, count):
 
 def test_bare_daemons_use_documented_defaults(tmp_path):
     """`gkfs-daemon --mount /gkfs` with no other flag creates a one-node
-    cluster of one member process per core it is given; a second one finds no
+    cluster of node.auto_processes() member processes; a second one finds no
     free slot and is refused (growing is explicit); the first comes back on
     its own cluster after a stop."""
-    from gkfs_daemon.node import cores_given
-    cores = cores_given()
+    from gkfs_daemon.node import auto_processes
+    cores = auto_processes()
     env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path / "run"))
     env.pop("LIBGKFS_HOSTS_FILE", None)
     hosts_path = tmp_path / "run" / "gkfs" / "hosts"

@@ -9,6 +9,7 @@ import errno
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -254,3 +255,25 @@ def test_members_get_their_own_listen_endpoints(node, tmp_path):
         fs.write_file("/x", b"over ipc")
         assert fs.read_file("/x") == b"over ipc"
     assert n.stop() == 0
+
+
+def test_auto_takes_a_given_cpu_set_whole_and_half_of_an_unrestricted_machine():
+    """--processes auto: every core of a CPU set narrower than the machine
+    (Slurm step, taskset), else half the cores (the job's own processes share
+    the node), never 0."""
+    code = ("import os, sys; from gkfs_daemon.node import auto_processes; "
+            "os.sched_setaffinity(0, {int(c) for c in sys.argv[1].split(',')}) if sys.argv[1] else None; "
+            "print(auto_processes())")
+    every = sorted(os.sched_getaffinity(0))
+    n = os.cpu_count()
+
+    def auto(cpus: list[int] | None) -> int:
+        arg = ",".join(map(str, cpus)) if cpus else ""
+        return int(subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True,
+                                  check=True).stdout)
+
+    assert auto([every[0]]) == 1
+    if len(every) == n:  # this test may run on every CPU: half of them
+        assert auto(None) == max(1, n // 2)
+    else:  # run with a CPU set itself: all of it
+        assert auto(None) == len(every)
