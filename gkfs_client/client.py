@@ -59,6 +59,15 @@ def _err(code: int, what: str) -> OSError:
     return OSError(code, f"{os.strerror(code)}: {what}")
 
 
+def _reply_err(reply: protocol.Reply, what: str) -> OSError:
+    """A failed reply as OSError: the errno's text and the path, plus the
+    daemon's own message for EIO (it names the member that did not answer,
+    which the errno alone does not)."""
+    if reply.status == errno.EIO and reply.message:
+        return OSError(errno.EIO, f"{os.strerror(errno.EIO)}: {what}: {reply.message}")
+    return _err(reply.status, what)
+
+
 def _timeout_from_env() -> float:
     raw = os.environ.get(ENV_TIMEOUT)
     if not raw:
@@ -362,11 +371,11 @@ class Client:
                 if pst.status == errno.ENOENT:
                     raise self._missing(parent)
                 if pst.status:
-                    raise _err(pst.status, parent)
+                    raise _reply_err(pst, parent)
                 if not _stat.S_ISDIR(pst.result["stat"]["mode"]):
                     raise _err(errno.ENOTDIR, parent)
             if cr.status:
-                raise _err(cr.status, path)
+                raise _reply_err(cr, path)
             return cr.result["stat"], bool(cr.result.get("created"))
         calls = [Call(self._owner(parent), "stat", {"path": parent}),
                  Call(self._owner(path), "create", {"path": path, "mode": mode, "exclusive": exclusive,
@@ -386,7 +395,7 @@ class Client:
                                  {"path": path, **({"data_key": key} if key else {})})], check=False)
             raise parent_err
         if cr.status:
-            raise _err(cr.status, path)
+            raise _reply_err(cr, path)
         return cr.result["stat"], bool(cr.result.get("created"))
 
     def mkdir(self, path, mode: int = 0o777) -> None:

@@ -223,11 +223,12 @@ def test_permission_checks_read_a_live_siblings_records_and_fail_with_eio_for_a_
         os.kill(victim.pid, signal.SIGKILL)
         _wait_dead(victim.pid)
         # A file on member 0 in member 1's directory: the check needs member 1.
-        # (The daemon's EIO says which member did not answer; the Python
-        # client's create keeps only the errno.)
+        # The daemon's EIO says which member did not answer, and the client
+        # passes that on (an EIO without it leaves the user guessing).
         with pytest.raises(OSError) as exc:
             fs.write_file(cross[victim.id][10], b"y")
         assert exc.value.errno == errno.EIO, exc.value
+        assert f"member {victim.id}" in str(exc.value), exc.value
     assert n.stop() == 1
 
 
