@@ -107,3 +107,16 @@ def test_record_from_a_member_that_does_not_own_the_path_is_not_used(gk_cluster,
     assert cp.returncode == 1 and "cannot access" in err and "0bad" in err, (out, err)
     lines = [ln for ln in out.splitlines() if not ln.startswith("total")]
     assert lines[0].startswith("-?????????") and lines[0].endswith(" 0bad") and lines[1].endswith(" a"), out
+
+
+def test_a_bad_cache_setting_is_reported_not_silently_replaced(gk_cluster, run_rv, sysroot):
+    """A value that is not a whole number gets a warning on stderr naming the
+    variable and the default used, like the Python client's EINVAL tells."""
+    c = gk_cluster.client
+    c.mkdir("/badenv")
+    c.write_file("/badenv/f", b"x")
+    for name in ("LIBGKFS_STAT_CACHE_TTL_MS", "LIBGKFS_STAT_CACHE_ENTRIES"):
+        cp = run_rv([sysroot / "usr/bin/ls", "-l", f"{gk_cluster.mount}/badenv"], extra_env={name: "1s"})
+        err = cp.stderr.decode(errors="replace")
+        assert cp.returncode == 0, err
+        assert name in err and "1s" in err and "default" in err, err

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "dcache.h"
 #include "distribution.h"
+#include "log.h"
 
 #define LISTINGS 64
 #define DEFAULT_TTL_MS 1000
@@ -45,8 +46,10 @@ static int configured;
 static uint64_t ttl_ns;
 static size_t max_entries;
 
+/* A whole number from the environment; anything else is reported (once per
+ * variable) and the default used: a typo must not pass unnoticed. */
 static uint64_t
-env_u64(const char *name, uint64_t dflt)
+env_u64(const char *name, uint64_t dflt, int *warned)
 {
 	const char *s = getenv(name);
 	char *end;
@@ -54,7 +57,12 @@ env_u64(const char *name, uint64_t dflt)
 	if (!s || !*s)
 		return dflt;
 	unsigned long long v = strtoull(s, &end, 10);
-	return *end || *s == '-' ? dflt : v;
+	if (*end || *s == '-' || *s == '+' || *s == ' ') {
+		gkc_warn_once(warned, "ignoring %s=%s: not a whole number; using the default %llu",
+		              name, s, (unsigned long long)dflt);
+		return dflt;
+	}
+	return v;
 }
 
 static void
@@ -62,8 +70,10 @@ configure(void)
 {
 	if (__atomic_load_n(&configured, __ATOMIC_ACQUIRE))
 		return;
-	ttl_ns = env_u64("LIBGKFS_STAT_CACHE_TTL_MS", DEFAULT_TTL_MS) * 1000000ULL;
-	max_entries = env_u64("LIBGKFS_STAT_CACHE_ENTRIES", DEFAULT_ENTRIES);
+	static int warned_ttl, warned_entries;
+
+	ttl_ns = env_u64("LIBGKFS_STAT_CACHE_TTL_MS", DEFAULT_TTL_MS, &warned_ttl) * 1000000ULL;
+	max_entries = env_u64("LIBGKFS_STAT_CACHE_ENTRIES", DEFAULT_ENTRIES, &warned_entries);
 	__atomic_store_n(&configured, 1, __ATOMIC_RELEASE);
 }
 
