@@ -158,6 +158,20 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in _OPS}
 # Paths
 
 
+def _plainly_canonical(path: str) -> bool:
+    """The common case of check_path and normalize_path, decided without
+    splitting: absolute, no empty, '.' or '..' component, no trailing '/',
+    no NUL, and at most MAX_NAME_BYTES UTF-8 bytes in all, so no component
+    can be too long. False means "take the full walk", not "invalid"."""
+    if (path[:1] == "/" and path[-1:] != "/" and "//" not in path and "/." not in path
+            and "\x00" not in path and len(path) <= MAX_NAME_BYTES):
+        try:
+            return len(path.encode("utf-8")) <= MAX_NAME_BYTES
+        except UnicodeEncodeError:
+            return False
+    return False
+
+
 def check_path(path: Any) -> str:
     """Accept only canonical absolute paths; raise ProtocolError otherwise.
 
@@ -169,16 +183,8 @@ def check_path(path: Any) -> str:
     """
     if not isinstance(path, str):
         raise ProtocolError(_errno.EINVAL, f"path must be a string, got {type(path).__name__}")
-    if (path[:1] == "/" and path[-1:] != "/" and "//" not in path and "/." not in path
-            and "\x00" not in path and len(path) <= MAX_NAME_BYTES):
-        # The common case, decided without splitting: no empty, '.' or '..'
-        # component, and at most MAX_NAME_BYTES bytes in all, so no component
-        # is too long; anything else takes the full walk below.
-        try:
-            if len(path.encode("utf-8")) <= MAX_NAME_BYTES:
-                return path
-        except UnicodeEncodeError:
-            pass
+    if _plainly_canonical(path):
+        return path
     if "\x00" in path:
         raise ProtocolError(_errno.EINVAL, f"path contains NUL: {path!r}")
     try:
@@ -209,17 +215,8 @@ def normalize_path(path: str, cwd: str = "/") -> str:
     '..' is resolved lexically and may not climb above '/', which raises
     EINVAL (a gkfs path that escapes the root is an error, not the root).
     """
-    if (path[:1] == "/" and path[-1:] != "/" and "//" not in path and "/." not in path
-            and "\x00" not in path and len(path) <= MAX_NAME_BYTES):
-        # Already canonical (the common case): absolute, no empty, '.' or
-        # '..' component, no trailing '/'. At most MAX_NAME_BYTES characters
-        # here, so if its UTF-8 form is that short too, no component can be
-        # too long; anything else takes the full walk below.
-        try:
-            if len(path.encode("utf-8")) <= MAX_NAME_BYTES:
-                return path
-        except UnicodeEncodeError:
-            pass
+    if _plainly_canonical(path):
+        return path
     if "\x00" in path:
         raise ProtocolError(_errno.EINVAL, f"path contains NUL: {path!r}")
     if not path.startswith("/"):
