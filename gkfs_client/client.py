@@ -231,7 +231,7 @@ class Client:
                 return self._rpc.call(target, op, args, data, check=check)
             finally:
                 if self.stat_cache.enabled:
-                    self.stat_cache.changed((Call(target, op, args),))  # our own changes: seen at once
+                    self.stat_cache.changed_by(op, args)  # our own changes: seen at once
 
     def _owner(self, path: str) -> int:
         # one member: no hash to compute

@@ -153,17 +153,22 @@ class StatCache:
         """After the replies of ``calls`` came back (or failed): forget what
         they may have changed."""
         for c in calls:
-            if c.op not in _CHANGES:
-                continue
-            with self._lock:
-                self.generation += 1
-                if not self._count:
-                    continue
-                args = c.args or {}
-                for key in _PATH_ARGS:
-                    p = args.get(key)
-                    if isinstance(p, str):
-                        self._forget(p, tree=c.op in _TREE and not (c.op == "remove" and args.get("rmdir") is False))
+            self.changed_by(c.op, c.args)
+
+    def changed_by(self, op: str, args: dict | None) -> None:
+        """One request's op and arguments: ``changed`` for a single call,
+        without building a Call for it (the client's one-request path)."""
+        if op not in _CHANGES:
+            return
+        with self._lock:
+            self.generation += 1
+            if not self._count:
+                return
+            args = args or {}
+            for key in _PATH_ARGS:
+                p = args.get(key)
+                if isinstance(p, str):
+                    self._forget(p, tree=op in _TREE and not (op == "remove" and args.get("rmdir") is False))
 
     def _forget(self, path: str, tree: bool) -> None:
         parent, name = _split(path)
