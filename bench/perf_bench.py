@@ -226,12 +226,8 @@ class Cluster:
 
     def ops(self) -> dict[str, int]:
         from gkfs_client.client import Client
-        total: dict[str, int] = {}
         with Client(self.hosts) as c:
-            for st in c.status():
-                for k, v in st["ops"].items():
-                    total[k] = total.get(k, 0) + v
-        return total
+            return c.op_totals()
 
 
 def bench_serial(cl: Cluster, files: int, mib: int) -> dict[str, float]:

@@ -940,3 +940,15 @@ class Client:
             else:
                 out.append({**r.result, "rtt_s": rtt})
         return out
+
+    def op_totals(self) -> dict[str, int]:
+        """Every daemon's op counters summed (how many requests of each op the
+        cluster served); a member that does not answer raises its OSError,
+        since a partial sum would under-count."""
+        total: dict[str, int] = {}
+        for st in self.status():
+            if isinstance(st, OSError):
+                raise st
+            for k, v in st["ops"].items():
+                total[k] = total.get(k, 0) + v
+        return total

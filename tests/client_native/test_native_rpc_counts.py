@@ -11,21 +11,13 @@ from gkfs_client import distribution
 N = 24  # files: with 3 daemons, P(no mix of folded and unfolded writes) = (2/3)^24 < 1e-4
 
 
-def _ops(client) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for st in client.status():
-        for k, v in st["ops"].items():
-            total[k] = total.get(k, 0) + v
-    return total
-
-
 def test_native_rpcs_per_call(gk_cluster, rv_program, run_rv):
     c = gk_cluster.client
     c.mkdir("/rpcs")
     prog = rv_program("rpccount")
-    before = _ops(c)
+    before = c.op_totals()
     cp = run_rv([prog, f"{gk_cluster.mount}/rpcs", str(N)])
-    after = _ops(c)
+    after = c.op_totals()
     assert cp.returncode == 0 and cp.stdout.decode().strip() == "done", cp.stderr.decode(errors="replace")
     d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     n_hosts = len(c.hosts)

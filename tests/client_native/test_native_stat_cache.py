@@ -11,19 +11,11 @@ import time
 N = 60
 
 
-def _ops(client) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for st in client.status():
-        for k, v in st["ops"].items():
-            total[k] = total.get(k, 0) + v
-    return total
-
-
 def _ls_l(gk_cluster, run_rv, sysroot, d: str, env=None) -> tuple[dict[str, int], list[str]]:
     c = gk_cluster.client
-    before = _ops(c)
+    before = c.op_totals()
     cp = run_rv([sysroot / "usr/bin/ls", "-l", f"{gk_cluster.mount}{d}"], extra_env=env)
-    after = _ops(c)
+    after = c.op_totals()
     assert cp.returncode == 0, cp.stderr.decode(errors="replace")
     lines = [ln for ln in cp.stdout.decode().splitlines() if not ln.startswith("total")]
     return {k: after.get(k, 0) - before.get(k, 0) for k in after}, lines

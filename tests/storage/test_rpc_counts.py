@@ -10,18 +10,10 @@ from gkfs_client import distribution
 from gkfs_client.client import Client
 
 
-def _ops(gk) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for st in gk.status():
-        for k, v in st["ops"].items():
-            total[k] = total.get(k, 0) + v
-    return total
-
-
 def _delta(gk, fn) -> dict[str, int]:
-    before = _ops(gk)
+    before = gk.op_totals()
     fn()
-    after = _ops(gk)
+    after = gk.op_totals()
     n = len(gk.hosts)
     d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     d["ping"] -= n   # the counting itself: one ping + one status per daemon
