@@ -19,20 +19,12 @@ from gkfs_client import distribution
 from gkfs_client.client import Client
 
 
-def _dirs_owned_by(members: int, owner: int, n: int) -> list[str]:
+def _owned_by(pattern: str, members: int, owner: int, n: int) -> list[str]:
+    """The first n paths pattern.format(i) (i = 0, 1, ...) whose records
+    member ``owner`` of ``members`` holds."""
     out, i = [], 0
     while len(out) < n:
-        d = f"/dir{i}"
-        if distribution.metadata_owner(d, members) == owner:
-            out.append(d)
-        i += 1
-    return out
-
-
-def _names_owned_by(d: str, members: int, owner: int, n: int, tag: str) -> list[str]:
-    out, i = [], 0
-    while len(out) < n:
-        p = f"{d}/{tag}f{i}"
+        p = pattern.format(i)
         if distribution.metadata_owner(p, members) == owner:
             out.append(p)
         i += 1
@@ -47,12 +39,12 @@ def test_peer_lookup_burst_does_not_stall_a_daemon(cluster):
     creates failed with EIO after the client's 10 s timeout.)"""
     c = cluster(n=2)
     with Client(c.hosts_file) as gk:
-        d_on_1 = _dirs_owned_by(2, 1, 1)[0]
-        d_on_0 = _dirs_owned_by(2, 0, 1)[0]
+        d_on_1 = _owned_by("/dir{}", 2, 1, 1)[0]
+        d_on_0 = _owned_by("/dir{}", 2, 0, 1)[0]
         gk.mkdir(d_on_1, 0o755)
         gk.mkdir(d_on_0, 0o755)
-    work = [_names_owned_by(d_on_1, 2, 0, 60, f"a{r}") for r in range(8)] + \
-        [_names_owned_by(d_on_0, 2, 1, 60, f"b{r}") for r in range(8)]
+    work = [_owned_by(f"{d_on_1}/a{r}f{{}}", 2, 0, 60) for r in range(8)] + \
+        [_owned_by(f"{d_on_0}/b{r}f{{}}", 2, 1, 60) for r in range(8)]
     errors: list[BaseException] = []
     done = threading.Event()
 
