@@ -156,9 +156,7 @@ def bench_echo_aggregate(procs: int, servers: int, n: int) -> float:
           for i in range(procs)]
     for c in cs:
         c.start()
-    got = [results.get(timeout=300) for _ in cs]
-    for c in cs:
-        c.join(30)
+    got = _gather(cs, results, 300)
     for p in srv:
         p.terminate()
         p.join(10)
@@ -294,18 +292,38 @@ def _agg_worker(hosts: str, files: int, rank: int, barrier, results) -> None:
     results.put(times)
 
 
+def _gather(procs: list, results, timeout: float) -> list:
+    """One result from each process; a process that died without sending
+    its result (a client error: its traceback is on stderr) fails the
+    benchmark at once instead of after the whole timeout."""
+    import queue
+    got, deadline = [], time.monotonic() + timeout
+    while len(got) < len(procs):
+        try:
+            got.append(results.get(timeout=0.5))
+        except queue.Empty:
+            dead = [p for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"benchmark process exited {dead[0].exitcode} without a result") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no result from {len(procs) - len(got)} benchmark processes "
+                                   f"in {timeout:.0f} s") from None
+    for p in procs:
+        p.join(60)
+        if p.exitcode:
+            raise RuntimeError(f"benchmark process exited {p.exitcode}")
+    return got
+
+
 def bench_aggregate(cl: Cluster, procs: int, files: int) -> dict[str, float]:
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(procs)
     results = ctx.Queue()
-    ps = [ctx.Process(target=_agg_worker, args=(str(cl.hosts), files, r, barrier, results)) for r in range(procs)]
+    ps = [ctx.Process(target=_agg_worker, args=(str(cl.hosts), files, r, barrier, results), daemon=True)
+          for r in range(procs)]
     for p in ps:
         p.start()
-    got = [results.get(timeout=600) for _ in ps]
-    for p in ps:
-        p.join(60)
-        if p.exitcode:
-            raise RuntimeError(f"aggregate worker exited {p.exitcode}")
+    got = _gather(ps, results, 600)
     out = {}
     for phase in ("create", "stat"):
         start = min(t[phase][0] for t in got)
@@ -347,13 +365,11 @@ def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> flo
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
     rounds = max(3, -(-8000 // files))  # >= 8,000 stats: long enough to mean something on a noisy machine
-    ps = [ctx.Process(target=_capacity_worker, args=(str(cl.hosts), paths, rounds, window, results))
+    ps = [ctx.Process(target=_capacity_worker, args=(str(cl.hosts), paths, rounds, window, results), daemon=True)
           for _ in range(procs)]
     for p in ps:
         p.start()
-    got = [results.get(timeout=600) for _ in ps]
-    for p in ps:
-        p.join(60)
+    got = _gather(ps, results, 600)
     return sum(g[2] for g in got) / (max(g[1] for g in got) - min(g[0] for g in got))
 
 

@@ -49,6 +49,11 @@ class _Sibling:
         # is read again in place, so a check is two system calls (one poll,
         # one pread) instead of kill(0) plus an open, read and close.
         self._fd = self._poll = self._stat_fd = None
+        # Worker threads check siblings at the same time, and a poll object
+        # refuses a second concurrent poll() (RuntimeError); close() from a
+        # refresh must not free the fds under a check either (a reused fd
+        # number would be polled and read as if it were the sibling's).
+        self._lock = threading.Lock()
         try:
             self._fd = os.pidfd_open(pid)
             self._poll = select.poll()
@@ -65,25 +70,27 @@ class _Sibling:
         # The pidfd turns readable only once every thread has exited; the
         # process is a zombie (/proc state Z) a little earlier, and dead for
         # the rest of gkfs (hostsfile.pid_alive) from then on: both count.
-        if self._poll is None:
-            return hostsfile.pid_alive(self.pid)
-        if self._poll.poll(0):
-            return False
-        if self._stat_fd is None:
-            return hostsfile.pid_alive(self.pid)
-        try:
-            # The pidfd (not readable) pins this process, so the stat file
-            # opened after it is the sibling's own.
-            stat = os.pread(self._stat_fd, 512, 0)
-        except OSError:
-            return False  # reaped meanwhile
+        with self._lock:
+            if self._poll is None:
+                return hostsfile.pid_alive(self.pid)
+            if self._poll.poll(0):
+                return False
+            if self._stat_fd is None:
+                return hostsfile.pid_alive(self.pid)
+            try:
+                # The pidfd (not readable) pins this process, so the stat file
+                # opened after it is the sibling's own.
+                stat = os.pread(self._stat_fd, 512, 0)
+            except OSError:
+                return False  # reaped meanwhile
         return stat.rpartition(b")")[2].split(None, 1)[0] not in (b"Z", b"X")
 
     def close(self) -> None:
-        for fd in (self._stat_fd, self._fd):
-            if fd is not None:
-                os.close(fd)
-        self._fd = self._poll = self._stat_fd = None
+        with self._lock:
+            for fd in (self._stat_fd, self._fd):
+                if fd is not None:
+                    os.close(fd)
+            self._fd = self._poll = self._stat_fd = None
 
 
 class SiblingRecords:

@@ -278,3 +278,39 @@ def test_auto_takes_a_given_cpu_set_whole_and_half_of_an_unrestricted_machine():
         assert auto(None) == max(1, n // 2)
     else:  # run with a CPU set itself: all of it
         assert auto(None) == len(every)
+
+
+def test_concurrent_listings_across_siblings_never_fail(node):
+    """Listings run on a member's worker threads, several at once, and each
+    checks the directory's record in the sibling that holds it. Those checks
+    once shared one poll object per sibling: two threads polling it at the
+    same time raised RuntimeError ("concurrent poll() invocation"), which the
+    client saw as EIO on a listing or an rmdir (found by perf_bench)."""
+    import threading
+    n = node("2")
+    n.start()
+    dirs = [f"/d{i}" for i in range(40) if distribution.metadata_owner(f"/d{i}", 2) == 1][:4]
+    with Client(n.hosts, timeout=20) as fs:
+        for d in dirs:
+            fs.mkdir(d, 0o755)
+            fs.write_file(f"{d}/f", b"x")
+    errors: list[BaseException] = []
+    stop = time.monotonic() + 4
+
+    def lister() -> None:
+        try:
+            with Client(n.hosts, timeout=20) as fs:
+                while time.monotonic() < stop and not errors:
+                    for d in dirs:
+                        assert fs.listdir(d) == ["f"]
+        except BaseException as exc:  # reported below, with the daemon's log
+            errors.append(exc)
+
+    threads = [threading.Thread(target=lister) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, f"{errors[0]!r}\n{n.text()[-3000:]}"
+    assert "concurrent poll" not in n.text()
+    assert n.stop() == 0
