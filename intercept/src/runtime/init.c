@@ -77,9 +77,8 @@ gk_init(void)
 		if (!objs[i].is_vdso)
 			add_tails(&objs[i]);
 	}
-	for (int i = 0; i < n; i++)
-		if (objs[i].selected)
-			gk_tramp_claim_around(objs[i].lo, objs[i].hi);
+	/* No holes claimed up front: tails and DT_RELA first, a hole (and
+	 * the maps file) only for a site none of them reaches (tramp_mem.c) */
 	gk_patch_objects(objs, n);
 	started = 1;
 }

@@ -352,20 +352,37 @@ gk_object_targets(const struct gk_object *o, uint64_t lo, uint64_t hi,
  * (lazy binding uses DT_JMPREL, a separate table).  When it sits in a
  * non-writable segment it is dead, mapped memory right inside the object,
  * within jal reach of code that nothing else can reach when neighbouring
- * libraries leave no free space around the object.
+ * libraries leave no free space around the object.  GNU ld counts
+ * .rela.plt (DT_JMPREL, read again by every lazy binding) into DT_RELASZ
+ * when it follows .rela.dyn, as it does in most objects: that part is
+ * left out (the larger piece on either side of it is kept).
  */
 int
 gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end)
 {
 	const ElfW(Dyn) *d = o->dyn;
 	const ElfW(Phdr) *ph = o->phdr;
-	uint64_t s = 0, len = 0;
+	uint64_t s = 0, len = 0, js = 0, jlen = 0;
 
 	for (; d && d->d_tag != DT_NULL; d++) {
 		if (d->d_tag == DT_RELA)
 			s = dptr(o, d->d_un.d_ptr);
 		else if (d->d_tag == DT_RELASZ)
 			len = d->d_un.d_val;
+		else if (d->d_tag == DT_JMPREL)
+			js = dptr(o, d->d_un.d_ptr);
+		else if (d->d_tag == DT_PLTRELSZ)
+			jlen = d->d_un.d_val;
+	}
+	if (js && jlen && js < s + len && s < js + jlen) {
+		uint64_t before = js > s ? js - s : 0;
+		uint64_t after = s + len > js + jlen ? s + len - (js + jlen) : 0;
+		if (before >= after) {
+			len = before;
+		} else {
+			s = js + jlen;
+			len = after;
+		}
 	}
 	if (!s || len < 256)
 		return -1;

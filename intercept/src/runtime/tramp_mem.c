@@ -6,11 +6,21 @@
  * 4-byte ecall itself become the jump (nothing else moves).  Two sources:
  *   - tails: the unused bytes between the end of an executable PT_LOAD
  *     and the end of its last page (already mapped R-X, privately);
+ *   - the object's DT_RELA table (patcher.c adds it, as a tail);
+ *   - a pool of zero pages in the core's own text: the preload library is
+ *     loaded right next to ld.so (and libc), whose few sites it serves;
  *   - holes: free address space near the object, found in
  *     /proc/self/maps and claimed with mmap(MAP_FIXED_NOREPLACE) at that
  *     exact address.  The result is always checked: an old kernel or
  *     qemu-user may treat the flag as a hint and map elsewhere, and qemu
  *     has host mappings in the guest space that its maps file hides.
+ * Holes are claimed only when no tail is in reach of a site, and the maps
+ * file is read only then: most processes never need either (glibc's libc
+ * and ld.so fit in their own tails and DT_RELA), and under qemu-user the
+ * maps file (which qemu builds from the host's, page by page) and the code
+ * that parses it and searches it cost about half a millisecond per start.
+ * The work buffers (gk_map) stay far from the objects meanwhile, so a hole
+ * claimed late is where an early claim would have been.
  * Only used by the constructor (single-threaded), so no locking.
  */
 #include <fcntl.h>
@@ -42,6 +52,7 @@ static int nregions;
 /* Known-occupied intervals: /proc/self/maps plus failed claims. */
 static struct { uint64_t s, e; } busy[MAX_BUSY];
 static int nbusy;
+static int maps_read;      /* /proc/self/maps is in busy (read_maps) */
 static unsigned long mmap_tries, mmap_misses;
 struct region;
 static struct region *claim(uint64_t near, uint64_t reach, int dir);
@@ -81,15 +92,16 @@ next_line(char *s)
 }
 
 /* Streamed through a small stack buffer: a heap or mmap buffer here
- * would itself take the free space right next to the objects. */
-void
-gk_tramp_init(void)
+ * would itself take the free space right next to the objects.  Appends
+ * to busy (what gk_map noted before stays). */
+static void
+read_maps(void)
 {
 	char buf[4096];
 	size_t have = 0;
 	long fd, n;
 
-	nbusy = 0;
+	maps_read = 1;
 	fd = GK_RAW(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC, 0);
 	while (fd >= 0 &&
 	       (n = GK_RAW(SYS_read, fd, buf + have, sizeof(buf) - 1 - have)) > 0) {
@@ -115,6 +127,31 @@ gk_tramp_init(void)
 	if (fd >= 0)
 		GK_RAW(SYS_close, fd);
 	busy_add(0, 1UL << 16);   /* never map near NULL (mmap_min_addr) */
+}
+
+/* The pool: whole pages of its own (a page made writable holds no code
+ * that runs meanwhile, and under qemu-user loses no translation). */
+#define POOL_BYTES (8 * PAGE)
+__asm__(".pushsection .text.gk_tramp_pool,\"ax\",@progbits\n"
+        ".balign 4096\n"
+        ".globl gk_tramp_pool\n"
+        ".hidden gk_tramp_pool\n"
+        "gk_tramp_pool:\n"
+        ".space 8 * 4096\n"
+        ".balign 4096\n"
+        ".popsection\n");
+extern const char gk_tramp_pool[];
+
+/* Holes are found only when needed (claim); a patch round (the
+ * constructor's, a dlopen's) starts from the maps file as it is then. */
+void
+gk_tramp_init(void)
+{
+	uint64_t pool = (uint64_t)(uintptr_t)gk_tramp_pool;
+
+	nbusy = 0;
+	maps_read = 0;
+	gk_tramp_add_tail(pool, pool + POOL_BYTES);
 }
 
 void
@@ -195,6 +232,8 @@ find_free(uint64_t near, uint64_t reach, uint64_t size, int up)
 static struct region *
 claim(uint64_t near, uint64_t reach, int dir)
 {
+	if (!maps_read)
+		read_maps();
 	for (int attempt = 0; attempt < 16 && nregions < MAX_REGIONS; attempt++) {
 		uint64_t best = 0, bestd = UINT64_MAX, size = 0;
 

@@ -8,10 +8,21 @@
 
 #include "runtime.h"
 
+/* Work buffers (the patcher's, section headers, the plan cache's) are
+ * asked for 16 GiB below this code, a hint the kernel takes when that
+ * space is free: left to itself it would put them right next to the
+ * libraries (below them on Linux, above them under qemu-user), in the
+ * holes trampolines are claimed from, and the maps file is read and holes
+ * claimed only when a site needs one (tramp_mem.c), possibly after the
+ * buffers exist. 16 GiB is beyond any trampoline's reach (2 GiB). */
+#define GK_MAP_AWAY (16UL << 30)
+
 void *
 gk_map(size_t len)
 {
-	long r = GK_RAW(SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+	uint64_t self = (uint64_t)(uintptr_t)&gk_map;
+	uint64_t hint = self > 2 * GK_MAP_AWAY ? (self - GK_MAP_AWAY) & ~4095UL : 0;
+	long r = GK_RAW(SYS_mmap, hint, len, PROT_READ | PROT_WRITE,
 	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (r < 0 && r > -4096)
 		return NULL;
