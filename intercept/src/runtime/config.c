@@ -23,7 +23,8 @@ struct gk_config gk_cfg = {.allowed = 1, .reuse_rela = 1};
 static void
 err_line(const char *msg, const char *detail, size_t dlen)
 {
-	struct gk_buf b = {.n = 0};
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked */
+	b.n = 0;
 	gk_buf_str(&b, "gkfs-intercept: ");
 	gk_buf_str(&b, msg);
 	if (detail) {

@@ -71,7 +71,8 @@ gk_buf_hex(struct gk_buf *b, unsigned long v)
 static void
 open_for_pid(void)
 {
-	struct gk_buf path = {.n = 0};
+	struct gk_buf path;   /* not zeroed: 1 KiB, length-tracked */
+	path.n = 0;
 	long fd;
 
 	gk_buf_str(&path, log_path);
@@ -129,7 +130,8 @@ gk_log_buf(struct gk_buf *b)
 void
 gk_log_msg(const char *s)
 {
-	struct gk_buf b = {.n = 0};
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked */
+	b.n = 0;
 	gk_buf_str(&b, s);
 	gk_log_buf(&b);
 }
@@ -140,7 +142,8 @@ void
 gk_log_syscall(long nr, const long *args, long result, int result_known,
                const char *how)
 {
-	struct gk_buf b = {.n = 0};
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked */
+	b.n = 0;
 	const char *name;
 
 	if (log_fd < 0)

@@ -30,6 +30,8 @@
 struct pending {
 	uint64_t addr;
 	uint32_t len;
+	uint32_t tramp_len;        /* its trampoline (for the patch image) */
+	uint64_t tramp;
 	uint8_t bytes[PEND_BYTES];
 };
 
@@ -39,10 +41,31 @@ struct obj_stats {
 	unsigned long not_wanted;  /* static number the hook never wants: left */
 	int pads_unknown;          /* unwind tables unreadable: no gateways */
 	int targets_read;          /* some site needed a full plan */
+	int veneer;                /* some trampoline reaches the entry by a veneer */
 };
 
+/* Staged patches; grows (pend_room) from a first mapping big enough for
+ * glibc's libc and ld.so: a mapping's size costs under qemu-user (per
+ * page, at map and unmap), its untouched pages nothing on hardware. */
+#define PEND_FIRST 2048
 static struct pending *pend;
-static size_t npend;
+static size_t npend, pend_cap;
+
+static int
+pend_room(void)
+{
+	struct pending *bigger;
+
+	if (npend < pend_cap)
+		return 0;
+	if (pend_cap >= MAX_SITES || !(bigger = gk_map(2 * pend_cap * sizeof(*pend))))
+		return -1;
+	memcpy(bigger, pend, npend * sizeof(*pend));
+	gk_unmap(pend, pend_cap * sizeof(*pend));
+	pend = bigger;
+	pend_cap *= 2;
+	return 0;
+}
 
 /* With INTERCEPT_FORCE_GATEWAY, clone sites with a static number stay on
  * jal (a conservative choice, and what the tests expect).  A gateway would
@@ -63,7 +86,8 @@ is_clone_site(const struct gk_site *s)
 static void
 log_stats(const struct gk_object *o, const struct obj_stats *s, int cached)
 {
-	struct gk_buf b = {.n = 0};
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked */
+	b.n = 0;
 	unsigned long patched = s->kind[GK_PATCH_JAL] + s->kind[GK_PATCH_GATEWAY] +
 	                        s->kind[GK_PATCH_GPOLINE];
 
@@ -128,10 +152,11 @@ log_stats(const struct gk_object *o, const struct obj_stats *s, int cached)
 static void
 log_site(const struct gk_object *o, const struct gk_site *s, const char *left)
 {
-	struct gk_buf b = {.n = 0};
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked, per site */
 
 	if (!gk_log_enabled() || (!left && !gk_cfg.log_sites))
 		return;
+	b.n = 0;
 	gk_buf_str(&b, "site ");
 	gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
 	gk_buf_str(&b, "+");
@@ -189,7 +214,7 @@ place_site(const struct gk_object *o, const struct gk_text *t,
 		return;
 	}
 	if (site->win_len > PEND_BYTES || site->tramp_len > GK_TRAMP_MAX ||
-	    npend >= MAX_SITES) {
+	    pend_room() != 0) {
 		st->emit_failed++;
 		log_site(o, site, "emit_failed");
 		return;
@@ -207,6 +232,9 @@ place_site(const struct gk_object *o, const struct gk_text *t,
 	}
 	p->addr = site->win_start;
 	p->len = site->win_len;
+	p->tramp = tramp;
+	p->tramp_len = site->tramp_len;
+	st->veneer |= entry != (uint64_t)(uintptr_t)&gk_entry;
 	npend++;
 	st->kind[site->kind]++;
 	log_site(o, site, NULL);
@@ -317,7 +345,8 @@ read_all_targets(const struct gk_object *o, struct targets *tg,
 static void
 log_skipped(const struct gk_object *o, const char *why)
 {
-	struct gk_buf b = {.n = 0};
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked */
+	b.n = 0;
 	gk_buf_str(&b, "patch ");
 	gk_buf_str(&b, o->is_main ? "(main program)" : o->path);
 	gk_buf_str(&b, ": skipped, ");
@@ -325,13 +354,192 @@ log_skipped(const struct gk_object *o, const char *why)
 	gk_log_buf(&b);
 }
 
+/* --- patch images (plan_cache.c: what they are) -------------------------- */
+
+static int images;         /* this round replays and records them */
+static int round_no;       /* 1: the constructor's; later: after a dlopen */
+
+/* An object loaded by dlopen may go with dlclose, its DT_RELA with it:
+ * there its own trampolines only, never a later object's. */
 static void
-plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
+close_rela(uint64_t rs, uint64_t re)
+{
+	if (round_no > 1 && re)
+		gk_tramp_close(rs, re);
+}
+
+static int
+exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	for (int i = 0; i < o->phnum; i++) {
+		uint64_t ps = o->base + ph[i].p_vaddr;
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) &&
+		    s >= ps && e <= ps + ph[i].p_filesz)
+			return 1;
+	}
+	return 0;
+}
+
+static int
+same_mem(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	uint8_t d = 0;
+	for (size_t i = 0; i < n; i++)
+		d |= a[i] ^ b[i];
+	return d == 0;
+}
+
+/*
+ * The object's image, if its every window still holds the original bytes
+ * and its every trampoline falls exactly on its region's next free bytes
+ * (as the placement that recorded it found them): trampolines written and
+ * committed, windows staged, as plan_object would have.  Nothing is
+ * written unless all of it checks out.  0: done; -1: plan instead.
+ */
+static int
+replay_image(struct gk_object *o, const struct gk_object *self, uint64_t *rs,
+             uint64_t *re)
+{
+	struct gk_image img;
+	uint64_t next[GK_TRAMP_MAX_REGIONS];
+	uint8_t seen[GK_TRAMP_MAX_REGIONS] = {0};
+	const uint8_t *p;
+	size_t p0 = npend;
+
+	if (gk_image_load(o, (int64_t)(self->base - o->base), cplan.sites,
+	                  cplan.cap * sizeof(*cplan.sites), &img) != 0)
+		return -1;
+	*rs = *re = 0;
+	if (img.rela_end) {   /* the same file: the same DT_RELA (objects.c) */
+		*rs = o->base + img.rela_start;
+		*re = o->base + img.rela_end;
+		gk_tramp_add_tail(*rs, *re);
+	}
+	p = img.payload;
+	for (uint32_t k = 0; k < img.nrec; k++) {
+		const struct gk_image_rec *r = &img.rec[k];
+		uint64_t at = o->base + r->patch_off, free_at;
+		uint64_t tramp = (r->anchor ? self->base : o->base) + r->tramp_off;
+		int reg = gk_tramp_region(tramp, r->tramp_len, &free_at);
+
+		if (!exec_holds(o, at, at + r->patch_len) ||
+		    !same_mem((const uint8_t *)(uintptr_t)at, p, r->patch_len) || reg < 0)
+			return -1;
+		if (!seen[reg]) {
+			seen[reg] = 1;
+			next[reg] = free_at;
+		}
+		if (tramp != next[reg])
+			return -1;
+		next[reg] = (tramp + r->tramp_len + 3) & ~3UL;
+		p += 2 * (size_t)r->patch_len + r->tramp_len;
+	}
+	p = img.payload;
+	for (uint32_t k = 0; k < img.nrec; k++) {
+		const struct gk_image_rec *r = &img.rec[k];
+		uint64_t tramp = (r->anchor ? self->base : o->base) + r->tramp_off;
+		struct pending *q;
+
+		/* a failure here leaves written but unreachable trampolines
+		 * (regions are used forwards only); the plan goes on after them */
+		gk_tramp_commit(tramp, r->tramp_len);
+		if (pend_room() != 0 ||
+		    gk_tramp_write(tramp, p + 2 * r->patch_len, r->tramp_len) != 0) {
+			npend = p0;
+			return -1;
+		}
+		q = &pend[npend++];
+		q->addr = o->base + r->patch_off;
+		q->len = r->patch_len;
+		q->tramp = tramp;
+		q->tramp_len = r->tramp_len;
+		memcpy(q->bytes, p + r->patch_len, r->patch_len);
+		p += 2 * (size_t)r->patch_len + r->tramp_len;
+	}
+	return 0;
+}
+
+/* What this round staged for o (pend[p0..npend)), as its image, when
+ * every trampoline lies in o's memory or this core's (see plan_cache.c). */
+static void
+record_image(const struct gk_object *o, const struct gk_object *self,
+             size_t p0, uint64_t rs, uint64_t re)
+{
+	struct gk_image img = {.nrec = (uint32_t)(npend - p0)};
+	size_t cap = cplan.cap * sizeof(*cplan.sites), recs, payload = 0;
+	struct gk_image_rec *rec = (struct gk_image_rec *)(void *)cplan.sites;
+	uint8_t *out;
+
+	recs = (size_t)img.nrec * sizeof(*rec);
+	if (!img.nrec || recs > cap)
+		return;
+	out = (uint8_t *)cplan.sites + recs;
+	for (size_t k = p0; k < npend; k++) {
+		const struct pending *q = &pend[k];
+		struct gk_image_rec *r = &rec[k - p0];
+		size_t need = 2 * (size_t)q->len + q->tramp_len;
+
+		if (q->tramp >= o->lo && q->tramp + q->tramp_len <= o->hi) {
+			r->anchor = 0;
+			r->tramp_off = q->tramp - o->base;
+		} else if (q->tramp >= self->lo && q->tramp + q->tramp_len <= self->hi) {
+			r->anchor = 1;
+			r->tramp_off = q->tramp - self->base;
+		} else {
+			return;   /* a hole or another object's tail */
+		}
+		if (q->len > GK_IMAGE_PATCH_MAX || need > cap - recs - payload)
+			return;
+		r->patch_off = q->addr - o->base;
+		r->patch_len = q->len;
+		r->tramp_len = q->tramp_len;
+		r->pad = 0;
+		memcpy(out + payload, (const void *)(uintptr_t)q->addr, q->len);
+		memcpy(out + payload + q->len, q->bytes, q->len);
+		memcpy(out + payload + 2 * q->len, (const void *)(uintptr_t)q->tramp,
+		       q->tramp_len);
+		payload += need;
+	}
+	img.rec = rec;
+	img.payload = out;
+	img.rela_start = re ? rs - o->base : 0;
+	img.rela_end = re ? re - o->base : 0;
+	gk_image_store(o, (int64_t)(self->base - o->base), &img, payload);
+}
+
+/* The planner's work buffers, mapped at the first object that is planned
+ * (an image needs none). */
+static struct gk_site *sites_buf;
+static uint64_t *targets_buf;
+#define SITES_LEN   (MAX_SITES * sizeof(struct gk_site))
+#define TARGETS_LEN (MAX_TARGETS * sizeof(uint64_t))
+
+static void
+plan_object(struct gk_object *o, const struct gk_object *self)
 {
 	struct obj_stats st = {0};
-	struct targets tg = {.buf = tbuf};
+	struct gk_site *sites;
+	struct targets tg;
 	const char *why = NULL;
-	uint64_t rs, re;
+	uint64_t rs = 0, re = 0;
+	size_t p0 = npend;
+
+	if (images && self && replay_image(o, self, &rs, &re) == 0) {
+		close_rela(rs, re);
+		return;
+	}
+	rs = re = 0;
+	if (!sites_buf)
+		sites_buf = gk_map(SITES_LEN);
+	if (!targets_buf)
+		targets_buf = gk_map(TARGETS_LEN);
+	if (!sites_buf || !targets_buf) {
+		log_skipped(o, "out of memory");
+		return;
+	}
+	sites = sites_buf;
+	tg = (struct targets){.buf = targets_buf};
 	/* A hook that declared its calls (wanted.c) with the plan cache on:
 	 * plan in full (once; later starts read it) so that sites with a
 	 * static number it never wants stay unpatched. */
@@ -346,6 +554,7 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
 		log_skipped(o, why);
 		return;
 	}
+	gk_tramp_prefer(o->lo, o->hi);
 	/* The relocation addends first: DT_RELA may hold trampolines next.
 	 * A cached full plan needs no targets at all. */
 	int all_full = cached;
@@ -362,6 +571,8 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
 	}
 	if (gk_cfg.reuse_rela && gk_object_rela(o, &rs, &re) == 0)
 		gk_tramp_add_tail(rs, re);
+	else
+		re = 0;
 	for (int i = 0; i < o->ntext; i++) {
 		struct gk_text t = {
 			.bytes = (const uint8_t *)(uintptr_t)o->text[i].start,
@@ -446,6 +657,10 @@ plan_object(struct gk_object *o, struct gk_site *sites, uint64_t *tbuf)
 	}
 	if (gk_log_enabled())   /* formatting is start-up time too */
 		log_stats(o, &st, cached ? 1 + store : 0);
+	gk_tramp_prefer(0, 0);
+	if (images && self && !st.veneer)
+		record_image(o, self, p0, rs, re);
+	close_rela(rs, re);
 }
 
 static int
@@ -536,28 +751,34 @@ apply_object(const struct gk_object *o)
 int
 gk_patch_objects(struct gk_object *objs, int n)
 {
-	size_t sites_len = MAX_SITES * sizeof(struct gk_site);
-	size_t targets_len = MAX_TARGETS * sizeof(uint64_t);
-	size_t pend_len = MAX_SITES * sizeof(struct pending);
-	struct gk_site *sites = gk_map(sites_len);
-	uint64_t *targets = gk_map(targets_len);
-	struct gk_buf b = {.n = 0};
+	const struct gk_object *self = NULL;
+	struct gk_buf b;   /* not zeroed: 1 KiB, length-tracked */
 
-	pend = gk_map(pend_len);
+	b.n = 0;
+	round_no++;
+	pend_cap = PEND_FIRST;
+	pend = gk_map(pend_cap * sizeof(*pend));
 	npend = 0;
-	if (!sites || !targets || !pend) {
+	if (!pend) {
 		gk_log_msg("patch: out of memory, nothing patched");
 		return -1;
 	}
 	cplan.sites = NULL;
-	for (int i = 0; i < n && !cplan.sites; i++)
-		if (objs[i].is_self && gk_cache_init(&objs[i])) {
-			cplan.cap = MAX_SITES;
-			cplan.sites = gk_map(cplan.cap * sizeof(*cplan.sites));
-		}
+	for (int i = 0; i < n && !self; i++)
+		if (objs[i].is_self)
+			self = &objs[i];
+	if (self && gk_cache_init(self)) {
+		cplan.cap = MAX_SITES;
+		cplan.sites = gk_map(cplan.cap * sizeof(*cplan.sites));
+	}
+	/* Images need the cache, and plans made as without a log or filter
+	 * (INTERCEPT_LOG sees every site: the hook's declaration is ignored;
+	 * the log also reports each object's plan, which an image skips). */
+	images = cplan.sites && !gk_log_enabled() && !gk_cfg.force_gateway &&
+	         !gk_cfg.sys_filter;
 	for (int i = 0; i < n; i++)
 		if (objs[i].selected)
-			plan_object(&objs[i], sites, targets);
+			plan_object(&objs[i], self);
 	if (cplan.sites)
 		gk_unmap(cplan.sites, cplan.cap * sizeof(*cplan.sites));
 	cplan.sites = NULL;
@@ -569,9 +790,11 @@ gk_patch_objects(struct gk_object *objs, int n)
 		gk_tramp_stats(&b);
 		gk_log_buf(&b);
 	}
-	gk_unmap(sites, sites_len);
-	gk_unmap(targets, targets_len);
-	gk_unmap(pend, pend_len);
+	gk_unmap(sites_buf, SITES_LEN);
+	gk_unmap(targets_buf, TARGETS_LEN);
+	sites_buf = NULL;
+	targets_buf = NULL;
+	gk_unmap(pend, pend_cap * sizeof(*pend));
 	pend = NULL;
 	return 0;
 }

@@ -62,6 +62,7 @@ struct header {
 static uint8_t core_id[ID_MAX];
 static uint32_t core_id_len;
 static char dir[512];             /* "" when the cache is off */
+static size_t dir_root;           /* dir[0..dir_root) exists already */
 
 static uint64_t
 fnv(uint64_t h, const void *p, size_t n)
@@ -173,7 +174,7 @@ gk_cache_init(const struct gk_object *self)
 	} else {
 		goto off;
 	}
-	make_dirs(dir, root);
+	dir_root = root;   /* made at the first store (write_file) */
 	return 1;
 off:
 	dir[0] = '\0';
@@ -195,16 +196,33 @@ hex_bytes(char *out, const uint8_t *b, size_t n)
 /* <dir>/<object build-id>.<first 4 bytes of the core's>.plan: two cores
  * (libsyscall_intercept.so, libgkfs_intercept.so) keep a file each rather
  * than replacing each other's. */
+static int name_file(const uint8_t *id, uint32_t len, const int64_t *delta,
+                     char *out, size_t cap);
+
 static int
 file_path(const uint8_t *id, uint32_t len, char *out, size_t cap)
 {
-	char name[2 * ID_MAX + 24];
+	return name_file(id, len, NULL, out, cap);
+}
+
+/* <dir>/<id>.<core>.plan, or with delta <dir>/<id>.<core>.<delta>.img */
+static int
+name_file(const uint8_t *id, uint32_t len, const int64_t *delta, char *out,
+          size_t cap)
+{
+	char name[2 * ID_MAX + 48];
 	size_t n = 0, k;
 
 	k = hex_bytes(name, id, len);
 	name[k++] = '.';
 	k += hex_bytes(name + k, core_id, core_id_len < 4 ? core_id_len : 4);
-	memcpy(name + k, ".plan", 6);
+	if (delta) {
+		name[k++] = '.';
+		k += hex_bytes(name + k, (const uint8_t *)delta, sizeof(*delta));
+		memcpy(name + k, ".img", 5);
+	} else {
+		memcpy(name + k, ".plan", 6);
+	}
 	out[0] = '\0';
 	if (append(out, cap, &n, dir) || append(out, cap, &n, "/") ||
 	    append(out, cap, &n, name))
@@ -337,39 +355,29 @@ out:
 	return ok ? 0 : -1;
 }
 
-void
-gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
+/* path written whole or not at all: <path>.<unique>.tmp, then rename.
+ * Unique even among processes of several nodes sharing one home
+ * directory, where pids repeat: a hash of the kernel's per-process random
+ * bytes (AT_RANDOM; hashed, not shown: glibc takes its stack guard from
+ * them), the pid and the time. */
+static void
+write_file(const char *path, const void *const *part, const size_t *len,
+           int nparts)
 {
-	struct header h;
-	char path[640], tmp[700];
-	size_t bytes = p->nsites * sizeof(p->sites[0]), n;
+	char tmp[700];
 	const uint8_t *rnd;
 	struct timespec now = {0, 0};
-	uint64_t sum, uniq;
+	uint64_t uniq;
 	long fd, pid;
-	int ok;
+	size_t n;
+	int ok = 1;
 
-	if (make_key(o, &h) != 0 || file_path(h.id, h.id_len, path, sizeof(path)) != 0 ||
-	    p->nrange > GK_MAX_TEXT || o->ntext != (int)p->nrange)
-		return;
-	h.nrange = p->nrange;
-	h.insns = p->insns;
-	h.targets = p->targets;
-	h.nsites = p->nsites;
-	h.pads_unknown = p->pads_unknown;
-	for (uint32_t r = 0; r < p->nrange; r++) {
-		h.range[r].start = o->text[r].start - o->base;
-		h.range[r].end = o->text[r].end - o->base;
-		h.range[r].first = p->range[r].first;
-		h.range[r].n = p->range[r].n;
-		h.range[r].full = p->range[r].full;
+	static int made;
+
+	if (!made) {
+		make_dirs(dir, dir_root);
+		made = 1;
 	}
-	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), p->sites, bytes);
-
-	/* <path>.<unique>.tmp, then rename.  Unique even among processes of
-	 * several nodes sharing one home directory, where pids repeat: a hash
-	 * of the kernel's per-process random bytes (AT_RANDOM; hashed, not
-	 * shown: glibc takes its stack guard from them), the pid and the time. */
 	rnd = (const uint8_t *)getauxval(AT_RANDOM);
 	GK_RAW(SYS_clock_gettime, CLOCK_REALTIME, &now);
 	pid = GK_RAW(SYS_getpid, 0);
@@ -389,12 +397,43 @@ gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
 	            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
-	ok = GK_RAW(SYS_write, fd, &h, sizeof(h)) == (long)sizeof(h) &&
-	     GK_RAW(SYS_write, fd, p->sites, bytes) == (long)bytes &&
-	     GK_RAW(SYS_write, fd, &sum, sizeof(sum)) == (long)sizeof(sum);
+	for (int i = 0; i < nparts && ok; i++)
+		ok = GK_RAW(SYS_write, fd, part[i], len[i]) == (long)len[i];
 	ok = GK_RAW(SYS_close, fd) == 0 && ok;
 	if (!ok || GK_RAW(SYS_renameat2, AT_FDCWD, tmp, AT_FDCWD, path, 0) != 0)
 		GK_RAW(SYS_unlinkat, AT_FDCWD, tmp, 0);
+}
+
+void
+gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
+{
+	struct header h;
+	char path[640];
+	size_t bytes = p->nsites * sizeof(p->sites[0]);
+	uint64_t sum;
+
+	if (make_key(o, &h) != 0 || file_path(h.id, h.id_len, path, sizeof(path)) != 0 ||
+	    p->nrange > GK_MAX_TEXT || o->ntext != (int)p->nrange)
+		return;
+	h.nrange = p->nrange;
+	h.insns = p->insns;
+	h.targets = p->targets;
+	h.nsites = p->nsites;
+	h.pads_unknown = p->pads_unknown;
+	for (uint32_t r = 0; r < p->nrange; r++) {
+		h.range[r].start = o->text[r].start - o->base;
+		h.range[r].end = o->text[r].end - o->base;
+		h.range[r].first = p->range[r].first;
+		h.range[r].n = p->range[r].n;
+		h.range[r].full = p->range[r].full;
+	}
+	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), p->sites, bytes);
+
+	{
+		const void *part[3] = {&h, p->sites, &sum};
+		size_t len[3] = {sizeof(h), bytes, sizeof(sum)};
+		write_file(path, part, len, 3);
+	}
 }
 
 /* Sites <-> cache records: what the scan said, before any assignment
@@ -430,5 +469,121 @@ gk_cache_get_site(struct gk_site *s, const struct gk_cached_site *c,
 	} else {
 		s->win_start = s->ecall;
 		s->reason = c->gw_reason;
+	}
+}
+
+/*
+ * Patch images: what one patch round wrote for one object (each patched
+ * window, its original bytes, its trampoline's bytes), replayed by a
+ * later process instead of placing and emitting every site again.  Valid
+ * for the same object file, the same core and the same distance between
+ * the two (trampolines live in the object's own memory or in this core's,
+ * and jump to this core's entry: the bytes depend on nothing else), so the
+ * key is the plan's plus that distance, which is in the file name too (a
+ * program that loads other libraries places libc elsewhere relative to
+ * the core: one image per distance).  The patcher checks the rest (the
+ * original bytes are in memory, the trampolines fall where its regions'
+ * next free bytes are) before it writes anything.
+ */
+#define IMG_MAGIC "GKFSIMG1"
+
+struct img_header {
+	struct header key;         /* magic IMG_MAGIC; nrange 0 */
+	int64_t core_delta;
+	uint64_t rela_start, rela_end;
+	uint32_t nrec, payload, reuse_rela, pad;
+};
+
+static int
+image_key(const struct gk_object *o, int64_t core_delta, struct img_header *h,
+          char *path, size_t cap)
+{
+	if (make_key(o, &h->key) != 0)
+		return -1;
+	memcpy(h->key.magic, IMG_MAGIC, 8);
+	h->core_delta = core_delta;
+	h->reuse_rela = (uint32_t)gk_cfg.reuse_rela;
+	return name_file(h->key.id, h->key.id_len, &core_delta, path, cap);
+}
+
+int
+gk_image_load(const struct gk_object *o, int64_t core_delta, void *buf,
+              size_t cap, struct gk_image *img)
+{
+	struct img_header want, h;
+	struct stat st;
+	char path[640];
+	uint64_t sum, want_sum;
+	size_t recs, total = 0;
+	long fd;
+	int ok = 0;
+
+	memset(&want, 0, sizeof(want));
+	if (image_key(o, core_delta, &want, path, sizeof(path)) != 0)
+		return -1;
+	fd = GK_RAW(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	recs = 0;
+	/* Its bytes become code in this process: only a file of this user
+	 * that nobody else may write (a directory shared by mistake, say). */
+	if (GK_RAW(SYS_fstat, fd, &st) != 0 ||
+	    st.st_uid != (uid_t)GK_RAW(SYS_geteuid, 0) || (st.st_mode & 022) ||
+	    GK_RAW(SYS_read, fd, &h, sizeof(h)) != (long)sizeof(h) ||
+	    !same_bytes(&h.key, &want.key, offsetof(struct header, insns)) ||
+	    h.core_delta != core_delta || h.reuse_rela != want.reuse_rela ||
+	    h.nrec > cap / sizeof(struct gk_image_rec))
+		goto out;
+	recs = (size_t)h.nrec * sizeof(struct gk_image_rec);
+	if (h.payload > cap - recs ||
+	    GK_RAW(SYS_read, fd, buf, recs + h.payload) != (long)(recs + h.payload) ||
+	    GK_RAW(SYS_read, fd, &want_sum, sizeof(want_sum)) != sizeof(want_sum))
+		goto out;
+	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), buf, recs + h.payload);
+	if (sum != want_sum)
+		goto out;
+	img->rec = buf;
+	img->payload = (const uint8_t *)buf + recs;
+	img->nrec = h.nrec;
+	for (uint32_t k = 0; k < h.nrec; k++) {
+		const struct gk_image_rec *r = &img->rec[k];
+		if (r->patch_len == 0 || r->patch_len > GK_IMAGE_PATCH_MAX ||
+		    r->tramp_len > GK_TRAMP_MAX || r->anchor > 1)
+			goto out;
+		total += 2 * (size_t)r->patch_len + r->tramp_len;
+	}
+	if (total != h.payload || h.rela_end < h.rela_start)
+		goto out;
+	img->rela_start = h.rela_start;
+	img->rela_end = h.rela_end;
+	ok = 1;
+out:
+	GK_RAW(SYS_close, fd);
+	return ok ? 0 : -1;
+}
+
+void
+gk_image_store(const struct gk_object *o, int64_t core_delta,
+               const struct gk_image *img, size_t payload)
+{
+	struct img_header h;
+	char path[640];
+	size_t recs = (size_t)img->nrec * sizeof(struct gk_image_rec);
+	uint64_t sum;
+
+	memset(&h, 0, sizeof(h));
+	if (image_key(o, core_delta, &h, path, sizeof(path)) != 0 ||
+	    payload > UINT32_MAX)
+		return;
+	h.nrec = img->nrec;
+	h.payload = (uint32_t)payload;
+	h.rela_start = img->rela_start;
+	h.rela_end = img->rela_end;
+	sum = fnv(fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), img->rec, recs),
+	          img->payload, payload);
+	{
+		const void *part[4] = {&h, img->rec, img->payload, &sum};
+		size_t len[4] = {sizeof(h), recs, payload, sizeof(sum)};
+		write_file(path, part, len, 4);
 	}
 }

@@ -175,6 +175,14 @@ uint64_t gk_tramp_reserve(uint64_t near, uint64_t reach, size_t need);
 uint64_t gk_tramp_reserve_far(uint64_t near, uint64_t min, uint64_t reach,
                               size_t need);
 void gk_tramp_commit(uint64_t slot, size_t used);
+/* gk_tramp_reserve tries regions inside [lo, hi) first (0, 0: none). */
+void gk_tramp_prefer(uint64_t lo, uint64_t hi);
+/* A tail region [start, end) takes no more trampolines. */
+void gk_tramp_close(uint64_t start, uint64_t end);
+/* The region holding [addr, addr + len) (an index below
+ * GK_TRAMP_MAX_REGIONS) and its next free byte, or -1. */
+#define GK_TRAMP_MAX_REGIONS 128
+int gk_tramp_region(uint64_t addr, size_t len, uint64_t *next_free);
 int gk_tramp_write(uint64_t slot, const uint8_t *bytes, size_t n);
 void gk_tramp_seal(void);                   /* all regions become R-X */
 void gk_tramp_stats(struct gk_buf *b);
@@ -210,6 +218,30 @@ void gk_cache_put_site(struct gk_cached_site *c, const struct gk_site *s,
                        uint64_t base);
 void gk_cache_get_site(struct gk_site *s, const struct gk_cached_site *c,
                        uint64_t base);
+
+/* Patch images (plan_cache.c; what they are: there): one record per
+ * patched window, its payload orig[patch_len], new[patch_len],
+ * tramp[tramp_len] in record order. */
+#define GK_IMAGE_PATCH_MAX 64
+struct gk_image_rec {
+	uint64_t patch_off;        /* window, from the object's base */
+	uint64_t tramp_off;        /* trampoline, from the anchor's base */
+	uint32_t patch_len, tramp_len;
+	uint32_t anchor;           /* 0: the object itself, 1: this core */
+	uint32_t pad;
+};
+struct gk_image {
+	const struct gk_image_rec *rec;
+	const uint8_t *payload;
+	uint32_t nrec;
+	uint64_t rela_start, rela_end;   /* DT_RELA region, from base; 0 0: none */
+};
+/* core_delta: this core's base - the object's.  0 and *img filled from
+ * buf (cap bytes), or -1: no usable image. */
+int gk_image_load(const struct gk_object *o, int64_t core_delta, void *buf,
+                  size_t cap, struct gk_image *img);
+void gk_image_store(const struct gk_object *o, int64_t core_delta,
+                    const struct gk_image *img, size_t payload);
 
 /* --- small helpers (util.c) --------------------------------------------- */
 void *gk_map(size_t len);                   /* raw anonymous mapping */

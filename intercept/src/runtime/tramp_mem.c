@@ -36,7 +36,7 @@
 
 #define PAGE 4096UL
 #define CHUNK (64UL * 1024)
-#define MAX_REGIONS 128
+#define MAX_REGIONS GK_TRAMP_MAX_REGIONS
 #define MAX_BUSY 2048
 #define JAL_REACH_MEM GK_ARCH_NEAR_REACH
 
@@ -175,6 +175,9 @@ gk_tramp_add_tail(uint64_t start, uint64_t end)
 	start = (start + 3) & ~3UL;
 	if (end <= start + 64 || nregions >= MAX_REGIONS)
 		return;
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].start == start && regions[i].end == end)
+			return;   /* the same DT_RELA, from an image then the plan */
 	regions[nregions++] = (struct region){start, end, start, 1, 0};
 }
 
@@ -268,16 +271,32 @@ claim(uint64_t near, uint64_t reach, int dir)
 	return NULL;
 }
 
+/* The object being planned: its own regions (tails, DT_RELA) are tried
+ * before any other's, so its trampolines depend on no other object's
+ * place (and its patch image, patcher.c, holds in any program). */
+static uint64_t pref_lo, pref_hi;
+
+void
+gk_tramp_prefer(uint64_t lo, uint64_t hi)
+{
+	pref_lo = lo;
+	pref_hi = hi;
+}
+
 uint64_t
 gk_tramp_reserve(uint64_t near, uint64_t reach, size_t need)
 {
 	struct region *r;
 
-	for (int i = 0; i < nregions; i++) {
-		r = &regions[i];
-		if (r->used + need <= r->end && within(near, r->used, r->used + need, reach))
-			return r->used;
-	}
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < nregions; i++) {
+			r = &regions[i];
+			if ((r->start >= pref_lo && r->end <= pref_hi) != (pass == 0))
+				continue;
+			if (r->used + need <= r->end &&
+			    within(near, r->used, r->used + need, reach))
+				return r->used;
+		}
 	r = claim(near, reach, 0);
 	if (r && r->used + need <= r->end && within(near, r->used, r->used + need, reach))
 		return r->used;
@@ -307,6 +326,26 @@ gk_tramp_reserve_far(uint64_t near, uint64_t min, uint64_t reach, size_t need)
 		claim(at, min / 2, 0);
 	}
 	return 0;
+}
+
+void
+gk_tramp_close(uint64_t start, uint64_t end)
+{
+	start = (start + 3) & ~3UL;
+	for (int i = 0; i < nregions; i++)
+		if (regions[i].start == start && regions[i].end == end)
+			regions[i].used = end;
+}
+
+int
+gk_tramp_region(uint64_t addr, size_t len, uint64_t *next_free)
+{
+	for (int i = 0; i < nregions; i++)
+		if (addr >= regions[i].start && addr + len <= regions[i].end) {
+			*next_free = regions[i].used;
+			return i;
+		}
+	return -1;
 }
 
 void
