@@ -70,7 +70,7 @@ gk_init(void)
 	gk_want_init();
 	if (gk_hook_declare)
 		gk_hook_declare();   /* before patching: see patcher.c */
-	n = nobjs = gk_objects_find(objs, GK_MAX_OBJS);
+	n = nobjs = gk_objects_find_early(objs, GK_MAX_OBJS);
 	gk_tramp_init();
 	for (int i = 0; i < n; i++) {
 		objs[i].selected = want(&objs[i]);

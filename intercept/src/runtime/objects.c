@@ -127,6 +127,68 @@ gk_objects_of_namespace(void *ns_handle, struct gk_object *objs, int n, int max)
 	return it.n;
 }
 
+/*
+ * The constructor's listing: ld.so's link map walked directly (_r_debug;
+ * no lock needed, no other thread exists yet), each object's program
+ * headers from its ELF header (the main program's from the auxiliary
+ * vector), checked against the link map's own PT_DYNAMIC address.  The
+ * same objects in the same order as dl_iterate_phdr gives, which dlopen
+ * refreshes keep using (it takes the loader's lock): under an emulator,
+ * dl_iterate_phdr with the lock and TLS lookups it brings is some 25
+ * blocks of libc and ld.so to translate at every start.  Anything that
+ * does not check out (a static program, say): dl_iterate_phdr after all.
+ */
+extern struct r_debug _r_debug __attribute__((weak));
+
+static int
+dynamic_at(const ElfW(Phdr) *ph, int phnum, uint64_t bias, uint64_t ld)
+{
+	int hit = 0;
+	for (int i = 0; i < phnum; i++)
+		hit |= ph[i].p_type == PT_DYNAMIC && bias + ph[i].p_vaddr == ld;
+	return hit;
+}
+
+int
+gk_objects_find_early(struct gk_object *objs, int max)
+{
+	struct iter it = {
+		.objs = objs, .max = max,
+		.at_base = getauxval(AT_BASE),
+		.vdso = getauxval(AT_SYSINFO_EHDR),
+		.self_pc = (uint64_t)(uintptr_t)&gk_objects_find,
+	};
+	const struct link_map *lm = &_r_debug ? _r_debug.r_map : NULL;
+
+	for (; lm && it.n < max; lm = lm->l_next) {
+		struct dl_phdr_info info = {
+			.dlpi_addr = lm->l_addr,
+			.dlpi_name = lm->l_name,
+		};
+		if (it.n == 0) {   /* the main program */
+			info.dlpi_phdr = (const ElfW(Phdr) *)getauxval(AT_PHDR);
+			info.dlpi_phnum = (ElfW(Half))getauxval(AT_PHNUM);
+		} else {
+			const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)lm->l_addr;
+			uint32_t magic;
+			memcpy(&magic, eh->e_ident, 4);
+			if (magic != *(const uint32_t *)(const void *)ELFMAG ||
+			    eh->e_phentsize != sizeof(ElfW(Phdr)))
+				break;
+			info.dlpi_phdr = (const ElfW(Phdr) *)(lm->l_addr + eh->e_phoff);
+			info.dlpi_phnum = eh->e_phnum;
+		}
+		if (!info.dlpi_phdr ||
+		    !dynamic_at(info.dlpi_phdr, info.dlpi_phnum, lm->l_addr,
+		                (uint64_t)(uintptr_t)lm->l_ld))
+			break;
+		collect(&info, sizeof(info), &it);
+	}
+	if (lm || it.n == 0)
+		return gk_objects_find(objs, max);
+	return it.n;
+}
+
 int
 gk_objects_find(struct gk_object *objs, int max)
 {

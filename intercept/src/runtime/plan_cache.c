@@ -513,7 +513,7 @@ gk_image_load(const struct gk_object *o, int64_t core_delta, void *buf,
 	struct img_header want, h;
 	struct stat st;
 	char path[640];
-	uint64_t sum, want_sum;
+	uint64_t sum, want_sum = 0;
 	size_t recs, total = 0;
 	long fd;
 	int ok = 0;
@@ -524,35 +524,39 @@ gk_image_load(const struct gk_object *o, int64_t core_delta, void *buf,
 	fd = GK_RAW(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
-	recs = 0;
+	/* Checks or'ed together, not a chain of ||: each test of a chain is
+	 * a block an emulator translates (util.c, gk_getenv). */
 	/* Its bytes become code in this process: only a file of this user
 	 * that nobody else may write (a directory shared by mistake, say). */
-	if (GK_RAW(SYS_fstat, fd, &st) != 0 ||
-	    st.st_uid != (uid_t)GK_RAW(SYS_geteuid, 0) || (st.st_mode & 022) ||
-	    GK_RAW(SYS_read, fd, &h, sizeof(h)) != (long)sizeof(h) ||
-	    !same_bytes(&h.key, &want.key, offsetof(struct header, insns)) ||
-	    h.core_delta != core_delta || h.reuse_rela != want.reuse_rela ||
-	    h.nrec > cap / sizeof(struct gk_image_rec))
+	long got = GK_RAW(SYS_read, fd, &h, sizeof(h));
+	int bad = GK_RAW(SYS_fstat, fd, &st) != 0;
+	bad |= st.st_uid != (uid_t)GK_RAW(SYS_geteuid, 0);
+	bad |= (st.st_mode & 022) != 0;
+	bad |= got != (long)sizeof(h);
+	bad |= !same_bytes(&h.key, &want.key, offsetof(struct header, insns));
+	bad |= h.core_delta != core_delta;
+	bad |= h.reuse_rela != want.reuse_rela;
+	bad |= h.nrec > cap / sizeof(struct gk_image_rec);
+	bad |= h.rela_end < h.rela_start;
+	if (bad)
 		goto out;
 	recs = (size_t)h.nrec * sizeof(struct gk_image_rec);
-	if (h.payload > cap - recs ||
-	    GK_RAW(SYS_read, fd, buf, recs + h.payload) != (long)(recs + h.payload) ||
-	    GK_RAW(SYS_read, fd, &want_sum, sizeof(want_sum)) != sizeof(want_sum))
+	if (h.payload > cap - recs)
 		goto out;
+	bad |= GK_RAW(SYS_read, fd, buf, recs + h.payload) != (long)(recs + h.payload);
+	bad |= GK_RAW(SYS_read, fd, &want_sum, sizeof(want_sum)) != sizeof(want_sum);
 	sum = fnv(fnv(0xcbf29ce484222325ULL, &h, sizeof(h)), buf, recs + h.payload);
-	if (sum != want_sum)
-		goto out;
 	img->rec = buf;
 	img->payload = (const uint8_t *)buf + recs;
 	img->nrec = h.nrec;
 	for (uint32_t k = 0; k < h.nrec; k++) {
 		const struct gk_image_rec *r = &img->rec[k];
-		if (r->patch_len == 0 || r->patch_len > GK_IMAGE_PATCH_MAX ||
-		    r->tramp_len > GK_TRAMP_MAX || r->anchor > 1)
-			goto out;
+		bad |= r->patch_len - 1u >= GK_IMAGE_PATCH_MAX;   /* 0 too */
+		bad |= r->tramp_len > GK_TRAMP_MAX;
+		bad |= r->anchor > 1;
 		total += 2 * (size_t)r->patch_len + r->tramp_len;
 	}
-	if (total != h.payload || h.rela_end < h.rela_start)
+	if (bad || sum != want_sum || total != h.payload)
 		goto out;
 	img->rela_start = h.rela_start;
 	img->rela_end = h.rela_end;

@@ -138,6 +138,8 @@ struct gk_object {
 };
 #define GK_MAX_OBJS 256
 int gk_objects_find(struct gk_object *objs, int max);
+/* The same from the constructor (no other thread: no loader lock). */
+int gk_objects_find_early(struct gk_object *objs, int max);
 int gk_object_text(struct gk_object *o, const char **why);
 int gk_object_rela(const struct gk_object *o, uint64_t *start, uint64_t *end);
 /* Jump targets the code does not show, inside [lo, hi), in two steps:
