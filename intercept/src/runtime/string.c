@@ -11,9 +11,12 @@
  * would otherwise translate for the constructor alone; these are a few.
  * They also take no lock, TLS or IFUNC, so a hook may use them anywhere.
  *
- * Large copies stay word-at-a-time (the client copies read data with
- * memcpy): 8-byte words when source and destination share an alignment,
- * else aligned loads merged by shifts, as glibc's generic C memcpy does.
+ * Copies and fills from 4 KiB on (the client copies read data with
+ * memcpy) go to libc's own, through its checking entry points (which
+ * call the same, possibly vectorised, code): start-up never makes one.
+ * Below that, 8-byte words when source and destination share an
+ * alignment, else aligned loads merged by shifts, as glibc's generic C
+ * memcpy does.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +30,10 @@
 typedef uint64_t __attribute__((may_alias)) word_t;
 #define GK_HIDDEN __attribute__((visibility("hidden")))
 
+#define LARGE 4096
+void *__memcpy_chk(void *dst, const void *src, size_t n, size_t dstlen);
+void *__memset_chk(void *dst, int c, size_t n, size_t dstlen);
+
 GK_HIDDEN void *memcpy(void *restrict dst, const void *restrict src, size_t n);
 GK_HIDDEN void *memset(void *dst, int c, size_t n);
 GK_HIDDEN size_t strlen(const char *s);
@@ -37,6 +44,8 @@ memcpy(void *restrict dst, const void *restrict src, size_t n)
 	unsigned char *d = dst;
 	const unsigned char *s = src;
 
+	if (n >= LARGE)
+		return __memcpy_chk(dst, src, n, n);
 	if (n >= 4 * WORD) {
 		while ((uintptr_t)d & (WORD - 1)) {
 			*d++ = *s++;
@@ -83,6 +92,8 @@ memset(void *dst, int c, size_t n)
 {
 	unsigned char *d = dst;
 
+	if (n >= LARGE)
+		return __memset_chk(dst, c, n, n);
 	if (n >= 2 * WORD) {
 		uint64_t w = (unsigned char)c * 0x0101010101010101ULL;
 		while ((uintptr_t)d & (WORD - 1)) {
