@@ -398,7 +398,7 @@ load_hosts(int members)
 	int err = check_parent_dir(gkc_cfg.hosts_file);
 	char *text = err ? NULL : slurp_into(gkc_cfg.hosts_file, &err, 022,
 	                                     members ? NULL : boot_text, sizeof(boot_text));
-	struct parse_state ps = {0};
+	struct parse_state ps;   /* not = {0}: 4 KiB zeroed, libc's memset */
 	struct gkc_host *hosts, *old;
 	unsigned listed = 0;
 
@@ -406,6 +406,11 @@ load_hosts(int members)
 		gkc_cfg.hosts_errno = err ? err : EIO;
 		return -gkc_cfg.hosts_errno;
 	}
+	ps.have_record = ps.bad = 0;
+	ps.members = ps.chunk_size = 0;
+	ps.uuid[0] = ps.mount[0] = '\0';
+	ps.inl = NULL;
+	ps.n_inl = ps.cap_inl = 0;
 	hosts_mount[0] = '\0';
 	each_line(text, parse_main_line, &ps);
 	if (text != boot_text)
@@ -432,21 +437,27 @@ load_hosts(int members)
 		if (ps.inl[k].id < ps.members)
 			join3(hosts[ps.inl[k].id].address, sizeof(hosts->address),
 			      ps.inl[k].address, NULL, NULL);
-	free(ps.inl);
+	if (ps.inl)   /* free(NULL): libc code to translate at every start */
+		free(ps.inl);
 	for (unsigned i = 0; i < ps.members; i++) {
 		if (members)
 			read_member_entry(i, hosts[i].address, sizeof(hosts[i].address));
 		listed += hosts[i].address[0] != '\0';
 	}
 	join3(hosts_mount, sizeof(hosts_mount), ps.mount, NULL, NULL);
-	pthread_mutex_lock(&cfg_lock);
+	/* The constructor's load (!members) runs before the hook is installed
+	 * (hook.c): nobody else reads the configuration yet, and the lock is
+	 * libc code an emulator would translate at every start. */
+	if (members)
+		pthread_mutex_lock(&cfg_lock);
 	old = gkc_cfg.hosts;
 	gkc_cfg.hosts = hosts;
 	gkc_cfg.n_hosts = (unsigned)ps.members;
 	gkc_cfg.chunk_size = ps.chunk_size;
 	join3(gkc_cfg.cluster, sizeof(gkc_cfg.cluster), ps.uuid, NULL, NULL);
-	pthread_mutex_unlock(&cfg_lock);
-	if (old != boot_hosts)
+	if (members)
+		pthread_mutex_unlock(&cfg_lock);
+	if (old && old != boot_hosts)
 		free(old);
 	if (!members) {
 		gkc_cfg.hosts_errno = EAGAIN;   /* addresses not read yet */
