@@ -15,8 +15,9 @@ qemu mean little):
 2. process start-up under qemu: sysroot programs (true, ls, python3) without
    and with the preload, for the core alone (libsyscall_intercept.so) and
    libgkfs_intercept.so, each with the plan cache off (every start scans and
-   plans libc and ld.so) and warm (later starts only place and write
-   patches), timed as the child's CPU time (wall time beside it); then
+   plans libc and ld.so) and warm (later starts replay each object's patch
+   image: no planning, placing or emitting), timed as the child's CPU time
+   (wall time beside it); then
    true and ls again with a cluster's hosts file in LIBGKFS_HOSTS_FILE (a
    job's process that never touches the mount);
    --lib LABEL=PATH adds another build (an older one, say) to both tables;

@@ -97,6 +97,8 @@ set_slot_counted(int fd, struct gk_file *f, int count)
 	/* descriptor calls on it reach the hook (runtime's fast path) */
 	gk_want_fd_mark(fd, f != NULL);
 	if (f)
+		gk_want_wake(SYS_exit_group);   /* hook.c: quiet until now */
+	if (f)
 		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
 	if (f && count)
 		gk_ofd_users_add(f->ofd, +1);

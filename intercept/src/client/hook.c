@@ -254,6 +254,14 @@ gkfs_hook_init(void)
 	gkc_config_load();
 	if (!declared)
 		declare_wanted();
+	/* exit_group's hook closes gkfs descriptors, writes back shared
+	 * mappings and lets locks go: until the first gkfs descriptor
+	 * (fdtable.c wakes it, an inherited one too) there is nothing to do,
+	 * and the dispatcher's path is some 40 blocks an emulator translates
+	 * at every exit.  An exit racing another thread's first gkfs open
+	 * leaves its descriptor to the daemons' connection probe, as a
+	 * killed process does. */
+	gk_want_quiet(SYS_exit_group);
 	gk_exec_state_adopt();
 	intercept_hook_point_clone_child = on_clone_child;
 	intercept_hook_point = gkfs_hook;

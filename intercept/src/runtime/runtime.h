@@ -79,12 +79,21 @@ void gk_want_fd_keep(long fd, unsigned bit, int on);
 #define GK_FD_KEPT_DIR      4   /* a kernel directory it remembers (paths.c) */
 /* A declaration was made: gk_want holds it. */
 extern int gk_want_declared;
+/* A declared call the hook wants only once it holds some state (the gkfs
+ * client: exit_group, from its first descriptor on): quiet, it goes
+ * straight to the kernel; woken, it has its declared class again.  Its
+ * sites are patched all the same (gk_want_never goes by the declaration).
+ * Either may be called at any time, from any thread. */
+void gk_want_quiet(long nr);
+void gk_want_wake(long nr);
+extern unsigned char gk_want_quieted[GK_WANT_NR];   /* declared class + 1 */
 /* Calls numbered nr never reach the dispatcher (a static site of it may
  * stay unpatched). */
 static inline int
 gk_want_never(long nr)
 {
-	return nr >= 0 && nr < GK_WANT_NR && gk_want[nr] == GK_WANT_NEVER;
+	return nr >= 0 && nr < GK_WANT_NR && gk_want[nr] == GK_WANT_NEVER &&
+	       !gk_want_quieted[nr];
 }
 /* Defined by a hook linked into the core (the gkfs client): declares its
  * calls with gk_want_declare before anything is patched. */

@@ -87,6 +87,29 @@ gk_want_declare(const unsigned char *classes, size_t n)
 	}
 }
 
+unsigned char gk_want_quieted[GK_WANT_NR];
+
+void
+gk_want_quiet(long nr)
+{
+	if (!gk_want_declared || nr < 0 || nr >= GK_WANT_NR || gk_want_quieted[nr] ||
+	    gk_want[nr] == GK_WANT_NEVER || clone_family(nr))
+		return;
+	gk_want_quieted[nr] = (unsigned char)(gk_want[nr] + 1);
+	__atomic_store_n(&gk_want[nr], GK_WANT_NEVER, __ATOMIC_RELEASE);
+}
+
+void
+gk_want_wake(long nr)
+{
+	unsigned char q;
+
+	if (nr < 0 || nr >= GK_WANT_NR ||
+	    !(q = __atomic_load_n(&gk_want_quieted[nr], __ATOMIC_RELAXED)))
+		return;
+	__atomic_store_n(&gk_want[nr], (unsigned char)(q - 1), __ATOMIC_RELEASE);
+}
+
 /* Byte fd of gk_want_fd_kept is bits of its word: each owner's bit
  * flipped with a word-sized atomic, never a byte read-modify-write that
  * could undo another owner's concurrent change. */
