@@ -31,6 +31,9 @@ typedef uint64_t __attribute__((may_alias)) word_t;
 #define GK_HIDDEN __attribute__((visibility("hidden")))
 
 #define LARGE 4096
+/* Below this a byte loop: the start-up's copies (trampolines, windows,
+ * names) then use two blocks of this file, not every case of it. */
+#define SMALL 64
 void *__memcpy_chk(void *dst, const void *src, size_t n, size_t dstlen);
 void *__memset_chk(void *dst, int c, size_t n, size_t dstlen);
 
@@ -46,7 +49,7 @@ memcpy(void *restrict dst, const void *restrict src, size_t n)
 
 	if (n >= LARGE)
 		return __memcpy_chk(dst, src, n, n);
-	if (n >= 4 * WORD) {
+	if (n >= SMALL) {
 		while ((uintptr_t)d & (WORD - 1)) {
 			*d++ = *s++;
 			n--;
@@ -94,7 +97,7 @@ memset(void *dst, int c, size_t n)
 
 	if (n >= LARGE)
 		return __memset_chk(dst, c, n, n);
-	if (n >= 2 * WORD) {
+	if (n >= SMALL) {
 		uint64_t w = (unsigned char)c * 0x0101010101010101ULL;
 		while ((uintptr_t)d & (WORD - 1)) {
 			*d++ = (unsigned char)c;
