@@ -19,6 +19,7 @@ from .spread import SpreadDirs
 
 _WRONLY_CREAT = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 
+
 class ChunkStore:
     def __init__(self, rootdir: Path, chunk_size: int, spread: bool = True):
         self.base = rootdir / "chunks"
