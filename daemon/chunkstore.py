@@ -39,7 +39,9 @@ class ChunkStore:
     def write(self, data_key: str, index: int, offset: int, buf: Any) -> int:
         """pwrite ``buf`` (any buffer, e.g. a zmq frame's memoryview) as is."""
         view = memoryview(buf).cast("B")
-        fd = self._open_for_write(data_key, index, offset == 0 and len(view) == self.chunk_size)
+        # A large file: a whole chunk or one past the first (daemon.spread)
+        large = index > 0 or (offset == 0 and len(view) == self.chunk_size)
+        fd = self._open_for_write(data_key, index, large)
         try:
             done = 0
             while done < len(view):  # pwrite may write less than asked
@@ -51,10 +53,10 @@ class ChunkStore:
         finally:
             os.close(fd)
 
-    def _open_for_write(self, data_key: str, index: int, whole_chunk: bool) -> int:
+    def _open_for_write(self, data_key: str, index: int, large: bool) -> int:
         """The chunk file's descriptor, created if need be, and with it the
-        file's chunk directory: for a file whose first chunk here is written
-        whole (a large file) in a block group of its own (daemon.spread)."""
+        file's chunk directory: for a large file in a block group of its own
+        (daemon.spread)."""
         d = b"%s/%s" % (self._base, hashlib.sha256(data_key.encode("utf-8")).hexdigest().encode())
         path = b"%s/%d" % (d, index)
         try:
@@ -62,7 +64,7 @@ class ChunkStore:
         except FileNotFoundError:  # the file's first chunk here: its directory first
             pass
         try:
-            if not (whole_chunk and self.spread is not None and self.spread.make(d)):
+            if not (large and self.spread is not None and self.spread.make(d)):
                 os.mkdir(d, 0o700)
         except FileExistsError:  # another request made it first
             pass

@@ -16,8 +16,9 @@ among those with the most free inodes and blocks.
 Choosing that group costs a scan of the group table (~0.15-0.3 ms of CPU
 per ``mkdir`` here against ~60 us for one beside its parent), once per file
 and daemon. So a small file's chunk directory is made beside ``chunks/`` as
-before, and only a file whose first chunk here is written whole (a large
-file: many chunk files to come) gets a spread one: made in
+before, and only a file whose first chunk here is written whole or is not
+its chunk 0 (a large file: many chunk files to come) gets a spread one:
+made in
 ``<rootdir>/spread/`` (marked ``T``) and renamed into place with
 ``renameat2(RENAME_NOREPLACE)``, which never replaces a directory another
 request made first. A rename keeps the inode and so the group. The

@@ -35,8 +35,9 @@ def test_large_files_get_spread_chunk_dirs_small_files_not(tmp_path):
     assert cs.spread.made == 0
     cs.write("big", 0, 0, data[:CS])  # a whole first chunk: a large file
     cs.write("big", 1, 0, data[CS:])
+    cs.write("tail", 3, 100, b"t" * 10)  # a first chunk here past the file's chunk 0: a large file
     ext = _supports_topdir(tmp_path)
-    assert cs.spread.enabled == ext and cs.spread.made == (1 if ext else 0)
+    assert cs.spread.enabled == ext and cs.spread.made == (2 if ext else 0)
     if ext:
         flags = subprocess.run(["lsattr", "-d", str(tmp_path / "spread")], capture_output=True, text=True,
                                check=True).stdout.split()[0]
@@ -48,8 +49,9 @@ def test_large_files_get_spread_chunk_dirs_small_files_not(tmp_path):
     assert cs.read("small", 0, 0, CS) == b"x" * 100
     assert cs.read("partial", 0, 0, CS) == bytes(4096) + data[:CS - 4096]
     assert not ext or os.listdir(tmp_path / "spread") == []
+    assert cs.read("tail", 3, 0, 110) == bytes(100) + b"t" * 10
     assert sorted(p.name for p in (tmp_path / "chunks").iterdir()) == sorted(
-        cs.key_dir(k).name for k in ("big", "small", "partial"))
+        cs.key_dir(k).name for k in ("big", "small", "partial", "tail"))
     # removal and truncation as before
     assert cs.remove("big") == 2 and not cs.has_chunks("big")
     cs.write("big", 0, 0, data[:CS])  # the file again: a new spread directory
