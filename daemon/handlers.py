@@ -350,11 +350,10 @@ def op_get_dirents(state: DaemonState, args: dict, data: list) -> Result:
     return {"entries": entries, "more": more, "stats": records}, []
 
 
-# A data request the receiving thread may serve itself (daemon.server: when
-# no other data request waits and none of the client's is in a worker): a
-# 1 MiB pwrite or pread into or out of the page cache takes ~0.1-0.3 ms,
-# about what the hand-off to a worker and back costs. Larger ones, and
-# everything while data requests queue, go to the workers.
+# A data request the receiving thread may serve itself (server.Server._data_here:
+# when no other request waits): a 1 MiB pwrite or pread into or out of the
+# page cache takes ~0.1-0.3 ms, about what the hand-off to a worker and back
+# costs. Larger ones go to the workers.
 INLINE_DATA_MAX = 1 << 20
 
 
