@@ -15,12 +15,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .spread import SpreadDirs
+
+_WRONLY_CREAT = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+
 
 class ChunkStore:
-    def __init__(self, rootdir: Path, chunk_size: int):
+    def __init__(self, rootdir: Path, chunk_size: int, spread: bool = True):
         self.base = rootdir / "chunks"
         self.base.mkdir(parents=True, exist_ok=True)
+        self._base = os.fsencode(self.base)
         self.chunk_size = chunk_size
+        # a large file's chunk directory in a block group of its own (daemon.spread)
+        self.spread = SpreadDirs(rootdir / "spread") if spread else None
 
     def key_dir(self, data_key: str) -> Path:
         return self.base / hashlib.sha256(data_key.encode("utf-8")).hexdigest()
@@ -31,23 +38,43 @@ class ChunkStore:
     # -- data -------------------------------------------------------------
     def write(self, data_key: str, index: int, offset: int, buf: Any) -> int:
         """pwrite ``buf`` (any buffer, e.g. a zmq frame's memoryview) as is."""
-        path = self.chunk_path(data_key, index)
+        view = memoryview(buf).cast("B")
+        # A large file: a whole chunk or one past the first (daemon.spread)
+        large = index > 0 or (offset == 0 and len(view) == self.chunk_size)
+        fd = self._open_for_write(data_key, index, large)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(buf).cast("B")
             done = 0
             while done < len(view):  # pwrite may write less than asked
                 n = os.pwrite(fd, view[done:], offset + done)
                 if n == 0:
-                    raise OSError(errno.EIO, f"pwrite wrote nothing to {path}")
+                    raise OSError(errno.EIO, f"pwrite wrote nothing to chunk {index} of {data_key!r}")
                 done += n
             return done
         finally:
             os.close(fd)
+
+    def _open_for_write(self, data_key: str, index: int, large: bool) -> int:
+        """The chunk file's descriptor, created if need be, and with it the
+        file's chunk directory: for a large file in a block group of its own
+        (daemon.spread)."""
+        d = b"%s/%s" % (self._base, hashlib.sha256(data_key.encode("utf-8")).hexdigest().encode())
+        path = b"%s/%d" % (d, index)
+        try:
+            return os.open(path, _WRONLY_CREAT, 0o600)
+        except FileNotFoundError:  # the file's first chunk here: its directory first
+            pass
+        try:
+            if not (large and self.spread is not None and self.spread.make(d)):
+                os.mkdir(d, 0o700)
+        except FileExistsError:  # another request made it first
+            pass
+        except FileNotFoundError:  # chunks/ itself is gone
+            os.makedirs(d, 0o700, exist_ok=True)
+        try:
+            return os.open(path, _WRONLY_CREAT, 0o600)
+        except FileNotFoundError:  # removed again meanwhile: as a write after the removal
+            os.makedirs(d, 0o700, exist_ok=True)
+            return os.open(path, _WRONLY_CREAT, 0o600)
 
     def read(self, data_key: str, index: int, offset: int, length: int, pad_to: int | None = None) -> bytes:
         """Bytes of the chunk file in [offset, offset+length).

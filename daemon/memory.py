@@ -30,7 +30,11 @@ log = logging.getLogger("gkfs_daemon.memory")
 MIB = 1 << 20
 MMAP_THRESHOLD_MIN = 4 * MIB  # at least: a chunk's buffers and their CURVE copies
 MMAP_THRESHOLD_MAX = 32 * MIB  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit
-TRIM_THRESHOLD = 1 * MIB  # free memory at an arena's top beyond this is returned at once
+# Free memory at an arena's top beyond mmap_threshold() is returned at once
+# (M_TRIM_THRESHOLD); below it, kept for the next request. At 1 MiB the main
+# arena (the receiving thread's, which serves 1 MiB data requests itself)
+# gave back the two 512 KiB buffers of every read at once and faulted fresh
+# pages in for the next: ~670 page faults per MiB read.
 IDLE_S = 0.2  # no data moved for this long after some did: trim
 TRIM_AGAIN_S = (1.0, 4.0)  # and again after these pauses, if still no data moved
 NOTE_MIN = 64 * 1024  # smaller requests allocate nothing worth trimming
@@ -63,7 +67,7 @@ def configure(chunk_size: int) -> bool:
     if _LIBC is None:
         return False
     ok = _LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold(chunk_size)) == 1
-    ok = _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and ok
+    ok = _LIBC.mallopt(_M_TRIM_THRESHOLD, mmap_threshold(chunk_size)) == 1 and ok
     return ok
 
 
