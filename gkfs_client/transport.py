@@ -86,8 +86,8 @@ class ZmqTransport:
     def send(self, target: int, frames: Sequence[bytes | memoryview]) -> None:
         # copy=False: large data frames go to libzmq without a Python-side copy.
         # A header-only request, the common case: a single send, no list,
-        # copied (pyzmq copies a frame this small even with copy=False,
-        # after building a memoryview to find that out).
+        # copied (a header is small, and pyzmq copies frames below 64 KiB
+        # even with copy=False, after building a memoryview to see that).
         if len(frames) == 1:
             self._sockets[target].send(frames[0])
         else:
