@@ -15,6 +15,7 @@ import time
 import pytest
 
 from gkfs_client import client as client_mod
+from gkfs_client import security
 from gkfs_client.client import Client
 
 
@@ -140,4 +141,24 @@ def test_stat_result_has_every_field_of_the_keyword_form(cluster):
         assert got == want and got.st_rdev is None
         _same(gk.lstat(path), want)
     assert gk.stat("/d/f").st_blocks == (70000 + 511) // 512
+    gk.disconnect()
+
+
+@pytest.mark.parametrize("mode", ["curve", "off"])
+def test_created_entries_belong_to_the_caller(cluster, mode, monkeypatch):
+    """The client's create carries no uid/gid arguments: the daemon makes a
+    new file or directory its caller's (the key's user; with security off,
+    the daemon's own user: here both are this process's), as the kernel
+    would, in either mode."""
+    c = cluster(n=2, extra_args=["--security", "off"] if mode == "off" else [])
+    monkeypatch.setenv(security.ENV_SECURITY, mode)
+    gk = Client(hosts_file=c.hosts_file, stat_cache_ttl=0)
+    gk.mkdir("/d", 0o755)
+    gk.close(gk.open("/d/f", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o640))
+    gk.write_file("/d/g", b"x")
+    for path, kind in (("/d", st.S_IFDIR), ("/d/f", st.S_IFREG), ("/d/g", st.S_IFREG)):
+        s = gk.stat(path)
+        assert (s.st_uid, s.st_gid) == (os.getuid(), os.getgid()), path
+        assert st.S_IFMT(s.st_mode) == kind
+    assert st.S_IMODE(gk.stat("/d/f").st_mode) == 0o640 & ~gk.umask
     gk.disconnect()
