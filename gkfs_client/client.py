@@ -281,6 +281,8 @@ class Client:
 
     def _norm_dir(self, path: str | os.PathLike) -> tuple[str, bool]:
         """(canonical path, whether its spelling requires a directory: "f/")."""
+        if type(path) is str and _plainly_canonical(path):
+            return path, False  # the common case (stat and open test it inline)
         return self._norm(path), protocol.names_directory(os.fspath(path))
 
     def abspath(self, path: str | os.PathLike) -> str:
