@@ -27,10 +27,13 @@ from typing import Any, Iterator
 
 from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol, security, statcache
 from gkfs_client.dirlist import DirEntry
+from gkfs_client.protocol import _plainly_canonical  # the common case of normalize_path, no walk
 from gkfs_client.rpc import DEFAULT_TIMEOUT_S, Call, Rpc
 from gkfs_client.transport import ZmqTransport
 
 ENV_TIMEOUT = "LIBGKFS_RPC_TIMEOUT"
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
 FIRST_FD = 3  # look like a kernel descriptor table: 0-2 are taken
 
@@ -89,6 +92,11 @@ def _current_umask() -> int:
     return old
 
 
+# The owner of a path, remembered: a file's create, stats, writes and
+# remove each ask for it, and the hash is a Python loop per byte (~1 us).
+_metadata_owner = functools.lru_cache(maxsize=8192)(distribution.metadata_owner)
+
+
 @functools.lru_cache(maxsize=4096)
 def _ino(key: str, path: str) -> int:
     # A stable inode number: from the data key (kept by rename) when there is one.
@@ -97,15 +105,41 @@ def _ino(key: str, path: str) -> int:
     return (distribution.fnv1a64(key.encode()) if key else distribution.metadata_hash(path)) >> 1
 
 
+# The fields os.stat_result takes after its 10 visible ones, in the order it
+# takes them as one sequence (CPython's: float times, _ns times, blksize,
+# blocks, rdev). One tuple of all of them builds a result without the dict
+# of keywords (~0.8 us a stat); checked here, so another layout falls back
+# to the dict form.
+_STAT_EXTRA = ("st_atime", "st_mtime", "st_ctime", "st_atime_ns", "st_mtime_ns", "st_ctime_ns",
+               "st_blksize", "st_blocks", "st_rdev")
+
+
+def _stat_by_sequence() -> bool:
+    try:
+        probe = os.stat_result(tuple(range(os.stat_result.n_fields)))
+        return (os.stat_result.n_sequence_fields == 10
+                and [getattr(probe, f) for f in _STAT_EXTRA] == list(range(10, 10 + len(_STAT_EXTRA)))
+                and os.stat_result.n_fields == 10 + len(_STAT_EXTRA))
+    except (TypeError, AttributeError):
+        return False
+
+
+_STAT_BY_SEQUENCE = _stat_by_sequence()
+
+
 def stat_result(record: dict[str, Any], chunk_size: int, path: str) -> os.stat_result:
     """A protocol stat record as an os.stat_result (float and _ns times)."""
     get = record.get
     key = get("data_key") or ""
     size = get("size", 0)
     at, mt, ct = get("atime_ns", 0), get("mtime_ns", 0), get("ctime_ns", 0)
+    head = (record["mode"], _ino(key, "" if key else path), 0, get("nlink", 1), get("uid", 0), get("gid", 0), size,
+            at // 1_000_000_000, mt // 1_000_000_000, ct // 1_000_000_000)
+    if _STAT_BY_SEQUENCE:
+        return os.stat_result((*head, at / 1e9, mt / 1e9, ct / 1e9, at, mt, ct, chunk_size, (size + 511) // 512,
+                               None))
     return os.stat_result(
-        (record["mode"], _ino(key, "" if key else path), 0, get("nlink", 1), get("uid", 0), get("gid", 0), size,
-         at // 1_000_000_000, mt // 1_000_000_000, ct // 1_000_000_000),
+        head,
         {"st_atime": at / 1e9, "st_mtime": mt / 1e9, "st_ctime": ct / 1e9,
          "st_atime_ns": at, "st_mtime_ns": mt, "st_ctime_ns": ct,
          "st_blksize": chunk_size, "st_blocks": (size + 511) // 512})
@@ -227,6 +261,8 @@ class Client:
         with self._lock:
             if os.getpid() != self._pid:
                 self._connect()
+            if op not in statcache.CHANGES:  # stat, read_chunks...: nothing for the stat cache to forget
+                return self._rpc.call(target, op, args, data, check=check)
             try:
                 return self._rpc.call(target, op, args, data, check=check)
             finally:
@@ -235,7 +271,7 @@ class Client:
 
     def _owner(self, path: str) -> int:
         # one member: no hash to compute
-        return distribution.metadata_owner(path, self.n) if self.n != 1 else 0
+        return _metadata_owner(path, self.n) if self.n != 1 else 0
 
     def _norm(self, path: str | os.PathLike) -> str:
         try:
@@ -245,6 +281,8 @@ class Client:
 
     def _norm_dir(self, path: str | os.PathLike) -> tuple[str, bool]:
         """(canonical path, whether its spelling requires a directory: "f/")."""
+        if type(path) is str and _plainly_canonical(path):
+            return path, False  # the common case (stat and open test it inline)
         return self._norm(path), protocol.names_directory(os.fspath(path))
 
     def abspath(self, path: str | os.PathLike) -> str:
@@ -265,20 +303,24 @@ class Client:
 
     # ------------------------------------------------------------ metadata
 
-    def _record(self, path: str, follow: bool = True, must_dir: bool = False) -> tuple[str, dict[str, Any]]:
+    def _record(self, path: str, follow: bool = True, must_dir: bool = False,
+                rec: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """(final path, stat record), following symlinks in the last component.
 
         ``must_dir`` (the caller's path was spelled "f/"): the link is
         followed and anything but a directory is ENOTDIR, as in the kernel.
+        ``rec``: the record of ``path`` already asked for (the first hop).
         """
         follow = follow or must_dir
         for _ in range(MAX_SYMLINK_HOPS):
-            rec = self._stat_or_missing(path)
+            if rec is None:
+                rec = self._stat_or_missing(path)
             if not (follow and _stat.S_ISLNK(rec["mode"])):
                 if must_dir and not _stat.S_ISDIR(rec["mode"]):
                     raise _err(errno.ENOTDIR, path)
                 return path, rec
             path = self._link_target(path, rec["target"])
+            rec = None
         raise _err(errno.ELOOP, path)
 
     def _stat_or_missing(self, path: str) -> dict[str, Any]:
@@ -320,14 +362,19 @@ class Client:
             raise OSError(exc.errno, f"symlink {link} -> {target}: {exc.message}") from None
 
     def stat(self, path, *, follow_symlinks: bool = True) -> os.stat_result:
-        p, follow, must_dir = self._norm_dir_follow(path, follow_symlinks)
-        follow = follow or must_dir
+        if type(path) is str and _plainly_canonical(path):
+            p, must_dir = path, False  # what _norm_dir gives such a path, without its walk
+        else:
+            p, must_dir = self._norm_dir(path)
+        follow = follow_symlinks or must_dir
         rec = self.stat_cache.take(p)   # right after a readdir: no RPC
         if rec is not None and not (follow and _stat.S_ISLNK(rec["mode"])):
             if must_dir and not _stat.S_ISDIR(rec["mode"]):
                 raise _err(errno.ENOTDIR, p)
             return stat_result(rec, self.chunk_size, p)
-        p, rec = self._record(p, follow, must_dir)
+        rec = self._stat_or_missing(p)
+        if must_dir or (follow and _stat.S_ISLNK(rec["mode"])):
+            p, rec = self._record(p, follow, must_dir, rec)
         return stat_result(rec, self.chunk_size, p)
 
     def _norm_dir_follow(self, path, follow: bool) -> tuple[str, bool, bool]:
@@ -359,15 +406,19 @@ class Client:
         if path == "/":
             raise _err(errno.EEXIST, path)
         parent, _ = protocol.parent_and_name(path)
-        create = {"path": path, "mode": mode, "exclusive": exclusive, "uid": os.getuid(), "gid": os.getgid()}
+        # No uid/gid arguments: the daemon makes the new record its caller's
+        # (the connection's key, or its own user with security off) and
+        # ignores them (docs/protocol.md 1), so two system calls and two
+        # fields per create are saved.
+        create = {"path": path, "mode": mode, "exclusive": exclusive}
         if self._key is not None:
             # Security on: the daemon itself looks up the parent (its
             # permission check) and creates nothing below a missing parent or
             # a non-directory (ENOENT): one RPC. Only that ENOENT costs a
             # second look, to tell ENOENT from ENOTDIR as the kernel does.
-            cr = self._many([Call(self._owner(path), "create", create)], check=False)[0]
+            cr = self._one(self._owner(path), "create", create, check=False)
             if cr.status == errno.ENOENT:
-                pst = self._many([Call(self._owner(parent), "stat", {"path": parent})], check=False)[0]
+                pst = self._one(self._owner(parent), "stat", {"path": parent}, check=False)
                 if pst.status == errno.ENOENT:
                     raise self._missing(parent)
                 if pst.status:
@@ -378,8 +429,7 @@ class Client:
                 raise _reply_err(cr, path)
             return cr.result["stat"], bool(cr.result.get("created"))
         calls = [Call(self._owner(parent), "stat", {"path": parent}),
-                 Call(self._owner(path), "create", {"path": path, "mode": mode, "exclusive": exclusive,
-                                                     "uid": os.getuid(), "gid": os.getgid()})]
+                 Call(self._owner(path), "create", create)]
         pst, cr = self._many(calls, check=False)
         parent_err = None
         if pst.status == errno.ENOENT:
@@ -686,14 +736,17 @@ class Client:
     # ------------------------------------------------------------ descriptors
 
     def open(self, path, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
-        p, must_dir = self._norm_dir(path)
+        if type(path) is str and _plainly_canonical(path):
+            p, must_dir = path, False  # what _norm_dir gives such a path, without its walk
+        else:
+            p, must_dir = self._norm_dir(path)
         acc = flags & os.O_ACCMODE
         if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
             raise _err(errno.EINVAL, p)
         if must_dir:
             if flags & os.O_CREAT:
                 raise _err(errno.EISDIR, p)  # "name/" can only be a directory
-            flags |= getattr(os, "O_DIRECTORY", 0)
+            flags |= _O_DIRECTORY
         created = False
         for _ in range(MAX_SYMLINK_HOPS):
             if flags & os.O_CREAT:
@@ -703,7 +756,7 @@ class Client:
                 rec = self._stat_or_missing(p)
             if not _stat.S_ISLNK(rec["mode"]):
                 break
-            if flags & getattr(os, "O_NOFOLLOW", 0):
+            if flags & _O_NOFOLLOW:
                 raise _err(errno.ELOOP, p)
             p = self._link_target(p, rec["target"])
         else:
@@ -711,7 +764,7 @@ class Client:
         is_dir = _stat.S_ISDIR(rec["mode"])
         if is_dir and (acc != os.O_RDONLY or flags & (os.O_TRUNC | os.O_CREAT)):
             raise _err(errno.EISDIR, p)
-        if not is_dir and flags & getattr(os, "O_DIRECTORY", 0):
+        if not is_dir and flags & _O_DIRECTORY:
             raise _err(errno.ENOTDIR, p)
         if flags & os.O_TRUNC and acc != os.O_RDONLY and not created and rec.get("size", 0) > 0:
             self._truncate(p, rec, 0)

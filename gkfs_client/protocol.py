@@ -385,10 +385,18 @@ def _unpack_header(frame: Any) -> Any:
 
 
 def encode_request(op: str, args: dict[str, Any] | None = None, data: Iterable[Any] = (),
-                   *, req_id: int, version: int = PROTOCOL_VERSION) -> list[Any]:
-    """Frames for one request. ``data`` buffers are passed through as is."""
+                   *, req_id: int, version: int = PROTOCOL_VERSION, pack=_pack) -> list[Any]:
+    """Frames for one request. ``data`` buffers are passed through as is.
+    ``pack``: the msgpack encoder (a caller's own ``request_packer()``
+    saves building a Packer per request)."""
     header = {"v": version, "op": op, "id": req_id, "args": args or {}}
-    return [_pack(header), *data]
+    return [pack(header), *data]
+
+
+def request_packer():
+    """The encoder ``_pack`` is, as one reusable Packer's ``pack``: for one
+    thread at a time (as the socket it feeds), since a Packer has a buffer."""
+    return msgpack.Packer(use_bin_type=True).pack
 
 
 def encode_reply(req_id: int, result: dict[str, Any] | None = None, data: Iterable[Any] = (),

@@ -69,6 +69,8 @@ class Rpc:
         self.resolve = resolve
         self.name = names or (lambda t: f"daemon {self.addresses[t]}")
         self._ids = itertools.count(1)
+        # one Packer for every request: an Rpc is used by one thread at a time (its sockets are)
+        self._pack = protocol.request_packer()
         # Seconds from sending to each reply of the last exchange (None if
         # silent): per-daemon latency for `gkfs-ctl status`, at no extra cost.
         self.last_rtts: list[float | None] = []
@@ -93,13 +95,18 @@ class Rpc:
             return self.call_many([Call(target, op, args, data)], check=check)[0]
         rid = next(self._ids)
         started = _monotonic()
-        transport.send(target, protocol.encode_request(op, args, data, req_id=rid))
+        transport.send(target, protocol.encode_request(op, args, data, req_id=rid, pack=self._pack))
         timeout = self.timeout_s
         wait = timeout if self.resolve is None or timeout < RESOLVE_INTERVAL_S else RESOLVE_INTERVAL_S
-        got = transport.receive(int(wait * 1000))
-        if len(got) == 1 and got[0][0] == target:
+        # Only the target's socket: nothing else is outstanding, and what
+        # other daemons may still send (late replies to requests given up
+        # on) stays queued for the next exchange, which drops it by id.
+        frames = transport.receive_from(target, int(wait * 1000))
+        if frames is None:
+            got = []
+        else:
             try:
-                reply = protocol.decode_reply(got[0][1])
+                reply = protocol.decode_reply(frames)
             except protocol.ProtocolError as exc:
                 raise OSError(exc.errno, f"{self.name(target)}: {exc.message}") from None
             if reply.req_id == rid and reply.status != errno.EAGAIN:
@@ -107,6 +114,7 @@ class Rpc:
                 if check and reply.status:
                     raise _error(Call(target, op, args, data), reply, self.name(target))
                 return reply
+            got = [(target, frames)]
         call = Call(target, op, args, data)
         return self._finish([call], timeout, check, self._exchange([call], timeout, sent=(rid, started, got)))[0]
 
@@ -177,7 +185,7 @@ class Rpc:
             c = calls[pos]
             rid = next(self._ids)
             pending[rid] = pos
-            self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid))
+            self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid, pack=self._pack))
 
         received: list = []
         if sent is not None:
@@ -238,7 +246,7 @@ class Rpc:
                     rid = next(self._ids)
                     pending[rid] = pos
                     c = calls[pos]
-                    self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid))
+                    self.transport.send(c.target, protocol.encode_request(c.op, c.args, c.data, req_id=rid, pack=self._pack))
                     continue
                 replies[pos] = reply
                 rtts[pos] = time.monotonic() - started

@@ -36,8 +36,8 @@ DEFAULT_TTL_MS = 1000
 DEFAULT_ENTRIES = 4096
 
 # Ops that change the record at their path arguments.
-_CHANGES = {"create", "remove", "update_size", "truncate", "rename", "insert", "symlink", "utimens",
-            "setattr", "write_chunks"}
+CHANGES = frozenset({"create", "remove", "update_size", "truncate", "rename", "insert", "symlink",
+                     "utimens", "setattr", "write_chunks"})
 # Ops that may act on a directory, and so on what lies below it (a chmod of
 # a directory changes who may stat its entries; a new name has nothing below
 # it, whatever a listing of an older directory of that name said).
@@ -158,7 +158,7 @@ class StatCache:
     def changed_by(self, op: str, args: dict | None) -> None:
         """One request's op and arguments: ``changed`` for a single call,
         without building a Call for it (the client's one-request path)."""
-        if op not in _CHANGES:
+        if op not in CHANGES:
             return
         with self._lock:
             self.generation += 1

@@ -3,7 +3,7 @@
 The client never talks to sockets directly: it hands a ``Transport`` lists of
 frames addressed to a daemon index and collects whatever replies arrive.
 Keeping this interface this small is deliberate: a second transport (for
-example Mercury, as GekkoFS uses) only has to implement these four methods,
+example Mercury, as GekkoFS uses) only has to implement these five methods,
 while request ids, encoding and timeouts stay in ``gkfs_client.rpc``.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from gkfs_client import security
 _EVENTS = int(zmq.EVENTS)  # plain ints: the enum's __and__ costs a few us per call
 _POLLIN = int(zmq.POLLIN)
 _NOBLOCK = int(zmq.NOBLOCK)
+_zmq_poll = zmq.zmq_poll
 
 
 class Transport(Protocol):
@@ -29,6 +30,11 @@ class Transport(Protocol):
 
     def receive(self, timeout_ms: int) -> list[tuple[int, list[memoryview]]]:
         """Wait at most ``timeout_ms`` for replies; return (daemon index, frames) pairs."""
+
+    def receive_from(self, target: int, timeout_ms: int) -> list[memoryview] | None:
+        """Wait at most ``timeout_ms`` for the next message from ``target``
+        alone; None if none came. (The one-request case: messages queued
+        from other daemons stay queued for the next ``receive``.)"""
 
     def reset(self, target: int) -> None:
         """Forget everything queued for / from ``target`` (after a timeout)."""
@@ -57,8 +63,11 @@ class ZmqTransport:
         self._sockets: list[zmq.Socket] = []
         self._poller = zmq.Poller()
         self._index_of: dict[zmq.Socket, int] = {}
+        # per target: [(socket, POLLIN)], the argument of zmq_poll for it alone
+        self._poll_one: list[list[tuple[zmq.Socket, int]]] = []
         for i in range(len(self.addresses)):
             self._sockets.append(self._open(i))
+            self._poll_one.append([(self._sockets[i], _POLLIN)])
 
     def _open(self, target: int) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
@@ -76,9 +85,11 @@ class ZmqTransport:
 
     def send(self, target: int, frames: Sequence[bytes | memoryview]) -> None:
         # copy=False: large data frames go to libzmq without a Python-side copy.
-        # (a header-only request, the common case: a single send, no list)
+        # A header-only request, the common case: a single send, no list,
+        # copied (a header is small, and pyzmq copies frames below 64 KiB
+        # even with copy=False, after building a memoryview to see that).
         if len(frames) == 1:
-            self._sockets[target].send(frames[0], copy=False)
+            self._sockets[target].send(frames[0])
         else:
             self._sockets[target].send_multipart(frames, copy=False)
 
@@ -101,6 +112,26 @@ class ZmqTransport:
                     break
         return out
 
+    def receive_from(self, target: int, timeout_ms: int) -> list[memoryview] | None:
+        # One zmq_poll of this socket, then one frame: the common reply is
+        # a single frame, and this is ~4 us cheaper per call than the
+        # Poller over every socket + recv_multipart + ZMQ_EVENTS. Not a
+        # blocking recv with RCVTIMEO: pyzmq restarts that wait with the
+        # full timeout after every signal (EINTR), so a program with a
+        # periodic timer signal would wait forever for a dead daemon, where
+        # zmq_poll counts the time already waited.
+        sock = self._sockets[target]
+        if not _zmq_poll(self._poll_one[target], timeout_ms if timeout_ms > 0 else 0):
+            return None
+        try:
+            frame = sock.recv(_NOBLOCK, copy=False)
+        except zmq.Again:  # POLLIN said a message was there; never wait here
+            return None
+        if not frame.more:
+            return [frame.buffer]
+        # the rest of a multipart message is there already (atomic delivery)
+        return [frame.buffer, *[f.buffer for f in sock.recv_multipart(_NOBLOCK, copy=False)]]
+
     def reset(self, target: int) -> None:
         # A DEALER keeps messages for a peer that is down and delivers them
         # when it comes back; after a timeout they are stale, so drop the socket.
@@ -109,6 +140,7 @@ class ZmqTransport:
         del self._index_of[old]
         old.close(linger=0)
         self._sockets[target] = self._open(target)
+        self._poll_one[target] = [(self._sockets[target], _POLLIN)]
 
     def retarget(self, target: int, address: str) -> None:
         self.addresses[target] = address
@@ -123,3 +155,4 @@ class ZmqTransport:
             sock.close(linger=0)
         self._sockets = []
         self._index_of = {}
+        self._poll_one = []
