@@ -82,10 +82,26 @@ def _parent_of(path: str) -> str:
     return protocol.parent_and_name(path)[0] if path != "/" else "/"
 
 
+# _dirs_above of the parents of the paths seen last: most requests are in
+# the same few directories. Bounded; cleared when full.
+_DIRS_ABOVE: dict[str, list[str]] = {}
+_DIRS_ABOVE_MAX = 4096
+
+
 def _dirs_above(path: str) -> list[str]:
-    """Every directory path resolution passes through: "/", "/a", ... the parent."""
-    names = path.strip("/").split("/")[:-1] if path != "/" else []
-    return ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+    """Every directory path resolution passes through: "/", "/a", ... the
+    parent (a new list: callers may change it)."""
+    if path == "/":
+        return ["/"]
+    parent = protocol.parent_and_name(path)[0]
+    dirs = _DIRS_ABOVE.get(parent)
+    if dirs is None:
+        names = parent.strip("/").split("/") if parent != "/" else []
+        dirs = ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+        if len(_DIRS_ABOVE) >= _DIRS_ABOVE_MAX:
+            _DIRS_ABOVE.clear()
+        _DIRS_ABOVE[parent] = dirs
+    return dirs[:]
 
 
 def _parent(state: DaemonState, path: str, want: int) -> dict | None:
@@ -157,8 +173,9 @@ def _with_cap(state: DaemonState, rec: dict | None, extra: str = "") -> dict | N
     if not state.secure or not rec or "data_key" not in rec:
         return rec
     who = caller()
-    rights = access.rights_for(who, rec) + extra
-    rights = "".join(r for r in "rwd" if r in rights)
+    rights = (("r" if "r" in extra or access.may(who, rec, access.R) else "")
+              + ("w" if "w" in extra or access.may(who, rec, access.W) else "")
+              + ("d" if "d" in extra else ""))
     out = dict(rec)
     out["cap"] = access.make_cap(state.cap_secret, rec["data_key"], rights, who)
     return out

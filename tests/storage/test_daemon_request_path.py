@@ -11,11 +11,14 @@ anybody else) hung until the peer timeout.
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
 
-from gkfs_client import distribution
+import pytest
+
+from gkfs_client import distribution, security
 from gkfs_client.client import Client
 
 
@@ -114,3 +117,135 @@ def test_sync_daemon_keeps_every_acknowledged_change_across_kill_9(cluster, tmp_
             if i != 4:
                 assert gk.stat(f"/d/f{i}").st_size == i + 1
         assert gk.stat("/d/f3").st_mode & 0o777 == 0o600
+
+
+def test_a_pipeline_of_metadata_and_data_requests_is_answered_whole(cluster):
+    """The receiving thread answers the metadata requests queued for it one
+    after the other (up to server.DRAIN_MAX in a row) and hands data
+    requests to the workers in between. 800 requests sent before any reply
+    is read (creates, then stats, removes and a write or read every 40th):
+    each answered exactly once with its own result, the queued replies
+    beyond the client's pipe waiting in the daemon's backlog, and the op
+    counters count each request once. Then 48 clients with two requests
+    each, three rounds."""
+    c = cluster(n=1)
+    conn = c.conn(0, timeout=30.0)
+    try:
+        data = conn.call("create", {"path": "/data", "mode": 0o100644}).result["stat"]
+        chunk = {"data_key": data["data_key"], "chunk_size": conn.call("ping").result["chunk_size"]}
+        conn.call("write_chunks", {**chunk, "chunks": [[0, 0, 3]]}, [b"abc"])
+        before = conn.call("status").result["ops"]
+        n = 200
+        expect: dict[int, tuple[str, object]] = {}
+        req_id = 1000
+        sent = []
+        for i in range(n):
+            sent.append(("create", {"path": f"/p{i}", "mode": 0o100600 | (i % 8) << 3}))
+        for i in range(n):
+            sent.append(("stat", {"path": f"/p{i}"}))
+            if i % 40 == 0:
+                sent.append(("write_chunks", {**chunk, "chunks": [[0, 100 + i, 3]]}))  # not what is read
+            if i % 40 == 20:
+                sent.append(("read_chunks", {**chunk, "chunks": [[0, 0, 3]], "file_size": 3}))
+        for i in range(n):
+            sent.append(("stat", {"path": f"/missing{i}"}))
+        for i in range(n):
+            sent.append(("remove", {"path": f"/p{i}", "rmdir": False}))
+        for op, args in sent:
+            req_id += 1
+            expect[req_id] = (op, args)
+            frames = conn.encode(op, args, [b"abc"] if op == "write_chunks" else (), req_id=req_id)
+            conn.send_frames(frames)
+        time.sleep(0.5)  # let the replies pile up unread
+        got: dict[int, object] = {}
+        for _ in range(len(sent)):
+            r = conn.recv_reply(timeout=30)
+            assert r.req_id in expect and r.req_id not in got, r
+            got[r.req_id] = r
+        assert len(got) == len(sent)
+        for rid, (op, args) in expect.items():
+            r = got[rid]
+            if op == "stat" and args["path"].startswith("/missing"):
+                assert r.status == errno.ENOENT, (args, r)
+                continue
+            assert r.status == 0, (op, args, r)
+            if op in ("create", "stat", "remove"):
+                i = int(args["path"][2:])
+                assert r.result["stat"]["mode"] == 0o100600 | (i % 8) << 3, (op, args, r.result)
+            elif op == "read_chunks":
+                assert r.data == [b"abc"], r
+        after = conn.call("status").result["ops"]
+        for op, count in (("create", n), ("stat", 2 * n), ("remove", n), ("write_chunks", n // 40),
+                          ("read_chunks", n // 40)):
+            assert after.get(op, 0) - before.get(op, 0) == count, (op, before, after)
+        # Many clients with a request or two each (their replies never wait
+        # in a backlog, so the receiving thread answers whatever is queued in
+        # a row): every one answered with its own record.
+        conns = [c.conn(0, timeout=30.0) for _ in range(48)]
+        try:
+            for rnd in range(3):
+                for k, cn in enumerate(conns):
+                    for j in range(2):
+                        cn.send_frames(cn.encode("create" if rnd == 0 else "stat",
+                                                 {"path": f"/q{k}-{j}", "mode": 0o100600 | j << 3},
+                                                 req_id=10 * k + j + 1))
+                for k, cn in enumerate(conns):
+                    replies = sorted((cn.recv_reply(timeout=30) for _ in range(2)), key=lambda r: r.req_id)
+                    assert [r.req_id for r in replies] == [10 * k + 1, 10 * k + 2], replies
+                    for j, r in enumerate(replies):
+                        assert r.status == 0 and r.result["stat"]["mode"] == 0o100600 | j << 3, r
+        finally:
+            for cn in conns:
+                cn.close()
+    finally:
+        conn.close()
+
+
+def test_permission_walk_on_a_single_daemon(cluster, tmp_path, monkeypatch):
+    """One daemon holds every record: the directories a permission check
+    walks are read in one transaction (peer.Peers.records). A user other
+    than the owner ("nobody", by an issued key) is stopped at a directory
+    it may not search at any depth, until that directory is opened up; a
+    missing or non-directory component is ENOENT as before."""
+    c = cluster(n=1)
+    keyfile = tmp_path / "nobody.key"
+    security.issue_key(c.hosts_file, "nobody", keyfile)
+    os.chown(keyfile, os.geteuid(), os.getegid())
+    root = Client(c.hosts_file, stat_cache_ttl=0)
+    monkeypatch.setenv(security.ENV_KEY_FILE, str(keyfile))
+    other = Client(c.hosts_file, stat_cache_ttl=0)
+    monkeypatch.delenv(security.ENV_KEY_FILE)
+    try:
+        root.chmod("/", 0o1777)
+        for d in ("/a", "/a/b", "/a/b/c"):
+            root.mkdir(d, 0o755)
+        root.close(root.open("/a/b/c/f", os.O_CREAT | os.O_WRONLY, 0o644))
+        root.close(root.open("/a/file", os.O_CREAT | os.O_WRONLY, 0o644))
+        assert other.stat("/a/b/c/f").st_mode & 0o777 == 0o644
+        for closed in ("/a", "/a/b", "/a/b/c"):
+            root.chmod(closed, 0o700)
+            with pytest.raises(PermissionError):
+                other.stat("/a/b/c/f")
+            with pytest.raises(PermissionError):
+                other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
+            with pytest.raises(PermissionError):
+                other.unlink("/a/b/c/f")
+            root.chmod(closed, 0o755)
+            assert other.stat("/a/b/c/f").st_mode & 0o777 == 0o644
+        # search but no write permission in c: no create or remove there
+        with pytest.raises(PermissionError):
+            other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
+        with pytest.raises(PermissionError):
+            other.unlink("/a/b/c/f")
+        root.chmod("/a/b/c", 0o777)
+        other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
+        other.unlink("/a/b/c/new")
+        with pytest.raises(FileNotFoundError):
+            other.stat("/a/nope/f")
+        with pytest.raises(OSError) as exc:
+            other.stat("/a/file/f")
+        assert exc.value.errno in (errno.ENOENT, errno.ENOTDIR)
+        assert root.stat("/a/b/c/f").st_mode & 0o777 == 0o644
+    finally:
+        other.disconnect()
+        root.disconnect()
