@@ -372,6 +372,12 @@ class Server:
                     drained += 1
                     if queued or stopping or drained >= DRAIN_MAX or self.backlogs:
                         break
+                    if drained == 1 and not frontend.getsockopt(_EVENTS) & _POLLIN:
+                        # Mostly one request per wake-up: ZMQ_EVENTS says so
+                        # without a receive that raises (pyzmq builds a
+                        # ZMQError for every EAGAIN); after that, receives.
+                        front_maybe = False  # it took the signals
+                        break
                     msg, too_many = self._recv_request()
                     if msg is None:
                         front_maybe = False  # the receive that found nothing took the signals
