@@ -249,3 +249,63 @@ def test_permission_walk_on_a_single_daemon(cluster, tmp_path, monkeypatch):
     finally:
         other.disconnect()
         root.disconnect()
+
+
+def test_per_request_shortcuts_give_the_documented_results(tmp_path, monkeypatch):
+    """What the receiving thread remembers or reuses per request gives the
+    same bytes as the plain definitions, also once its bounded memory was
+    cleared (bounds lowered here to clear it often): capability MACs
+    (HMAC-SHA256 of data_key|rights|uid, first 32 hex digits, docs/protocol),
+    LMDB keys (blake2b-128 of the parent + name), the directories a
+    permission walk passes, packed records and replies."""
+    import hashlib
+    import hmac
+
+    import msgpack
+
+    from gkfs_client import protocol
+    from gkfs_daemon import access, handlers, metadata
+
+    who = security.Identity(1234, 1234, frozenset())
+    monkeypatch.setattr(access, "_MACS_MAX", 3)
+    for n in range(40):  # more secrets than the keyed HMACs kept
+        secret = bytes([n]) * 32
+        for key in ("k1", "k2"):
+            for rights in ("r", "rw", "d"):
+                want = hmac.new(secret, f"{key}|{rights}|1234".encode(), hashlib.sha256).hexdigest()[:32]
+                assert access.make_cap(secret, key, rights, who) == f"{rights}.{want}"
+                assert access.check_cap(secret, key, f"{rights}.{want}", who, rights[0])
+
+    monkeypatch.setattr(metadata, "_DIR_DIGESTS_MAX", 3)
+    monkeypatch.setattr(handlers, "_DIRS_ABOVE_MAX", 3)
+    store = metadata.MetadataStore(tmp_path / "m", sync=False)
+    try:
+        paths = [f"/d{i}/e{j}/f" for i in range(5) for j in range(3)]
+        for p in paths:
+            parent, name = protocol.parent_and_name(p)
+            digest = hashlib.blake2b(parent.encode(), digest_size=16).digest()
+            assert metadata.key_of(p) == digest + name.encode()
+            names = p.strip("/").split("/")[:-1]
+            want = ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+            got = handlers._dirs_above(p)
+            assert got == want
+            got.append("/changed by a caller")
+            assert handlers._dirs_above(p) == want
+        assert metadata.key_of("/") == hashlib.blake2b(b"", digest_size=16).digest()
+        assert handlers._dirs_above("/") == ["/"]
+        with store._write() as txn:
+            for i, p in enumerate(paths):
+                store._put(txn, p, metadata.new_record(0o100644, i, i))
+        recs = store.get_many(["/", "/nope"] + paths)
+        assert recs[0]["mode"] == metadata.ROOT_MODE and recs[1] is None
+        assert [r["uid"] for r in recs[2:]] == list(range(len(paths)))
+        assert recs[2:] == [store.get(p) for p in paths]
+        recs[0]["mode"] = 0  # a caller's change of "/"'s stand-in record stays its own
+        assert store.get("/")["mode"] == metadata.ROOT_MODE
+        rec = recs[2]
+        assert metadata._pack(rec) == msgpack.packb(rec, use_bin_type=True)
+        reply = protocol.encode_reply(7, {"stat": rec, "b": b"\x00\x01"})[0]
+        assert reply == msgpack.packb({"v": protocol.PROTOCOL_VERSION, "id": 7, "status": 0, "msg": "",
+                                       "result": {"stat": rec, "b": b"\x00\x01"}}, use_bin_type=True)
+    finally:
+        store.close()
