@@ -1,7 +1,9 @@
 """ZeroMQ serving: one thread receives every request, a pool of worker threads.
 
 The receiving thread answers metadata requests itself (INLINE_OPS: each is
-one short LMDB transaction), with no hand-off to a worker and back. A
+one short LMDB transaction), with no hand-off to a worker and back, and
+answers every such request already queued in a row before it looks at
+anything else (DRAIN_MAX). A
 request that needs another daemon (a permission check on a parent held
 elsewhere, daemon.peer) is handed to a worker instead, before anything was
 changed, so the receiving thread never waits on the network and keeps
@@ -238,8 +240,10 @@ class Server:
         stuck_since: float | None = None
         stop_flush: float | None = None
         # The loop takes messages with non-blocking receives (no system call
-        # while libzmq has messages queued) and waits only when both sockets
-        # are drained, on their ZMQ_FDs (one poll(2)). A ZMQ_FD signals
+        # while libzmq has messages queued; after a request answered here,
+        # ZMQ_EVENTS says whether another one is queued, see the drain
+        # below) and waits only when both sockets are drained, on their
+        # ZMQ_FDs (one poll(2)). A ZMQ_FD signals
         # libzmq commands (a message in an empty pipe, a client's pipe that
         # drained, a new connection) and is reset by whatever processes
         # them (a receive that finds nothing, a send now and then), so each
