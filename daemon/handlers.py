@@ -115,13 +115,18 @@ def _parent(state: DaemonState, path: str, want: int) -> dict | None:
     return _walk(state, path, _dirs_above(path), want)
 
 
-def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact: bool = False) -> dict:
+def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact: bool = False,
+          recs: list[dict | None] | None = None) -> dict:
     """Check search on each of ``dirs`` and ``want`` on the last one; with
-    ``last_exact`` the last is ``path`` itself (ENOENT/ENOTDIR for it)."""
+    ``last_exact`` the last is ``path`` itself (ENOENT/ENOTDIR for it).
+    ``recs``: the records of ``dirs`` already read (_local_walk)."""
     who = caller()
     if who.uid == 0:
         dirs = dirs[-1:]
-    recs = state.peers.records(dirs)
+        if recs is not None:
+            recs = recs[-1:]
+    if recs is None:
+        recs = state.peers.records(dirs)
     for i, (d, rec) in enumerate(zip(dirs, recs)):
         last = i == len(dirs) - 1
         if last and last_exact:
@@ -133,6 +138,16 @@ def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact:
             raise OSError(errno.ENOENT, f"no such file or directory: {path}")
         access.require_dir(who, rec, want if last else access.X, d)
     return recs[-1]
+
+
+def _local_walk(state: DaemonState, path: str) -> tuple[list[str], list[dict | None]] | None:
+    """In a cluster of one daemon (security on), where every record is this
+    daemon's: the directories above ``path`` and their records followed by
+    ``path``'s own, all from one read transaction; None elsewhere."""
+    if not (state.secure and state.members == 1 and state.peers is not None and state.peers.host_id == 0):
+        return None
+    dirs = _dirs_above(path)
+    return dirs, state.meta.get_many(dirs + [path])
 
 
 def _reachable(state: DaemonState, path: str) -> None:
@@ -283,13 +298,16 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
     gid = who.gid
     valid_type = not mode >> 16 and mode & 0o170000 in (0, 0o100000, 0o040000)
     if state.secure and valid_type and path != "/":  # else meta.create answers EINVAL/EEXIST
-        existing = state.meta.get(path)
+        local = _local_walk(state, path)
+        existing = state.meta.get(path) if local is None else local[1][-1]
         if existing is not None and args.get("exclusive"):
             raise OSError(errno.EEXIST, f"file exists: {path}")
-        if existing is not None:
-            _parent(state, path, access.X)
+        want = access.X if existing is not None else access.W | access.X
+        if local is not None:
+            parent = _walk(state, path, local[0], want, recs=local[1][:-1])
         else:
-            parent = _parent(state, path, access.W | access.X)
+            parent = _parent(state, path, want)
+        if existing is None:
             if parent["mode"] & 0o2000:  # set-group-ID directory: group (and, for a directory, the bit) inherited
                 gid = parent["gid"]
                 if mode & 0o170000 == 0o040000:
@@ -303,6 +321,15 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
 
 def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
     hold = _hold(state, args, peer)
+    path = args["path"]
+    if path != "/" and not hold and args.get("data_key") is None:
+        local = _local_walk(state, path)
+        if local is not None:  # one daemon: the walk and the record in one read
+            _walk(state, path, local[0], access.X, recs=local[1][:-1])
+            rec = local[1][-1]
+            if rec is None:
+                raise OSError(errno.ENOENT, f"no such file or directory: {path}")
+            return {"stat": _with_cap(state, rec)}, []
     if args["path"] != "/" and (hold or args.get("data_key") is None):
         _parent(state, args["path"], access.X)  # an fstat by data_key may name an unlinked file
     if hold:

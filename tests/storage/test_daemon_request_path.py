@@ -232,7 +232,14 @@ def test_permission_walk_on_a_single_daemon(cluster, tmp_path, monkeypatch):
                 other.unlink("/a/b/c/f")
             root.chmod(closed, 0o755)
             assert other.stat("/a/b/c/f").st_mode & 0o777 == 0o644
-        # search but no write permission in c: no create or remove there
+        # search but no write permission in c: no create or remove there,
+        # but an existing name is EEXIST for O_EXCL (as the kernel checks)
+        # and opens without O_EXCL; a missing one is ENOENT for stat
+        with pytest.raises(FileExistsError):
+            other.open("/a/b/c/f", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        other.close(other.open("/a/b/c/f", os.O_CREAT | os.O_RDONLY, 0o644))
+        with pytest.raises(FileNotFoundError):
+            other.stat("/a/b/c/missing")
         with pytest.raises(PermissionError):
             other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
         with pytest.raises(PermissionError):
