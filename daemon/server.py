@@ -1,9 +1,7 @@
 """ZeroMQ serving: one thread receives every request, a pool of worker threads.
 
 The receiving thread answers metadata requests itself (INLINE_OPS: each is
-one short LMDB transaction), with no hand-off to a worker and back, and
-answers every such request already queued in a row before it looks at
-anything else (DRAIN_MAX). A
+one short LMDB transaction), with no hand-off to a worker and back. A
 request that needs another daemon (a permission check on a parent held
 elsewhere, daemon.peer) is handed to a worker instead, before anything was
 changed, so the receiving thread never waits on the network and keeps
@@ -17,6 +15,10 @@ last idle worker when there is more than one, which keeps a worker free for
 metadata. Frames are received with copy=False and handed through inproc
 untouched, so a write's payload is pwritten from the buffer libzmq received
 it into.
+
+Requests already queued are answered in a row (up to DRAIN_MAX) before the
+loop looks at anything else: its bookkeeping and a wait once per wake-up,
+not once per request.
 
 Hostile peers: the receiving thread reads at most protocol.MAX_FRAMES
 frames of a request (the rest is drained and dropped, the request answered
