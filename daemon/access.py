@@ -107,11 +107,23 @@ _MACS: dict[tuple[bytes, str, str, int], str] = {}
 _MACS_MAX = 8192
 
 
+# HMAC-SHA256 keyed with each secret once: a copy of it costs less than
+# keying a new one for every MAC.
+_KEYED: dict[bytes, Any] = {}
+
+
 def _mac(secret: bytes, data_key: str, rights: str, who: Identity) -> str:
     key = (secret, data_key, rights, who.uid)
     mac = _MACS.get(key)
     if mac is None:
-        mac = hmac.new(secret, f"{data_key}|{rights}|{who.uid}".encode(), hashlib.sha256).hexdigest()[:32]
+        keyed = _KEYED.get(secret)
+        if keyed is None:
+            if len(_KEYED) >= 16:
+                _KEYED.clear()
+            keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+        h = keyed.copy()
+        h.update(f"{data_key}|{rights}|{who.uid}".encode())
+        mac = h.hexdigest()[:32]
         if len(_MACS) >= _MACS_MAX:
             _MACS.clear()
         _MACS[key] = mac

@@ -316,7 +316,7 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
                         cap_secret=key.cap_secret if key else None, cluster=record.uuid, members=record.members)
     if key is not None:
         from .peer import Peers
-        state.peers = Peers(hosts_path, key, meta.get, state.count)
+        state.peers = Peers(hosts_path, key, meta.get_many, state.count)
         from .siblings import SiblingRecords
         state.peers.siblings = SiblingRecords.from_env(rootdir, record.uuid, hosts_path)
     server = Server(state, normalise_listen(bind), key, keys)

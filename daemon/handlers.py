@@ -82,10 +82,26 @@ def _parent_of(path: str) -> str:
     return protocol.parent_and_name(path)[0] if path != "/" else "/"
 
 
+# _dirs_above of the parents of the paths seen last: most requests are in
+# the same few directories. Bounded; cleared when full.
+_DIRS_ABOVE: dict[str, list[str]] = {}
+_DIRS_ABOVE_MAX = 4096
+
+
 def _dirs_above(path: str) -> list[str]:
-    """Every directory path resolution passes through: "/", "/a", ... the parent."""
-    names = path.strip("/").split("/")[:-1] if path != "/" else []
-    return ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+    """Every directory path resolution passes through: "/", "/a", ... the
+    parent (a new list: callers may change it)."""
+    if path == "/":
+        return ["/"]
+    parent = protocol.parent_and_name(path)[0]
+    dirs = _DIRS_ABOVE.get(parent)
+    if dirs is None:
+        names = parent.strip("/").split("/") if parent != "/" else []
+        dirs = ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+        if len(_DIRS_ABOVE) >= _DIRS_ABOVE_MAX:
+            _DIRS_ABOVE.clear()
+        _DIRS_ABOVE[parent] = dirs
+    return dirs[:]
 
 
 def _parent(state: DaemonState, path: str, want: int) -> dict | None:
@@ -99,13 +115,18 @@ def _parent(state: DaemonState, path: str, want: int) -> dict | None:
     return _walk(state, path, _dirs_above(path), want)
 
 
-def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact: bool = False) -> dict:
+def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact: bool = False,
+          recs: list[dict | None] | None = None) -> dict:
     """Check search on each of ``dirs`` and ``want`` on the last one; with
-    ``last_exact`` the last is ``path`` itself (ENOENT/ENOTDIR for it)."""
+    ``last_exact`` the last is ``path`` itself (ENOENT/ENOTDIR for it).
+    ``recs``: the records of ``dirs`` already read (_local_walk)."""
     who = caller()
     if who.uid == 0:
         dirs = dirs[-1:]
-    recs = state.peers.records(dirs)
+        if recs is not None:
+            recs = recs[-1:]
+    if recs is None:
+        recs = state.peers.records(dirs)
     for i, (d, rec) in enumerate(zip(dirs, recs)):
         last = i == len(dirs) - 1
         if last and last_exact:
@@ -117,6 +138,16 @@ def _walk(state: DaemonState, path: str, dirs: list[str], want: int, last_exact:
             raise OSError(errno.ENOENT, f"no such file or directory: {path}")
         access.require_dir(who, rec, want if last else access.X, d)
     return recs[-1]
+
+
+def _local_walk(state: DaemonState, path: str) -> tuple[list[str], list[dict | None]] | None:
+    """In a cluster of one daemon (security on), where every record is this
+    daemon's: the directories above ``path`` and their records followed by
+    ``path``'s own, all from one read transaction; None elsewhere."""
+    if not (state.secure and state.members == 1 and state.peers is not None and state.peers.host_id == 0):
+        return None
+    dirs = _dirs_above(path)
+    return dirs, state.meta.get_many(dirs + [path])
 
 
 def _reachable(state: DaemonState, path: str) -> None:
@@ -157,8 +188,9 @@ def _with_cap(state: DaemonState, rec: dict | None, extra: str = "") -> dict | N
     if not state.secure or not rec or "data_key" not in rec:
         return rec
     who = caller()
-    rights = access.rights_for(who, rec) + extra
-    rights = "".join(r for r in "rwd" if r in rights)
+    rights = (("r" if "r" in extra or access.may(who, rec, access.R) else "")
+              + ("w" if "w" in extra or access.may(who, rec, access.W) else "")
+              + ("d" if "d" in extra else ""))
     out = dict(rec)
     out["cap"] = access.make_cap(state.cap_secret, rec["data_key"], rights, who)
     return out
@@ -266,13 +298,16 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
     gid = who.gid
     valid_type = not mode >> 16 and mode & 0o170000 in (0, 0o100000, 0o040000)
     if state.secure and valid_type and path != "/":  # else meta.create answers EINVAL/EEXIST
-        existing = state.meta.get(path)
+        local = _local_walk(state, path)
+        existing = state.meta.get(path) if local is None else local[1][-1]
         if existing is not None and args.get("exclusive"):
             raise OSError(errno.EEXIST, f"file exists: {path}")
-        if existing is not None:
-            _parent(state, path, access.X)
+        want = access.X if existing is not None else access.W | access.X
+        if local is not None:
+            parent = _walk(state, path, local[0], want, recs=local[1][:-1])
         else:
-            parent = _parent(state, path, access.W | access.X)
+            parent = _parent(state, path, want)
+        if existing is None:
             if parent["mode"] & 0o2000:  # set-group-ID directory: group (and, for a directory, the bit) inherited
                 gid = parent["gid"]
                 if mode & 0o170000 == 0o040000:
@@ -286,6 +321,15 @@ def op_create(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> 
 
 def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Result:
     hold = _hold(state, args, peer)
+    path = args["path"]
+    if path != "/" and not hold and args.get("data_key") is None:
+        local = _local_walk(state, path)
+        if local is not None:  # one daemon: the walk and the record in one read
+            _walk(state, path, local[0], access.X, recs=local[1][:-1])
+            rec = local[1][-1]
+            if rec is None:
+                raise OSError(errno.ENOENT, f"no such file or directory: {path}")
+            return {"stat": _with_cap(state, rec)}, []
     if args["path"] != "/" and (hold or args.get("data_key") is None):
         _parent(state, args["path"], access.X)  # an fstat by data_key may name an unlinked file
     if hold:

@@ -43,11 +43,28 @@ def _digest(path: str) -> bytes:
     return hashlib.blake2b(path.encode("utf-8"), digest_size=DIGEST).digest()
 
 
+# Digests of the directories whose entries were looked up last: every
+# request hashes its path's parent (and a permission check every directory
+# above it), mostly the same few. Bounded; cleared when full.
+_DIR_DIGESTS: dict[str, bytes] = {}
+_DIR_DIGESTS_MAX = 4096
+
+
+def _dir_digest(path: str) -> bytes:
+    d = _DIR_DIGESTS.get(path)
+    if d is None:
+        d = _digest(path)
+        if len(_DIR_DIGESTS) >= _DIR_DIGESTS_MAX:
+            _DIR_DIGESTS.clear()
+        _DIR_DIGESTS[path] = d
+    return d
+
+
 def key_of(path: str) -> bytes:
     if path == "/":
-        return _digest("")
+        return _dir_digest("")
     parent, name = parent_and_name(path)
-    return _digest(parent) + name.encode("utf-8")
+    return _dir_digest(parent) + name.encode("utf-8")
 
 
 def dir_prefix(path: str) -> bytes:
@@ -58,8 +75,17 @@ def _now() -> int:
     return time.time_ns()
 
 
+_PACKERS = threading.local()
+
+
 def _pack(rec: dict[str, Any]) -> bytes:
-    return msgpack.packb(rec, use_bin_type=True)
+    """msgpack.packb(rec, use_bin_type=True), with this thread's packer
+    (packb builds a new one per call, about half the cost)."""
+    try:
+        packer = _PACKERS.packer
+    except AttributeError:
+        packer = _PACKERS.packer = msgpack.Packer(use_bin_type=True)
+    return packer.pack(rec)
 
 
 def _unpack(raw: bytes) -> dict[str, Any]:
@@ -98,6 +124,7 @@ class MetadataStore:
         with self.env.begin() as txn:
             self._n_orphans = txn.stat(self.orphans)["entries"]
         self._write_lock = threading.Lock()
+        self._root = root_record()  # "/" until it has a record of its own (the owner's ids: fixed)
 
     def _write(self) -> "_WriteTxn":
         """``with self._write() as txn``: one write transaction, committed
@@ -150,8 +177,15 @@ class MetadataStore:
         with self.env.begin() as txn:
             raw = txn.get(key_of(path))
         if raw is None:
-            return root_record() if path == "/" else None
+            return dict(self._root) if path == "/" else None
         return _unpack(raw)
+
+    def get_many(self, paths: list[str]) -> list[dict[str, Any] | None]:
+        """get() of each path, all read in one transaction."""
+        with self.env.begin() as txn:
+            raws = [txn.get(key_of(p)) for p in paths]
+        return [_unpack(raw) if raw is not None else dict(self._root) if p == "/" else None
+                for p, raw in zip(paths, raws)]
 
     def stat(self, path: str, data_key: str | None = None) -> dict[str, Any]:
         """With ``data_key`` (an open file's): the record at ``path`` if it

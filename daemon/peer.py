@@ -56,7 +56,7 @@ class NeedsWorker(Exception):
 
 
 class Peers:
-    def __init__(self, hosts_path: Path, key: security.ServerKey | None, local_get, count=None):
+    def __init__(self, hosts_path: Path, key: security.ServerKey | None, local_get_many, count=None):
         self.hosts_path = hosts_path
         # op counter (DaemonState.count): peer lookups sent, forgets sent
         self.count = count or (lambda op, ok: None)
@@ -67,7 +67,8 @@ class Peers:
         self._changing: dict[str, int] = {}
         self._settle = threading.Condition()
         self.key = None if key is None else security.ClientKey(key.public, key.public, key.secret)
-        self.local_get = local_get  # path -> record | None, for paths this daemon owns
+        # [path] -> [record | None] (one read transaction), for paths this daemon owns
+        self.local_get_many = local_get_many
         self.host_id = -1
         self._members: int | None = None  # the cluster record's member count (fixed at its creation)
         self._owners: dict[str, int] = {}
@@ -130,13 +131,19 @@ class Peers:
         number. ``cached`` records (directories of other daemons) are exact
         in mode, uid, gid and existence only: for permission checks."""
         members = self._member_count(paths[-1])
+        if members == 1 and self.host_id == 0:  # one daemon: every record is here
+            return self.local_get_many(paths)
         out: list[dict[str, Any] | None] = [None] * len(paths)
         remote: list[int] = []
         owners = [self._owner(path, members) for path in paths]
+        local = [i for i, owner in enumerate(owners) if owner == self.host_id]
+        if local:
+            for i, rec in zip(local, self.local_get_many([paths[i] for i in local])):
+                out[i] = rec
         at = None
         for i, path in enumerate(paths):
             if owners[i] == self.host_id:
-                out[i] = self.local_get(path)
+                pass
             elif self.siblings is not None and (rec := self.siblings.get(owners[i], path)) is not MISS:
                 out[i] = rec
             else:

@@ -19,6 +19,10 @@ worker free for metadata. Frames are received with copy=False and handed through
 untouched, so a write's payload is pwritten from the buffer libzmq received
 it into.
 
+Requests already queued are answered in a row (up to DRAIN_MAX) before the
+loop looks at anything else: its bookkeeping and a wait once per wake-up,
+not once per request.
+
 Hostile peers: the receiving thread reads at most protocol.MAX_FRAMES
 frames of a request (the rest is drained and dropped, the request answered
 EINVAL) and decodes it with protocol.decode_request (bounded work; a
@@ -80,6 +84,12 @@ BACKEND = "inproc://gkfs-workers"
 LOCK_PROBE_INTERVAL = 0.25
 HEARTBEAT_IVL_MS = 2000
 HEARTBEAT_TIMEOUT_MS = 10000
+DRAIN_MAX = 32  # requests answered in a row before the loop looks at the workers again
+# Plain ints: pyzmq's flag enums cost an enum construction per | or &.
+_NOBLOCK = int(zmq.NOBLOCK)
+_MORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
+_POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
 
 
 def handle(state: DaemonState, frames: list[Any], caller: security.Identity, peer: bytes = b"",
@@ -219,6 +229,7 @@ class Server:
         # with sync).
         self.inline_data_ops = self.inline_ops | (INLINE_DATA_SYNC if state.config.sync else HEAVY_OPS)
         self._identities: dict[bytes, security.Identity] = {}
+        self._callers: dict[str, tuple[bytes, security.Identity | None]] = {}
         self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
                         for i in range(state.config.workers)]
 
@@ -239,8 +250,10 @@ class Server:
         stuck_since: float | None = None
         stop_flush: float | None = None
         # The loop takes messages with non-blocking receives (no system call
-        # while libzmq has messages queued) and waits only when both sockets
-        # are drained, on their ZMQ_FDs (one poll(2)). A ZMQ_FD signals
+        # while libzmq has messages queued; after a request answered here,
+        # ZMQ_EVENTS says whether another one is queued, see the drain
+        # below) and waits only when both sockets are drained, on their
+        # ZMQ_FDs (one poll(2)). A ZMQ_FD signals
         # libzmq commands (a message in an empty pipe, a client's pipe that
         # drained, a new connection) and is reset by whatever processes
         # them (a receive that finds nothing, a send now and then), so each
@@ -306,7 +319,7 @@ class Server:
                         front_maybe = True
                         continue
                     if not accepting:  # nobody receives: take the signals here
-                        frontend.getsockopt(zmq.EVENTS)
+                        frontend.getsockopt(_EVENTS)
                         if self._flush_backlogs():
                             continue
                 if accepting or self.backlogs:
@@ -321,42 +334,70 @@ class Server:
                         # command per reply taken): ZMQ_EVENTS takes it and
                         # says whether a request came, without a receive
                         # that raises.
-                        front_maybe = bool(frontend.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+                        front_maybe = bool(frontend.getsockopt(_EVENTS) & _POLLIN)
                     else:
                         front_maybe = True
                 if not ready:  # a timeout: look at both anyway (cheap, and never stuck on a lost signal)
                     back_maybe = front_maybe = True
+                elif back_maybe or (accepting and front_maybe):
+                    # A message is there: straight back to the receives (the
+                    # bookkeeping below runs once it has been handled).
+                    continue
             if msg is not None:
+                # Answer every request already queued, one after the other,
+                # before looking at anything else: the bookkeeping below and a
+                # wait only once per wake-up, not once per request. The drain
+                # stops at the first request that goes to a worker (the
+                # queues' bounds are looked at again), at a reply that has to
+                # wait in a backlog, while stopping, and after DRAIN_MAX
+                # requests (the workers' replies are not kept waiting long).
                 front_maybe = True
-                client = msg[0].bytes
-                if len(msg) < 2 or client in self.dropped:
-                    pass  # nothing to answer, or a client dropped for not reading
-                elif stopping:
-                    self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
-                elif too_many:
-                    self._refuse(msg, errno.EINVAL, f"request has more than {protocol.MAX_FRAMES} frames")
-                else:
-                    caller = self._caller_frame(msg[1])
-                    if caller == PEER_USER_ID:
-                        self._answer_peer(msg)
-                    elif caller is not None:
-                        # answered here, or (its op back) for a worker
-                        who = self._identity(caller)
-                        reply = handle(self.state, msg[1:], who, client, self.inline_ops)
-                        if type(reply) is str and reply in HEAVY_OPS and self._data_here(client, heavy):
-                            reply = handle(self.state, msg[1:], who, client, self.inline_data_ops)
-                        if type(reply) is not str:
-                            self._deliver([msg[0], *reply], client)
-                        elif reply in HEAVY_OPS:
-                            msg.insert(1, caller)
-                            heavy.append(msg)
-                            heavy_bytes += _size(msg)
-                            self.heavy_queued[client] += 1
-                        else:
-                            msg.insert(1, caller)
-                            waiting.append(msg)
-                            waiting_bytes += _size(msg)
-                msg = reply = None
+                drained = 0
+                while True:
+                    client = msg[0].bytes
+                    queued = False
+                    if len(msg) < 2 or client in self.dropped:
+                        pass  # nothing to answer, or a client dropped for not reading
+                    elif stopping:
+                        self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
+                    elif too_many:
+                        self._refuse(msg, errno.EINVAL, f"request has more than {protocol.MAX_FRAMES} frames")
+                    else:
+                        caller, who = self._caller(msg[1])
+                        if caller == PEER_USER_ID:
+                            self._answer_peer(msg)
+                        elif who is not None:
+                            # answered here, or (its op back) for a worker
+                            reply = handle(self.state, msg[1:], who, client, self.inline_ops)
+                            if type(reply) is str and reply in HEAVY_OPS and self._data_here(client, heavy):
+                                reply = handle(self.state, msg[1:], who, client, self.inline_data_ops)
+                            if type(reply) is not str:
+                                self._deliver_reply(msg[0], reply, client)
+                            elif reply in HEAVY_OPS:
+                                queued = True
+                                msg.insert(1, caller)
+                                heavy.append(msg)
+                                heavy_bytes += _size(msg)
+                                self.heavy_queued[client] += 1
+                            else:
+                                queued = True
+                                msg.insert(1, caller)
+                                waiting.append(msg)
+                                waiting_bytes += _size(msg)
+                    msg = reply = None
+                    drained += 1
+                    if queued or stopping or drained >= DRAIN_MAX or self.backlogs:
+                        break
+                    if drained == 1 and not frontend.getsockopt(_EVENTS) & _POLLIN:
+                        # Mostly one request per wake-up: ZMQ_EVENTS says so
+                        # without a receive that raises (pyzmq builds a
+                        # ZMQError for every EAGAIN); after that, receives.
+                        front_maybe = False  # it took the signals
+                        break
+                    msg, too_many = self._recv_request()
+                    if msg is None:
+                        front_maybe = False  # the receive that found nothing took the signals
+                        break
             # Metadata waiting for a worker first (oldest first), then data.
             while waiting and idle:
                 msg = waiting.popleft()
@@ -464,14 +505,15 @@ class Server:
         identity and the header at least); further frames are drained
         unkept, so a million empty frames cost no memory. (None, False):
         nothing queued (a multipart message arrives whole or not at all)."""
+        recv = self.frontend.recv
         try:
-            msg = [self.frontend.recv(zmq.NOBLOCK, copy=False)]
+            msg = [recv(_NOBLOCK, copy=False)]
         except zmq.Again:
             return None, False
         too_many = False
         more = msg[0].more
         while more:
-            frame = self.frontend.recv(copy=False)
+            frame = recv(0, copy=False)
             more = frame.more
             if len(msg) <= protocol.MAX_FRAMES:
                 msg.append(frame)
@@ -512,6 +554,30 @@ class Server:
         if backlog.bytes > self.state.config.max_frame_size or len(backlog.msgs) > BACKLOG_MAX_MSGS:
             self._drop(client, f"{backlog.bytes} bytes in {len(backlog.msgs)} replies waiting")
 
+    def _deliver_reply(self, ident: Any, reply: list[Any], client: bytes) -> None:
+        """_deliver([ident, *reply], client) for a reply answered here: the
+        frames sent one by one (what send_multipart does, without its
+        per-frame type checks and flag enums); a client that is dropped or
+        has replies waiting goes the long way."""
+        if client in self.backlogs or client in self.dropped:
+            self._deliver([ident, *reply], client)
+            return
+        send = self.frontend.send
+        try:
+            # ROUTER_MANDATORY: a full pipe (EAGAIN) or a client that has gone
+            # (EHOSTUNREACH) fails the identity frame, before anything is queued.
+            send(ident, _MORE_NOBLOCK, copy=False)
+        except zmq.Again:
+            self._deliver([ident, *reply], client)  # into its backlog
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:
+                return  # the client has gone: nobody to answer
+            raise
+        last = len(reply) - 1
+        for i, frame in enumerate(reply):
+            send(frame, _NOBLOCK if i == last else _MORE_NOBLOCK, copy=False)
+
     def _flush_backlogs(self) -> int:
         """Send what the clients' pipes take now; the number of replies sent."""
         sent = 0
@@ -545,6 +611,25 @@ class Server:
             self.dropped.popitem(last=False)
         self.state.count("dropped_clients", False)
         log.warning("dropped a client that stopped reading its replies (%s)", why)
+
+    def _caller(self, header: Any) -> tuple[bytes | None, security.Identity | None]:
+        """(User-Id, caller) of a request from its header frame (see
+        _caller_frame); each distinct User-Id parsed once. (PEER_USER_ID,
+        None): another daemon; (None, None): nobody to run it as."""
+        if self.zap is None:
+            return self._owner_id, self._identity(self._owner_id)
+        user = header.get("User-Id")
+        hit = self._callers.get(user)
+        if hit is not None:
+            return hit
+        caller = self._caller_frame(header)
+        if caller is None:
+            return None, None
+        hit = (caller, None if caller == PEER_USER_ID else self._identity(caller))
+        if len(self._callers) > 4096:
+            self._callers.clear()
+        self._callers[user] = hit
+        return hit
 
     def _caller_frame(self, header: Any) -> bytes | None:
         """Who sent this: the ZAP User-Id libzmq attached to the frame (CURVE),

@@ -11,11 +11,14 @@ anybody else) hung until the peer timeout.
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 import time
 
-from gkfs_client import distribution
+import pytest
+
+from gkfs_client import distribution, security
 from gkfs_client.client import Client
 
 
@@ -114,3 +117,202 @@ def test_sync_daemon_keeps_every_acknowledged_change_across_kill_9(cluster, tmp_
             if i != 4:
                 assert gk.stat(f"/d/f{i}").st_size == i + 1
         assert gk.stat("/d/f3").st_mode & 0o777 == 0o600
+
+
+def test_a_pipeline_of_metadata_and_data_requests_is_answered_whole(cluster):
+    """The receiving thread answers the metadata requests queued for it one
+    after the other (up to server.DRAIN_MAX in a row) and hands data
+    requests to the workers in between. 800 requests sent before any reply
+    is read (creates, then stats, removes and a write or read every 40th):
+    each answered exactly once with its own result, the queued replies
+    beyond the client's pipe waiting in the daemon's backlog, and the op
+    counters count each request once. Then 48 clients with two requests
+    each, three rounds."""
+    c = cluster(n=1)
+    conn = c.conn(0, timeout=30.0)
+    try:
+        data = conn.call("create", {"path": "/data", "mode": 0o100644}).result["stat"]
+        chunk = {"data_key": data["data_key"], "chunk_size": conn.call("ping").result["chunk_size"]}
+        conn.call("write_chunks", {**chunk, "chunks": [[0, 0, 3]]}, [b"abc"])
+        before = conn.call("status").result["ops"]
+        n = 200
+        expect: dict[int, tuple[str, object]] = {}
+        req_id = 1000
+        sent = []
+        for i in range(n):
+            sent.append(("create", {"path": f"/p{i}", "mode": 0o100600 | (i % 8) << 3}))
+        for i in range(n):
+            sent.append(("stat", {"path": f"/p{i}"}))
+            if i % 40 == 0:
+                sent.append(("write_chunks", {**chunk, "chunks": [[0, 100 + i, 3]]}))  # not what is read
+            if i % 40 == 20:
+                sent.append(("read_chunks", {**chunk, "chunks": [[0, 0, 3]], "file_size": 3}))
+        for i in range(n):
+            sent.append(("stat", {"path": f"/missing{i}"}))
+        for i in range(n):
+            sent.append(("remove", {"path": f"/p{i}", "rmdir": False}))
+        for op, args in sent:
+            req_id += 1
+            expect[req_id] = (op, args)
+            frames = conn.encode(op, args, [b"abc"] if op == "write_chunks" else (), req_id=req_id)
+            conn.send_frames(frames)
+        time.sleep(0.5)  # let the replies pile up unread
+        got: dict[int, object] = {}
+        for _ in range(len(sent)):
+            r = conn.recv_reply(timeout=30)
+            assert r.req_id in expect and r.req_id not in got, r
+            got[r.req_id] = r
+        assert len(got) == len(sent)
+        for rid, (op, args) in expect.items():
+            r = got[rid]
+            if op == "stat" and args["path"].startswith("/missing"):
+                assert r.status == errno.ENOENT, (args, r)
+                continue
+            assert r.status == 0, (op, args, r)
+            if op in ("create", "stat", "remove"):
+                i = int(args["path"][2:])
+                assert r.result["stat"]["mode"] == 0o100600 | (i % 8) << 3, (op, args, r.result)
+            elif op == "read_chunks":
+                assert r.data == [b"abc"], r
+        after = conn.call("status").result["ops"]
+        for op, count in (("create", n), ("stat", 2 * n), ("remove", n), ("write_chunks", n // 40),
+                          ("read_chunks", n // 40)):
+            assert after.get(op, 0) - before.get(op, 0) == count, (op, before, after)
+        # Many clients with a request or two each (their replies never wait
+        # in a backlog, so the receiving thread answers whatever is queued in
+        # a row): every one answered with its own record.
+        conns = [c.conn(0, timeout=30.0) for _ in range(48)]
+        try:
+            for rnd in range(3):
+                for k, cn in enumerate(conns):
+                    for j in range(2):
+                        cn.send_frames(cn.encode("create" if rnd == 0 else "stat",
+                                                 {"path": f"/q{k}-{j}", "mode": 0o100600 | j << 3},
+                                                 req_id=10 * k + j + 1))
+                for k, cn in enumerate(conns):
+                    replies = sorted((cn.recv_reply(timeout=30) for _ in range(2)), key=lambda r: r.req_id)
+                    assert [r.req_id for r in replies] == [10 * k + 1, 10 * k + 2], replies
+                    for j, r in enumerate(replies):
+                        assert r.status == 0 and r.result["stat"]["mode"] == 0o100600 | j << 3, r
+        finally:
+            for cn in conns:
+                cn.close()
+    finally:
+        conn.close()
+
+
+def test_permission_walk_on_a_single_daemon(cluster, tmp_path, monkeypatch):
+    """One daemon holds every record: the directories a permission check
+    walks are read in one transaction (peer.Peers.records). A user other
+    than the owner ("nobody", by an issued key) is stopped at a directory
+    it may not search at any depth, until that directory is opened up; a
+    missing or non-directory component is ENOENT as before."""
+    c = cluster(n=1)
+    keyfile = tmp_path / "nobody.key"
+    security.issue_key(c.hosts_file, "nobody", keyfile)
+    os.chown(keyfile, os.geteuid(), os.getegid())
+    root = Client(c.hosts_file, stat_cache_ttl=0)
+    monkeypatch.setenv(security.ENV_KEY_FILE, str(keyfile))
+    other = Client(c.hosts_file, stat_cache_ttl=0)
+    monkeypatch.delenv(security.ENV_KEY_FILE)
+    try:
+        root.chmod("/", 0o1777)
+        for d in ("/a", "/a/b", "/a/b/c"):
+            root.mkdir(d, 0o755)
+        root.close(root.open("/a/b/c/f", os.O_CREAT | os.O_WRONLY, 0o644))
+        root.close(root.open("/a/file", os.O_CREAT | os.O_WRONLY, 0o644))
+        assert other.stat("/a/b/c/f").st_mode & 0o777 == 0o644
+        for closed in ("/a", "/a/b", "/a/b/c"):
+            root.chmod(closed, 0o700)
+            with pytest.raises(PermissionError):
+                other.stat("/a/b/c/f")
+            with pytest.raises(PermissionError):
+                other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
+            with pytest.raises(PermissionError):
+                other.unlink("/a/b/c/f")
+            root.chmod(closed, 0o755)
+            assert other.stat("/a/b/c/f").st_mode & 0o777 == 0o644
+        # search but no write permission in c: no create or remove there,
+        # but an existing name is EEXIST for O_EXCL (as the kernel checks)
+        # and opens without O_EXCL; a missing one is ENOENT for stat
+        with pytest.raises(FileExistsError):
+            other.open("/a/b/c/f", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        other.close(other.open("/a/b/c/f", os.O_CREAT | os.O_RDONLY, 0o644))
+        with pytest.raises(FileNotFoundError):
+            other.stat("/a/b/c/missing")
+        with pytest.raises(PermissionError):
+            other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
+        with pytest.raises(PermissionError):
+            other.unlink("/a/b/c/f")
+        root.chmod("/a/b/c", 0o777)
+        other.close(other.open("/a/b/c/new", os.O_CREAT | os.O_WRONLY, 0o644))
+        other.unlink("/a/b/c/new")
+        with pytest.raises(FileNotFoundError):
+            other.stat("/a/nope/f")
+        with pytest.raises(OSError) as exc:
+            other.stat("/a/file/f")
+        assert exc.value.errno in (errno.ENOENT, errno.ENOTDIR)
+        assert root.stat("/a/b/c/f").st_mode & 0o777 == 0o644
+    finally:
+        other.disconnect()
+        root.disconnect()
+
+
+def test_per_request_shortcuts_give_the_documented_results(tmp_path, monkeypatch):
+    """What the receiving thread remembers or reuses per request gives the
+    same bytes as the plain definitions, also once its bounded memory was
+    cleared (bounds lowered here to clear it often): capability MACs
+    (HMAC-SHA256 of data_key|rights|uid, first 32 hex digits, docs/protocol),
+    LMDB keys (blake2b-128 of the parent + name), the directories a
+    permission walk passes, packed records and replies."""
+    import hashlib
+    import hmac
+
+    import msgpack
+
+    from gkfs_client import protocol
+    from gkfs_daemon import access, handlers, metadata
+
+    who = security.Identity(1234, 1234, frozenset())
+    monkeypatch.setattr(access, "_MACS_MAX", 3)
+    for n in range(40):  # more secrets than the keyed HMACs kept
+        secret = bytes([n]) * 32
+        for key in ("k1", "k2"):
+            for rights in ("r", "rw", "d"):
+                want = hmac.new(secret, f"{key}|{rights}|1234".encode(), hashlib.sha256).hexdigest()[:32]
+                assert access.make_cap(secret, key, rights, who) == f"{rights}.{want}"
+                assert access.check_cap(secret, key, f"{rights}.{want}", who, rights[0])
+
+    monkeypatch.setattr(metadata, "_DIR_DIGESTS_MAX", 3)
+    monkeypatch.setattr(handlers, "_DIRS_ABOVE_MAX", 3)
+    store = metadata.MetadataStore(tmp_path / "m", sync=False)
+    try:
+        paths = [f"/d{i}/e{j}/f" for i in range(5) for j in range(3)]
+        for p in paths:
+            parent, name = protocol.parent_and_name(p)
+            digest = hashlib.blake2b(parent.encode(), digest_size=16).digest()
+            assert metadata.key_of(p) == digest + name.encode()
+            names = p.strip("/").split("/")[:-1]
+            want = ["/"] + ["/" + "/".join(names[:i]) for i in range(1, len(names) + 1)]
+            got = handlers._dirs_above(p)
+            assert got == want
+            got.append("/changed by a caller")
+            assert handlers._dirs_above(p) == want
+        assert metadata.key_of("/") == hashlib.blake2b(b"", digest_size=16).digest()
+        assert handlers._dirs_above("/") == ["/"]
+        with store._write() as txn:
+            for i, p in enumerate(paths):
+                store._put(txn, p, metadata.new_record(0o100644, i, i))
+        recs = store.get_many(["/", "/nope"] + paths)
+        assert recs[0]["mode"] == metadata.ROOT_MODE and recs[1] is None
+        assert [r["uid"] for r in recs[2:]] == list(range(len(paths)))
+        assert recs[2:] == [store.get(p) for p in paths]
+        recs[0]["mode"] = 0  # a caller's change of "/"'s stand-in record stays its own
+        assert store.get("/")["mode"] == metadata.ROOT_MODE
+        rec = recs[2]
+        assert metadata._pack(rec) == msgpack.packb(rec, use_bin_type=True)
+        reply = protocol.encode_reply(7, {"stat": rec, "b": b"\x00\x01"})[0]
+        assert reply == msgpack.packb({"v": protocol.PROTOCOL_VERSION, "id": 7, "status": 0, "msg": "",
+                                       "result": {"stat": rec, "b": b"\x00\x01"}}, use_bin_type=True)
+    finally:
+        store.close()
