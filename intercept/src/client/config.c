@@ -445,9 +445,10 @@ load_hosts(int members)
 		listed += hosts[i].address[0] != '\0';
 	}
 	join3(hosts_mount, sizeof(hosts_mount), ps.mount, NULL, NULL);
-	/* The constructor's load (!members) runs before the hook is installed
-	 * (hook.c): nobody else reads the configuration yet, and the lock is
-	 * libc code an emulator would translate at every start. */
+	/* The first load (!members, gkc_config_load_once) runs while every
+	 * other thread that wants the configuration waits for it: nobody else
+	 * reads it yet, and the lock is libc code an emulator would translate
+	 * at every start. */
 	if (members)
 		pthread_mutex_lock(&cfg_lock);
 	old = gkc_cfg.hosts;
@@ -551,7 +552,7 @@ gkc_config_address(unsigned i, char *out, size_t size, unsigned *gen)
 	pthread_mutex_unlock(&cfg_lock);
 }
 
-void
+static void
 gkc_config_load(void)
 {
 	const char *hf = gk_getenv("LIBGKFS_HOSTS_FILE");
@@ -591,4 +592,34 @@ gkc_config_load(void)
 	        gkc_cfg.hosts_errno && gkc_cfg.hosts_errno != EAGAIN ? ", unusable" : "",
 	        gkc_cfg.mount,
 	        gkc_cfg.timeout_ms);
+}
+
+int gkc_config_state;
+
+void
+gkc_config_load_once(void)
+{
+	for (;;) {
+		int s = __atomic_load_n(&gkc_config_state, __ATOMIC_ACQUIRE);
+
+		if (s == 2)
+			return;
+		if (s == 0 && __atomic_compare_exchange_n(&gkc_config_state, &s, 1, 0,
+		                                          __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			gkc_config_load();
+			__atomic_store_n(&gkc_config_state, 2, __ATOMIC_RELEASE);
+			return;
+		}
+		/* another thread loads: a file read, not long */
+		syscall_no_intercept(SYS_sched_yield);
+	}
+}
+
+/* In a fork child: a load another thread of the parent had under way
+ * never finishes here; start it again (it rewrites all it sets). */
+void
+gkc_config_after_fork(void)
+{
+	if (__atomic_load_n(&gkc_config_state, __ATOMIC_ACQUIRE) == 1)
+		__atomic_store_n(&gkc_config_state, 0, __ATOMIC_RELEASE);
 }

@@ -58,8 +58,22 @@ struct gkc_config {
 
 extern struct gkc_config gkc_cfg;
 
-/* Called from the constructor: environment and hosts file (raw calls). */
-void gkc_config_load(void);
+/* Environment and the hosts file's cluster record (raw calls), once per
+ * process: gkc_config_ensure() before the first use of gkc_cfg.  Not in
+ * the constructor (unless logging is on): a process that never makes a
+ * call the client hooks reads neither (under qemu-user every first-run
+ * basic block costs ~3 us of translation).  Threads racing the first
+ * call wait for the one that loads; a fork child of a process caught
+ * mid-load loads again (gkc_config_after_fork). */
+extern int gkc_config_state;   /* 0 not loaded, 1 loading, 2 loaded */
+void gkc_config_load_once(void);
+static inline void
+gkc_config_ensure(void)
+{
+	if (__builtin_expect(__atomic_load_n(&gkc_config_state, __ATOMIC_ACQUIRE) != 2, 0))
+		gkc_config_load_once();
+}
+void gkc_config_after_fork(void);
 /* Reads the hosts file again (a cluster started after this process). */
 int gkc_config_reload_hosts(void);
 /* Reads the client key file (0, or -errno; EACCES for an unsafe file,

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "config.h"
 #include "fdtable.h"
 #include "hooks.h"
 #include "log.h"
@@ -100,6 +101,8 @@ gk_exec_state_adopt(void)
 	const char *fds = gk_getenv("LIBGKFS_FDS");
 	const char *cwd = gk_getenv("LIBGKFS_CWD");
 
+	if (fds || cwd)
+		gkc_config_ensure();   /* gkfs state to take over: the mount, the cluster */
 	if (fds) {
 		for (const char *p = fds; *p;) {
 			char *end;

@@ -159,6 +159,7 @@ gkfs_hook(long nr, long a0, long a1, long a2, long a3, long a4, long a5,
 		return 1;
 	in_hook = 1;
 	gk_current_nr = nr;
+	gkc_config_ensure();   /* the first hooked call loads it (config.h) */
 	rc = fn(a, result);
 	in_hook = 0;
 	return rc;
@@ -177,6 +178,7 @@ on_clone_child(void)
 	}
 	my_pid = pid;
 	in_hook = 0;
+	gkc_config_after_fork();
 	gk_internal_after_fork();
 	gk_fdtable_after_fork();
 	gk_dcache_after_fork();
@@ -251,7 +253,8 @@ gkfs_hook_init(void)
 		return;
 	my_pid = syscall_no_intercept(SYS_getpid);
 	gkc_log_init();
-	gkc_config_load();
+	if (gkc_log_level)
+		gkc_config_ensure();   /* its "config:" line at start, as before */
 	if (!declared)
 		declare_wanted();
 	/* exit_group's hook closes gkfs descriptors, writes back shared
