@@ -1,17 +1,28 @@
 """Start-up of a preloaded program that never touches the mount (issue 9,
-part 4): the client reads the cluster record (the member count and the mount
-prefix decide where paths go) and nothing else: no member entry file
-(<hosts>.d/<i>, read at the first connection), no socket, no key file.
-qemu-user's own system call trace (QEMU_STRACE) shows every call the
-riscv64 program made."""
+part 4): a program that makes no call the client hooks reads no hosts file
+at all; the first hooked call (an open of a local file, say) reads the
+cluster record (the member count and the mount prefix decide where paths
+go) and nothing else: no member entry file (<hosts>.d/<i>, read at the
+first connection), no socket, no key file.  qemu-user's own system call
+trace (QEMU_STRACE) shows every call the riscv64 program made."""
 from __future__ import annotations
 
 
-def test_a_program_that_never_touches_gkfs_reads_only_the_cluster_record(gk_cluster, run_rv,
-                                                                          sysroot):
+def test_a_program_that_hooks_nothing_reads_no_hosts_file(gk_cluster, run_rv, sysroot):
     cp = run_rv([f"{sysroot}/usr/bin/true"], extra_env={"QEMU_STRACE": "1"})
     trace = cp.stderr.decode(errors="replace")
     assert cp.returncode == 0, trace
+    assert str(gk_cluster.hosts_file) not in trace, trace
+    assert " socket(" not in trace, trace
+
+
+def test_a_program_that_never_touches_gkfs_reads_only_the_cluster_record(gk_cluster, run_rv,
+                                                                          sysroot, tmp_path):
+    local = tmp_path / "local.txt"
+    local.write_text("local")
+    cp = run_rv([f"{sysroot}/usr/bin/cat", str(local)], extra_env={"QEMU_STRACE": "1"})
+    trace = cp.stderr.decode(errors="replace")
+    assert cp.returncode == 0 and cp.stdout == b"local", trace
     hosts = str(gk_cluster.hosts_file)
     assert f'"{hosts}"' in trace, trace          # the cluster record is read
     assert f"{hosts}.d/" not in trace, trace     # no member entry

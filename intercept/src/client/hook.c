@@ -253,7 +253,7 @@ gkfs_hook_init(void)
 		return;
 	my_pid = syscall_no_intercept(SYS_getpid);
 	gkc_log_init();
-	if (gkc_log_level)
+	if (gkc_log_level >= GKC_INFO)
 		gkc_config_ensure();   /* its "config:" line at start, as before */
 	if (!declared)
 		declare_wanted();
