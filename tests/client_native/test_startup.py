@@ -54,3 +54,16 @@ def test_a_hosts_file_longer_than_the_start_up_buffer_is_read_whole(gk_cluster, 
                 extra_env={"LIBGKFS_HOSTS_FILE": str(mine),
                            "LIBGKFS_KEY_FILE": f"{hosts}.keys/client.key"})
     assert cp.returncode == 0 and cp.stdout == b"long", cp.stderr.decode(errors="replace")
+
+
+def test_threads_and_a_fork_child_racing_the_first_call_all_see_the_configuration(
+        gk_cluster, rv_program, run_rv):
+    """The first hooked call loads the configuration (client/config.h): 8
+    threads making it at once wait for the one that loads; a child forked
+    before any hooked call loads its own."""
+    gk_cluster.client.write_file("/first.txt", b"first call")
+    exe = rv_program("firstcall")
+    for mode in ("threads", "fork"):
+        cp = run_rv([exe, mode, f"{gk_cluster.mount}/first.txt", "first call"], timeout=300)
+        assert cp.returncode == 0 and cp.stdout == b"ok\n", (mode, cp.returncode,
+                                                             cp.stderr.decode(errors="replace"))
