@@ -1,8 +1,10 @@
 /*
- * config.c - environment variables and the hosts file.  Runs in the
- * constructor, so it uses raw system calls only for the file (nothing of
- * ours is intercepted yet, but keep it obviously safe) and plain libc for
- * strings.  Processes that never touch gkfs pay one small file read.
+ * config.c - environment variables and the hosts file.  Loaded at the
+ * process's first hooked call (inside the hook: gkc_config_load_once), or
+ * in the constructor with LIBGKFS_LOG=info/debug, so it uses raw system
+ * calls only for the file and plain loops for strings.  A process that
+ * never makes a hooked call reads nothing; one that never touches gkfs
+ * pays one small file read.
  */
 #include <errno.h>
 #include <fcntl.h>
