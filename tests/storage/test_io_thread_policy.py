@@ -84,11 +84,14 @@ def test_a_context_passed_in_is_left_alone():
         from gkfs_client import transport
         ctx = zmq.Context()
         t = transport.ZmqTransport(["tcp://127.0.0.1:9"], context=ctx)
-        pol = set()
-        for tid in os.listdir(f"/proc/{os.getpid()}/task"):
-            s = open(f"/proc/{os.getpid()}/task/{tid}/stat").read()
-            if s[s.index("(") + 1:s.rindex(")")].startswith("ZMQbg/IO"):
-                pol.add(int(s[s.rindex(")") + 2:].split()[38]))
+        import time
+        pol, deadline = set(), time.monotonic() + 10
+        while not pol and time.monotonic() < deadline:  # the thread names itself once running
+            for tid in os.listdir(f"/proc/{os.getpid()}/task"):
+                s = open(f"/proc/{os.getpid()}/task/{tid}/stat").read()
+                if s[s.index("(") + 1:s.rindex(")")].startswith("ZMQbg/IO"):
+                    pol.add(int(s[s.rindex(")") + 2:].split()[38]))
+            time.sleep(0.01)
         t.close()
         print(sorted(pol))
     """)
