@@ -48,6 +48,7 @@ from typing import Any
 import zmq
 
 from gkfs_client import protocol, security
+from gkfs_client.transport import batch_io_threads
 
 from .auth import PEER_USER_ID, ZapHandler
 from .handlers import CALLER, HANDLERS, DaemonState
@@ -186,6 +187,10 @@ class Server:
                  keys_dir: Any = None):
         self.state = state
         self.ctx = zmq.Context()
+        # The I/O thread that a reply's send wakes runs when this thread
+        # waits or on the other core, instead of preempting it before the
+        # next request (transport.batch_io_threads).
+        batch_io_threads(self.ctx)
         self.zap = None
         if key is not None:
             self.zap = ZapHandler(self.ctx, keys_dir, key.public)
