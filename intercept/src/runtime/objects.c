@@ -202,8 +202,8 @@ gk_objects_find(struct gk_object *objs, int max)
 	return it.n;
 }
 
-static int
-in_exec_load(const struct gk_object *o, uint64_t s, uint64_t e)
+int
+gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
 {
 	const ElfW(Phdr) *ph = o->phdr;
 	for (int i = 0; i < o->phnum; i++) {
@@ -268,7 +268,7 @@ gk_object_text(struct gk_object *o, const char **why)
 			continue;
 		s = o->base + sh[i].sh_addr;
 		e = s + sh[i].sh_size;
-		if (!in_exec_load(o, s, e))
+		if (!gk_object_exec_holds(o, s, e))
 			continue;
 		if (o->ntext && o->text[o->ntext - 1].end == s) {
 			o->text[o->ntext - 1].end = e;   /* exactly adjacent */

@@ -369,19 +369,6 @@ close_rela(uint64_t rs, uint64_t re)
 }
 
 static int
-exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
-{
-	const ElfW(Phdr) *ph = o->phdr;
-	for (int i = 0; i < o->phnum; i++) {
-		uint64_t ps = o->base + ph[i].p_vaddr;
-		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) &&
-		    s >= ps && e <= ps + ph[i].p_filesz)
-			return 1;
-	}
-	return 0;
-}
-
-static int
 same_mem(const uint8_t *a, const uint8_t *b, size_t n)
 {
 	uint8_t d = 0;
@@ -423,7 +410,7 @@ replay_image(struct gk_object *o, const struct gk_object *self, uint64_t *rs,
 		uint64_t tramp = (r->anchor ? self->base : o->base) + r->tramp_off;
 		int reg = gk_tramp_region(tramp, r->tramp_len, &free_at);
 
-		if (!exec_holds(o, at, at + r->patch_len) ||
+		if (!gk_object_exec_holds(o, at, at + r->patch_len) ||
 		    !same_mem((const uint8_t *)(uintptr_t)at, p, r->patch_len) || reg < 0)
 			return -1;
 		if (!seen[reg]) {

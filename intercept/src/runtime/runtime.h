@@ -147,6 +147,8 @@ struct gk_object {
 };
 #define GK_MAX_OBJS 256
 int gk_objects_find(struct gk_object *objs, int max);
+/* Whether [s, e) lies in one executable PT_LOAD segment of o (its file part). */
+int gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e);
 /* The same from the constructor (no other thread: no loader lock). */
 int gk_objects_find_early(struct gk_object *objs, int max);
 int gk_object_text(struct gk_object *o, const char **why);
