@@ -198,7 +198,6 @@ class Server:
         self.frontend = self.ctx.socket(zmq.ROUTER)
         if key is not None:
             security.apply_server(self.frontend, key)
-        self._owner_id = security.Identity.of_process().user_id().encode()
         # Hard memory guard; frames up to this size get a proper EMSGSIZE reply.
         self.frontend.setsockopt(zmq.MAXMSGSIZE, 2 * state.config.max_frame_size)
         self.frontend.linger = 5000  # flush replies of finished requests at exit
@@ -233,7 +232,9 @@ class Server:
         # nothing waits (_data_here; a write commits its size update: not
         # with sync).
         self.inline_data_ops = self.inline_ops | (INLINE_DATA_SYNC if state.config.sync else HEAVY_OPS)
-        self._identities: dict[bytes, security.Identity] = {}
+        # security off: every request runs as the daemon's owner
+        owner = security.Identity.of_process()
+        self._owner_caller = (owner.user_id().encode(), owner)
         self._callers: dict[str, tuple[bytes, security.Identity | None]] = {}
         self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
                         for i in range(state.config.workers)]
@@ -494,16 +495,7 @@ class Server:
         waiting, data goes to the workers, which pwrite and pread side by
         side (the GIL released), and nobody waits behind it here."""
         return (not heavy and client not in self.heavy_inflight
-                and not self.frontend.getsockopt(zmq.EVENTS) & zmq.POLLIN)
-
-    def _identity(self, user_id: bytes) -> security.Identity:
-        """The caller for a ZAP User-Id (parsed once per distinct User-Id)."""
-        who = self._identities.get(user_id)
-        if who is None:
-            if len(self._identities) > 4096:
-                self._identities.clear()
-            who = self._identities[user_id] = security.Identity.from_user_id(user_id.decode())
-        return who
+                and not self.frontend.getsockopt(_EVENTS) & _POLLIN)
 
     def _recv_request(self) -> tuple[list[Any] | None, bool]:
         """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
@@ -622,7 +614,7 @@ class Server:
         _caller_frame); each distinct User-Id parsed once. (PEER_USER_ID,
         None): another daemon; (None, None): nobody to run it as."""
         if self.zap is None:
-            return self._owner_id, self._identity(self._owner_id)
+            return self._owner_caller
         user = header.get("User-Id")
         hit = self._callers.get(user)
         if hit is not None:
@@ -630,17 +622,15 @@ class Server:
         caller = self._caller_frame(header)
         if caller is None:
             return None, None
-        hit = (caller, None if caller == PEER_USER_ID else self._identity(caller))
+        hit = (caller, None if caller == PEER_USER_ID else security.Identity.from_user_id(caller.decode()))
         if len(self._callers) > 4096:
             self._callers.clear()
         self._callers[user] = hit
         return hit
 
     def _caller_frame(self, header: Any) -> bytes | None:
-        """Who sent this: the ZAP User-Id libzmq attached to the frame (CURVE),
-        else (security off) the daemon's owner."""
-        if self.zap is None:
-            return self._owner_id
+        """Who sent this: the ZAP User-Id libzmq attached to the frame (CURVE;
+        security off, _caller answers the daemon's owner without it)."""
         user = header.get("User-Id")
         if not user:  # cannot happen with ZAP in place; never run a request as nobody in particular
             log.error("dropped a request without an authenticated User-Id")
