@@ -302,6 +302,33 @@ def cluster(tmp_path, zmq_ctx):
         pytest.fail("\n".join(failures))
 
 
+def _op_delta(gk, fn, peer_lookups: bool) -> dict[str, int]:
+    """The requests the daemons counted while ``fn()`` ran, {op: count},
+    without the counting's own ping and status to each daemon; without the
+    daemon-to-daemon lookups (``peer_*``) unless ``peer_lookups``."""
+    before = gk.op_totals()
+    fn()
+    after = gk.op_totals()
+    n = len(gk.hosts)
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    d["ping"] -= n   # the counting itself: one ping + one status per daemon
+    d["status"] -= n
+    return {k: v for k, v in d.items() if v and (peer_lookups or not k.startswith("peer_"))}
+
+
+@pytest.fixture
+def op_delta():
+    """op_delta(client, fn): every request the daemons counted during fn()."""
+    return lambda gk, fn: _op_delta(gk, fn, True)
+
+
+@pytest.fixture
+def client_op_delta():
+    """client_op_delta(client, fn): the client's requests during fn(), not
+    the permission lookups daemons made of each other for them."""
+    return lambda gk, fn: _op_delta(gk, fn, False)
+
+
 def _key_for(base: Path, address: str) -> tuple[security.ClientKey | None, bytes | None]:
     """The owner key and capability key of the test cluster (under base) that lists ``address``."""
     for hosts in base.glob("*/hosts"):

@@ -10,45 +10,34 @@ from gkfs_client import distribution
 from gkfs_client.client import Client
 
 
-def _delta(gk, fn) -> dict[str, int]:
-    before = gk.op_totals()
-    fn()
-    after = gk.op_totals()
-    n = len(gk.hosts)
-    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    d["ping"] -= n   # the counting itself: one ping + one status per daemon
-    d["status"] -= n
-    return {k: v for k, v in d.items() if v}
-
-
-def test_one_daemon_create_write_stat_are_one_rpc_each(cluster):
+def test_one_daemon_create_write_stat_are_one_rpc_each(cluster, op_delta):
     c = cluster(n=1)
     with Client(c.hosts_file) as gk:
         gk.mkdir("/d")
         fds = []
-        assert _delta(gk, lambda: fds.append(gk.open("/d/f", os.O_CREAT | os.O_WRONLY, 0o644))) == {"create": 1}
-        assert _delta(gk, lambda: gk.write(fds[0], b"x" * 5000)) == {"write_chunks": 1}
-        assert _delta(gk, lambda: gk.stat("/d/f")) == {"stat": 1}
+        assert op_delta(gk, lambda: fds.append(gk.open("/d/f", os.O_CREAT | os.O_WRONLY, 0o644))) == {"create": 1}
+        assert op_delta(gk, lambda: gk.write(fds[0], b"x" * 5000)) == {"write_chunks": 1}
+        assert op_delta(gk, lambda: gk.stat("/d/f")) == {"stat": 1}
         gk.close(fds[0])
         assert gk.stat("/d/f").st_size == 5000
         # a read is one read_chunks that carries its size lookup
         rd = gk.open("/d/f", os.O_RDONLY)
         got = []
-        assert _delta(gk, lambda: got.append(gk.pread(rd, 4096, 4000))) == {"read_chunks": 1}
+        assert op_delta(gk, lambda: got.append(gk.pread(rd, 4096, 4000))) == {"read_chunks": 1}
         assert got == [b"x" * 1000]  # clipped at EOF by the daemon
-        assert _delta(gk, lambda: got.append(gk.read(rd, 1 << 20))) == {"read_chunks": 1}
-        assert _delta(gk, lambda: got.append(gk.read(rd, 10))) == {"read_chunks": 1}
+        assert op_delta(gk, lambda: got.append(gk.read(rd, 1 << 20))) == {"read_chunks": 1}
+        assert op_delta(gk, lambda: got.append(gk.read(rd, 10))) == {"read_chunks": 1}
         assert got[1:] == [b"x" * 5000, b""]
         gk.close(rd)
         # a hole reads as zeros, still in one RPC
         sp = gk.open("/d/sparse", os.O_CREAT | os.O_RDWR, 0o644)
         gk.pwrite(sp, b"end", 700_000)
-        assert _delta(gk, lambda: got.append(gk.pread(sp, 1 << 20, 699_990))) == {"read_chunks": 1}
+        assert op_delta(gk, lambda: got.append(gk.pread(sp, 1 << 20, 699_990))) == {"read_chunks": 1}
         assert got[-1] == bytes(10) + b"end"
         gk.close(sp)
 
 
-def test_read_is_one_rpc_when_its_chunks_live_on_the_metadata_owner(cluster):
+def test_read_is_one_rpc_when_its_chunks_live_on_the_metadata_owner(cluster, op_delta):
     """With 3 daemons: a read whose chunks all live on the file's metadata
     owner is one read_chunks; any other read is stat + read_chunks."""
     c = cluster(n=3)
@@ -64,7 +53,7 @@ def test_read_is_one_rpc_when_its_chunks_live_on_the_metadata_owner(cluster):
             same = distribution.chunk_owner(key, 0, 3) == distribution.metadata_owner(p, 3)
             fd = gk.open(p, os.O_RDONLY)
             got = []
-            d = _delta(gk, lambda: got.append(gk.pread(fd, 50, cs - 50)))  # chunk 0 only
+            d = op_delta(gk, lambda: got.append(gk.pread(fd, 50, cs - 50)))  # chunk 0 only
             assert got == [bytes([i]) * 50]
             if same:
                 one += 1
@@ -106,7 +95,7 @@ def test_one_rpc_read_never_returns_bytes_not_written(cluster):
         assert r.pread(fdr, 1 << 20, 0) == b"z" * 900000
 
 
-def test_size_visible_to_another_client_when_write_returns(cluster):
+def test_size_visible_to_another_client_when_write_returns(cluster, op_delta):
     """Folded or not, the write is acknowledged only after the size update:
     another client's stat right after it sees the new size."""
     c = cluster(n=3)
@@ -118,7 +107,7 @@ def test_size_visible_to_another_client_when_write_returns(cluster):
             fd = a.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
             key = a.stat_record(p)["data_key"]
             same = distribution.chunk_owner(key, 0, 3) == distribution.metadata_owner(p, 3)
-            d = _delta(a, lambda: a.pwrite(fd, b"y" * (100 + i), 10))
+            d = op_delta(a, lambda: a.pwrite(fd, b"y" * (100 + i), 10))
             if same:
                 folded += 1
                 assert d == {"write_chunks": 1}

@@ -14,18 +14,6 @@ from gkfs_client.client import Client
 N = 40
 
 
-def _delta(gk, fn) -> dict[str, int]:
-    before = gk.op_totals()
-    fn()
-    after = gk.op_totals()
-    n = len(gk.hosts)
-    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    d["ping"] -= n   # the counting itself: one ping + one status per daemon
-    d["status"] -= n
-    # daemon-to-daemon permission lookups are not the client's requests
-    return {k: v for k, v in d.items() if v and not k.startswith("peer_")}
-
-
 def _fill(gk, d: str, n: int = N) -> list[str]:
     gk.mkdir(d)
     names = [f"f{i:03d}" for i in range(n)]
@@ -34,17 +22,17 @@ def _fill(gk, d: str, n: int = N) -> list[str]:
     return names
 
 
-def test_stat_after_readdir_costs_no_rpc(cluster):
+def test_stat_after_readdir_costs_no_rpc(cluster, client_op_delta):
     c = cluster(n=3)
     with Client(c.hosts_file) as writer:
         names = _fill(writer, "/d")
     with Client(c.hosts_file, stat_cache_ttl=30) as gk:   # a long TTL: no flake on a loaded machine
         got = []
         # one get_dirents per daemon, one stat of the directory itself
-        assert _delta(gk, lambda: got.extend(gk.readdir("/d"))) == {"get_dirents": 3, "stat": 1}
+        assert client_op_delta(gk, lambda: got.extend(gk.readdir("/d"))) == {"get_dirents": 3, "stat": 1}
         assert [e.name for e in got] == names
         sts = []
-        assert _delta(gk, lambda: sts.extend(gk.stat(f"/d/{e.name}") for e in got)) == {}
+        assert client_op_delta(gk, lambda: sts.extend(gk.stat(f"/d/{e.name}") for e in got)) == {}
         for i, st in enumerate(sts):
             assert st.st_size == i and st.st_mode & 0o170000 == 0o100000
         # the same figures as a stat by RPC (inode, times, owner)
@@ -54,22 +42,22 @@ def test_stat_after_readdir_costs_no_rpc(cluster):
                    (st.st_ino, st.st_mtime_ns, st.st_uid, st.st_mode, st.st_size)
 
 
-def test_entry_answers_one_stat(cluster):
+def test_entry_answers_one_stat(cluster, client_op_delta):
     """One-shot: the second stat of a path asks the daemon."""
     c = cluster(n=1)
     with Client(c.hosts_file, stat_cache_ttl=30) as gk:
         _fill(gk, "/d", 3)
         gk.listdir("/d")
-        assert _delta(gk, lambda: gk.stat("/d/f001")) == {}
-        assert _delta(gk, lambda: gk.stat("/d/f001")) == {"stat": 1}
+        assert client_op_delta(gk, lambda: gk.stat("/d/f001")) == {}
+        assert client_op_delta(gk, lambda: gk.stat("/d/f001")) == {"stat": 1}
         # fstat never comes from the cache
         fd = gk.open("/d/f002")
         gk.listdir("/d")
-        assert _delta(gk, lambda: gk.fstat(fd)) == {"stat": 1}
+        assert client_op_delta(gk, lambda: gk.fstat(fd)) == {"stat": 1}
         gk.close(fd)
 
 
-def test_own_changes_are_seen_at_once(cluster):
+def test_own_changes_are_seen_at_once(cluster, client_op_delta):
     c = cluster(n=3)
     with Client(c.hosts_file, stat_cache_ttl=60) as gk:
         _fill(gk, "/d", 10)
@@ -105,7 +93,7 @@ def test_own_changes_are_seen_at_once(cluster):
         with pytest.raises(FileNotFoundError):
             gk.stat("/d/sub")
         # untouched entries still come from the cache
-        assert _delta(gk, lambda: gk.stat("/d/f008")) == {}
+        assert client_op_delta(gk, lambda: gk.stat("/d/f008")) == {}
         # rmdir, mkdir, symlink over listed names
         gk.mkdir("/e")
         gk.mkdir("/e/empty")
@@ -140,15 +128,15 @@ def test_other_clients_changes_seen_within_ttl(cluster):
         assert a.stat("/d/f001").st_size == 100
 
 
-def test_ttl_zero_turns_the_cache_off(cluster, monkeypatch):
+def test_ttl_zero_turns_the_cache_off(cluster, monkeypatch, client_op_delta):
     c = cluster(n=2)
     with Client(c.hosts_file) as w:
         names = _fill(w, "/d", 10)
     for gk in (Client(c.hosts_file, stat_cache_ttl=0), _env_client(monkeypatch, c.hosts_file)):
         with gk:
-            d = _delta(gk, lambda: gk.listdir("/d"))
+            d = client_op_delta(gk, lambda: gk.listdir("/d"))
             assert d == {"get_dirents": 2, "stat": 1}
-            assert _delta(gk, lambda: [gk.stat(f"/d/{n}") for n in names]) == {"stat": len(names)}
+            assert client_op_delta(gk, lambda: [gk.stat(f"/d/{n}") for n in names]) == {"stat": len(names)}
 
 
 def _env_client(monkeypatch, hosts_file) -> Client:
@@ -159,7 +147,7 @@ def _env_client(monkeypatch, hosts_file) -> Client:
     return gk
 
 
-def test_cache_bound_holds(cluster):
+def test_cache_bound_holds(cluster, client_op_delta):
     """A directory larger than the bound: at most the bound is kept, the
     rest of the stats are RPCs, and nothing is answered wrongly."""
     c = cluster(n=2)
@@ -173,24 +161,24 @@ def test_cache_bound_holds(cluster):
             assert len(gk.stat_cache) <= bound
         assert seen == names
         assert 0 < len(gk.stat_cache) <= bound
-        d = _delta(gk, lambda: [gk.stat(f"/d/{n}").st_size == i or pytest.fail(n)
+        d = client_op_delta(gk, lambda: [gk.stat(f"/d/{n}").st_size == i or pytest.fail(n)
                                 for i, n in enumerate(names)])
         assert len(names) - bound <= d["stat"] < len(names)
         assert len(gk.stat_cache) == 0
 
 
-def test_symlink_entries_answer_lstat_only(cluster):
+def test_symlink_entries_answer_lstat_only(cluster, client_op_delta):
     c = cluster(n=1)
     with Client(c.hosts_file, stat_cache_ttl=30) as gk:
         gk.mkdir("/d")
         gk.write_file("/d/t", b"abc")
         gk.symlink("t", "/d/l")
         gk.listdir("/d")
-        assert _delta(gk, lambda: gk.lstat("/d/l")) == {}
+        assert client_op_delta(gk, lambda: gk.lstat("/d/l")) == {}
         gk.listdir("/d")
         # following the link needs the target, which the listing does not carry
         d = {}
-        d.update(_delta(gk, lambda: gk.stat("/d/l").st_size == 3 or pytest.fail("size")))
+        d.update(client_op_delta(gk, lambda: gk.stat("/d/l").st_size == 3 or pytest.fail("size")))
         assert d.get("stat", 0) >= 1
 
 
