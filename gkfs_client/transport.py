@@ -124,11 +124,8 @@ class ZmqTransport:
         self._sockets: list[zmq.Socket] = []
         self._poller = zmq.Poller()
         self._index_of: dict[zmq.Socket, int] = {}
-        # per target: [(socket, POLLIN)], the argument of zmq_poll for it alone
-        self._poll_one: list[list[tuple[zmq.Socket, int]]] = []
         for i in range(len(self.addresses)):
             self._sockets.append(self._open(i))
-            self._poll_one.append([(self._sockets[i], _POLLIN)])
 
     def _open(self, target: int) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
@@ -182,7 +179,7 @@ class ZmqTransport:
         # periodic timer signal would wait forever for a dead daemon, where
         # zmq_poll counts the time already waited.
         sock = self._sockets[target]
-        if not _zmq_poll(self._poll_one[target], timeout_ms if timeout_ms > 0 else 0):
+        if not _zmq_poll([(sock, _POLLIN)], timeout_ms if timeout_ms > 0 else 0):
             return None
         try:
             frame = sock.recv(_NOBLOCK, copy=False)
@@ -201,7 +198,6 @@ class ZmqTransport:
         del self._index_of[old]
         old.close(linger=0)
         self._sockets[target] = self._open(target)
-        self._poll_one[target] = [(self._sockets[target], _POLLIN)]
 
     def retarget(self, target: int, address: str) -> None:
         self.addresses[target] = address
@@ -216,4 +212,3 @@ class ZmqTransport:
             sock.close(linger=0)
         self._sockets = []
         self._index_of = {}
-        self._poll_one = []
