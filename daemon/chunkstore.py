@@ -20,6 +20,11 @@ from .spread import SpreadDirs
 _WRONLY_CREAT = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 
 
+def _dir_name(data_key: str) -> str:
+    """The name of a file's chunk directory under chunks/."""
+    return hashlib.sha256(data_key.encode("utf-8")).hexdigest()
+
+
 class ChunkStore:
     def __init__(self, rootdir: Path, chunk_size: int, spread: bool = True):
         self.base = rootdir / "chunks"
@@ -30,7 +35,7 @@ class ChunkStore:
         self.spread = SpreadDirs(rootdir / "spread") if spread else None
 
     def key_dir(self, data_key: str) -> Path:
-        return self.base / hashlib.sha256(data_key.encode("utf-8")).hexdigest()
+        return self.base / _dir_name(data_key)
 
     def chunk_path(self, data_key: str, index: int) -> Path:
         return self.key_dir(data_key) / str(index)
@@ -57,7 +62,7 @@ class ChunkStore:
         """The chunk file's descriptor, created if need be, and with it the
         file's chunk directory: for a large file in a block group of its own
         (daemon.spread)."""
-        d = b"%s/%s" % (self._base, hashlib.sha256(data_key.encode("utf-8")).hexdigest().encode())
+        d = b"%s/%s" % (self._base, _dir_name(data_key).encode())
         path = b"%s/%d" % (d, index)
         try:
             return os.open(path, _WRONLY_CREAT, 0o600)
