@@ -134,8 +134,13 @@ def make_cap(secret: bytes, data_key: str, rights: str, who: Identity) -> str:
     return f"{rights}.{_mac(secret, data_key, rights, who)}"
 
 
-def rights_for(who: Identity, rec: dict[str, Any]) -> str:
-    return ("r" if may(who, rec, R) else "") + ("w" if may(who, rec, W) else "")
+def rights_for(who: Identity, rec: dict[str, Any], extra: str = "") -> str:
+    """The rights of a capability for ``rec``: r and w where its mode grants
+    them or ``extra`` adds them (then the mode is not consulted), d where
+    ``extra`` has it; always in the order "rwd"."""
+    return (("r" if "r" in extra or may(who, rec, R) else "")
+            + ("w" if "w" in extra or may(who, rec, W) else "")
+            + ("d" if "d" in extra else ""))
 
 
 def check_cap(secret: bytes, data_key: str, cap: Any, who: Identity, need: str) -> bool:

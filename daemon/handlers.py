@@ -188,11 +188,8 @@ def _with_cap(state: DaemonState, rec: dict | None, extra: str = "") -> dict | N
     if not state.secure or not rec or "data_key" not in rec:
         return rec
     who = caller()
-    rights = (("r" if "r" in extra or access.may(who, rec, access.R) else "")
-              + ("w" if "w" in extra or access.may(who, rec, access.W) else "")
-              + ("d" if "d" in extra else ""))
     out = dict(rec)
-    out["cap"] = access.make_cap(state.cap_secret, rec["data_key"], rights, who)
+    out["cap"] = access.make_cap(state.cap_secret, rec["data_key"], access.rights_for(who, rec, extra), who)
     return out
 
 
