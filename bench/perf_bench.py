@@ -271,6 +271,13 @@ def bench_serial(cl: Cluster, files: int, mib: int) -> dict[str, float]:
     return out
 
 
+def _cpu_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every CPU so far, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)  # idle and iowait are not busy
+
+
 def _agg_worker(hosts: str, files: int, rank: int, barrier, results) -> None:
     from gkfs_client.client import Client
     with Client(hosts) as c:
@@ -286,11 +293,12 @@ def _agg_worker(hosts: str, files: int, rank: int, barrier, results) -> None:
             done.append(now())
         times["create"] = (t, done[-1], done)
         barrier.wait()
-        t, done = now(), []
+        cpu0, t, done = _cpu_ticks(), now(), []
         for n in names:
             c.stat(n)
             done.append(now())
         times["stat"] = (t, done[-1], done)
+        times["stat_cpu"] = (cpu0, _cpu_ticks())
         barrier.wait()
         for n in names:
             c.unlink(n)
@@ -345,6 +353,14 @@ def bench_aggregate(cl: Cluster, procs: int, files: int) -> dict[str, float]:
         if hi > lo:
             n = sum(1 for t in got for d in t[phase][2] if lo < d <= hi)
             out[f"{phase}_all"] = n / (hi - lo)
+    # How many of the machine's cores were busy (anything, not only gkfs)
+    # from the first stat to the last: "grows with daemons until the cores
+    # run out" needs to know when they have (/proc/stat counts in 10 ms
+    # ticks: a 100 ms phase on 2 cores is good to ~5 %).
+    first = min(got, key=lambda t: t["stat"][0])["stat_cpu"][0]
+    last = max(got, key=lambda t: t["stat"][1])["stat_cpu"][1]
+    if last[1] > first[1]:
+        out["stat_cores_busy"] = (last[0] - first[0]) / (last[1] - first[1]) * os.cpu_count()
     return out
 
 
@@ -526,6 +542,9 @@ def main(argv: list[str] | None = None) -> int:
         if "stat_all" in g:
             rows.append((f"{a.procs} procs, {n} daemon(s): stat/s all running", g["stat_all"], s["stat"],
                          ">= 15,000/s" if n == 1 else ""))
+        if "stat_cores_busy" in g:
+            rows.append((f"{a.procs} procs, {n} daemon(s): cores busy in stat phase", g["stat_cores_busy"],
+                         os.cpu_count(), ""))
     for n in daemons[1:]:
         rows.append((f"{a.procs} procs stat/s: {n} daemons / 1 daemon", res[f"agg{n}"]["stat"],
                      res[f"agg{daemons[0]}"]["stat"], "grows"))
