@@ -13,8 +13,13 @@ the run time of every thread from /proc/<pid>/task/<tid>/schedstat
   daemon     the daemon's receiving thread (its main thread), its libzmq
              I/O thread(s), and everything else (workers, ZAP)
 
+With --echo, the same for the floor: 4 bare pyzmq DEALER clients on one
+CURVE ROUTER echo process (bench/perf_bench.py's, a stat-sized request and
+reply), per round trip.
+
     python3 bench/stat_cpu_bench.py                 # 5 phases, medians
     python3 bench/stat_cpu_bench.py --phases 9 --json out.json
+    python3 bench/stat_cpu_bench.py --echo
 
 Run it from the tree whose code is measured (it imports that tree's
 gkfs_client and starts that tree's daemon).
@@ -95,10 +100,75 @@ def _client(hosts: str, rank: int, files: int, phases: int, barrier, results) ->
         c.rmdir(work)
 
 
+def _echo_client(port: int, spub: bytes, n: int, phases: int, barrier, results) -> None:
+    from perf_bench import SMALL_REQ, _echo_client as connect
+    ctx, d = connect(port, spub)
+    small = b"s" + SMALL_REQ
+    me = os.getpid()
+    for _ in range(phases):
+        barrier.wait()
+        a = classify(thread_times(), me)
+        for _ in range(n):
+            d.send(small)
+            d.recv()
+        b = classify(thread_times(), me)
+        barrier.wait()
+        results.put((0, delta(a, b)))
+    barrier.wait()
+    d.close(0)
+    ctx.term()
+
+
+def _rows(procs: int, n: int, phases: int, server_pid: int, barrier, results) -> list[dict[str, float]]:
+    """Per phase: the wall-clock rate and each kind of thread's CPU per call."""
+    out = []
+    for _ in range(phases):
+        barrier.wait(timeout=600)
+        t0 = time.monotonic()
+        d0 = classify(thread_times(server_pid), server_pid)
+        barrier.wait(timeout=600)
+        t1 = time.monotonic()
+        d1 = classify(thread_times(server_pid), server_pid)
+        got = [results.get(timeout=60) for _ in range(procs)]
+        calls = procs * n
+        row = {"stat/s": calls / (t1 - t0)}
+        for k, v in delta(d0, d1).items():
+            row[f"daemon {k}"] = v / calls / 1000
+        for k in ("main", "io", "other"):
+            row[f"client {k}"] = sum(g[1][k] for g in got) / calls / 1000
+        row["client"] = row["client main"] + row["client io"] + row["client other"]
+        row["daemon"] = row["daemon main"] + row["daemon io"] + row["daemon other"]
+        row["total"] = row["client"] + row["daemon"]
+        out.append(row)
+    barrier.wait(timeout=600)
+    return out
+
+
+def run_echo(procs: int, n: int, phases: int) -> list[dict[str, float]]:
+    import zmq
+    from perf_bench import _echo_server
+    spub, ssec = zmq.curve_keypair()
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    server = ctx.Process(target=_echo_server, args=(ssec, spub, q), daemon=True)
+    server.start()
+    port = q.get(timeout=30)
+    barrier = ctx.Barrier(procs + 1)
+    results = ctx.Queue()
+    ps = [ctx.Process(target=_echo_client, args=(port, spub, n, phases, barrier, results), daemon=True)
+          for _ in range(procs)]
+    for p in ps:
+        p.start()
+    out = _rows(procs, n, phases, server.pid, barrier, results)
+    for p in ps:
+        p.join(120)
+    server.kill()
+    return out
+
+
 def run(procs: int, files: int, phases: int) -> list[dict[str, float]]:
     from perf_bench import Cluster
     from gkfs_client import hostsfile
-    out = []
     with tempfile.TemporaryDirectory(prefix="gkfs-statcpu-") as tmp, Cluster(Path(tmp), 1) as cl:
         daemon = hostsfile.read_hosts(cl.hosts)[0].pid
         ctx = mp.get_context("spawn")
@@ -108,27 +178,7 @@ def run(procs: int, files: int, phases: int) -> list[dict[str, float]]:
               for r in range(procs)]
         for p in ps:
             p.start()
-        for _ in range(phases):
-            barrier.wait(timeout=600)
-            t0 = time.monotonic()
-            d0 = classify(thread_times(daemon), daemon)
-            barrier.wait(timeout=600)
-            t1 = time.monotonic()
-            d1 = classify(thread_times(daemon), daemon)
-            got = [results.get(timeout=60) for _ in range(procs)]
-            n = procs * files
-            row = {"stat/s": n / (t1 - t0)}
-            for k, v in delta(d0, d1).items():
-                row[f"daemon {k}"] = v / n / 1000
-            for k in ("main", "io", "other"):
-                row[f"client {k}"] = sum(g[1][k] for g in got) / n / 1000
-            row["client"] = row["client main"] + row["client io"] + row["client other"]
-            row["daemon"] = row["daemon main"] + row["daemon io"] + row["daemon other"]
-            row["total"] = row["client"] + row["daemon"]
-            out.append(row)
-        barrier.wait(timeout=600)
-        if os.environ.get("TMP_OPS"):
-            print({k: v for k, v in cl.ops().items() if k.startswith(("TMP", "stat"))})
+        out = _rows(procs, files, phases, daemon, barrier, results)
         for p in ps:
             p.join(120)
     return out
@@ -139,12 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--procs", type=int, default=4)
     p.add_argument("--stats", type=int, default=2000, help="stats per process and phase")
     p.add_argument("--phases", type=int, default=5)
+    p.add_argument("--echo", action="store_true", help="the floor: bare echo clients on one echo process "
+                   "(\"daemon\" = the echo process; per round trip)")
     p.add_argument("--json", help="write the rows here")
     a = p.parse_args(argv)
-    rows = run(a.procs, a.stats, a.phases)
+    rows = (run_echo if a.echo else run)(a.procs, a.stats, a.phases)
     keys = list(rows[0])
-    print(f"{a.procs} processes x {a.stats} stats, {a.phases} phases; CPU in us per stat (all processes' "
-          f"threads of a kind together)")
+    print(f"{a.procs} {'echo clients' if a.echo else 'processes'} x {a.stats} {'round trips' if a.echo else 'stats'}, "
+          f"{a.phases} phases; CPU in us per call (all processes' threads of a kind together)")
     for k in keys:
         vals = [r[k] for r in rows]
         print(f"  {k:14s} median {statistics.median(vals):9.1f}   ({min(vals):.1f}-{max(vals):.1f})")
