@@ -27,7 +27,6 @@ import lmdb
 import msgpack
 
 from gkfs_client import protocol
-from gkfs_client.protocol import parent_and_name
 
 DIGEST = 16
 # The root belongs to the daemon's owner (the cluster's owner); others may
@@ -61,10 +60,17 @@ def _dir_digest(path: str) -> bytes:
 
 
 def key_of(path: str) -> bytes:
+    """The LMDB key of ``path``'s record: its parent's digest + its name
+    (parent_and_name and _dir_digest spelled out: three of these per
+    request, two function calls each cost more than the work)."""
     if path == "/":
         return _dir_digest("")
-    parent, name = parent_and_name(path)
-    return _dir_digest(parent) + name.encode("utf-8")
+    head, _, name = path.rpartition("/")
+    parent = head or "/"
+    d = _DIR_DIGESTS.get(parent)
+    if d is None:
+        d = _dir_digest(parent)
+    return d + name.encode("utf-8")
 
 
 def dir_prefix(path: str) -> bytes:
@@ -88,8 +94,11 @@ def _pack(rec: dict[str, Any]) -> bytes:
     return packer.pack(rec)
 
 
+_unpackb = msgpack.unpackb
+
+
 def _unpack(raw: bytes) -> dict[str, Any]:
-    return msgpack.unpackb(raw, raw=False)
+    return _unpackb(raw, raw=False)
 
 
 def new_record(mode: int, uid: int, gid: int, *, size: int = 0, target: str | None = None) -> dict[str, Any]:
@@ -183,8 +192,9 @@ class MetadataStore:
     def get_many(self, paths: list[str]) -> list[dict[str, Any] | None]:
         """get() of each path, all read in one transaction."""
         with self.env.begin() as txn:
-            raws = [txn.get(key_of(p)) for p in paths]
-        return [_unpack(raw) if raw is not None else dict(self._root) if p == "/" else None
+            get = txn.get
+            raws = [get(key_of(p)) for p in paths]
+        return [_unpackb(raw, raw=False) if raw is not None else dict(self._root) if p == "/" else None
                 for p, raw in zip(paths, raws)]
 
     def stat(self, path: str, data_key: str | None = None) -> dict[str, Any]:

@@ -254,7 +254,7 @@ def parent_and_name(path: str) -> tuple[str, str]:
 # Messages
 
 
-@dataclass
+@dataclass(slots=True)
 class Request:
     op: str
     args: dict[str, Any]
@@ -442,10 +442,13 @@ def _uint(v: Any) -> bool:  # noqa: E302
     return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**64
 
 
-def _check_arg(op: str, name: str, kind: str, value: Any) -> None:
-    def bad(what: str) -> ProtocolError:
-        return ProtocolError(_errno.EINVAL, f"op '{op}': argument '{name}' {what}")
+def _bad_arg(op: str, name: str, what: str) -> ProtocolError:
+    return ProtocolError(_errno.EINVAL, f"op '{op}': argument '{name}' {what}")
 
+
+def _check_arg(op: str, name: str, kind: str, value: Any) -> None:
+    # (errors come from _bad_arg: a nested function here would be made
+    # again for every argument of every request)
     if kind == "path":
         try:
             check_path(value)
@@ -453,19 +456,19 @@ def _check_arg(op: str, name: str, kind: str, value: Any) -> None:
             raise ProtocolError(exc.errno, f"op '{op}': argument '{name}': {exc.message}") from None
     elif kind == "key":
         if not isinstance(value, str) or not value or "\x00" in value or len(value.encode()) > MAX_PATH_BYTES:
-            raise bad("must be a non-empty string without NUL")
+            raise _bad_arg(op, name, "must be a non-empty string without NUL")
     elif kind == "str":
         if not isinstance(value, str):
-            raise bad("must be a string")
+            raise _bad_arg(op, name, "must be a string")
     elif kind == "uint":
         if not _uint(value):
-            raise bad("must be an unsigned integer")
+            raise _bad_arg(op, name, "must be an unsigned integer")
     elif kind == "bool":
         if not isinstance(value, bool):
-            raise bad("must be a boolean")
+            raise _bad_arg(op, name, "must be a boolean")
     elif kind == "paths":
         if not isinstance(value, list) or len(value) > 16:
-            raise bad("must be a list of at most 16 paths")
+            raise _bad_arg(op, name, "must be a list of at most 16 paths")
         for p in value:
             try:
                 check_path(p)
@@ -473,13 +476,13 @@ def _check_arg(op: str, name: str, kind: str, value: Any) -> None:
                 raise ProtocolError(exc.errno, f"op '{op}': argument '{name}': {exc.message}") from None
     elif kind == "map":
         if not isinstance(value, dict):
-            raise bad("must be a map")
+            raise _bad_arg(op, name, "must be a map")
     elif kind == "chunks":
         if not isinstance(value, list) or len(value) > MAX_CHUNKS_PER_REQUEST:
-            raise bad(f"must be a list of at most {MAX_CHUNKS_PER_REQUEST} [index, offset, length]")
+            raise _bad_arg(op, name, f"must be a list of at most {MAX_CHUNKS_PER_REQUEST} [index, offset, length]")
         for item in value:
             if not (isinstance(item, list) and len(item) == 3 and all(_uint(x) for x in item)):
-                raise bad("items must be [index, offset, length] unsigned integers")
+                raise _bad_arg(op, name, "items must be [index, offset, length] unsigned integers")
     else:  # pragma: no cover - table error
         raise AssertionError(kind)
 
@@ -519,7 +522,10 @@ def decode_request(frames: Sequence[Any], *, max_frame_size: int = DEFAULT_MAX_F
     version = header.get("v")
     if version != PROTOCOL_VERSION:
         raise VersionMismatch(version, PROTOCOL_VERSION, req_id, we_are="daemon")
-    check_frame_sizes_with_id(frames, max_frame_size, req_id)
+    if len(frames) != 1 or max_frame_size < MAX_HEADER_BYTES:
+        # (a lone header frame passed unpack_bounded: at most
+        # MAX_HEADER_BYTES, so within any max_frame_size at least that big)
+        check_frame_sizes_with_id(frames, max_frame_size, req_id)
     op = header.get("op")
     if not isinstance(op, str):
         raise ProtocolError(_errno.EBADMSG, "header 'op' must be a string", req_id)
@@ -552,7 +558,7 @@ def decode_request(frames: Sequence[Any], *, max_frame_size: int = DEFAULT_MAX_F
     except ProtocolError as exc:
         exc.req_id = req_id
         raise
-    return Request(op=op, args=args, req_id=req_id, data=data, version=version)
+    return Request(op, args, req_id, data, version)
 
 
 def check_frame_sizes_with_id(frames: Sequence[Any], max_frame_size: int, req_id: int) -> None:

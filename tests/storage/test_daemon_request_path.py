@@ -300,6 +300,9 @@ def test_per_request_shortcuts_give_the_documented_results(tmp_path, monkeypatch
             got.append("/changed by a caller")
             assert handlers._dirs_above(p) == want
         assert metadata.key_of("/") == hashlib.blake2b(b"", digest_size=16).digest()
+        for p in ("/top", "/\u00e9/\u00fc", "/top/x"):  # a name in "/", non-ASCII names
+            parent, name = protocol.parent_and_name(p)
+            assert metadata.key_of(p) == hashlib.blake2b(parent.encode(), digest_size=16).digest() + name.encode()
         assert handlers._dirs_above("/") == ["/"]
         with store._write() as txn:
             for i, p in enumerate(paths):

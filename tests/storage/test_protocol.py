@@ -111,6 +111,19 @@ def test_frame_size_limit_keeps_request_id():
     assert info.value.errno == errno.EMSGSIZE and info.value.req_id == 9
 
 
+def test_a_lone_header_frame_is_held_to_max_frame_size():
+    """decode_request skips the frame-size sums for a request of one frame
+    when max_frame_size >= MAX_HEADER_BYTES (the header passed that bound
+    already): a smaller max_frame_size must still refuse a header above it."""
+    frames = P.encode_request("stat", {"path": "/" + "a" * 200}, req_id=11)
+    assert len(frames) == 1 and len(frames[0]) > 100
+    with pytest.raises(P.ProtocolError) as info:
+        P.decode_request(frames, max_frame_size=100)
+    assert info.value.errno == errno.EMSGSIZE and info.value.req_id == 11
+    assert P.decode_request(frames, max_frame_size=len(frames[0])).req_id == 11
+    assert P.decode_request(frames).args == {"path": "/" + "a" * 200}
+
+
 @pytest.mark.parametrize("path,cwd,expect", [
     ("/a/./b//c/", "/", "/a/b/c"), ("b", "/a", "/a/b"), ("../x", "/a/b", "/a/x"), ("/", "/", "/"),
     ("/a/..", "/", "/"),
