@@ -67,6 +67,7 @@ set(GK_RT_SOURCES
   ${GK_RT_DIR}/src/runtime/objects.c
   ${GK_RT_DIR}/src/runtime/patcher.c
   ${GK_RT_DIR}/src/runtime/plan_cache.c
+  ${GK_RT_DIR}/src/runtime/process_image.c
   ${GK_RT_DIR}/src/runtime/syscall_raw.c
   ${GK_RT_DIR}/src/runtime/string.c
   ${GK_RT_DIR}/src/runtime/sysnames.c

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include "runtime.h"
@@ -203,16 +204,62 @@ gk_objects_find(struct gk_object *objs, int max)
 }
 
 int
-gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
+gk_object_exec_segment(const struct gk_object *o, uint64_t s, uint64_t e)
 {
 	const ElfW(Phdr) *ph = o->phdr;
 	for (int i = 0; i < o->phnum; i++) {
 		uint64_t ps = o->base + ph[i].p_vaddr;
 		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) &&
 		    s >= ps && e <= ps + ph[i].p_filesz)
-			return 1;
+			return i;
 	}
-	return 0;
+	return -1;
+}
+
+int
+gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
+{
+	return gk_object_exec_segment(o, s, e) >= 0;
+}
+
+int
+gk_object_segment_prot(const struct gk_object *o, int seg)
+{
+	const ElfW(Phdr) *p = (const ElfW(Phdr) *)o->phdr + seg;
+	return ((p->p_flags & PF_R) ? PROT_READ : 0) |
+	       ((p->p_flags & PF_W) ? PROT_WRITE : 0) |
+	       ((p->p_flags & PF_X) ? PROT_EXEC : 0);
+}
+
+/* The page tail after every executable segment that no other segment
+ * shares: [end of the segment rounded up to 4, end of its page). */
+int
+gk_object_tails(const struct gk_object *o, struct gk_range *out, int max)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	int n = 0;
+
+	for (int i = 0; i < o->phnum && n < max; i++) {
+		uint64_t end, pg_end;
+		int clash = 0;
+
+		if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X))
+			continue;
+		end = o->base + ph[i].p_vaddr + ph[i].p_memsz;
+		pg_end = (end + PAGE - 1) & ~(PAGE - 1);
+		for (int j = 0; j < o->phnum; j++) {
+			uint64_t s = o->base + ph[j].p_vaddr;
+			if (j != i && ph[j].p_type == PT_LOAD &&
+			    s < pg_end && s + ph[j].p_memsz > end)
+				clash = 1;   /* another segment shares the page */
+		}
+		if (!clash) {
+			out[n].start = (end + 3) & ~3UL;
+			out[n].end = pg_end;
+			n++;
+		}
+	}
+	return n;
 }
 
 /* The in-memory ELF header, if the first PT_LOAD maps file offset 0. */

@@ -436,6 +436,51 @@ gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
 	}
 }
 
+/* --- for the process image (process_image.c) ---------------------------- */
+
+int
+gk_cache_object_id(const struct gk_object *o, struct gk_object_id *id)
+{
+	struct header h;
+
+	if (make_key(o, &h) != 0)
+		return -1;
+	memset(id, 0, sizeof(*id));
+	memcpy(id->id, h.id, h.id_len);
+	id->id_len = h.id_len;
+	id->size = h.size;
+	id->mtime_sec = h.mtime_sec;
+	id->mtime_nsec = h.mtime_nsec;
+	id->ino = h.ino;
+	return 0;
+}
+
+const uint8_t *
+gk_cache_core_id(uint32_t *len)
+{
+	*len = core_id_len;
+	return core_id;
+}
+
+int
+gk_cache_path(const char *name, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!dir[0] || append(out, cap, &n, dir) || append(out, cap, &n, "/") ||
+	    append(out, cap, &n, name))
+		return -1;
+	return 0;
+}
+
+void
+gk_cache_write(const char *path, const void *const *part, const size_t *len,
+               int nparts)
+{
+	write_file(path, part, len, nparts);
+}
+
 /* Sites <-> cache records: what the scan said, before any assignment
  * (gk_plan_assign keeps the gw_* fields and sysno intact). */
 void

@@ -349,6 +349,21 @@ gk_tramp_region(uint64_t addr, size_t len, uint64_t *next_free)
 }
 
 void
+gk_tramp_region_bounds(int i, uint64_t *start, uint64_t *end, uint64_t *used)
+{
+	*start = regions[i].start;
+	*end = regions[i].end;
+	*used = regions[i].used;
+}
+
+int
+gk_tramp_is_pool(uint64_t start, uint64_t end)
+{
+	uint64_t pool = (uint64_t)(uintptr_t)gk_tramp_pool;
+	return start == pool && end == pool + POOL_BYTES;
+}
+
+void
 gk_tramp_commit(uint64_t slot, size_t used)
 {
 	for (int i = 0; i < nregions; i++)
