@@ -121,7 +121,7 @@ gk_objects_refresh(void *ns_handle)
 		GK_RAW(SYS_sched_yield, 0);
 	if (tails_later) {   /* as the constructor's round would have left them */
 		add_all_tails();
-		gk_pimg_restore_regions();
+		gk_pimg_restore_regions(objs, nobjs);
 		tails_later = 0;
 	}
 	n = nbase = gk_objects_find(fresh, GK_MAX_OBJS);

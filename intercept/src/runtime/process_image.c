@@ -32,8 +32,17 @@
  * (tails, DT_RELA, the pool) are recorded.  Any failure: the objects' own
  * images or plans are used and this image written anew.
  *
- * The replay is written for few distinct blocks (it is what every start
- * translates): page runs are computed when recording, checks are or'ed.
+ * The file is a list of writable intervals ("records"), each made RWX
+ * once while its pieces (trampoline regions, then windows) are copied in,
+ * then given its protection back; the recorder chose them as the patcher
+ * would, but for libc and the other objects besides ld.so one interval per
+ * executable segment, trampolines included: a page made writable loses an
+ * emulator's translations of it, and of those objects only a few blocks
+ * (libc's start-up) ran before the constructor and run again, while every
+ * interval is two system calls (ld.so's code runs throughout: its runs
+ * of patched pages stay as apply_object makes them).  The replay is
+ * written for few distinct blocks (it is what every start translates):
+ * checks or'ed, one loop shape for every write.
  *
  * Only raw system calls, no libc: this runs before libc is patched.
  */
@@ -62,10 +71,10 @@ struct pimg_header {
 	uint8_t core_id[32];
 	uint32_t nobj, reuse_rela;
 	/* the key ends here */
-	uint32_t nblob, nrun, nwin, pad;
+	uint32_t nrec, npiece;
 	uint64_t payload;          /* bytes after the tables, a multiple of 8 */
 };
-#define KEY_HEAD offsetof(struct pimg_header, nblob)
+#define KEY_HEAD offsetof(struct pimg_header, nrec)
 
 struct pimg_obj {
 	uint64_t name_hash;
@@ -74,26 +83,20 @@ struct pimg_obj {
 	struct gk_object_id id;    /* selected only */
 };
 
-/* Trampolines: bytes [start, start + len) of the region [start, end),
- * both from the anchor's base (objs index, or this core). */
-struct pimg_blob {
-	uint32_t anchor, len;
+/* Pages [start, end) of the anchor (objs index, or this core), from its
+ * base: RWX while its npiece pieces (the next in the table) are copied
+ * in, then prot. */
+struct pimg_rec {
+	uint32_t anchor, npiece;
 	uint64_t start, end;
+	uint32_t prot, pad;
 };
 
-/* Pages [start, end) of objs[obj] (from its base), in its program header
- * seg, made writable while its nwin windows (the next in the table) are
- * copied in: what apply_object (patcher.c) would make of them. */
-struct pimg_run {
-	uint32_t obj, seg;
-	uint64_t start, end;
-	uint32_t nwin, pad;
-};
-
-/* A window at base + off: payload orig[len], new[len]. */
-struct pimg_win {
+/* At the anchor's base + off: trampolines (payload new[len]: a region's
+ * used bytes) or a patched window (window 1; payload orig[len], new[len]). */
+struct pimg_piece {
 	uint64_t off;
-	uint32_t len, pad;
+	uint32_t len, window;
 };
 
 typedef uint64_t __attribute__((may_alias)) word_t;
@@ -189,9 +192,9 @@ make_key(const struct gk_object *objs, int n, const struct gk_object *self,
 	return gk_cache_path(name, path, cap);
 }
 
-/* What a replay used, for a later round (gk_pimg_restore_regions). */
+/* Trampolines a replay wrote, for a later round (gk_pimg_restore_regions). */
 static struct {
-	uint64_t start, end, len;
+	uint64_t start, len;
 } used_regions[MAX_BLOBS];
 static int nused;
 static uint64_t file_buf[(64 << 10) / 8];
@@ -235,6 +238,8 @@ anchor_of(const struct gk_object *objs, int n, const struct gk_object *self,
 	return a < (uint32_t)n && objs[a].selected && !objs[a].is_self ? &objs[a] : NULL;
 }
 
+#define RX (PROT_READ | PROT_EXEC)
+
 /* Every check of the image at h (size bytes), nothing written: 0 if it
  * holds.  Conditions are or'ed with |, not ||: each test of a chain is a
  * block an emulator translates. */
@@ -242,61 +247,50 @@ static int
 check(const struct gk_object *objs, int n, const struct gk_object *self,
       const struct pimg_header *h, size_t size)
 {
-	const struct pimg_blob *blob = (const void *)((const struct pimg_obj *)(h + 1) + n);
-	const struct pimg_run *run = (const void *)(blob + h->nblob);
-	const struct pimg_win *win = (const void *)(run + h->nrun);
-	const uint8_t *pay = (const uint8_t *)(win + h->nwin), *p = pay, *end;
-	uint32_t k = 0;
+	const struct pimg_rec *rec = (const void *)((const struct pimg_obj *)(h + 1) + n);
+	const struct pimg_piece *pc = (const void *)(rec + h->nrec);
+	const uint8_t *pay = (const uint8_t *)(pc + h->npiece), *p = pay, *end;
+	uint32_t k = 0, ntramp = 0;
 	int bad;
 
-	bad = (h->nblob > MAX_BLOBS) | (h->nrun > MAX_WINS) | (h->nwin > MAX_WINS) |
+	bad = (h->nrec > MAX_WINS) | (h->npiece > MAX_WINS) |
 	      ((h->payload & 7) != 0) | (h->payload > size);
 	bad |= (size_t)(pay - (const uint8_t *)h) + h->payload + 8 != size;
 	if (bad || differ((const uint8_t *)(h + 1), key_objs, (size_t)n * sizeof(key_objs[0])))
 		return -1;
 	end = pay + h->payload;
-	for (uint32_t b = 0; b < h->nblob; b++) {
-		const struct gk_object *a = anchor_of(objs, n, self, blob[b].anchor);
-		uint64_t len8 = (blob[b].len + 7) & ~7UL;
+	for (uint32_t r = 0; r < h->nrec; r++) {
+		const struct gk_object *a = anchor_of(objs, n, self, rec[r].anchor);
+		uint64_t s, e;
 
-		if (!a)
+		if (!a || rec[r].npiece > h->npiece - k)
 			return -1;
-		bad |= (blob[b].len == 0) | (blob[b].end < blob[b].start) |
-		       (blob[b].len > blob[b].end - blob[b].start) |
-		       (a->base + blob[b].start < a->lo) | (a->base + blob[b].end > a->hi) |
-		       (len8 > (uint64_t)(end - p));
-		if (bad)
-			return -1;
-		p += len8;
-	}
-	for (uint32_t r = 0; r < h->nrun; r++) {
-		const struct gk_object *o = anchor_of(objs, n, self, run[r].obj);
-		const ElfW(Phdr) *ph;
-		uint64_t ps, pe, rs, re;
+		s = a->base + rec[r].start;
+		e = a->base + rec[r].end;
+		bad = ((s & (PAGE - 1)) != 0) | ((e & (PAGE - 1)) != 0) | (e <= s) |
+		      (s < a->lo) | (e > a->hi);
+		for (uint32_t q = k; q < k + rec[r].npiece; q++) {
+			uint64_t at = a->base + pc[q].off, len = pc[q].len;
+			uint64_t need = len << pc[q].window;
+			int win = pc[q].window != 0, seg = -1;
 
-		if (!o || o == self || run[r].seg >= (uint32_t)o->phnum ||
-		    run[r].nwin > h->nwin - k)
-			return -1;
-		ph = (const ElfW(Phdr) *)o->phdr + run[r].seg;
-		ps = o->base + ph->p_vaddr;
-		pe = ps + ph->p_filesz;
-		rs = o->base + run[r].start;
-		re = o->base + run[r].end;
-		bad = (ph->p_type != PT_LOAD) | !(ph->p_flags & PF_X) |
-		      ((rs & (PAGE - 1)) != 0) | ((re & (PAGE - 1)) != 0) | (re <= rs) |
-		      (rs < (ps & ~(PAGE - 1))) |
-		      (re > ((ps + ph->p_memsz + PAGE - 1) & ~(PAGE - 1)));
-		for (uint32_t w = k; w < k + run[r].nwin; w++) {
-			uint64_t at = o->base + win[w].off, len = win[w].len;
-			bad |= (len - 1 >= WIN_MAX) | (at < ps) | (at + len > pe) |
-			       (at < rs) | (at + len > re) | (2 * len > (uint64_t)(end - p));
-			if (bad || differ((const void *)(uintptr_t)at, p, len))
+			bad |= (len == 0) | (pc[q].window > 1) | (at < s) | (at + len > e) |
+			       (need > (uint64_t)(end - p));
+			if (win) {
+				seg = gk_object_exec_segment(a, at, at + len);
+				bad = bad || (a == self) | (len > WIN_MAX) | (seg < 0) ||
+				      rec[r].prot != (uint32_t)gk_object_segment_prot(a, seg) ||
+				      differ((const void *)(uintptr_t)at, p, len);
+			} else {
+				bad |= (rec[r].prot != RX) | (ntramp++ >= MAX_BLOBS);
+			}
+			if (bad)
 				return -1;
-			p += 2 * len;
+			p += need;
 		}
-		k += run[r].nwin;
+		k += rec[r].npiece;
 	}
-	return (k != h->nwin) | ((size_t)((p - pay + 7) & ~7L) != h->payload) ? -1 : 0;
+	return (k != h->npiece) | ((size_t)((p - pay + 7) & ~7L) != h->payload) ? -1 : 0;
 }
 
 int
@@ -305,9 +299,8 @@ gk_pimg_replay(struct gk_object *objs, int n)
 	const struct gk_object *self = find_self(objs, n);
 	struct pimg_header want;
 	const struct pimg_header *h;
-	const struct pimg_blob *blob;
-	const struct pimg_run *run;
-	const struct pimg_win *win;
+	const struct pimg_rec *rec;
+	const struct pimg_piece *pc;
 	const uint8_t *p;
 	char path[640];
 	void *buf;
@@ -325,53 +318,41 @@ gk_pimg_replay(struct gk_object *objs, int n)
 	    *(const word_t *)(const void *)((const uint8_t *)buf + size - 8) ||
 	    check(objs, n, self, h, size) != 0)
 		goto out;
-	blob = (const void *)((const struct pimg_obj *)(h + 1) + n);
-	run = (const void *)(blob + h->nblob);
-	win = (const void *)(run + h->nrun);
-	p = (const uint8_t *)(win + h->nwin);
+	rec = (const void *)((const struct pimg_obj *)(h + 1) + n);
+	pc = (const void *)(rec + h->nrec);
+	p = (const uint8_t *)(pc + h->npiece);
 
-	/* trampolines, each region sealed R-X as gk_tramp_seal does */
+	/* Records with trampolines come before any window that jumps to
+	 * them (the recorder's order); a record that cannot be made
+	 * writable ends the replay there, every window written so far with
+	 * its trampolines in place (as the patcher leaves pages alone). */
 	nused = 0;
-	for (uint32_t b = 0; b < h->nblob; b++) {
-		const struct gk_object *a = anchor_of(objs, n, self, blob[b].anchor);
-		uint64_t s = a->base + blob[b].start, e = a->base + blob[b].end;
-		uint64_t pg = s & ~(PAGE - 1), pe = (e + PAGE - 1) & ~(PAGE - 1);
+	rc = 0;
+	for (uint32_t r = 0; r < h->nrec; r++) {
+		const struct gk_object *a = anchor_of(objs, n, self, rec[r].anchor);
+		uint64_t s = a->base + rec[r].start, e = a->base + rec[r].end;
 
-		if (GK_RAW(SYS_mprotect, pg, pe - pg, PROT_READ | PROT_WRITE | PROT_EXEC) != 0)
-			goto out;   /* no window written yet: nothing reaches these */
-		memcpy((void *)(uintptr_t)s, p, blob[b].len);
-		GK_RAW(SYS_mprotect, pg, pe - pg, PROT_READ | PROT_EXEC);
-		used_regions[nused].start = s;
-		used_regions[nused].end = e;
-		used_regions[nused++].len = blob[b].len;
-		lo = pg < lo ? pg : lo;
-		hi = pe > hi ? pe : hi;
-		p += (blob[b].len + 7) & ~7UL;
-	}
-	/* windows, run by run: each run's pages writable only meanwhile (a
-	 * page made writable loses an emulator's translations) */
-	for (uint32_t r = 0; r < h->nrun; r++) {
-		const struct gk_object *o = &objs[run[r].obj];
-		uint64_t s = o->base + run[r].start, e = o->base + run[r].end;
-		const struct pimg_win *w = win, *wend = win + run[r].nwin;
-
-		win = wend;
 		if (GK_RAW(SYS_mprotect, s, e - s, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
 			gk_log_msg("patch: mprotect failed, pages left alone");
-			for (; w < wend; w++)
-				p += 2 * (size_t)w->len;
-			continue;
+			rc = r ? 0 : -1;   /* nothing written: the plans instead */
+			break;
 		}
-		for (; w < wend; w++) {
-			memcpy((void *)(uintptr_t)(o->base + w->off), p + w->len, w->len);
-			p += 2 * (size_t)w->len;
+		for (const struct pimg_piece *q = pc, *qe = pc + rec[r].npiece; q < qe; q++) {
+			uint64_t at = a->base + q->off;
+			p += (size_t)q->len * q->window;   /* past the original bytes */
+			memcpy((void *)(uintptr_t)at, p, q->len);
+			p += q->len;
+			if (!q->window) {
+				used_regions[nused].start = at;
+				used_regions[nused++].len = q->len;
+			}
 		}
-		GK_RAW(SYS_mprotect, s, e - s, gk_object_segment_prot(o, (int)run[r].seg));
+		pc += rec[r].npiece;
+		GK_RAW(SYS_mprotect, s, e - s, rec[r].prot);
 		lo = s < lo ? s : lo;
 		hi = e > hi ? e : hi;
 	}
 	gk_arch_flush_icache(lo, hi);
-	rc = 0;
 out:
 	if (buf != file_buf)
 		gk_unmap(buf, size);
@@ -380,13 +361,20 @@ out:
 	return rc;
 }
 
+/* As the constructor's round would have left them: every selected
+ * object's DT_RELA a region (patcher.c, plan_object), and what the replay
+ * wrote taken (the tails and the pool: registered by the caller). */
 void
-gk_pimg_restore_regions(void)
+gk_pimg_restore_regions(const struct gk_object *objs, int n)
 {
-	for (int i = 0; i < nused; i++) {
-		gk_tramp_add_tail(used_regions[i].start, used_regions[i].end);
+	uint64_t rs, re;
+
+	for (int i = 0; i < n; i++)
+		if (objs[i].selected && gk_cfg.reuse_rela &&
+		    gk_object_rela(&objs[i], &rs, &re) == 0)
+			gk_tramp_add_tail(rs, re);
+	for (int i = 0; i < nused; i++)
 		gk_tramp_commit(used_regions[i].start, used_regions[i].len);
-	}
 	nused = 0;
 }
 
@@ -409,105 +397,163 @@ region_ok(const struct gk_object *a, int is_self, uint64_t start, uint64_t end)
 	       ((rs + 3) & ~3UL) == start && re == end;
 }
 
+/* The executable segment of o whose pages hold [s, e), or -1. */
+static int
+exec_pages(const struct gk_object *o, uint64_t s, uint64_t e)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	for (int i = 0; i < o->phnum; i++) {
+		uint64_t ps = (o->base + ph[i].p_vaddr) & ~(PAGE - 1);
+		uint64_t pe = (o->base + ph[i].p_vaddr + ph[i].p_memsz + PAGE - 1) & ~(PAGE - 1);
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) && s >= ps && e <= pe)
+			return i;
+	}
+	return -1;
+}
+
+struct region_use {
+	uint32_t anchor;           /* objs index or ANCHOR_SELF */
+	int seg;                   /* folded into that segment's record, or -1 */
+	uint64_t start, end, used;
+};
+
 void
 gk_pimg_store(const struct gk_object *objs, int n, const struct gk_staged *st,
               size_t nst, void *scratch, size_t cap)
 {
 	const struct gk_object *self = find_self(objs, n);
 	struct pimg_header h;
-	struct pimg_blob blob[MAX_BLOBS];
-	int region_blob[GK_TRAMP_MAX_REGIONS];
-	struct pimg_win *win = scratch;
-	struct pimg_run *run = (struct pimg_run *)(win + nst);
-	uint8_t *pay = (uint8_t *)(run + nst);
-	char path[640];
-	size_t payload = 0;
+	struct region_use reg[MAX_BLOBS];
+	int region_of[GK_TRAMP_MAX_REGIONS];
+	static uint8_t seg_of[MAX_WINS];
+	static uint8_t reg_of[MAX_WINS];
+	size_t max = nst + MAX_BLOBS;
+	struct pimg_rec *rec = scratch;
+	struct pimg_piece *pc = (struct pimg_piece *)(rec + max);
+	uint8_t *pay = (uint8_t *)(pc + max);
+	size_t payload = 0, npc = 0, room;
+	uint32_t nreg = 0, nrec = 0;
 	uint64_t sum;
+	char path[640];
 
 	if (!self || !images_usable() || nst > MAX_WINS ||
 	    (size_t)(pay - (uint8_t *)scratch) > cap ||
 	    make_key(objs, n, self, &h, path, sizeof(path)) != 0)
 		return;
+	room = cap - (size_t)(pay - (uint8_t *)scratch);
 	for (int i = 0; i < GK_TRAMP_MAX_REGIONS; i++)
-		region_blob[i] = -1;
-	h.nblob = h.nrun = 0;
-	h.nwin = (uint32_t)nst;
+		region_of[i] = -1;
+	/* the regions the trampolines went to, and each window's segment */
 	for (size_t k = 0; k < nst; k++) {
 		const struct gk_object *o = &objs[st[k].obj];
-		uint64_t start, end, used, pg = st[k].addr & ~(PAGE - 1);
-		uint64_t pe = (st[k].addr + st[k].len + PAGE - 1) & ~(PAGE - 1);
+		uint64_t start, end, used;
 		int r = gk_tramp_region(st[k].tramp, st[k].tramp_len, &used);
 		int seg = gk_object_exec_segment(o, st[k].addr, st[k].addr + st[k].len);
-		struct pimg_run *cur = h.nrun ? &run[h.nrun - 1] : NULL;
 
-		if (r < 0 || seg < 0 || st[k].len - 1u >= WIN_MAX)
+		if (r < 0 || seg < 0 || seg > 255 || st[k].len - 1u >= WIN_MAX)
 			return;
-		win[k].off = st[k].addr - o->base;
-		win[k].len = st[k].len;
-		win[k].pad = 0;
-		/* page runs as apply_object makes them: one segment, pages no
-		 * more than one apart */
-		if (cur && cur->obj == st[k].obj && cur->seg == (uint32_t)seg &&
-		    pg >= o->base + cur->start && pg <= o->base + cur->end + PAGE) {
-			if (pe > o->base + cur->end)
-				cur->end = pe - o->base;
-			cur->nwin++;
-		} else {
-			run[h.nrun++] = (struct pimg_run){st[k].obj, (uint32_t)seg,
-			                                  pg - o->base, pe - o->base, 1, 0};
+		seg_of[k] = (uint8_t)seg;
+		if (region_of[r] < 0) {
+			const struct gk_object *a;
+			if (nreg == MAX_BLOBS)
+				return;
+			gk_tramp_region_bounds(r, &start, &end, &used);
+			a = start >= o->lo && end <= o->hi ? o : self;
+			/* only what the placement takes first (a hole, another
+			 * object's tail: no image) */
+			if (!region_ok(a, a == self, start, end))
+				return;
+			reg[nreg].anchor = a == self ? ANCHOR_SELF : st[k].obj;
+			reg[nreg].start = start;
+			reg[nreg].end = end;
+			reg[nreg].used = used;
+			/* folded into its segment's record if R-X and not ld.so's */
+			reg[nreg].seg = a == self || o->is_ldso ? -1 : exec_pages(o, start, end);
+			if (reg[nreg].seg >= 0 && gk_object_segment_prot(o, reg[nreg].seg) != RX)
+				reg[nreg].seg = -1;
+			region_of[r] = (int)nreg++;
 		}
-		if (region_blob[r] >= 0)
-			continue;
-		if (h.nblob == MAX_BLOBS)
-			return;
-		gk_tramp_region_bounds(r, &start, &end, &used);
-		struct pimg_blob *b = &blob[h.nblob];
-		const struct gk_object *a = start >= o->lo && end <= o->hi ? o : self;
-		/* only what the placement takes first (a hole, another
-		 * object's tail: no image) */
-		if (!region_ok(a, a == self, start, end))
-			return;
-		b->anchor = a == self ? ANCHOR_SELF : st[k].obj;
-		b->start = start - a->base;
-		b->end = end - a->base;
-		b->len = (uint32_t)(used - start);
-		region_blob[r] = (int)h.nblob++;
+		reg_of[k] = (uint8_t)region_of[r];
 	}
-	/* the payload after the runs actually made */
-	pay = (uint8_t *)(run + h.nrun);
-	for (uint32_t b = 0; b < h.nblob; b++) {
-		const struct gk_object *a = blob[b].anchor == ANCHOR_SELF ? self : &objs[blob[b].anchor];
-		size_t len = (blob[b].len + 7) & ~7UL;
-		if ((size_t)(pay - (uint8_t *)scratch) + payload + len > cap)
-			return;
-		memset(pay + payload, 0, len);
-		memcpy(pay + payload, (const void *)(uintptr_t)(a->base + blob[b].start),
-		       blob[b].len);
-		payload += len;
-	}
+	/* folded only if every window using it is in that record */
 	for (size_t k = 0; k < nst; k++) {
-		if ((size_t)(pay - (uint8_t *)scratch) + payload + 2 * st[k].len + 8 > cap)
-			return;
-		memcpy(pay + payload, (const void *)(uintptr_t)st[k].addr, st[k].len);
-		memcpy(pay + payload + st[k].len, st[k].bytes, st[k].len);
-		payload += 2 * (size_t)st[k].len;
+		struct region_use *u = &reg[reg_of[k]];
+		if (u->seg >= 0 && (u->anchor != st[k].obj || u->seg != seg_of[k]))
+			u->seg = -1;
 	}
+
+#define PIECE(base_, at_, len_, win_, bytes_)                                   \
+	do {                                                                    \
+		if (payload + 2 * (size_t)(len_) + 8 > room)                    \
+			return;                                                 \
+		pc[npc++] = (struct pimg_piece){(at_) - (base_), (uint32_t)(len_), (win_)}; \
+		if (win_) {                                                     \
+			memcpy(pay + payload, (const void *)(uintptr_t)(at_), (len_)); \
+			payload += (len_);                                      \
+		}                                                               \
+		memcpy(pay + payload, (bytes_), (len_));                        \
+		payload += (len_);                                              \
+	} while (0)
+
+	/* trampolines not folded first: before any window that jumps there */
+	for (uint32_t i = 0; i < nreg; i++) {
+		const struct region_use *u = &reg[i];
+		const struct gk_object *a = u->anchor == ANCHOR_SELF ? self : &objs[u->anchor];
+		if (u->seg >= 0)
+			continue;
+		rec[nrec++] = (struct pimg_rec){u->anchor, 1, (u->start & ~(PAGE - 1)) - a->base,
+		                                ((u->end + PAGE - 1) & ~(PAGE - 1)) - a->base, RX, 0};
+		PIECE(a->base, u->start, u->used - u->start, 0,
+		      (const void *)(uintptr_t)u->start);
+	}
+	/* windows: one record per segment (its folded trampolines first), or
+	 * for ld.so runs of pages no more than one apart, as apply_object */
+	for (size_t k0 = 0, k1; k0 < nst; k0 = k1) {
+		const struct gk_object *o = &objs[st[k0].obj];
+		int whole = !o->is_ldso;
+		struct pimg_rec *r = &rec[nrec++];
+		uint64_t s = st[k0].addr & ~(PAGE - 1), e = 0;
+
+		for (k1 = k0; k1 < nst && st[k1].obj == st[k0].obj && seg_of[k1] == seg_of[k0]; k1++) {
+			uint64_t pg = st[k1].addr & ~(PAGE - 1);
+			uint64_t pe = (st[k1].addr + st[k1].len + PAGE - 1) & ~(PAGE - 1);
+			if (!whole && k1 > k0 && (pg < s || pg > e + PAGE))
+				break;
+			s = pg < s ? pg : s;
+			e = pe > e ? pe : e;
+		}
+		*r = (struct pimg_rec){st[k0].obj, 0, 0, 0,
+		                       (uint32_t)gk_object_segment_prot(o, seg_of[k0]), 0};
+		for (uint32_t i = 0; whole && i < nreg; i++) {
+			const struct region_use *u = &reg[i];
+			if (u->anchor != st[k0].obj || u->seg != seg_of[k0])
+				continue;
+			s = (u->start & ~(PAGE - 1)) < s ? u->start & ~(PAGE - 1) : s;
+			e = ((u->end + PAGE - 1) & ~(PAGE - 1)) > e ? (u->end + PAGE - 1) & ~(PAGE - 1) : e;
+			PIECE(o->base, u->start, u->used - u->start, 0,
+			      (const void *)(uintptr_t)u->start);
+			r->npiece++;
+		}
+		for (size_t k = k0; k < k1; k++) {
+			PIECE(o->base, st[k].addr, st[k].len, 1, st[k].bytes);
+			r->npiece++;
+		}
+		r->start = s - o->base;
+		r->end = e - o->base;
+	}
+#undef PIECE
 	while (payload & 7)
 		pay[payload++] = 0;
+	h.nrec = nrec;
+	h.npiece = (uint32_t)npc;
 	h.payload = payload;
 	{
-		const void *part[7] = {&h, key_objs, blob, win, run, pay, &sum};
-		size_t len[7] = {sizeof(h), (size_t)n * sizeof(key_objs[0]),
-		                 h.nblob * sizeof(blob[0]), 0, h.nrun * sizeof(*run),
-		                 payload, sizeof(sum)};
-		/* file order: header, key, blobs, runs, windows, payload */
-		part[3] = run;
-		len[3] = h.nrun * sizeof(*run);
-		part[4] = win;
-		len[4] = nst * sizeof(*win);
+		const void *part[6] = {&h, key_objs, rec, pc, pay, &sum};
+		size_t len[6] = {sizeof(h), (size_t)n * sizeof(key_objs[0]),
+		                 nrec * sizeof(*rec), npc * sizeof(*pc), payload, sizeof(sum)};
 		sum = 0xcbf29ce484222325ULL;
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < 5; i++)
 			sum = sum_words(sum, part[i], len[i]);
-		gk_cache_write(path, part, len, 7);
+		gk_cache_write(path, part, len, 6);
 	}
 }

@@ -237,7 +237,7 @@ void gk_pimg_store(const struct gk_object *objs, int n,
                    size_t cap);
 /* After a replay, the trampoline regions it used, for a later round
  * (dlopen): registered and marked used, once the tails are. */
-void gk_pimg_restore_regions(void);
+void gk_pimg_restore_regions(const struct gk_object *objs, int n);
 
 /* --- plan cache (plan_cache.c) ------------------------------------------ */
 /* One site as the scan left it (gk_plan_find or gk_plan_scan), ecall as a
