@@ -144,11 +144,10 @@ find_self(const struct gk_object *objs, int n)
 	return NULL;
 }
 
-static int
-images_usable(void)
-{
-	return !gk_log_enabled() && !gk_cfg.force_gateway && !gk_cfg.sys_filter;
-}
+/* as for per-object images (patcher.c): the log reports every object's
+ * plan, and plans made with a filter differ */
+#define IMAGES_USABLE() \
+	(!gk_log_enabled() & !gk_cfg.force_gateway & !gk_cfg.sys_filter)
 
 /* The key of this process (h's key part, key_objs[0..n)) and the file's
  * path; -1 if there is none (cache off, an object without identity). */
@@ -308,7 +307,7 @@ gk_pimg_replay(struct gk_object *objs, int n)
 	uint64_t lo = UINT64_MAX, hi = 0;
 	int rc = -1;
 
-	if (!self || !images_usable() || !gk_cache_init(self) ||
+	if (!self || !IMAGES_USABLE() || !gk_cache_init(self) ||
 	    make_key(objs, n, self, &want, path, sizeof(path)) != 0 ||
 	    read_image(path, &buf, &size) != 0)
 		return -1;
@@ -436,7 +435,7 @@ gk_pimg_store(const struct gk_object *objs, int n, const struct gk_staged *st,
 	uint64_t sum;
 	char path[640];
 
-	if (!self || !images_usable() || nst > MAX_WINS ||
+	if (!self || !IMAGES_USABLE() || nst > MAX_WINS ||
 	    (size_t)(pay - (uint8_t *)scratch) > cap ||
 	    make_key(objs, n, self, &h, path, sizeof(path)) != 0)
 		return;

@@ -294,7 +294,7 @@ void gk_image_store(const struct gk_object *o, int64_t core_delta,
 
 /* For the process image (process_image.c): an object's identity as the
  * plan's key has it (build-id from memory; the file's size, mtime and
- * inode), -1 if it has none; this core's build-id; <cache dir>/name
+ * inode; id zeroed first), -1 if it has none; this core's build-id; <cache dir>/name
  * (-1: cache off or too long); a file written whole or not at all. */
 struct gk_object_id {
 	uint8_t id[32];
