@@ -85,11 +85,11 @@ struct pimg_obj {
 
 /* Pages [start, end) of the anchor (objs index, or this core), from its
  * base: RWX while its npiece pieces (the next in the table) are copied
- * in, then prot. */
+ * in, then prot (its windows' segment: program header seg). */
 struct pimg_rec {
 	uint32_t anchor, npiece;
 	uint64_t start, end;
-	uint32_t prot, pad;
+	uint32_t prot, seg;
 };
 
 /* At the anchor's base + off: trampolines (payload new[len]: a region's
@@ -260,30 +260,35 @@ check(const struct gk_object *objs, int n, const struct gk_object *self,
 	end = pay + h->payload;
 	for (uint32_t r = 0; r < h->nrec; r++) {
 		const struct gk_object *a = anchor_of(objs, n, self, rec[r].anchor);
-		uint64_t s, e;
+		const ElfW(Phdr) *ph;
+		uint64_t s, e, ps, pe;
+		int segok;
 
-		if (!a || rec[r].npiece > h->npiece - k)
+		if (!a || rec[r].npiece > h->npiece - k || rec[r].seg >= (uint32_t)a->phnum)
 			return -1;
 		s = a->base + rec[r].start;
 		e = a->base + rec[r].end;
 		bad = ((s & (PAGE - 1)) != 0) | ((e & (PAGE - 1)) != 0) | (e <= s) |
 		      (s < a->lo) | (e > a->hi);
+		/* windows: in the file part of this executable segment, whose
+		 * protection the record gives back */
+		ph = (const ElfW(Phdr) *)a->phdr + rec[r].seg;
+		ps = a->base + ph->p_vaddr;
+		pe = ps + ph->p_filesz;
+		segok = (ph->p_type == PT_LOAD) & ((ph->p_flags & PF_X) != 0) & (a != self) &
+		        (rec[r].prot == (((ph->p_flags & PF_R) ? PROT_READ : 0) |
+		                         ((ph->p_flags & PF_W) ? PROT_WRITE : 0) | PROT_EXEC));
 		for (uint32_t q = k; q < k + rec[r].npiece; q++) {
 			uint64_t at = a->base + pc[q].off, len = pc[q].len;
-			uint64_t need = len << pc[q].window;
-			int win = pc[q].window != 0, seg = -1;
+			uint64_t win = pc[q].window, need = len << (win & 1);
 
-			bad |= (len == 0) | (pc[q].window > 1) | (at < s) | (at + len > e) |
+			bad |= (len == 0) | (win > 1) | (at < s) | (at + len > e) |
 			       (need > (uint64_t)(end - p));
-			if (win) {
-				seg = gk_object_exec_segment(a, at, at + len);
-				bad = bad || (a == self) | (len > WIN_MAX) | (seg < 0) ||
-				      rec[r].prot != (uint32_t)gk_object_segment_prot(a, seg) ||
-				      differ((const void *)(uintptr_t)at, p, len);
-			} else {
-				bad |= (rec[r].prot != RX) | (ntramp++ >= MAX_BLOBS);
-			}
-			if (bad)
+			/* a window: in its segment, still its original bytes;
+			 * trampolines: sealed R-X, as gk_tramp_seal does */
+			bad |= win ? !segok | (len > WIN_MAX) | (at < ps) | (at + len > pe)
+			           : (rec[r].prot != RX) | (ntramp++ >= MAX_BLOBS);
+			if (bad || (win && differ((const void *)(uintptr_t)at, p, len)))
 				return -1;
 			p += need;
 		}
@@ -522,7 +527,8 @@ gk_pimg_store(const struct gk_object *objs, int n, const struct gk_staged *st,
 			e = pe > e ? pe : e;
 		}
 		*r = (struct pimg_rec){st[k0].obj, 0, 0, 0,
-		                       (uint32_t)gk_object_segment_prot(o, seg_of[k0]), 0};
+		                       (uint32_t)gk_object_segment_prot(o, seg_of[k0]),
+		                       seg_of[k0]};
 		for (uint32_t i = 0; whole && i < nreg; i++) {
 			const struct region_use *u = &reg[i];
 			if (u->anchor != st[k0].obj || u->seg != seg_of[k0])
