@@ -20,10 +20,11 @@ from pathlib import Path
 from rv_harness import Riscv64Runner
 
 # struct pimg_header: magic 8, version 4, core_id_len 4, core_id 32, nobj,
-# reuse_rela, nrec, npiece (4 each), payload 8; then struct pimg_obj (96)
-# per object, struct pimg_rec (32) per record, struct pimg_piece (16) per
-# piece (off 8, len 4, window 4), the payload, a checksum (8).
-HEADER = 72
+# reuse_rela, nrec, npiece (4 each), payload 8, declared 4, pad 4; then
+# struct pimg_obj (96) per object, the hook's declaration (1024 classes),
+# struct pimg_rec (32) per record, struct pimg_piece (16) per piece (off 8,
+# len 4, window 4), the payload, a checksum (8).
+HEADER, WANT = 80, 1024
 NOBJ_AT, NREC_AT, NPIECE_AT, PAYLOAD_AT = 48, 56, 60, 64
 OBJ, REC, PIECE = 96, 32, 16
 FAKE_PID = 424242
@@ -62,7 +63,7 @@ def first_window_orig(raw: bytes) -> int:
     """Offset of the first window's original bytes in a process image."""
     nobj, = struct.unpack_from("<I", raw, NOBJ_AT)
     nrec, npiece = struct.unpack_from("<II", raw, NREC_AT)
-    pieces = HEADER + nobj * OBJ + nrec * REC
+    pieces = HEADER + nobj * OBJ + WANT + nrec * REC
     at = pieces + npiece * PIECE
     for i in range(npiece):
         _, length, window = struct.unpack_from("<QII", raw, pieces + i * PIECE)

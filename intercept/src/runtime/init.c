@@ -66,18 +66,19 @@ gk_init(void)
 		return;
 	}
 	gk_want_init();
-	if (gk_hook_declare)
-		gk_hook_declare();   /* before patching: see patcher.c */
 	n = nobjs = gk_objects_find_early(objs, GK_MAX_OBJS);
 	for (int i = 0; i < n; i++)
 		objs[i].selected = want(&objs[i]);
-	/* The whole round from one file (process_image.c): no regions, no
-	 * plans, no per-object images; the regions only if a dlopen comes. */
+	/* The whole round from one file (process_image.c), the hook's
+	 * declaration with it: no regions, no plans, no per-object images;
+	 * the regions only if a dlopen comes. */
 	if (gk_pimg_replay(objs, n) == 0) {
 		tails_later = 1;
 		started = 1;
 		return;
 	}
+	if (gk_hook_declare)
+		gk_hook_declare();   /* before patching: see patcher.c */
 	add_all_tails();
 	/* No holes claimed up front: tails and DT_RELA first, a hole (and
 	 * the maps file) only for a site none of them reaches (tramp_mem.c) */

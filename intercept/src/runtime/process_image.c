@@ -40,7 +40,12 @@
  * emulator's translations of it, and of those objects only a few blocks
  * (libc's start-up) ran before the constructor and run again, while every
  * interval is two system calls (ld.so's code runs throughout: its runs
- * of patched pages stay as apply_object makes them).  The replay is
+ * of patched pages stay as apply_object makes them).  The hook's
+ * declaration of the calls it wants (wanted.c), which shaped the round
+ * (sites of numbers it never wants stay unpatched), is recorded with it
+ * and restored rather than declared again: a fixed function of this core,
+ * which the key names (images are off with a filter or the log).  The
+ * replay is
  * written for few distinct blocks (it is what every start translates):
  * checks or'ed, one loop shape for every write.
  *
@@ -64,6 +69,8 @@
 #define MAX_WINS (1 << 16)
 #define WIN_MAX 64                 /* bytes of one window */
 #define ANCHOR_SELF 0xffffffffu
+#define WANT_BYTES GK_MAX_SYSNO        /* gk_want's classes, recorded */
+_Static_assert(WANT_BYTES % 8 == 0, "tables stay 8-aligned");
 
 struct pimg_header {
 	char magic[8];
@@ -73,6 +80,7 @@ struct pimg_header {
 	/* the key ends here */
 	uint32_t nrec, npiece;
 	uint64_t payload;          /* bytes after the tables, a multiple of 8 */
+	uint32_t declared, pad;    /* gk_want_declared; then gk_want's classes */
 };
 #define KEY_HEAD offsetof(struct pimg_header, nrec)
 
@@ -246,13 +254,13 @@ static int
 check(const struct gk_object *objs, int n, const struct gk_object *self,
       const struct pimg_header *h, size_t size)
 {
-	const struct pimg_rec *rec = (const void *)((const struct pimg_obj *)(h + 1) + n);
+	const struct pimg_rec *rec = (const void *)((const uint8_t *)((const struct pimg_obj *)(h + 1) + n) + WANT_BYTES);
 	const struct pimg_piece *pc = (const void *)(rec + h->nrec);
 	const uint8_t *pay = (const uint8_t *)(pc + h->npiece), *p = pay, *end;
 	uint32_t k = 0, ntramp = 0;
 	int bad;
 
-	bad = (h->nrec > MAX_WINS) | (h->npiece > MAX_WINS) |
+	bad = (h->nrec > MAX_WINS) | (h->npiece > MAX_WINS) | (h->declared > 1) |
 	      ((h->payload & 7) != 0) | (h->payload > size);
 	bad |= (size_t)(pay - (const uint8_t *)h) + h->payload + 8 != size;
 	if (bad || differ((const uint8_t *)(h + 1), key_objs, (size_t)n * sizeof(key_objs[0])))
@@ -322,7 +330,8 @@ gk_pimg_replay(struct gk_object *objs, int n)
 	    *(const word_t *)(const void *)((const uint8_t *)buf + size - 8) ||
 	    check(objs, n, self, h, size) != 0)
 		goto out;
-	rec = (const void *)((const struct pimg_obj *)(h + 1) + n);
+	gk_want_restore((const uint8_t *)((const struct pimg_obj *)(h + 1) + n), (int)h->declared);
+	rec = (const void *)((const uint8_t *)((const struct pimg_obj *)(h + 1) + n) + WANT_BYTES);
 	pc = (const void *)(rec + h->nrec);
 	p = (const uint8_t *)(pc + h->npiece);
 
@@ -552,13 +561,14 @@ gk_pimg_store(const struct gk_object *objs, int n, const struct gk_staged *st,
 	h.nrec = nrec;
 	h.npiece = (uint32_t)npc;
 	h.payload = payload;
+	h.declared = (uint32_t)(gk_want_declared != 0);
 	{
-		const void *part[6] = {&h, key_objs, rec, pc, pay, &sum};
-		size_t len[6] = {sizeof(h), (size_t)n * sizeof(key_objs[0]),
+		const void *part[7] = {&h, key_objs, gk_want, rec, pc, pay, &sum};
+		size_t len[7] = {sizeof(h), (size_t)n * sizeof(key_objs[0]), WANT_BYTES,
 		                 nrec * sizeof(*rec), npc * sizeof(*pc), payload, sizeof(sum)};
 		sum = 0xcbf29ce484222325ULL;
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 6; i++)
 			sum = sum_words(sum, part[i], len[i]);
-		gk_cache_write(path, part, len, 6);
+		gk_cache_write(path, part, len, 7);
 	}
 }

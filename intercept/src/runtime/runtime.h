@@ -79,6 +79,10 @@ void gk_want_fd_keep(long fd, unsigned bit, int on);
 #define GK_FD_KEPT_DIR      4   /* a kernel directory it remembers (paths.c) */
 /* A declaration was made: gk_want holds it. */
 extern int gk_want_declared;
+/* The classes of numbers below GK_MAX_SYSNO and the flag above as a
+ * process image recorded them (after gk_want_init, instead of the
+ * hook's declaration: process_image.c). */
+void gk_want_restore(const unsigned char *table, int declared);
 /* A declared call the hook wants only once it holds some state (the gkfs
  * client: exit_group, from its first descriptor on): quiet, it goes
  * straight to the kernel; woken, it has its declared class again.  Its

@@ -102,6 +102,13 @@ gk_want_declare(const unsigned char *classes, size_t n)
 #endif
 }
 
+void
+gk_want_restore(const unsigned char *table, int declared)
+{
+	memcpy(gk_want, table, GK_MAX_SYSNO);
+	gk_want_declared = declared;
+}
+
 unsigned char gk_want_quieted[GK_WANT_NR];
 
 void
