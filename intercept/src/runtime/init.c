@@ -19,15 +19,16 @@ static int started;        /* the constructor patched (dlopen may follow) */
 static int tails_later;    /* a process image was replayed: trampoline
                             * regions are registered at the first refresh */
 
+/* Never the core or the vDSO; libc and ld.so always; the rest by
+ * INTERCEPT_ALL_OBJS / INTERCEPT_LIBS.  Tests or'ed, not chained (each
+ * test of a chain is a block an emulator translates at every start). */
 static int
 want(const struct gk_object *o)
 {
-	if (o->is_self || o->is_vdso)
-		return 0;
-	if (o->is_libc || o->is_ldso)
-		return 1;
-	if (gk_cfg.all_objs)
-		return 1;
+	int never = o->is_self | o->is_vdso;
+
+	if (never | o->is_libc | o->is_ldso | gk_cfg.all_objs)
+		return !never;
 	return !o->is_main && gk_lib_selected(o->path);
 }
 

@@ -90,11 +90,16 @@ build_id(const struct gk_object *o, uint8_t *out)
 			const uint8_t *name = p + sizeof(*nh);
 			const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
 			const uint8_t *next = desc + ((nh->n_descsz + 3) & ~3u);
-			if (next > end || next <= p)
+			uint32_t gnu = 0;
+
+			/* tests or'ed: every start reads three build-ids */
+			if ((next > end) | (next <= p))
 				break;
-			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-			    memcmp(name, "GNU", 4) == 0 && nh->n_descsz > 0 &&
-			    nh->n_descsz <= ID_MAX) {
+			if (nh->n_namesz == 4)   /* then inside the note */
+				memcpy(&gnu, name, 4);
+			if ((nh->n_type == NT_GNU_BUILD_ID) & (nh->n_namesz == 4) &
+			    (gnu == *(const uint32_t *)(const void *)"GNU") &
+			    (nh->n_descsz - 1u < ID_MAX)) {
 				memcpy(out, desc, nh->n_descsz);
 				return nh->n_descsz;
 			}
@@ -150,7 +155,7 @@ gk_cache_init(const struct gk_object *self)
 	size_t n = 0, root = 0;
 
 	dir[0] = '\0';
-	if (env && strcmp(env, "0") == 0)
+	if (env && env[0] == '0' && env[1] == '\0')   /* not strcmp: libc's, translated */
 		return 0;
 	core_id_len = self ? build_id(self, core_id) : 0;
 	if (!core_id_len)

@@ -202,7 +202,7 @@ make_key(const struct gk_object *objs, int n, const struct gk_object *self,
 /* Trampolines a replay wrote, for a later round (gk_pimg_restore_regions). */
 static struct {
 	uint64_t start, len;
-} used_regions[MAX_BLOBS];
+} used_regions[MAX_BLOBS + 1];   /* + 1: the replay's branchless store */
 static int nused;
 static uint64_t file_buf[(64 << 10) / 8];
 
@@ -355,15 +355,15 @@ gk_pimg_replay(struct gk_object *objs, int n)
 			p += (size_t)q->len * q->window;   /* past the original bytes */
 			memcpy((void *)(uintptr_t)at, p, q->len);
 			p += q->len;
-			if (!q->window) {
-				used_regions[nused].start = at;
-				used_regions[nused++].len = q->len;
-			}
+			/* trampolines kept (at most MAX_BLOBS: check), no branch */
+			used_regions[nused].start = at;
+			used_regions[nused].len = q->len;
+			nused += !q->window;
 		}
 		pc += rec[r].npiece;
 		GK_RAW(SYS_mprotect, s, e - s, rec[r].prot);
-		lo = s < lo ? s : lo;
-		hi = e > hi ? e : hi;
+		lo ^= (lo ^ s) & -(uint64_t)(s < lo);
+		hi ^= (hi ^ e) & -(uint64_t)(e > hi);
 	}
 	gk_arch_flush_icache(lo, hi);
 out:
