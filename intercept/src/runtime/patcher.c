@@ -546,7 +546,15 @@ plan_object(struct gk_object *o, const struct gk_object *self)
 		log_skipped(o, why);
 		return;
 	}
-	gk_tramp_prefer(o->lo, o->hi);
+	/* Its own regions first (its image then depends on no other object's
+	 * place); ld.so the core's pool, when in reach: the pool is made for
+	 * its few sites, and ld.so's own tail and DT_RELA share pages with
+	 * its code, which runs throughout (each page made writable is one
+	 * more interval to open, and under qemu-user loses its translations). */
+	if (o->is_ldso)
+		gk_tramp_prefer_pool();
+	else
+		gk_tramp_prefer(o->lo, o->hi);
 	/* The relocation addends first: DT_RELA may hold trampolines next.
 	 * A cached full plan needs no targets at all. */
 	int all_full = cached;

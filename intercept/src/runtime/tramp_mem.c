@@ -283,6 +283,13 @@ gk_tramp_prefer(uint64_t lo, uint64_t hi)
 	pref_hi = hi;
 }
 
+void
+gk_tramp_prefer_pool(void)
+{
+	gk_tramp_prefer((uint64_t)(uintptr_t)gk_tramp_pool,
+	                (uint64_t)(uintptr_t)gk_tramp_pool + POOL_BYTES);
+}
+
 uint64_t
 gk_tramp_reserve(uint64_t near, uint64_t reach, size_t need)
 {
