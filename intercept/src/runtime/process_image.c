@@ -351,9 +351,13 @@ gk_pimg_replay(struct gk_object *objs, int n)
 			break;
 		}
 		for (const struct pimg_piece *q = pc, *qe = pc + rec[r].npiece; q < qe; q++) {
+			uint8_t *to = (uint8_t *)(uintptr_t)(a->base + q->off);
 			uint64_t at = a->base + q->off;
 			p += (size_t)q->len * q->window;   /* past the original bytes */
-			memcpy((void *)(uintptr_t)at, p, q->len);
+			/* bytes: a few KiB in all, and memcpy's word paths (any
+			 * alignment) would be translated for them alone */
+			for (uint32_t i = 0; i < q->len; i++)
+				to[i] = p[i];
 			p += q->len;
 			/* trampolines kept (at most MAX_BLOBS: check), no branch */
 			used_regions[nused].start = at;

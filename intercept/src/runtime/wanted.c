@@ -105,7 +105,9 @@ gk_want_declare(const unsigned char *classes, size_t n)
 void
 gk_want_restore(const unsigned char *table, int declared)
 {
-	memcpy(gk_want, table, GK_MAX_SYSNO);
+	/* a plain loop: memcpy's word paths would be translated for this */
+	for (size_t nr = 0; nr < GK_MAX_SYSNO; nr++)
+		gk_want[nr] = table[nr];
 	gk_want_declared = declared;
 }
 
