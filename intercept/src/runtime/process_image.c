@@ -272,7 +272,7 @@ check(const struct gk_object *objs, int n, const struct gk_object *self,
 		uint64_t s, e, ps, pe;
 		int segok;
 
-		if (!a || rec[r].npiece > h->npiece - k || rec[r].seg >= (uint32_t)a->phnum)
+		if (!a || (rec[r].npiece > h->npiece - k) | (rec[r].seg >= (uint32_t)a->phnum))
 			return -1;
 		s = a->base + rec[r].start;
 		e = a->base + rec[r].end;
@@ -294,9 +294,12 @@ check(const struct gk_object *objs, int n, const struct gk_object *self,
 			       (need > (uint64_t)(end - p));
 			/* a window: in its segment, still its original bytes;
 			 * trampolines: sealed R-X, as gk_tramp_seal does */
-			bad |= win ? !segok | (len > WIN_MAX) | (at < ps) | (at + len > pe)
-			           : (rec[r].prot != RX) | (ntramp++ >= MAX_BLOBS);
-			if (bad || (win && differ((const void *)(uintptr_t)at, p, len)))
+			win &= 1;
+			ntramp += (uint32_t)!win;
+			bad |= (int)win & (!segok | (len > WIN_MAX) | (at < ps) | (at + len > pe));
+			bad |= (int)!win & ((rec[r].prot != RX) | (ntramp > MAX_BLOBS));
+			/* (bytes compared only once the window is known to be there) */
+			if (bad || differ((const void *)(uintptr_t)at, p, len & -win))
 				return -1;
 			p += need;
 		}
