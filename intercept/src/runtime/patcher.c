@@ -552,7 +552,7 @@ plan_object(struct gk_object *o, const struct gk_object *self)
 	 * its code, which runs throughout (each page made writable is one
 	 * more interval to open, and under qemu-user loses its translations). */
 	if (o->is_ldso)
-		gk_tramp_prefer_pool();
+		gk_tramp_prefer_pool(o->lo, o->hi);
 	else
 		gk_tramp_prefer(o->lo, o->hi);
 	/* The relocation addends first: DT_RELA may hold trampolines next.

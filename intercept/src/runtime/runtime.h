@@ -201,8 +201,8 @@ uint64_t gk_tramp_reserve_far(uint64_t near, uint64_t min, uint64_t reach,
 void gk_tramp_commit(uint64_t slot, size_t used);
 /* gk_tramp_reserve tries regions inside [lo, hi) first (0, 0: none). */
 void gk_tramp_prefer(uint64_t lo, uint64_t hi);
-/* ... inside this core's pool first (ld.so's sites). */
-void gk_tramp_prefer_pool(void);
+/* ... inside this core's pool first, then inside [lo, hi) (ld.so's sites). */
+void gk_tramp_prefer_pool(uint64_t lo, uint64_t hi);
 /* A tail region [start, end) takes no more trampolines. */
 void gk_tramp_close(uint64_t start, uint64_t end);
 /* The region holding [addr, addr + len) (an index below
