@@ -67,6 +67,7 @@ set(GK_RT_SOURCES
   ${GK_RT_DIR}/src/runtime/objects.c
   ${GK_RT_DIR}/src/runtime/patcher.c
   ${GK_RT_DIR}/src/runtime/plan_cache.c
+  ${GK_RT_DIR}/src/runtime/process_image.c
   ${GK_RT_DIR}/src/runtime/syscall_raw.c
   ${GK_RT_DIR}/src/runtime/string.c
   ${GK_RT_DIR}/src/runtime/sysnames.c
@@ -93,8 +94,13 @@ function(gk_runtime_library name)
   target_include_directories(${name} PRIVATE
     $<TARGET_PROPERTY:gkfs_rt_core,INCLUDE_DIRECTORIES>)
   target_compile_options(${name} PRIVATE -fno-stack-protector)
+  # -nostartfiles: no crtbegin/crtend (transactional-memory clone tables,
+  # __cxa_finalize of atexit handlers, none of which this C library has):
+  # their ~13 blocks would be translated in every process under an
+  # emulator.  Constructors still run from .init_array.
   target_link_options(${name} PRIVATE
-    -Wl,--version-script=${GK_RT_EXPORTS} -Wl,--no-undefined -Wl,-z,now)
+    -Wl,--version-script=${GK_RT_EXPORTS} -Wl,--no-undefined -Wl,-z,now
+    -nostartfiles)
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS ${GK_RT_EXPORTS})
   target_link_libraries(${name} PRIVATE gkfs_plan)
   target_include_directories(${name} INTERFACE ${GK_RT_DIR}/include)

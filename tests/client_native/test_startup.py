@@ -67,3 +67,42 @@ def test_threads_and_a_fork_child_racing_the_first_call_all_see_the_configuratio
         cp = run_rv([exe, mode, f"{gk_cluster.mount}/first.txt", "first call"], timeout=300)
         assert cp.returncode == 0 and cp.stdout == b"ok\n", (mode, cp.returncode,
                                                              cp.stderr.decode(errors="replace"))
+
+
+def _pimg_sum(data: bytes) -> int:
+    """intercept/src/runtime/process_image.c, sum_words (as in
+    tests/intercept/test_process_image.py)."""
+    import struct
+    h = 0xcbf29ce484222325
+    for (w,) in struct.iter_unpack("<Q", data):
+        h = ((h ^ w) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 32
+    return h
+
+
+def test_gkfs_from_a_replayed_start(gk_cluster, run_rv, sysroot, tmp_path):
+    """With the plan cache on, the second start replays the process image
+    (intercept/README.md, "Start-up cost") and the client works as after a
+    planned one; the hook's declaration of the calls it wants is the one
+    the image recorded: openat made never-wanted there (checksum redone),
+    the replayed process's open of a gkfs path goes to the kernel."""
+    import struct
+    gk_cluster.client.write_file("/replayed.txt", b"replayed")
+    cache = tmp_path / "plans"
+    argv = [f"{sysroot}/usr/bin/cat", f"{gk_cluster.mount}/replayed.txt"]
+    env = {"INTERCEPT_PLAN_CACHE": str(cache), "QEMU_STRACE": "1"}
+    for replayed in (False, True):
+        cp = run_rv(argv, extra_env=env)
+        trace = cp.stderr.decode(errors="replace")
+        assert cp.returncode == 0 and cp.stdout == b"replayed", trace
+        opened = [w for w in trace.splitlines()
+                  if "openat(" in w and '.pimg"' in w and "= -1" not in w]
+        assert bool(opened) == replayed, trace
+    pimg, = cache.glob("*.pimg")
+    raw = bytearray(pimg.read_bytes()[:-8])
+    nobj, = struct.unpack_from("<I", raw, 48)      # struct pimg_header
+    raw[80 + nobj * 96 + 56] = 0                   # classes[__NR_openat] = NEVER
+    raw += struct.pack("<Q", _pimg_sum(bytes(raw)))
+    pimg.write_bytes(bytes(raw))
+    cp = run_rv(argv, extra_env=env)
+    assert cp.returncode != 0 and cp.stdout == b"", cp.stderr.decode(errors="replace")

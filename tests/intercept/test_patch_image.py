@@ -9,6 +9,11 @@ exactly the code the plan gives.  An image that is damaged, that names a
 window whose original bytes are not in memory, or that someone else could
 have written is refused as a whole (the plan is used, the image rewritten),
 never trusted.
+
+A process whose whole round has an image reads the process image first
+(test_process_image.py) and no per-object image at all; these tests remove
+it before each run, so that what they see is the per-object images, which
+are what a process falls back to (a new layout, a damaged process image).
 """
 from __future__ import annotations
 
@@ -31,15 +36,24 @@ def fnv1a64(data: bytes) -> int:
     return h
 
 
+def drop_process_images(cache: Path) -> None:
+    for p in cache.glob("*.pimg"):
+        p.unlink()
+
+
 def textsum(rv: Riscv64Runner, progs: Path, lib: Path, cache: Path,
             **env: str) -> tuple[str, str]:
-    """(libc's and ld.so's code hashes, which cache files the run opened)."""
+    """(libc's and ld.so's code hashes, which cache files the run opened:
+    per-object ones, the process image of an earlier run removed first)."""
+    if cache.is_dir():
+        drop_process_images(cache)
     res = rv.run([str(progs / "t_textsum")], preload=[lib],
                  env={"INTERCEPT_PLAN_CACHE": str(cache), "QEMU_STRACE": "1", **env})
     assert res.returncode == 0, res.describe()
     opened = " ".join(sorted({w.split('"')[1].rsplit(".", 1)[-1]
                               for w in res.err.splitlines()
-                              if "openat(" in w and str(cache) in w and ".tmp" not in w}))
+                              if "openat(" in w and str(cache) in w and ".tmp" not in w
+                              and ".pimg" not in w}))
     return res.out, opened
 
 
@@ -78,6 +92,8 @@ def test_a_hook_works_from_an_image(rv: Riscv64Runner, test_programs: Path, core
     env = {"INTERCEPT_PLAN_CACHE": str(cache)}
     preload = [core_lib, hook_lib("fake_getpid")]
     for _ in range(2):
+        if cache.is_dir():
+            drop_process_images(cache)
         res = rv.run([str(test_programs / "t_getpid")], preload=preload, env=env)
         assert res.returncode == 0, res.describe()
         assert res.out == "getpid=424242 syscall=424242 agree\n", res.describe()
@@ -140,6 +156,8 @@ def test_one_image_per_layout(rv: Riscv64Runner, intercept_lib: Path, tmp_path: 
     env = {"INTERCEPT_PLAN_CACHE": str(cache), "QEMU_STRACE": "1"}
     opened = []
     for argv in (["true"], ["ls", "/"], ["true"], ["ls", "/"]):
+        if cache.is_dir():
+            drop_process_images(cache)
         res = rv.run(argv, preload=[intercept_lib], env=env)
         assert res.returncode == 0, res.describe()
         opened.append(any(".plan" in w for w in res.err.splitlines() if "openat(" in w))

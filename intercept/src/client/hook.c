@@ -255,7 +255,7 @@ gkfs_hook_init(void)
 	gkc_log_init();
 	if (gkc_log_level >= GKC_INFO)
 		gkc_config_ensure();   /* its "config:" line at start, as before */
-	if (!declared)
+	if (!declared && !gk_want_declared)   /* or a process image restored it */
 		declare_wanted();
 	/* exit_group's hook closes gkfs descriptors, writes back shared
 	 * mappings and lets locks go: until the first gkfs descriptor

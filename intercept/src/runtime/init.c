@@ -16,16 +16,19 @@
 static struct gk_object objs[GK_MAX_OBJS];
 static int nobjs;          /* what is loaded as far as we know (objs) */
 static int started;        /* the constructor patched (dlopen may follow) */
+static int tails_later;    /* a process image was replayed: trampoline
+                            * regions are registered at the first refresh */
 
+/* Never the core or the vDSO; libc and ld.so always; the rest by
+ * INTERCEPT_ALL_OBJS / INTERCEPT_LIBS.  Tests or'ed, not chained (each
+ * test of a chain is a block an emulator translates at every start). */
 static int
 want(const struct gk_object *o)
 {
-	if (o->is_self || o->is_vdso)
-		return 0;
-	if (o->is_libc || o->is_ldso)
-		return 1;
-	if (gk_cfg.all_objs)
-		return 1;
+	int never = o->is_self | o->is_vdso;
+
+	if (never | o->is_libc | o->is_ldso | gk_cfg.all_objs)
+		return !never;
 	return !o->is_main && gk_lib_selected(o->path);
 }
 
@@ -35,24 +38,20 @@ want(const struct gk_object *o)
 static void
 add_tails(const struct gk_object *o)
 {
-	const ElfW(Phdr) *ph = o->phdr;
-	for (int i = 0; i < o->phnum; i++) {
-		uint64_t end, pg_end;
-		int clash = 0;
+	struct gk_range t[GK_MAX_TEXT];
+	int n = gk_object_tails(o, t, GK_MAX_TEXT);
 
-		if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X))
-			continue;
-		end = o->base + ph[i].p_vaddr + ph[i].p_memsz;
-		pg_end = (end + 4095) & ~4095UL;
-		for (int j = 0; j < o->phnum; j++) {
-			uint64_t s = o->base + ph[j].p_vaddr;
-			if (j != i && ph[j].p_type == PT_LOAD &&
-			    s < pg_end && s + ph[j].p_memsz > end)
-				clash = 1;   /* another segment shares the page */
-		}
-		if (!clash)
-			gk_tramp_add_tail(end, pg_end);
-	}
+	for (int i = 0; i < n; i++)
+		gk_tramp_add_tail(t[i].start, t[i].end);
+}
+
+static void
+add_all_tails(void)
+{
+	gk_tramp_init();
+	for (int i = 0; i < nobjs; i++)
+		if (!objs[i].is_vdso)
+			add_tails(&objs[i]);
 }
 
 __attribute__((constructor(101))) static void
@@ -68,15 +67,20 @@ gk_init(void)
 		return;
 	}
 	gk_want_init();
+	n = nobjs = gk_objects_find_early(objs, GK_MAX_OBJS);
+	for (int i = 0; i < n; i++)
+		objs[i].selected = want(&objs[i]);
+	/* The whole round from one file (process_image.c), the hook's
+	 * declaration with it: no regions, no plans, no per-object images;
+	 * the regions only if a dlopen comes. */
+	if (gk_pimg_replay(objs, n) == 0) {
+		tails_later = 1;
+		started = 1;
+		return;
+	}
 	if (gk_hook_declare)
 		gk_hook_declare();   /* before patching: see patcher.c */
-	n = nobjs = gk_objects_find_early(objs, GK_MAX_OBJS);
-	gk_tramp_init();
-	for (int i = 0; i < n; i++) {
-		objs[i].selected = want(&objs[i]);
-		if (!objs[i].is_vdso)
-			add_tails(&objs[i]);
-	}
+	add_all_tails();
 	/* No holes claimed up front: tails and DT_RELA first, a hole (and
 	 * the maps file) only for a site none of them reaches (tramp_mem.c) */
 	gk_patch_objects(objs, n);
@@ -117,6 +121,11 @@ gk_objects_refresh(void *ns_handle)
 		return;
 	while (__atomic_exchange_n(&refresh_lock, 1, __ATOMIC_ACQUIRE))
 		GK_RAW(SYS_sched_yield, 0);
+	if (tails_later) {   /* as the constructor's round would have left them */
+		add_all_tails();
+		gk_pimg_restore_regions(objs, nobjs);
+		tails_later = 0;
+	}
 	n = nbase = gk_objects_find(fresh, GK_MAX_OBJS);
 	if (ns_handle)
 		n = gk_objects_of_namespace(ns_handle, fresh, n, GK_MAX_OBJS);

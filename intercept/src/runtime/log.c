@@ -87,10 +87,11 @@ void
 gk_log_open(void)
 {
 	const char *p = gk_getenv("INTERCEPT_LOG");
-	const char *trunc = gk_getenv("INTERCEPT_LOG_TRUNC");
+	const char *trunc;
 
 	if (!p || !*p)
 		return;
+	trunc = gk_getenv("INTERCEPT_LOG_TRUNC");
 	log_path = p;
 	p = gk_getenv("INTERCEPT_LOG_RAW");
 	log_raw = p && *p && strcmp(p, "0") != 0;

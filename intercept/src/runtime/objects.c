@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 
 #include "runtime.h"
@@ -50,12 +51,11 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 	if (it->n >= it->max)
 		return 1;
 	o = &it->objs[it->n];
-	o->is_main = it->n == 0 && !it->other_ns;
-	{
-		int main = o->is_main;
-		memset(o, 0, sizeof(*o));
-		o->is_main = main;
-	}
+	memset(o, 0, sizeof(*o));
+	/* Tests or'ed and minima taken without branches here: this runs for
+	 * every object in every process's constructor, and each branch ends
+	 * a block an emulator translates. */
+	o->is_main = (it->n == 0) & !it->other_ns;
 	for (size_t i = 0; i < sizeof(o->path) - 1 && name[i]; i++)
 		o->path[i] = name[i];   /* NUL-terminated: o was zeroed */
 	o->base = info->dlpi_addr;
@@ -64,24 +64,21 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 	o->lo = UINT64_MAX;
 	for (int i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *p = &info->dlpi_phdr[i];
-		if (p->p_type == PT_LOAD) {
-			uint64_t s = (o->base + p->p_vaddr) & ~(PAGE - 1);
-			uint64_t e = (o->base + p->p_vaddr + p->p_memsz + PAGE - 1)
-			             & ~(PAGE - 1);
-			if (s < o->lo)
-				o->lo = s;
-			if (e > o->hi)
-				o->hi = e;
-		} else if (p->p_type == PT_DYNAMIC) {
-			o->dyn = (const void *)(o->base + p->p_vaddr);
-		}
+		uint64_t load = -(uint64_t)(p->p_type == PT_LOAD);
+		uint64_t s = ((o->base + p->p_vaddr) & ~(PAGE - 1)) | ~load;
+		uint64_t e = ((o->base + p->p_vaddr + p->p_memsz + PAGE - 1) & ~(PAGE - 1)) & load;
+		uint64_t dyn = -(uint64_t)(p->p_type == PT_DYNAMIC);
+
+		o->lo ^= (o->lo ^ s) & -(uint64_t)(s < o->lo);
+		o->hi ^= (o->hi ^ e) & -(uint64_t)(e > o->hi);
+		o->dyn = (const void *)(((o->base + p->p_vaddr) & dyn) |
+		                        ((uint64_t)(uintptr_t)o->dyn & ~dyn));
 	}
-	o->is_vdso = it->vdso && o->lo == it->vdso;
-	o->is_ldso = it->at_base && o->base == it->at_base;
-	o->is_self = it->self_pc >= o->lo && it->self_pc < o->hi;
+	o->is_vdso = (it->vdso != 0) & (o->lo == it->vdso);
+	o->is_ldso = (it->at_base != 0) & (o->base == it->at_base);
+	o->is_self = (it->self_pc >= o->lo) & (it->self_pc < o->hi);
 	base = gk_basename(o->path);
-	o->is_libc = starts_with(base, "libc.so") ||
-	             starts_with(base, "libpthread.so");
+	o->is_libc = starts_with(base, "libc.so") | starts_with(base, "libpthread.so");
 	it->n++;
 	return 0;
 }
@@ -145,7 +142,7 @@ dynamic_at(const ElfW(Phdr) *ph, int phnum, uint64_t bias, uint64_t ld)
 {
 	int hit = 0;
 	for (int i = 0; i < phnum; i++)
-		hit |= ph[i].p_type == PT_DYNAMIC && bias + ph[i].p_vaddr == ld;
+		hit |= (ph[i].p_type == PT_DYNAMIC) & (bias + ph[i].p_vaddr == ld);
 	return hit;
 }
 
@@ -160,20 +157,23 @@ gk_objects_find_early(struct gk_object *objs, int max)
 	};
 	const struct link_map *lm = &_r_debug ? _r_debug.r_map : NULL;
 
+	/* the main program's headers from the auxiliary vector */
+	const ElfW(Phdr) *main_phdr = (const ElfW(Phdr) *)getauxval(AT_PHDR);
+	ElfW(Half) main_phnum = (ElfW(Half))getauxval(AT_PHNUM);
+
 	for (; lm && it.n < max; lm = lm->l_next) {
 		struct dl_phdr_info info = {
 			.dlpi_addr = lm->l_addr,
 			.dlpi_name = lm->l_name,
+			.dlpi_phdr = main_phdr,
+			.dlpi_phnum = main_phnum,
 		};
-		if (it.n == 0) {   /* the main program */
-			info.dlpi_phdr = (const ElfW(Phdr) *)getauxval(AT_PHDR);
-			info.dlpi_phnum = (ElfW(Half))getauxval(AT_PHNUM);
-		} else {
+		if (it.n) {
 			const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)lm->l_addr;
 			uint32_t magic;
 			memcpy(&magic, eh->e_ident, 4);
-			if (magic != *(const uint32_t *)(const void *)ELFMAG ||
-			    eh->e_phentsize != sizeof(ElfW(Phdr)))
+			if ((magic != *(const uint32_t *)(const void *)ELFMAG) |
+			    (eh->e_phentsize != sizeof(ElfW(Phdr))))
 				break;
 			info.dlpi_phdr = (const ElfW(Phdr) *)(lm->l_addr + eh->e_phoff);
 			info.dlpi_phnum = eh->e_phnum;
@@ -203,16 +203,62 @@ gk_objects_find(struct gk_object *objs, int max)
 }
 
 int
-gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
+gk_object_exec_segment(const struct gk_object *o, uint64_t s, uint64_t e)
 {
 	const ElfW(Phdr) *ph = o->phdr;
 	for (int i = 0; i < o->phnum; i++) {
 		uint64_t ps = o->base + ph[i].p_vaddr;
 		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X) &&
 		    s >= ps && e <= ps + ph[i].p_filesz)
-			return 1;
+			return i;
 	}
-	return 0;
+	return -1;
+}
+
+int
+gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e)
+{
+	return gk_object_exec_segment(o, s, e) >= 0;
+}
+
+int
+gk_object_segment_prot(const struct gk_object *o, int seg)
+{
+	const ElfW(Phdr) *p = (const ElfW(Phdr) *)o->phdr + seg;
+	return ((p->p_flags & PF_R) ? PROT_READ : 0) |
+	       ((p->p_flags & PF_W) ? PROT_WRITE : 0) |
+	       ((p->p_flags & PF_X) ? PROT_EXEC : 0);
+}
+
+/* The page tail after every executable segment that no other segment
+ * shares: [end of the segment rounded up to 4, end of its page). */
+int
+gk_object_tails(const struct gk_object *o, struct gk_range *out, int max)
+{
+	const ElfW(Phdr) *ph = o->phdr;
+	int n = 0;
+
+	for (int i = 0; i < o->phnum && n < max; i++) {
+		uint64_t end, pg_end;
+		int clash = 0;
+
+		if (ph[i].p_type != PT_LOAD || !(ph[i].p_flags & PF_X))
+			continue;
+		end = o->base + ph[i].p_vaddr + ph[i].p_memsz;
+		pg_end = (end + PAGE - 1) & ~(PAGE - 1);
+		for (int j = 0; j < o->phnum; j++) {
+			uint64_t s = o->base + ph[j].p_vaddr;
+			if (j != i && ph[j].p_type == PT_LOAD &&
+			    s < pg_end && s + ph[j].p_memsz > end)
+				clash = 1;   /* another segment shares the page */
+		}
+		if (!clash) {
+			out[n].start = (end + 3) & ~3UL;
+			out[n].end = pg_end;
+			n++;
+		}
+	}
+	return n;
 }
 
 /* The in-memory ELF header, if the first PT_LOAD maps file offset 0. */

@@ -27,13 +27,9 @@
 #define JAL_REACH   GK_ARCH_NEAR_REACH
 #define GW_REACH    GK_ARCH_FAR_REACH
 
-struct pending {
-	uint64_t addr;
-	uint32_t len;
-	uint32_t tramp_len;        /* its trampoline (for the patch image) */
-	uint64_t tramp;
-	uint8_t bytes[PEND_BYTES];
-};
+/* struct gk_staged (runtime.h): one window, its new bytes, its trampoline */
+#define pending gk_staged
+_Static_assert(PEND_BYTES == sizeof(((struct gk_staged *)0)->bytes), "runtime.h");
 
 struct obj_stats {
 	unsigned long found, kind[4], reason[8], emit_failed, insns, targets;
@@ -180,6 +176,7 @@ log_site(const struct gk_object *o, const struct gk_site *s, const char *left)
 }
 
 static uint64_t entry_for(uint64_t tramp);
+static uint32_t cur_obj;   /* index of the object being planned */
 
 static uint64_t
 dist(uint64_t a, uint64_t b)
@@ -231,6 +228,7 @@ place_site(const struct gk_object *o, const struct gk_text *t,
 		return;
 	}
 	p->addr = site->win_start;
+	p->obj = cur_obj;
 	p->len = site->win_len;
 	p->tramp = tramp;
 	p->tramp_len = site->tramp_len;
@@ -357,6 +355,7 @@ log_skipped(const struct gk_object *o, const char *why)
 /* --- patch images (plan_cache.c: what they are) -------------------------- */
 
 static int images;         /* this round replays and records them */
+static int imageable;      /* the object just planned has (or had) an image */
 static int round_no;       /* 1: the constructor's; later: after a dlopen */
 
 /* An object loaded by dlopen may go with dlclose, its DT_RELA with it:
@@ -437,6 +436,7 @@ replay_image(struct gk_object *o, const struct gk_object *self, uint64_t *rs,
 			return -1;
 		}
 		q = &pend[npend++];
+		q->obj = cur_obj;
 		q->addr = o->base + r->patch_off;
 		q->len = r->patch_len;
 		q->tramp = tramp;
@@ -448,8 +448,9 @@ replay_image(struct gk_object *o, const struct gk_object *self, uint64_t *rs,
 }
 
 /* What this round staged for o (pend[p0..npend)), as its image, when
- * every trampoline lies in o's memory or this core's (see plan_cache.c). */
-static void
+ * every trampoline lies in o's memory or this core's (see plan_cache.c).
+ * 0 if it could be (nothing staged included), -1 if not. */
+static int
 record_image(const struct gk_object *o, const struct gk_object *self,
              size_t p0, uint64_t rs, uint64_t re)
 {
@@ -459,8 +460,10 @@ record_image(const struct gk_object *o, const struct gk_object *self,
 	uint8_t *out;
 
 	recs = (size_t)img.nrec * sizeof(*rec);
-	if (!img.nrec || recs > cap)
-		return;
+	if (!img.nrec)
+		return 0;
+	if (recs > cap)
+		return -1;
 	out = (uint8_t *)cplan.sites + recs;
 	for (size_t k = p0; k < npend; k++) {
 		const struct pending *q = &pend[k];
@@ -474,10 +477,10 @@ record_image(const struct gk_object *o, const struct gk_object *self,
 			r->anchor = 1;
 			r->tramp_off = q->tramp - self->base;
 		} else {
-			return;   /* a hole or another object's tail */
+			return -1;   /* a hole or another object's tail */
 		}
 		if (q->len > GK_IMAGE_PATCH_MAX || need > cap - recs - payload)
-			return;
+			return -1;
 		r->patch_off = q->addr - o->base;
 		r->patch_len = q->len;
 		r->tramp_len = q->tramp_len;
@@ -493,6 +496,7 @@ record_image(const struct gk_object *o, const struct gk_object *self,
 	img.rela_start = re ? rs - o->base : 0;
 	img.rela_end = re ? re - o->base : 0;
 	gk_image_store(o, (int64_t)(self->base - o->base), &img, payload);
+	return 0;
 }
 
 /* The planner's work buffers, mapped at the first object that is planned
@@ -516,6 +520,7 @@ plan_object(struct gk_object *o, const struct gk_object *self)
 		close_rela(rs, re);
 		return;
 	}
+	imageable = 0;   /* until record_image says otherwise */
 	rs = re = 0;
 	if (!sites_buf)
 		sites_buf = gk_map(SITES_LEN);
@@ -541,7 +546,15 @@ plan_object(struct gk_object *o, const struct gk_object *self)
 		log_skipped(o, why);
 		return;
 	}
-	gk_tramp_prefer(o->lo, o->hi);
+	/* Its own regions first (its image then depends on no other object's
+	 * place); ld.so the core's pool, when in reach: the pool is made for
+	 * its few sites, and ld.so's own tail and DT_RELA share pages with
+	 * its code, which runs throughout (each page made writable is one
+	 * more interval to open, and under qemu-user loses its translations). */
+	if (o->is_ldso)
+		gk_tramp_prefer_pool(o->lo, o->hi);
+	else
+		gk_tramp_prefer(o->lo, o->hi);
 	/* The relocation addends first: DT_RELA may hold trampolines next.
 	 * A cached full plan needs no targets at all. */
 	int all_full = cached;
@@ -646,16 +659,8 @@ plan_object(struct gk_object *o, const struct gk_object *self)
 		log_stats(o, &st, cached ? 1 + store : 0);
 	gk_tramp_prefer(0, 0);
 	if (images && self && !st.veneer)
-		record_image(o, self, p0, rs, re);
+		imageable = record_image(o, self, p0, rs, re) == 0;
 	close_rela(rs, re);
-}
-
-static int
-seg_prot(const ElfW(Phdr) *p)
-{
-	return ((p->p_flags & PF_R) ? PROT_READ : 0) |
-	       ((p->p_flags & PF_W) ? PROT_WRITE : 0) |
-	       ((p->p_flags & PF_X) ? PROT_EXEC : 0);
 }
 
 /* Writes pend[k0..k1) (all inside one segment of protection prot), the
@@ -722,14 +727,14 @@ apply_object(const struct gk_object *o)
 				continue;
 			}
 			if (k1 > k0)
-				write_run(k0, k1, seg_prot(&ph[i]));
+				write_run(k0, k1, gk_object_segment_prot(o, i));
 			k0 = k;
 			k1 = k + 1;
 			run_end = pe;
 			any = 1;
 		}
 		if (k1 > k0)
-			write_run(k0, k1, seg_prot(&ph[i]));
+			write_run(k0, k1, gk_object_segment_prot(o, i));
 		if (any)
 			gk_arch_flush_icache(s, e);
 	}
@@ -763,9 +768,19 @@ gk_patch_objects(struct gk_object *objs, int n)
 	 * the log also reports each object's plan, which an image skips). */
 	images = cplan.sites && !gk_log_enabled() && !gk_cfg.force_gateway &&
 	         !gk_cfg.sys_filter;
+	int whole = images && round_no == 1;   /* a process image can be recorded */
 	for (int i = 0; i < n; i++)
-		if (objs[i].selected)
+		if (objs[i].selected) {
+			cur_obj = (uint32_t)i;
+			imageable = 1;
 			plan_object(&objs[i], self);
+			whole &= imageable;
+		}
+	/* Every object replayed or recorded an image: the whole round as one
+	 * (process_image.c), before the windows are written. */
+	if (whole)
+		gk_pimg_store(objs, n, pend, npend, cplan.sites,
+		              cplan.cap * sizeof(*cplan.sites));
 	if (cplan.sites)
 		gk_unmap(cplan.sites, cplan.cap * sizeof(*cplan.sites));
 	cplan.sites = NULL;

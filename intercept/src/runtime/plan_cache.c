@@ -90,11 +90,16 @@ build_id(const struct gk_object *o, uint8_t *out)
 			const uint8_t *name = p + sizeof(*nh);
 			const uint8_t *desc = name + ((nh->n_namesz + 3) & ~3u);
 			const uint8_t *next = desc + ((nh->n_descsz + 3) & ~3u);
-			if (next > end || next <= p)
+			uint32_t gnu = 0;
+
+			/* tests or'ed: every start reads three build-ids */
+			if ((next > end) | (next <= p))
 				break;
-			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-			    memcmp(name, "GNU", 4) == 0 && nh->n_descsz > 0 &&
-			    nh->n_descsz <= ID_MAX) {
+			if (nh->n_namesz == 4)   /* then inside the note */
+				memcpy(&gnu, name, 4);
+			if ((nh->n_type == NT_GNU_BUILD_ID) & (nh->n_namesz == 4) &
+			    (gnu == *(const uint32_t *)(const void *)"GNU") &
+			    (nh->n_descsz - 1u < ID_MAX)) {
 				memcpy(out, desc, nh->n_descsz);
 				return nh->n_descsz;
 			}
@@ -150,7 +155,7 @@ gk_cache_init(const struct gk_object *self)
 	size_t n = 0, root = 0;
 
 	dir[0] = '\0';
-	if (env && strcmp(env, "0") == 0)
+	if (env && env[0] == '0' && env[1] == '\0')   /* not strcmp: libc's, translated */
 		return 0;
 	core_id_len = self ? build_id(self, core_id) : 0;
 	if (!core_id_len)
@@ -434,6 +439,52 @@ gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
 		size_t len[3] = {sizeof(h), bytes, sizeof(sum)};
 		write_file(path, part, len, 3);
 	}
+}
+
+/* --- for the process image (process_image.c) ---------------------------- */
+
+/* The plan key's identity fields, without the rest of its header (every
+ * start runs this: fewer blocks to translate).  id: zeroed by the caller. */
+int
+gk_cache_object_id(const struct gk_object *o, struct gk_object_id *id)
+{
+	struct stat st;
+	const char *path = o->is_main ? "/proc/self/exe" : o->path;
+
+	id->id_len = build_id(o, id->id);
+	if (!id->id_len || GK_RAW(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0)
+		return -1;
+	id->size = (uint64_t)st.st_size;
+	id->mtime_sec = (uint64_t)st.st_mtim.tv_sec;
+	id->mtime_nsec = (uint64_t)st.st_mtim.tv_nsec;
+	id->ino = (uint64_t)st.st_ino;
+	return 0;
+}
+
+const uint8_t *
+gk_cache_core_id(uint32_t *len)
+{
+	*len = core_id_len;
+	return core_id;
+}
+
+int
+gk_cache_path(const char *name, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	if (!dir[0] || append(out, cap, &n, dir) || append(out, cap, &n, "/") ||
+	    append(out, cap, &n, name))
+		return -1;
+	return 0;
+}
+
+void
+gk_cache_write(const char *path, const void *const *part, const size_t *len,
+               int nparts)
+{
+	write_file(path, part, len, nparts);
 }
 
 /* Sites <-> cache records: what the scan said, before any assignment

@@ -79,6 +79,10 @@ void gk_want_fd_keep(long fd, unsigned bit, int on);
 #define GK_FD_KEPT_DIR      4   /* a kernel directory it remembers (paths.c) */
 /* A declaration was made: gk_want holds it. */
 extern int gk_want_declared;
+/* The classes of numbers below GK_MAX_SYSNO and the flag above as a
+ * process image recorded them (after gk_want_init, instead of the
+ * hook's declaration: process_image.c). */
+void gk_want_restore(const unsigned char *table, int declared);
 /* A declared call the hook wants only once it holds some state (the gkfs
  * client: exit_group, from its first descriptor on): quiet, it goes
  * straight to the kernel; woken, it has its declared class again.  Its
@@ -149,6 +153,13 @@ struct gk_object {
 int gk_objects_find(struct gk_object *objs, int max);
 /* Whether [s, e) lies in one executable PT_LOAD segment of o (its file part). */
 int gk_object_exec_holds(const struct gk_object *o, uint64_t s, uint64_t e);
+/* The same: that segment's index in o's program headers, or -1; and the
+ * protection its program header asks for. */
+int gk_object_exec_segment(const struct gk_object *o, uint64_t s, uint64_t e);
+int gk_object_segment_prot(const struct gk_object *o, int seg);
+/* The page tails after o's executable segments that trampolines may use
+ * (tramp_mem.c): start rounded up to 4; at most max; the count. */
+int gk_object_tails(const struct gk_object *o, struct gk_range *out, int max);
 /* The same from the constructor (no other thread: no loader lock). */
 int gk_objects_find_early(struct gk_object *objs, int max);
 int gk_object_text(struct gk_object *o, const char **why);
@@ -190,18 +201,49 @@ uint64_t gk_tramp_reserve_far(uint64_t near, uint64_t min, uint64_t reach,
 void gk_tramp_commit(uint64_t slot, size_t used);
 /* gk_tramp_reserve tries regions inside [lo, hi) first (0, 0: none). */
 void gk_tramp_prefer(uint64_t lo, uint64_t hi);
+/* ... inside this core's pool first, then inside [lo, hi) (ld.so's sites). */
+void gk_tramp_prefer_pool(uint64_t lo, uint64_t hi);
 /* A tail region [start, end) takes no more trampolines. */
 void gk_tramp_close(uint64_t start, uint64_t end);
 /* The region holding [addr, addr + len) (an index below
  * GK_TRAMP_MAX_REGIONS) and its next free byte, or -1. */
 #define GK_TRAMP_MAX_REGIONS 128
 int gk_tramp_region(uint64_t addr, size_t len, uint64_t *next_free);
+/* Region i's bounds and next free byte (i from gk_tramp_region). */
+void gk_tramp_region_bounds(int i, uint64_t *start, uint64_t *end, uint64_t *used);
+/* [start, end) is the core's own pool, as gk_tramp_init registers it. */
+int gk_tramp_is_pool(uint64_t start, uint64_t end);
 int gk_tramp_write(uint64_t slot, const uint8_t *bytes, size_t n);
 void gk_tramp_seal(void);                   /* all regions become R-X */
 void gk_tramp_stats(struct gk_buf *b);
 
 /* --- patching (patcher.c) ----------------------------------------------- */
 int gk_patch_objects(struct gk_object *objs, int n);
+/* A staged patch: window [addr, addr + len) of objs[obj] gets bytes, its
+ * trampoline is [tramp, tramp + tramp_len) (written already). */
+struct gk_staged {
+	uint64_t addr;
+	uint32_t len;
+	uint32_t tramp_len;
+	uint64_t tramp;
+	uint8_t bytes[64];
+	uint32_t obj;
+};
+
+/* --- the process image (process_image.c) -------------------------------- */
+/* The constructor's whole patch round in one file, replayed before any
+ * object is planned or its own image read: 0 if done (every selected
+ * object patched), -1 if there is none that checks out (nothing was
+ * written then). */
+int gk_pimg_replay(struct gk_object *objs, int n);
+/* Records the constructor's round (staged, trampolines written, windows
+ * not yet); scratch: cap bytes of work memory. */
+void gk_pimg_store(const struct gk_object *objs, int n,
+                   const struct gk_staged *st, size_t nst, void *scratch,
+                   size_t cap);
+/* After a replay, the trampoline regions it used, for a later round
+ * (dlopen): registered and marked used, once the tails are. */
+void gk_pimg_restore_regions(const struct gk_object *objs, int n);
 
 /* --- plan cache (plan_cache.c) ------------------------------------------ */
 /* One site as the scan left it (gk_plan_find or gk_plan_scan), ecall as a
@@ -255,6 +297,21 @@ int gk_image_load(const struct gk_object *o, int64_t core_delta, void *buf,
                   size_t cap, struct gk_image *img);
 void gk_image_store(const struct gk_object *o, int64_t core_delta,
                     const struct gk_image *img, size_t payload);
+
+/* For the process image (process_image.c): an object's identity as the
+ * plan's key has it (build-id from memory; the file's size, mtime and
+ * inode; id zeroed first), -1 if it has none; this core's build-id; <cache dir>/name
+ * (-1: cache off or too long); a file written whole or not at all. */
+struct gk_object_id {
+	uint8_t id[32];
+	uint32_t id_len, pad;
+	uint64_t size, mtime_sec, mtime_nsec, ino;
+};
+int gk_cache_object_id(const struct gk_object *o, struct gk_object_id *id);
+const uint8_t *gk_cache_core_id(uint32_t *len);
+int gk_cache_path(const char *name, char *out, size_t cap);
+void gk_cache_write(const char *path, const void *const *part, const size_t *len,
+                    int nparts);
 
 /* --- small helpers (util.c) --------------------------------------------- */
 void *gk_map(size_t len);                   /* raw anonymous mapping */

@@ -273,14 +273,38 @@ claim(uint64_t near, uint64_t reach, int dir)
 
 /* The object being planned: its own regions (tails, DT_RELA) are tried
  * before any other's, so its trampolines depend on no other object's
- * place (and its patch image, patcher.c, holds in any program). */
-static uint64_t pref_lo, pref_hi;
+ * place (and its patch image, patcher.c, holds in any program); for ld.so
+ * this core's pool before them (patcher.c: why), whose place its image's
+ * key holds too.  pref[0] first, then pref[1], then the rest. */
+static struct {
+	uint64_t lo, hi;
+} pref[2];
 
 void
 gk_tramp_prefer(uint64_t lo, uint64_t hi)
 {
-	pref_lo = lo;
-	pref_hi = hi;
+	pref[0].lo = lo;
+	pref[0].hi = hi;
+	pref[1].lo = pref[1].hi = 0;
+}
+
+void
+gk_tramp_prefer_pool(uint64_t lo, uint64_t hi)
+{
+	pref[0].lo = (uint64_t)(uintptr_t)gk_tramp_pool;
+	pref[0].hi = pref[0].lo + POOL_BYTES;
+	pref[1].lo = lo;
+	pref[1].hi = hi;
+}
+
+/* Region r's pass: 0 or 1 if inside pref[0] or pref[1], else 2. */
+static int
+pass_of(const struct region *r)
+{
+	for (int k = 0; k < 2; k++)
+		if (r->start >= pref[k].lo && r->end <= pref[k].hi)
+			return k;
+	return 2;
 }
 
 uint64_t
@@ -288,10 +312,10 @@ gk_tramp_reserve(uint64_t near, uint64_t reach, size_t need)
 {
 	struct region *r;
 
-	for (int pass = 0; pass < 2; pass++)
+	for (int pass = 0; pass < 3; pass++)
 		for (int i = 0; i < nregions; i++) {
 			r = &regions[i];
-			if ((r->start >= pref_lo && r->end <= pref_hi) != (pass == 0))
+			if (pass_of(r) != pass)
 				continue;
 			if (r->used + need <= r->end &&
 			    within(near, r->used, r->used + need, reach))
@@ -346,6 +370,21 @@ gk_tramp_region(uint64_t addr, size_t len, uint64_t *next_free)
 			return i;
 		}
 	return -1;
+}
+
+void
+gk_tramp_region_bounds(int i, uint64_t *start, uint64_t *end, uint64_t *used)
+{
+	*start = regions[i].start;
+	*end = regions[i].end;
+	*used = regions[i].used;
+}
+
+int
+gk_tramp_is_pool(uint64_t start, uint64_t end)
+{
+	uint64_t pool = (uint64_t)(uintptr_t)gk_tramp_pool;
+	return start == pool && end == pool + POOL_BYTES;
 }
 
 void

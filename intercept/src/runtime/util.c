@@ -66,9 +66,12 @@ const char *
 gk_basename(const char *path)
 {
 	const char *base = path;
-	for (const char *p = path; *p; p++)   /* not strrchr: gk_getenv */
-		if (*p == '/')
-			base = p + 1;
+	/* not strrchr (gk_getenv: why); no branch in the loop (a block less
+	 * to translate at every start) */
+	for (const char *p = path; *p; p++) {
+		uintptr_t m = -(uintptr_t)(*p == '/');
+		base = (const char *)(((uintptr_t)(p + 1) & m) | ((uintptr_t)base & ~m));
+	}
 	return base;
 }
 

@@ -77,14 +77,38 @@ gk_want_declare(const unsigned char *classes, size_t n)
 	if (gk_log_enabled())
 		return;
 	gk_want_declared = 1;
-	for (size_t nr = 0; nr < GK_MAX_SYSNO; nr++) {
-		unsigned char c = nr < n ? classes[nr] : GK_WANT_NEVER;
-		if (c > GK_WANT_FD_KEPT_ARG0)
-			c = GK_WANT_ALWAYS;
-		if (clone_family((long)nr) || gk_want[nr] == GK_WANT_NEVER)
-			continue;   /* always / filtered out: stays */
-		gk_want[nr] = c;
+	/* Every process runs this: one loop without branches (fewer blocks
+	 * for an emulator to translate), the clone family put back after
+	 * (gk_want_init never takes it out). */
+	_Static_assert(GK_WANT_NEVER == 0, "an entry filtered out stays 0 below");
+	if (n > GK_MAX_SYSNO)
+		n = GK_MAX_SYSNO;
+	for (size_t nr = 0; nr < n; nr++) {
+		unsigned c = classes[nr], known = c <= GK_WANT_FD_KEPT_ARG0;
+		c = (c & -known) | (GK_WANT_ALWAYS & -(known ^ 1));   /* unknown: always */
+		/* a number the filters took out stays out */
+		gk_want[nr] = (unsigned char)(c & -(unsigned)(gk_want[nr] != GK_WANT_NEVER));
 	}
+	memset(gk_want + n, GK_WANT_NEVER, GK_MAX_SYSNO - n);
+	gk_want[SYS_clone] = GK_WANT_ALWAYS;
+#ifdef SYS_clone3
+	gk_want[SYS_clone3] = GK_WANT_ALWAYS;
+#endif
+#ifdef SYS_fork
+	gk_want[SYS_fork] = GK_WANT_ALWAYS;
+#endif
+#ifdef SYS_vfork
+	gk_want[SYS_vfork] = GK_WANT_ALWAYS;
+#endif
+}
+
+void
+gk_want_restore(const unsigned char *table, int declared)
+{
+	/* a plain loop: memcpy's word paths would be translated for this */
+	for (size_t nr = 0; nr < GK_MAX_SYSNO; nr++)
+		gk_want[nr] = table[nr];
+	gk_want_declared = declared;
 }
 
 unsigned char gk_want_quieted[GK_WANT_NR];
@@ -92,8 +116,9 @@ unsigned char gk_want_quieted[GK_WANT_NR];
 void
 gk_want_quiet(long nr)
 {
-	if (!gk_want_declared || nr < 0 || nr >= GK_WANT_NR || gk_want_quieted[nr] ||
-	    gk_want[nr] == GK_WANT_NEVER || clone_family(nr))
+	/* or'ed, not a chain: each test of one is a block to translate */
+	if (!gk_want_declared | (nr < 0) | (nr >= GK_WANT_NR) ||
+	    gk_want_quieted[nr] | (gk_want[nr] == GK_WANT_NEVER) | clone_family(nr))
 		return;
 	gk_want_quieted[nr] = (unsigned char)(gk_want[nr] + 1);
 	__atomic_store_n(&gk_want[nr], GK_WANT_NEVER, __ATOMIC_RELEASE);
