@@ -374,19 +374,20 @@ def _capacity_worker(hosts: str, paths: list[str], rounds: int, window: int, res
     calls = [Call(distribution.metadata_owner(p, m.members), "stat", {"path": p}) for p in paths]
     batches = [calls[i:i + window] for i in range(0, len(calls), window)]
     rpc.call_many(batches[0])
-    t = time.monotonic()
+    cpu0, t = _cpu_ticks(), time.monotonic()
     for _ in range(rounds):
         for b in batches:
             rpc.call_many(b)
-    results.put((t, time.monotonic(), rounds * len(calls)))
+    results.put((t, time.monotonic(), rounds * len(calls), cpu0, _cpu_ticks()))
     rpc.close()
 
 
-def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> float:
+def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> tuple[float, float]:
     """Stats/s the node's daemon serves when it, not the clients, is the limit:
     `procs` processes each keep `window` stat requests in flight (one
     Rpc.call_many per window: cheap for the client), files spread over all
-    members."""
+    members. Returns (stats/s, cores busy from the first start to the last
+    end: whether the daemon or the machine's cores set the limit)."""
     from gkfs_client.client import Client
     with Client(cl.hosts) as c:
         work = f"/cap-{time.monotonic_ns()}"
@@ -402,7 +403,9 @@ def bench_capacity(cl: Cluster, procs: int, files: int, window: int = 64) -> flo
     for p in ps:
         p.start()
     got = _gather(ps, results, 600)
-    return sum(g[2] for g in got) / (max(g[1] for g in got) - min(g[0] for g in got))
+    rate = sum(g[2] for g in got) / (max(g[1] for g in got) - min(g[0] for g in got))
+    first, last = min(got, key=lambda g: g[0])[3], max(got, key=lambda g: g[1])[4]
+    return rate, (last[0] - first[0]) / max(1, last[1] - first[1]) * os.cpu_count()
 
 
 def count_rpcs(cl: Cluster) -> dict[str, float]:
@@ -511,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             for pn in node_procs:  # one node's daemon of pn member processes
                 with Cluster(d, pn, per_node=pn) as cl:
                     g = bench_aggregate(cl, a.procs, a.agg_files)
-                    g["capacity"] = bench_capacity(cl, 1, 4 * a.agg_files)
+                    g["capacity"], g["capacity_cores_busy"] = bench_capacity(cl, 1, 4 * a.agg_files)
                     rounds.setdefault(f"node{pn}", []).append(g)
             rounds.setdefault("echo_agg", []).append(
                 {f"servers{k}": bench_echo_aggregate(a.procs, k, 4 * a.agg_files) for k in (1, 2)})
@@ -560,6 +563,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((f"{a.procs} procs, 1 node, P={pn}: stat/s all running", g["stat_all"], s["stat"],
                          ">= 15,000/s"))
         rows.append((f"1 proc, 64 in flight, 1 node, P={pn}: stat/s / serial", g["capacity"], s["stat"], ""))
+        rows.append((f"1 proc, 64 in flight, 1 node, P={pn}: cores busy", g["capacity_cores_busy"],
+                     os.cpu_count(), ""))
     for pn in node_procs[1:]:
         for ph in ("stat", "create", "capacity"):
             rows.append((f"{a.procs if ph != 'capacity' else 1} procs {ph}/s: 1 node P={pn} / P={node_procs[0]}",
@@ -576,7 +581,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{os.environ['LIBGKFS_SECURITY']}, median of {a.repeat} rounds, {wall:.0f} s")
     print(f"{'measure':48} {'value':>12} {'baseline':>12} {'ratio':>7}  target")
     for name, v, b, target in rows:
-        print(f"{name:48} {v:12,.1f} {b:12,.1f} {v / b:7.3f}  {target}")
+        prec = 2 if "cores busy" in name else 1
+        print(f"{name:48} {v:12,.{prec}f} {b:12,.{prec}f} {v / b:7.3f}  {target}")
     if preload and "error" in preload:
         print(f"preload runs failed: {preload['error']}")
     if intercept and "error" in intercept:
