@@ -133,18 +133,19 @@ def _echo_agg_client(port: int, spub: bytes, n: int, barrier, results) -> None:
     ctx, d = _echo_client(port, spub)
     small = b"s" + SMALL_REQ
     barrier.wait()
-    t = time.monotonic()
+    cpu0, t = _cpu_ticks(), time.monotonic()
     for _ in range(n):
         d.send(small)
         d.recv()
-    results.put((t, time.monotonic()))
+    results.put((t, time.monotonic(), cpu0, _cpu_ticks()))
     d.close(0)
     ctx.term()
 
 
-def bench_echo_aggregate(procs: int, servers: int, n: int) -> float:
+def bench_echo_aggregate(procs: int, servers: int, n: int) -> tuple[float, float]:
     """Round trips/s of `procs` bare echo clients together on `servers` echo
-    processes (clients spread over them): the ceiling of the aggregate rows."""
+    processes (clients spread over them): the ceiling of the aggregate rows;
+    and the cores busy meanwhile."""
     sp = mp.get_context("spawn")
     spub, ssec = zmq.curve_keypair()
     ports, srv = [], []
@@ -163,7 +164,9 @@ def bench_echo_aggregate(procs: int, servers: int, n: int) -> float:
     for p in srv:
         p.terminate()
         p.join(10)
-    return procs * n / (max(t[1] for t in got) - min(t[0] for t in got))
+    first, last = min(got, key=lambda t: t[0])[2], max(got, key=lambda t: t[1])[3]
+    return (procs * n / (max(t[1] for t in got) - min(t[0] for t in got)),
+            (last[0] - first[0]) / max(1, last[1] - first[1]) * os.cpu_count())
 
 
 # ---------------------------------------------------------------- local fs
@@ -516,8 +519,10 @@ def main(argv: list[str] | None = None) -> int:
                     g = bench_aggregate(cl, a.procs, a.agg_files)
                     g["capacity"], g["capacity_cores_busy"] = bench_capacity(cl, 1, 4 * a.agg_files)
                     rounds.setdefault(f"node{pn}", []).append(g)
-            rounds.setdefault("echo_agg", []).append(
-                {f"servers{k}": bench_echo_aggregate(a.procs, k, 4 * a.agg_files) for k in (1, 2)})
+            ea = {}
+            for k in (1, 2):
+                ea[f"servers{k}"], ea[f"servers{k}_busy"] = bench_echo_aggregate(a.procs, k, 4 * a.agg_files)
+            rounds.setdefault("echo_agg", []).append(ea)
             rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))  # bracket the round
     res = {k: med(v) for k, v in rounds.items()}
     preload = None if a.no_preload else bench_preload(200, 16)
@@ -571,6 +576,8 @@ def main(argv: list[str] | None = None) -> int:
                          res[f"node{pn}"][ph], res[f"node{node_procs[0]}"][ph], "grows"))
     if ea:
         rows.append((f"ceiling: {a.procs} echo clients rt/s, 2 echo procs / 1", ea["servers2"], ea["servers1"], ""))
+        rows.append((f"ceiling: {a.procs} echo clients, 1 echo proc: cores busy", ea["servers1_busy"],
+                     os.cpu_count(), ""))
         for pn in node_procs:
             rows.append((f"{a.procs} procs stat/s, P={pn} / {a.procs}-client echo ({min(pn, 2)} echo)",
                          res[f"node{pn}"]["stat"], ea[f"servers{min(pn, 2)}"], ""))
