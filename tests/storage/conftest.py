@@ -271,6 +271,16 @@ class Cluster:
         return codes
 
 
+@pytest.fixture(scope="session")
+def storage_harness():
+    """This module's Cluster and RawConn, for fixtures of a wider scope than
+    `cluster`: `import conftest` in a test gets whichever conftest pytest
+    imported last under that name (tests/multinode's, when both folders
+    are collected; sys.modules["conftest"] too)."""
+    import types
+    return types.SimpleNamespace(Cluster=Cluster, RawConn=RawConn)
+
+
 @pytest.fixture
 def zmq_ctx():
     ctx = zmq.Context()

@@ -240,9 +240,9 @@ def test_hypothesis_requests(fuzz_target, op, args, req_id, extra):
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(tmp_path_factory):
+def fuzz_target(tmp_path_factory, storage_harness):
     """One daemon for all hypothesis examples (a module-scoped cluster)."""
-    import conftest  # tests/storage/conftest.py: the Cluster helper
+    conftest = storage_harness  # tests/storage/conftest.py: the Cluster helper
     ctx = zmq.Context()
     c = conftest.Cluster(tmp_path_factory.mktemp("fuzz"), 1, CHUNK, [], "tcp://127.0.0.1:*", ctx).start()
     conn = conftest.RawConn(ctx, c.address(0), timeout=20, key=c.key)
