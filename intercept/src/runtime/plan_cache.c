@@ -149,10 +149,16 @@ make_dirs(char *path, size_t root_len)
 int
 gk_cache_init(const struct gk_object *self)
 {
-	const char *env = gk_getenv("INTERCEPT_PLAN_CACHE");
-	const char *xdg = gk_getenv("XDG_CACHE_HOME");
-	const char *home = gk_getenv("HOME");
+	static const char *const names[] = {
+		"INTERCEPT_PLAN_CACHE", "XDG_CACHE_HOME", "HOME",
+	};
+	const char *v[3] = {0}, *env, *xdg, *home;
 	size_t n = 0, root = 0;
+
+	gk_getenv_many(names, v, 3);   /* one pass: see util.c */
+	env = v[0];
+	xdg = v[1];
+	home = v[2];
 
 	dir[0] = '\0';
 	if (env && env[0] == '0' && env[1] == '\0')   /* not strcmp: libc's, translated */

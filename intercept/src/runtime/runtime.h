@@ -105,6 +105,9 @@ void gk_hook_declare(void) __attribute__((weak));
 
 /* getenv without libc's string functions (util.c: why) */
 const char *gk_getenv(const char *name);
+/* vals[k] = gk_getenv(names[k]) for k < n, in one pass; vals NULL on
+ * entry (util.c: why) */
+void gk_getenv_many(const char *const *names, const char **vals, int n);
 
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
 const char *gk_sysname(long nr);           /* NULL if unknown */
