@@ -100,7 +100,7 @@ build_id(const struct gk_object *o, uint8_t *out)
 			if ((nh->n_type == NT_GNU_BUILD_ID) & (nh->n_namesz == 4) &
 			    (gnu == *(const uint32_t *)(const void *)"GNU") &
 			    (nh->n_descsz - 1u < ID_MAX)) {
-				memcpy(out, desc, nh->n_descsz);
+				gk_copy_bytes(out, desc, nh->n_descsz);   /* string.c: why */
 				return nh->n_descsz;
 			}
 			p = next;

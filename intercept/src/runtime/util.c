@@ -75,23 +75,29 @@ void
 gk_getenv_many(const char *const *names, const char **vals, int n)
 {
 	extern char **environ;
+	static char *none[1];
+	char **e = environ;
 
-	for (char **e = environ; e && *e; e++) {
-		for (int k = 0; k < n; k++) {
+	e = e ? e : none;
+	for (; *e; e++) {
+		int k = 0;
+		do {   /* n >= 1: every caller asks for something */
 			const unsigned char *p = (const unsigned char *)names[k];
 			const unsigned char *v = (const unsigned char *)*e;
-			unsigned a, b;
+			unsigned a, b, go;
 
 			/* stops at the name's end or the first difference (an
-			 * entry shorter than the name differs at its NUL) */
+			 * entry shorter than the name differs at its NUL); one
+			 * test per character */
 			do {
 				a = *p++;
 				b = *v++;
-			} while ((a != 0) & (a == b));
+				go = (a ^ b) | (a == 0);
+			} while (go == 0);
 			uintptr_t hit = -(uintptr_t)((a == 0) & (b == '=') & (vals[k] == NULL));
 			vals[k] = (const char *)(((uintptr_t)v & hit) |
 			                         ((uintptr_t)vals[k] & ~hit));
-		}
+		} while (++k < n);
 	}
 }
 
