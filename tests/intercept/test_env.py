@@ -241,3 +241,19 @@ def test_names_sharing_a_prefix_are_told_apart(rv: Riscv64Runner, intercept_lib:
     res = rv.run(["cat", str(f)], preload=[intercept_lib],
                  env={"INTERCEPT_LOG_SITES": "0", "INTERCEPT_LOG": str(log0)})
     assert res.returncode == 0 and not re.search(r": jal$", log0.read_text(), re.M)
+
+
+def test_gkfs_client_follows_the_cmdline_filter(rv: Riscv64Runner, intercept_lib: Path,
+                                                tmp_path: Path) -> None:
+    """The gkfs client's constructor asks the core whether this process is
+    intercepted (gk_cfg.allowed, the answer syscall_hook_in_process_allowed
+    gives): a process the filter leaves alone gets no client at all (its
+    LIBGKFS_LOG=info start-up line is never written); a matching one does."""
+    for filt, installed in (("something_else", False), ("true", True)):
+        out = tmp_path / f"gkfs-{filt}.log"
+        res = rv.run(["true"], preload=[intercept_lib],
+                     env={"INTERCEPT_HOOK_CMDLINE_FILTER": filt, "LIBGKFS_LOG": "info",
+                          "LIBGKFS_LOG_OUTPUT": str(out)})
+        assert res.returncode == 0, res.describe()
+        text = out.read_text() if out.exists() else ""
+        assert ("config" in text) == installed, (filt, text, res.describe())
