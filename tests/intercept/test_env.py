@@ -210,3 +210,50 @@ def test_python_imports_patched_with_all_objs(rv: Riscv64Runner, intercept_lib: 
     late = [p for p in patched if "lib-dynload" in p[0] or "sqlite" in p[0]]
     assert late, patched
     assert all(e == p for _, e, p in patched), patched
+
+
+def test_names_sharing_a_prefix_are_told_apart(rv: Riscv64Runner, intercept_lib: Path,
+                                               tmp_path: Path) -> None:
+    """The constructors read their variables in one pass over the
+    environment (gk_getenv_many): a variable whose name extends another's
+    (INTERCEPT_LOG_SITES, INTERCEPT_LOGX) or is cut short of it is not that
+    one, and an empty INTERCEPT_LOG is no log."""
+    f = rv.workdir / "input.txt"
+    f.write_text("hello\n")
+    longer, empty = tmp_path / "longer", tmp_path / "empty"
+    res = rv.run(["cat", str(f)], preload=[intercept_lib],
+                 env={"INTERCEPT_LOGX": str(longer), "INTERCEPT_LOG_SITES": "1",
+                      "INTERCEPT_LO": str(longer), "INTERCEPT_LOG_TRUNC": "0"})
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    assert not longer.exists(), "INTERCEPT_LOGX / INTERCEPT_LO taken for INTERCEPT_LOG"
+    res = rv.run(["cat", str(f)], preload=[intercept_lib],
+                 env={"INTERCEPT_LOG": "", "INTERCEPT_LOGX": str(empty)})
+    assert res.returncode == 0 and not empty.exists(), res.describe()
+    # both set: the log, with every site listed (INTERCEPT_LOG_SITES=1)
+    log = tmp_path / "l"
+    res = rv.run(["cat", str(f)], preload=[intercept_lib],
+                 env={"INTERCEPT_LOG_SITES": "1", "INTERCEPT_LOG": str(log)})
+    assert res.returncode == 0 and res.out == "hello\n", res.describe()
+    text = log.read_text()
+    assert re.search(r"^site \S+libc\.so\.6\+0x[0-9a-f]+: jal$", text, re.M), text[:2000]
+    # INTERCEPT_LOG_SITES=0: only the sites left alone (none here) get a line
+    log0 = tmp_path / "l0"
+    res = rv.run(["cat", str(f)], preload=[intercept_lib],
+                 env={"INTERCEPT_LOG_SITES": "0", "INTERCEPT_LOG": str(log0)})
+    assert res.returncode == 0 and not re.search(r": jal$", log0.read_text(), re.M)
+
+
+def test_gkfs_client_follows_the_cmdline_filter(rv: Riscv64Runner, intercept_lib: Path,
+                                                tmp_path: Path) -> None:
+    """The gkfs client's constructor asks the core whether this process is
+    intercepted (gk_cfg.allowed, the answer syscall_hook_in_process_allowed
+    gives): a process the filter leaves alone gets no client at all (its
+    LIBGKFS_LOG=info start-up line is never written); a matching one does."""
+    for filt, installed in (("something_else", False), ("true", True)):
+        out = tmp_path / f"gkfs-{filt}.log"
+        res = rv.run(["true"], preload=[intercept_lib],
+                     env={"INTERCEPT_HOOK_CMDLINE_FILTER": filt, "LIBGKFS_LOG": "info",
+                          "LIBGKFS_LOG_OUTPUT": str(out)})
+        assert res.returncode == 0, res.describe()
+        text = out.read_text() if out.exists() else ""
+        assert ("config" in text) == installed, (filt, text, res.describe())

@@ -98,8 +98,12 @@ gk_exec_with_state(long nr, const long *a, int envp_index)
 void
 gk_exec_state_adopt(void)
 {
-	const char *fds = gk_getenv("LIBGKFS_FDS");
-	const char *cwd = gk_getenv("LIBGKFS_CWD");
+	static const char *const names[] = {"LIBGKFS_FDS", "LIBGKFS_CWD"};
+	const char *v[2] = {0}, *fds, *cwd;
+
+	gk_getenv_many(names, v, 2);   /* one pass (the core's util.c: why) */
+	fds = v[0];
+	cwd = v[1];
 
 	if (fds || cwd)
 		gkc_config_ensure();   /* gkfs state to take over: the mount, the cluster */

@@ -249,9 +249,13 @@ gk_hook_declare(void)
 __attribute__((constructor(200))) static void
 gkfs_hook_init(void)
 {
-	if (!syscall_hook_in_process_allowed())
+	/* The core's own state and raw call rather than the API's
+	 * syscall_hook_in_process_allowed / syscall_no_intercept (the same
+	 * answers): those are exported, so each is a PLT stub and a variadic
+	 * wrapper an emulator translates at every start for this alone. */
+	if (!gk_cfg.allowed)
 		return;
-	my_pid = syscall_no_intercept(SYS_getpid);
+	my_pid = GK_RAW(SYS_getpid, 0);
 	gkc_log_init();
 	if (gkc_log_level >= GKC_INFO)
 		gkc_config_ensure();   /* its "config:" line at start, as before */

@@ -54,7 +54,11 @@ open_output(void)
 void
 gkc_log_init(void)
 {
-	const char *lv = gk_getenv("LIBGKFS_LOG");
+	static const char *const names[] = {"LIBGKFS_LOG", "LIBGKFS_LOG_OUTPUT"};
+	const char *v[2] = {0}, *lv;
+
+	gk_getenv_many(names, v, 2);   /* one pass (the core's util.c: why) */
+	lv = v[0];
 
 	gkc_log_level = GKC_OFF;
 	if (lv && *lv) {
@@ -67,7 +71,7 @@ gkc_log_init(void)
 		else if (strcmp(lv, "none") && strcmp(lv, "off") && strcmp(lv, "0"))
 			gkc_log_level = GKC_INFO;
 	}
-	log_out = gk_getenv("LIBGKFS_LOG_OUTPUT");
+	log_out = v[1];
 	if (gkc_log_level)
 		open_output();
 }

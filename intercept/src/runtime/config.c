@@ -111,23 +111,31 @@ parse_sys_list(const char *var, const char *list)
 int
 gk_config_load(void)
 {
-	const char *f = gk_getenv("INTERCEPT_HOOK_CMDLINE_FILTER");
-	const char *all = gk_getenv("INTERCEPT_ALL_OBJS");
-	const char *inc = gk_getenv("INTERCEPT_SYS_INCLUDE");
-	const char *exc = gk_getenv("INTERCEPT_SYS_EXCLUDE");
+	static const char *const names[] = {
+		"INTERCEPT_HOOK_CMDLINE_FILTER", "INTERCEPT_ALL_OBJS",
+		"INTERCEPT_SYS_INCLUDE", "INTERCEPT_SYS_EXCLUDE", "INTERCEPT_LIBS",
+		"INTERCEPT_REUSE_RELA", "INTERCEPT_FORCE_GATEWAY",
+		"INTERCEPT_LOG_SITES",
+	};
+	const char *v[8] = {0}, *f, *all, *inc, *exc;
 
+	gk_getenv_many(names, v, 8);   /* one pass: see util.c */
+	f = v[0];
+	all = v[1];
+	inc = v[2];
+	exc = v[3];
 	if (f && !cmdline_matches(f)) {
 		gk_cfg.allowed = 0;
 		return -1;
 	}
 	/* set, whatever its value (even 0 or empty), as in syscall_intercept */
 	gk_cfg.all_objs = all != NULL;
-	gk_cfg.libs = gk_getenv("INTERCEPT_LIBS");
-	f = gk_getenv("INTERCEPT_REUSE_RELA");
+	gk_cfg.libs = v[4];
+	f = v[5];
 	gk_cfg.reuse_rela = !(f && strcmp(f, "0") == 0);
-	f = gk_getenv("INTERCEPT_FORCE_GATEWAY");
+	f = v[6];
 	gk_cfg.force_gateway = f && *f && strcmp(f, "0") != 0;
-	f = gk_getenv("INTERCEPT_LOG_SITES");
+	f = v[7];
 	gk_cfg.log_sites = f && *f && strcmp(f, "0") != 0;
 	if (inc && *inc && exc && *exc) {
 		err_line("INTERCEPT_SYS_INCLUDE and INTERCEPT_SYS_EXCLUDE are "

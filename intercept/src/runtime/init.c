@@ -66,7 +66,6 @@ gk_init(void)
 		gk_log_msg("configuration error: nothing is patched");
 		return;
 	}
-	gk_want_init();
 	n = nobjs = gk_objects_find_early(objs, GK_MAX_OBJS);
 	for (int i = 0; i < n; i++)
 		objs[i].selected = want(&objs[i]);
@@ -78,6 +77,9 @@ gk_init(void)
 		started = 1;
 		return;
 	}
+	/* (not before the replay: it restores the whole table, and this is
+	 * a few blocks every start would translate for nothing) */
+	gk_want_init();
 	if (gk_hook_declare)
 		gk_hook_declare();   /* before patching: see patcher.c */
 	add_all_tails();

@@ -86,14 +86,18 @@ open_for_pid(void)
 void
 gk_log_open(void)
 {
-	const char *p = gk_getenv("INTERCEPT_LOG");
-	const char *trunc;
+	static const char *const names[] = {
+		"INTERCEPT_LOG", "INTERCEPT_LOG_TRUNC", "INTERCEPT_LOG_RAW",
+	};
+	const char *v[3] = {0}, *p, *trunc;
 
+	gk_getenv_many(names, v, 3);   /* one pass: see util.c */
+	p = v[0];
 	if (!p || !*p)
 		return;
-	trunc = gk_getenv("INTERCEPT_LOG_TRUNC");
+	trunc = v[1];
 	log_path = p;
-	p = gk_getenv("INTERCEPT_LOG_RAW");
+	p = v[2];
 	log_raw = p && *p && strcmp(p, "0") != 0;
 	log_flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
 	if (!trunc || strcmp(trunc, "0") != 0)

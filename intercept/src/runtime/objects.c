@@ -28,16 +28,25 @@ struct iter {
 	int other_ns;     /* listing a dlmopen namespace: no main program */
 };
 
-/* Plain loops here and below rather than libc's string functions: this
- * runs in every process's constructor (util.c, gk_getenv: why). */
+/* Whether a basename starts with "libc.so" or "libpthread.so".  Both in
+ * one loop of a fixed count, which the compiler unrolls into straight
+ * code: this runs for every object in every process's constructor, and
+ * two early-exit loops (libc's strncmp, or plain ones) are a dozen blocks
+ * an emulator translates.  The pointer stops at the name's NUL, so
+ * nothing past it is read. */
 static int
-starts_with(const char *s, const char *p)
+libc_name(const char *s)
 {
-	while (*p && *s == *p) {
-		s++;
-		p++;
+	static const char c[13] = "libc.so", pt[13] = "libpthread.so";
+	unsigned ok_c = 1, ok_pt = 1;
+
+	for (int i = 0; i < 13; i++) {
+		char ch = *s;
+		ok_c &= (i >= 7) | (ch == c[i]);
+		ok_pt &= ch == pt[i];
+		s += ch != '\0';
 	}
-	return *p == '\0';
+	return (int)(ok_c | ok_pt);
 }
 
 static int
@@ -51,7 +60,8 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 	if (it->n >= it->max)
 		return 1;
 	o = &it->objs[it->n];
-	memset(o, 0, sizeof(*o));
+	_Static_assert(sizeof(*o) % 8 == 0 && _Alignof(struct gk_object) == 8, "zeroed as words");
+	gk_zero_words(o, sizeof(*o));
 	/* Tests or'ed and minima taken without branches here: this runs for
 	 * every object in every process's constructor, and each branch ends
 	 * a block an emulator translates. */
@@ -78,7 +88,7 @@ collect(struct dl_phdr_info *info, size_t size, void *data)
 	o->is_ldso = (it->at_base != 0) & (o->base == it->at_base);
 	o->is_self = (it->self_pc >= o->lo) & (it->self_pc < o->hi);
 	base = gk_basename(o->path);
-	o->is_libc = starts_with(base, "libc.so") | starts_with(base, "libpthread.so");
+	o->is_libc = libc_name(base);
 	it->n++;
 	return 0;
 }

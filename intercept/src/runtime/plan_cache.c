@@ -100,7 +100,7 @@ build_id(const struct gk_object *o, uint8_t *out)
 			if ((nh->n_type == NT_GNU_BUILD_ID) & (nh->n_namesz == 4) &
 			    (gnu == *(const uint32_t *)(const void *)"GNU") &
 			    (nh->n_descsz - 1u < ID_MAX)) {
-				memcpy(out, desc, nh->n_descsz);
+				gk_copy_bytes(out, desc, nh->n_descsz);   /* string.c: why */
 				return nh->n_descsz;
 			}
 			p = next;
@@ -120,15 +120,21 @@ same_bytes(const void *a, const void *b, size_t n)
 	return d == 0;
 }
 
-static int
+/* s after buf[0..*n), NUL-terminated; -1 if it does not fit (buf then
+ * holds what did, which no caller uses).  One byte loop, not inlined:
+ * every start builds the cache directory and the process image's path
+ * with it, and strlen + memcpy + the length test at each of its five
+ * call sites were some 15 blocks an emulator translates. */
+static __attribute__((noinline)) int
 append(char *buf, size_t cap, size_t *n, const char *s)
 {
-	size_t l = strlen(s);
-	if (*n + l + 1 > cap)
-		return -1;
-	memcpy(buf + *n, s, l + 1);
-	*n += l;
-	return 0;
+	size_t i = *n;
+
+	while ((*s != '\0') & (i + 1 < cap))
+		buf[i++] = *s++;
+	buf[i] = '\0';
+	*n = i;
+	return *s != '\0' ? -1 : 0;
 }
 
 /* mkdir -p for the part of `path` after its first `root_len` bytes (which
@@ -149,10 +155,16 @@ make_dirs(char *path, size_t root_len)
 int
 gk_cache_init(const struct gk_object *self)
 {
-	const char *env = gk_getenv("INTERCEPT_PLAN_CACHE");
-	const char *xdg = gk_getenv("XDG_CACHE_HOME");
-	const char *home = gk_getenv("HOME");
+	static const char *const names[] = {
+		"INTERCEPT_PLAN_CACHE", "XDG_CACHE_HOME", "HOME",
+	};
+	const char *v[3] = {0}, *env, *xdg, *home;
 	size_t n = 0, root = 0;
+
+	gk_getenv_many(names, v, 3);   /* one pass: see util.c */
+	env = v[0];
+	xdg = v[1];
+	home = v[2];
 
 	dir[0] = '\0';
 	if (env && env[0] == '0' && env[1] == '\0')   /* not strcmp: libc's, translated */

@@ -170,14 +170,16 @@ make_key(const struct gk_object *objs, int n, const struct gk_object *self,
 	char name[24];
 	uint64_t kh;
 
-	memset(h, 0, sizeof(*h));
+	/* (gk_zero_words, gk_copy_bytes: string.c, why) */
+	_Static_assert(sizeof(*h) % 8 == 0 && sizeof(key_objs[0]) % 8 == 0, "zeroed as words");
+	gk_zero_words(h, sizeof(*h));
 	memcpy(h->magic, PIMG_MAGIC, 8);
 	h->version = PIMG_VERSION;
 	cid = gk_cache_core_id(&h->core_id_len);
-	memcpy(h->core_id, cid, h->core_id_len & 31);
+	gk_copy_bytes(h->core_id, cid, h->core_id_len & 31);
 	h->nobj = (uint32_t)n;
 	h->reuse_rela = (uint32_t)gk_cfg.reuse_rela;
-	memset(key_objs, 0, (size_t)n * sizeof(key_objs[0]));
+	gk_zero_words(key_objs, (size_t)n * sizeof(key_objs[0]));
 	for (int i = 0; i < n; i++) {
 		const struct gk_object *o = &objs[i];
 		struct pimg_obj *k = &key_objs[i];

@@ -105,6 +105,13 @@ void gk_hook_declare(void) __attribute__((weak));
 
 /* getenv without libc's string functions (util.c: why) */
 const char *gk_getenv(const char *name);
+/* memset(p, 0, n) for an 8-aligned p and n a multiple of 8, and memcpy,
+ * as single loops for the start-up path (string.c: why) */
+void gk_zero_words(void *p, size_t n);
+void gk_copy_bytes(void *dst, const void *src, size_t n);
+/* vals[k] = gk_getenv(names[k]) for k < n, in one pass; vals NULL on
+ * entry (util.c: why) */
+void gk_getenv_many(const char *const *names, const char **vals, int n);
 
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
 const char *gk_sysname(long nr);           /* NULL if unknown */

@@ -62,6 +62,45 @@ gk_getenv(const char *name)
 	return NULL;
 }
 
+/*
+ * Several variables in one pass over environ: vals[k] (NULL on entry) is
+ * set to what gk_getenv(names[k]) returns (the first NAME=, else stays
+ * NULL).  For the start-up path: each call of gk_getenv ends a block in
+ * its caller (the return), and the constructors ask for some fifteen
+ * variables; one pass for all of a caller's is the same few blocks
+ * however many it asks for (the loops are written for few blocks too:
+ * one test per character, the match kept without a branch).
+ */
+void
+gk_getenv_many(const char *const *names, const char **vals, int n)
+{
+	extern char **environ;
+	static char *none[1];
+	char **e = environ;
+
+	e = e ? e : none;
+	for (; *e; e++) {
+		int k = 0;
+		do {   /* n >= 1: every caller asks for something */
+			const unsigned char *p = (const unsigned char *)names[k];
+			const unsigned char *v = (const unsigned char *)*e;
+			unsigned a, b, go;
+
+			/* stops at the name's end or the first difference (an
+			 * entry shorter than the name differs at its NUL); one
+			 * test per character */
+			do {
+				a = *p++;
+				b = *v++;
+				go = (a ^ b) | (a == 0);
+			} while (go == 0);
+			uintptr_t hit = -(uintptr_t)((a == 0) & (b == '=') & (vals[k] == NULL));
+			vals[k] = (const char *)(((uintptr_t)v & hit) |
+			                         ((uintptr_t)vals[k] & ~hit));
+		} while (++k < n);
+	}
+}
+
 const char *
 gk_basename(const char *path)
 {
