@@ -59,6 +59,7 @@ struct header {
 	struct file_range range[GK_MAX_TEXT];
 };
 
+_Static_assert(sizeof(((struct gk_object_id *)0)->id) == ID_MAX, "one build-id size");
 static uint8_t core_id[ID_MAX];
 static uint32_t core_id_len;
 static char dir[512];             /* "" when the cache is off */
@@ -107,17 +108,6 @@ build_id(const struct gk_object *o, uint8_t *out)
 		}
 	}
 	return 0;
-}
-
-static int
-same_bytes(const void *a, const void *b, size_t n)
-{
-	const uint8_t *x = a, *y = b;
-	uint8_t d = 0;
-
-	for (size_t i = 0; i < n; i++)
-		d |= x[i] ^ y[i];
-	return d == 0;
 }
 
 /* s after buf[0..*n), NUL-terminated; -1 if it does not fit (buf then
@@ -247,36 +237,28 @@ name_file(const uint8_t *id, uint32_t len, const int64_t *delta, char *out,
 	return 0;
 }
 
-static int
-file_identity(const struct gk_object *o, struct header *h)
-{
-	struct stat st;
-	const char *path = o->is_main ? "/proc/self/exe" : o->path;
-
-	if (GK_RAW(SYS_newfstatat, AT_FDCWD, path, &st, 0) != 0)
-		return -1;
-	h->size = (uint64_t)st.st_size;
-	h->mtime_sec = (uint64_t)st.st_mtim.tv_sec;
-	h->mtime_nsec = (uint64_t)st.st_mtim.tv_nsec;
-	h->ino = (uint64_t)st.st_ino;
-	return 0;
-}
-
 /* Key of an object for this process; -1 if it cannot be cached. */
 static int
 make_key(const struct gk_object *o, struct header *h)
 {
+	struct gk_object_id id = { 0 };
+
 	memset(h, 0, sizeof(*h));
 	if (!dir[0])
 		return -1;
 	memcpy(h->magic, MAGIC, 8);
 	h->version = VERSION;
-	h->id_len = build_id(o, h->id);
 	h->core_id_len = core_id_len;
 	memcpy(h->core_id, core_id, core_id_len);
-	if (!h->id_len)
+	if (gk_cache_object_id(o, &id) != 0)
 		return -1;
-	return file_identity(o, h);
+	h->id_len = id.id_len;
+	memcpy(h->id, id.id, sizeof(h->id));
+	h->size = id.size;
+	h->mtime_sec = id.mtime_sec;
+	h->mtime_nsec = id.mtime_nsec;
+	h->ino = id.ino;
+	return 0;
 }
 
 static int
@@ -344,7 +326,7 @@ gk_cache_load(struct gk_object *o, struct gk_cached_plan *p)
 	 * rather than a chain of tests, each a block an emulator translates */
 	want.nrange = h.nrange;
 	if (n != (long)sizeof(h) ||
-	    !same_bytes(&h, &want, offsetof(struct header, insns)) || h.nsites > p->cap)
+	    gk_bytes_differ(&h, &want, offsetof(struct header, insns)) || h.nsites > p->cap)
 		goto out;
 	bytes = (size_t)h.nsites * sizeof(p->sites[0]);
 	if (GK_RAW(SYS_read, fd, p->sites, bytes) != (long)bytes ||
@@ -455,8 +437,10 @@ gk_cache_store(const struct gk_object *o, const struct gk_cached_plan *p)
 
 /* --- for the process image (process_image.c) ---------------------------- */
 
-/* The plan key's identity fields, without the rest of its header (every
- * start runs this: fewer blocks to translate).  id: zeroed by the caller. */
+/* An object's identity: its build-id from memory (the bytes loaded) and
+ * its file's size, mtime and inode; the plan's key (make_key) and the
+ * process image's (one per object, without the rest of a plan header:
+ * every start runs this).  id: zeroed by the caller. */
 int
 gk_cache_object_id(const struct gk_object *o, struct gk_object_id *id)
 {
@@ -596,7 +580,7 @@ gk_image_load(const struct gk_object *o, int64_t core_delta, void *buf,
 	bad |= st.st_uid != (uid_t)GK_RAW(SYS_geteuid, 0);
 	bad |= (st.st_mode & 022) != 0;
 	bad |= got != (long)sizeof(h);
-	bad |= !same_bytes(&h.key, &want.key, offsetof(struct header, insns));
+	bad |= gk_bytes_differ(&h.key, &want.key, offsetof(struct header, insns));
 	bad |= h.core_delta != core_delta;
 	bad |= h.reuse_rela != want.reuse_rela;
 	bad |= h.nrec > cap / sizeof(struct gk_image_rec);

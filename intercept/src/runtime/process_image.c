@@ -122,18 +122,6 @@ sum_words(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-/* Not libc's memcmp: its code would be translated for this alone. */
-static int
-differ(const void *a, const void *b, size_t n)
-{
-	const uint8_t *x = a, *y = b;
-	uint8_t d = 0;
-
-	for (size_t i = 0; i < n; i++)
-		d |= x[i] ^ y[i];
-	return d != 0;
-}
-
 static uint64_t
 hash_str(const char *s)
 {
@@ -265,7 +253,7 @@ check(const struct gk_object *objs, int n, const struct gk_object *self,
 	bad = (h->nrec > MAX_WINS) | (h->npiece > MAX_WINS) | (h->declared > 1) |
 	      ((h->payload & 7) != 0) | (h->payload > size);
 	bad |= (size_t)(pay - (const uint8_t *)h) + h->payload + 8 != size;
-	if (bad || differ((const uint8_t *)(h + 1), key_objs, (size_t)n * sizeof(key_objs[0])))
+	if (bad || gk_bytes_differ((const uint8_t *)(h + 1), key_objs, (size_t)n * sizeof(key_objs[0])))
 		return -1;
 	end = pay + h->payload;
 	for (uint32_t r = 0; r < h->nrec; r++) {
@@ -301,7 +289,7 @@ check(const struct gk_object *objs, int n, const struct gk_object *self,
 			bad |= (int)win & (!segok | (len > WIN_MAX) | (at < ps) | (at + len > pe));
 			bad |= (int)!win & ((rec[r].prot != RX) | (ntramp > MAX_BLOBS));
 			/* (bytes compared only once the window is known to be there) */
-			if (bad || differ((const void *)(uintptr_t)at, p, len & -win))
+			if (bad || gk_bytes_differ((const void *)(uintptr_t)at, p, len & -win))
 				return -1;
 			p += need;
 		}
@@ -330,7 +318,7 @@ gk_pimg_replay(struct gk_object *objs, int n)
 	    read_image(path, &buf, &size) != 0)
 		return -1;
 	h = buf;
-	if (differ(h, &want, KEY_HEAD) ||
+	if (gk_bytes_differ(h, &want, KEY_HEAD) ||
 	    sum_words(0xcbf29ce484222325ULL, buf, size - 8) !=
 	    *(const word_t *)(const void *)((const uint8_t *)buf + size - 8) ||
 	    check(objs, n, self, h, size) != 0)

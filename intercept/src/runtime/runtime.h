@@ -109,6 +109,8 @@ const char *gk_getenv(const char *name);
  * as single loops for the start-up path (string.c: why) */
 void gk_zero_words(void *p, size_t n);
 void gk_copy_bytes(void *dst, const void *src, size_t n);
+/* memcmp(a, b, n) != 0, without libc (the start-up path's key and window checks) */
+int gk_bytes_differ(const void *a, const void *b, size_t n);
 /* vals[k] = gk_getenv(names[k]) for k < n, in one pass; vals NULL on
  * entry (util.c: why) */
 void gk_getenv_many(const char *const *names, const char **vals, int n);

@@ -145,3 +145,15 @@ gk_copy_bytes(void *dst, const void *src, size_t n)
 	for (size_t i = 0; i < n; i++)
 		d[i] = s[i];
 }
+
+/* No early exit: one loop block, the same for every caller. */
+int
+gk_bytes_differ(const void *a, const void *b, size_t n)
+{
+	const unsigned char *x = a, *y = b;
+	unsigned char d = 0;
+
+	for (size_t i = 0; i < n; i++)
+		d |= x[i] ^ y[i];
+	return d != 0;
+}
