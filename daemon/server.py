@@ -543,15 +543,24 @@ class Server:
             return
         backlog = self.backlogs.get(client)
         if backlog is None:
-            try:
-                self.frontend.send_multipart(msg, copy=False, flags=zmq.NOBLOCK)
-                return
-            except zmq.Again:
-                backlog = self.backlogs[client] = _Backlog()
-            except zmq.ZMQError as exc:
-                if exc.errno == errno.EHOSTUNREACH:
-                    return  # the client has gone: nobody to answer
-                raise
+            for again in (False, True):
+                try:
+                    self.frontend.send_multipart(msg, copy=False, flags=zmq.NOBLOCK)
+                    return
+                except zmq.Again:
+                    if again:  # really full: into its backlog
+                        break
+                    # Often the pipe is not full at all: libzmq learns that
+                    # the client's I/O thread took earlier replies from a
+                    # command the socket has not processed yet (a receive
+                    # that finds a message processes none). ZMQ_EVENTS
+                    # processes them; then send again.
+                    self.frontend.getsockopt(_EVENTS)
+                except zmq.ZMQError as exc:
+                    if exc.errno == errno.EHOSTUNREACH:
+                        return  # the client has gone: nobody to answer
+                    raise
+            backlog = self.backlogs[client] = _Backlog()
         backlog.msgs.append(msg)
         backlog.bytes += _size(msg)
         if backlog.bytes > self.state.config.max_frame_size or len(backlog.msgs) > BACKLOG_MAX_MSGS:
@@ -571,20 +580,8 @@ class Server:
             # (EHOSTUNREACH) fails the identity frame, before anything is queued.
             _send_frame(sock, ident, _MORE_NOBLOCK)
         except zmq.Again:
-            # Often the pipe is not full at all: libzmq learns that the
-            # client's I/O thread took earlier replies from a command the
-            # socket has not processed yet (a receive that finds a message
-            # processes none). ZMQ_EVENTS processes them; then send again.
-            sock.getsockopt(_EVENTS)
-            try:
-                _send_frame(sock, ident, _MORE_NOBLOCK)
-            except zmq.Again:
-                self._deliver([ident, *reply], client)  # really full: into its backlog
-                return
-            except zmq.ZMQError as exc:
-                if exc.errno == errno.EHOSTUNREACH:
-                    return
-                raise
+            self._deliver([ident, *reply], client)  # tried again there, else into its backlog
+            return
         except zmq.ZMQError as exc:
             if exc.errno == errno.EHOSTUNREACH:
                 return  # the client has gone: nobody to answer
