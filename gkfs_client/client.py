@@ -282,7 +282,7 @@ class Client:
     def _norm_dir(self, path: str | os.PathLike) -> tuple[str, bool]:
         """(canonical path, whether its spelling requires a directory: "f/")."""
         if type(path) is str and _plainly_canonical(path):
-            return path, False  # the common case (stat and open test it inline)
+            return path, False  # the common case: no walk
         return self._norm(path), protocol.names_directory(os.fspath(path))
 
     def abspath(self, path: str | os.PathLike) -> str:
@@ -362,10 +362,7 @@ class Client:
             raise OSError(exc.errno, f"symlink {link} -> {target}: {exc.message}") from None
 
     def stat(self, path, *, follow_symlinks: bool = True) -> os.stat_result:
-        if type(path) is str and _plainly_canonical(path):
-            p, must_dir = path, False  # what _norm_dir gives such a path, without its walk
-        else:
-            p, must_dir = self._norm_dir(path)
+        p, must_dir = self._norm_dir(path)
         follow = follow_symlinks or must_dir
         rec = self.stat_cache.take(p)   # right after a readdir: no RPC
         if rec is not None and not (follow and _stat.S_ISLNK(rec["mode"])):
@@ -736,10 +733,7 @@ class Client:
     # ------------------------------------------------------------ descriptors
 
     def open(self, path, flags: int = os.O_RDONLY, mode: int = 0o666) -> int:
-        if type(path) is str and _plainly_canonical(path):
-            p, must_dir = path, False  # what _norm_dir gives such a path, without its walk
-        else:
-            p, must_dir = self._norm_dir(path)
+        p, must_dir = self._norm_dir(path)
         acc = flags & os.O_ACCMODE
         if acc not in (os.O_RDONLY, os.O_WRONLY, os.O_RDWR):
             raise _err(errno.EINVAL, p)
