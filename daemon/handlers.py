@@ -327,11 +327,11 @@ def op_stat(state: DaemonState, args: dict, data: list, peer: bytes = b"") -> Re
             if rec is None:
                 raise OSError(errno.ENOENT, f"no such file or directory: {path}")
             return {"stat": _with_cap(state, rec)}, []
-    if args["path"] != "/" and (hold or args.get("data_key") is None):
-        _parent(state, args["path"], access.X)  # an fstat by data_key may name an unlinked file
+    if path != "/" and (hold or args.get("data_key") is None):
+        _parent(state, path, access.X)  # an fstat by data_key may name an unlinked file
     if hold:
-        return {"stat": _with_cap(state, state.meta.stat_hold(args["path"], hold))}, []
-    return {"stat": _with_cap(state, state.meta.stat(args["path"], args.get("data_key")))}, []
+        return {"stat": _with_cap(state, state.meta.stat_hold(path, hold))}, []
+    return {"stat": _with_cap(state, state.meta.stat(path, args.get("data_key")))}, []
 
 
 def op_remove(state: DaemonState, args: dict, data: list) -> Result:

@@ -143,8 +143,8 @@ class Peers:
         at = None
         for i, path in enumerate(paths):
             if owners[i] == self.host_id:
-                pass
-            elif self.siblings is not None and (rec := self.siblings.get(owners[i], path)) is not MISS:
+                continue  # read above
+            if self.siblings is not None and (rec := self.siblings.get(owners[i], path)) is not MISS:
                 out[i] = rec
             else:
                 if at is None:
