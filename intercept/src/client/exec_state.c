@@ -101,7 +101,7 @@ gk_exec_state_adopt(void)
 	static const char *const names[] = {"LIBGKFS_FDS", "LIBGKFS_CWD"};
 	const char *v[2] = {0}, *fds, *cwd;
 
-	gk_getenv_many(names, v, 2);   /* one pass (the core's util.c: why) */
+	GK_GETENV_ALL(names, v);   /* one pass (the core's util.c: why) */
 	fds = v[0];
 	cwd = v[1];
 

@@ -57,7 +57,7 @@ gkc_log_init(void)
 	static const char *const names[] = {"LIBGKFS_LOG", "LIBGKFS_LOG_OUTPUT"};
 	const char *v[2] = {0}, *lv;
 
-	gk_getenv_many(names, v, 2);   /* one pass (the core's util.c: why) */
+	GK_GETENV_ALL(names, v);   /* one pass (the core's util.c: why) */
 	lv = v[0];
 
 	gkc_log_level = GKC_OFF;

@@ -119,7 +119,7 @@ gk_config_load(void)
 	};
 	const char *v[8] = {0}, *f, *all, *inc, *exc;
 
-	gk_getenv_many(names, v, 8);   /* one pass: see util.c */
+	GK_GETENV_ALL(names, v);   /* one pass: see util.c */
 	f = v[0];
 	all = v[1];
 	inc = v[2];

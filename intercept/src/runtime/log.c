@@ -91,7 +91,7 @@ gk_log_open(void)
 	};
 	const char *v[3] = {0}, *p, *trunc;
 
-	gk_getenv_many(names, v, 3);   /* one pass: see util.c */
+	GK_GETENV_ALL(names, v);   /* one pass: see util.c */
 	p = v[0];
 	if (!p || !*p)
 		return;

@@ -151,7 +151,7 @@ gk_cache_init(const struct gk_object *self)
 	const char *v[3] = {0}, *env, *xdg, *home;
 	size_t n = 0, root = 0;
 
-	gk_getenv_many(names, v, 3);   /* one pass: see util.c */
+	GK_GETENV_ALL(names, v);   /* one pass: see util.c */
 	env = v[0];
 	xdg = v[1];
 	home = v[2];

@@ -114,6 +114,16 @@ int gk_bytes_differ(const void *a, const void *b, size_t n);
 /* vals[k] = gk_getenv(names[k]) for k < n, in one pass; vals NULL on
  * entry (util.c: why) */
 void gk_getenv_many(const char *const *names, const char **vals, int n);
+/* gk_getenv_many of a whole array of names into an array of values as
+ * long (checked when compiled): the count is the arrays', never spelled */
+#define GK_GETENV_ALL(names, vals)                                            \
+	do {                                                                  \
+		_Static_assert(sizeof(names) / sizeof((names)[0]) ==          \
+		               sizeof(vals) / sizeof((vals)[0]),              \
+		               "one value per name");                         \
+		gk_getenv_many((names), (vals),                               \
+		               (int)(sizeof(names) / sizeof((names)[0])));     \
+	} while (0)
 
 /* --- syscall names (sysnames.c, generated) ----------------------------- */
 const char *gk_sysname(long nr);           /* NULL if unknown */
