@@ -39,24 +39,31 @@ uint32_t gk_want_fd_kept[GK_WANT_FDS / 4] __attribute__((aligned(8)));
 _Static_assert(GK_WANT_NR >= GK_MAX_SYSNO && !(GK_WANT_NR & (GK_WANT_NR - 1)),
                "a class for every number the filters know; a power of two");
 
+/* The calls that make a process or a thread: always the hook's, whatever
+ * was declared or filtered (gk_want_init keeps them, gk_want_declare puts
+ * them back, gk_want_quiet never quiets them). */
+static const long clone_calls[] = {
+	SYS_clone,
+#ifdef SYS_clone3
+	SYS_clone3,
+#endif
+#ifdef SYS_fork
+	SYS_fork,
+#endif
+#ifdef SYS_vfork
+	SYS_vfork,
+#endif
+};
+#define NCLONE (sizeof(clone_calls) / sizeof(clone_calls[0]))
+
 static int
 clone_family(long nr)
 {
-	switch (nr) {
-	case SYS_clone:
-#ifdef SYS_clone3
-	case SYS_clone3:
-#endif
-#ifdef SYS_fork
-	case SYS_fork:
-#endif
-#ifdef SYS_vfork
-	case SYS_vfork:
-#endif
-		return 1;
-	default:
-		return 0;
-	}
+	int hit = 0;
+
+	for (size_t i = 0; i < NCLONE; i++)
+		hit |= nr == clone_calls[i];
+	return hit;
 }
 
 void
@@ -90,16 +97,8 @@ gk_want_declare(const unsigned char *classes, size_t n)
 		gk_want[nr] = (unsigned char)(c & -(unsigned)(gk_want[nr] != GK_WANT_NEVER));
 	}
 	memset(gk_want + n, GK_WANT_NEVER, GK_MAX_SYSNO - n);
-	gk_want[SYS_clone] = GK_WANT_ALWAYS;
-#ifdef SYS_clone3
-	gk_want[SYS_clone3] = GK_WANT_ALWAYS;
-#endif
-#ifdef SYS_fork
-	gk_want[SYS_fork] = GK_WANT_ALWAYS;
-#endif
-#ifdef SYS_vfork
-	gk_want[SYS_vfork] = GK_WANT_ALWAYS;
-#endif
+	for (size_t i = 0; i < NCLONE; i++)
+		gk_want[clone_calls[i]] = GK_WANT_ALWAYS;
 }
 
 void
