@@ -96,10 +96,10 @@ set_slot_counted(int fd, struct gk_file *f, int count)
 	__atomic_store_n(&table[fd], f, __ATOMIC_RELEASE);
 	/* descriptor calls on it reach the hook (runtime's fast path) */
 	gk_want_fd_mark(fd, f != NULL);
-	if (f)
+	if (f) {
 		gk_want_wake(SYS_exit_group);   /* hook.c: quiet until now */
-	if (f)
 		__atomic_add_fetch(&f->refs, 1, __ATOMIC_RELAXED);
+	}
 	if (f && count)
 		gk_ofd_users_add(f->ofd, +1);
 	n_open += (f != NULL) - (old != NULL);

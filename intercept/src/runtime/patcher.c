@@ -27,8 +27,8 @@
 #define JAL_REACH   GK_ARCH_NEAR_REACH
 #define GW_REACH    GK_ARCH_FAR_REACH
 
-/* struct gk_staged (runtime.h): one window, its new bytes, its trampoline */
-#define pending gk_staged
+/* pend[]: struct gk_staged (runtime.h), one window, its new bytes, its
+ * trampoline */
 _Static_assert(PEND_BYTES == sizeof(((struct gk_staged *)0)->bytes), "runtime.h");
 
 struct obj_stats {
@@ -44,13 +44,13 @@ struct obj_stats {
  * glibc's libc and ld.so: a mapping's size costs under qemu-user (per
  * page, at map and unmap), its untouched pages nothing on hardware. */
 #define PEND_FIRST 2048
-static struct pending *pend;
+static struct gk_staged *pend;
 static size_t npend, pend_cap;
 
 static int
 pend_room(void)
 {
-	struct pending *bigger;
+	struct gk_staged *bigger;
 
 	if (npend < pend_cap)
 		return 0;
@@ -191,7 +191,7 @@ place_site(const struct gk_object *o, const struct gk_text *t,
            struct gk_site *site, uint64_t tramp, struct obj_stats *st)
 {
 	uint8_t tramp_bytes[GK_TRAMP_MAX];
-	struct pending *p;
+	struct gk_staged *p;
 	uint64_t entry;
 
 	gk_plan_assign(site, tramp);
@@ -425,7 +425,7 @@ replay_image(struct gk_object *o, const struct gk_object *self, uint64_t *rs,
 	for (uint32_t k = 0; k < img.nrec; k++) {
 		const struct gk_image_rec *r = &img.rec[k];
 		uint64_t tramp = (r->anchor ? self->base : o->base) + r->tramp_off;
-		struct pending *q;
+		struct gk_staged *q;
 
 		/* a failure here leaves written but unreachable trampolines
 		 * (regions are used forwards only); the plan goes on after them */
@@ -466,7 +466,7 @@ record_image(const struct gk_object *o, const struct gk_object *self,
 		return -1;
 	out = (uint8_t *)cplan.sites + recs;
 	for (size_t k = p0; k < npend; k++) {
-		const struct pending *q = &pend[k];
+		const struct gk_staged *q = &pend[k];
 		struct gk_image_rec *r = &rec[k - p0];
 		size_t need = 2 * (size_t)q->len + q->tramp_len;
 
