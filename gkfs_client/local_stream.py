@@ -20,11 +20,10 @@ breaks a limit is not resynchronised: the reader closes it.
 """
 from __future__ import annotations
 
-import hashlib
 import struct
 from typing import Any, Sequence
 
-from gkfs_client import protocol
+from gkfs_client import distribution, protocol
 
 _U32 = struct.Struct("<I")
 _ONE_FRAME = struct.Struct("<II")
@@ -47,14 +46,19 @@ class FramingError(Exception):
 
 
 def local_name(cluster_uuid: str, member_id: int, address: str) -> bytes:
-    """The abstract socket name of one member's local stream listener.
+    """The abstract socket name of one member's local stream listener:
+    ``"\\0gkfs-local/<cluster uuid>/<16 hex digits>"``, the digits being
+    FNV-1a 64 (gkfs_client.distribution, which the C client has too) of
+    ``"<member id>\\n<address>"``.
 
-    Derived from what the hosts file says about the member (the cluster's
-    uuid, the member's id and its ZeroMQ address), so a client needs nothing
-    else to find it, and a member restarted at another address has another
-    name. Hashed to a fixed length (the sun_path limit is 108 bytes)."""
-    digest = hashlib.sha256(f"{cluster_uuid}\n{member_id}\n{address}".encode()).hexdigest()[:32]
-    return NAME_PREFIX + digest.encode()
+    Derived from what the hosts file says about the member, so a client
+    needs nothing else to find it, and a member restarted at another address
+    has another name. Fixed length (65 bytes; sun_path holds 108) whatever
+    the address. The hash only has to keep one cluster's members apart (the
+    uuid keeps clusters apart); who may answer on a name is settled by the
+    listener's credentials, never by the name."""
+    h = distribution.fnv1a64(f"{member_id}\n{address}".encode())
+    return NAME_PREFIX + f"{cluster_uuid}/{h:016x}".encode()
 
 
 def encode(frames: Sequence[Any]) -> list[Any]:

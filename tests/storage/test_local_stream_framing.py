@@ -101,7 +101,9 @@ def test_largest_frame_count_fits_the_buffer():
 
 def test_names_differ_by_cluster_member_and_address():
     a = ls.local_name("c1", 0, "tcp://10.0.0.1:4000")
-    assert a.startswith(b"\0") and len(a) < 108
+    assert a.startswith(b"\0gkfs-local/c1/") and len(a) == 31
+    # a real uuid and the longest address still give 65 bytes (sun_path holds 108)
+    assert len(ls.local_name("9f1c2a4e-7b3d-4e8f-a1b2-c3d4e5f60718", 65535, "ipc:///" + "x" * 4000)) == 65
     assert a == ls.local_name("c1", 0, "tcp://10.0.0.1:4000")
     assert len({a, ls.local_name("c2", 0, "tcp://10.0.0.1:4000"), ls.local_name("c1", 1, "tcp://10.0.0.1:4000"),
                 ls.local_name("c1", 0, "tcp://10.0.0.1:4001")}) == 4
@@ -110,3 +112,19 @@ def test_names_differ_by_cluster_member_and_address():
 def test_decoder_refuses_a_frame_limit_its_buffer_cannot_hold():
     with pytest.raises(ValueError):
         ls.Decoder(max_frames=protocol.MAX_FRAMES + 1)
+
+
+def test_shared_vectors():
+    """tests/vectors/local_stream.tsv, which the C client checks too."""
+    from pathlib import Path
+    rows = [ln.split("\t") for ln in (Path(__file__).parents[1] / "vectors" / "local_stream.tsv").read_text()
+            .splitlines() if ln and not ln.startswith("#")]
+    names = [r for r in rows if r[0] == "name"]
+    frames = [r for r in rows if r[0] == "frame"]
+    assert len(names) == 40 and len(frames) == 6
+    for _, uuid, member, addr, want in names:
+        assert ls.local_name(uuid, int(member), bytes.fromhex(addr).decode()).hex() == want
+    for _, hexframes, want in frames:
+        msg = [b"" if h == "-" else bytes.fromhex(h) for h in hexframes.split(",")]
+        assert b"".join(bytes(b) for b in ls.encode(msg)).hex() == want
+        assert _feed(ls.Decoder(), bytes.fromhex(want), [3]) == [msg]
