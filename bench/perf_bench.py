@@ -5,10 +5,15 @@ measured in this same run, with the cluster's default security (CURVE).
   echo floor    a bare pyzmq ROUTER echo in another process, CURVE like the
                 daemons: serial round trips/s (small request, small reply),
                 1 MiB up + small reply (the floor of a 1 MiB write), small
-                request + 1 MiB back (the floor of a 1 MiB read)
+                request + 1 MiB back (the floor of a 1 MiB read); the same
+                over the local stream (docs/protocol.md 1.1: what a client
+                on the daemon's host uses), a bare Python echo with the
+                gkfs framing
   local fs      the same Python loops on the local file system
   serial        one Python Client on a 1-daemon cluster: stat, create
-                (open O_CREAT|O_EXCL + close), remove, 1 MiB write, 1 MiB read
+                (open O_CREAT|O_EXCL + close), remove, 1 MiB write, 1 MiB read;
+                again over TCP (LIBGKFS_LOCAL_STREAM=off: a client on
+                another node)
   aggregate     4 Client processes on 1, 2 and 4 daemons: stat/s and
                 creates/s of all four together (wall clock of the phase), and
                 stat/s while all four are running (stonewalled: from the
@@ -17,7 +22,8 @@ measured in this same run, with the cluster's default security (CURVE).
                 processes (gkfs-daemon --processes P, P = 1, 2); the node's
                 capacity: stats/s of 1 process keeping 64 stats in flight
                 (the daemon, not the client, is the limit); and the
-                ceiling: 4 bare echo clients on 1 and on 2 echo processes
+                ceiling: 4 bare echo clients on 1 and on 2 echo processes,
+                and on 1 local stream echo
   rpcs          daemon op counters: requests per create / stat / write / read
   preload       bench/e2e_bench.py (riscv64 fsbench under qemu-user through
                 libgkfs_intercept.so): mdtest-like create/stat/remove and
@@ -41,6 +47,8 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import select
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,9 +62,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from gkfs_client import local_stream as ls  # noqa: E402
+
 MiB = 1 << 20
 SMALL_REQ = b"\x84\xa1v\x01\xa2op\xa4stat\xa2id\x01\xa4args\x81\xa4path\xaa/bench/f00"  # a stat-sized header
 SMALL_REP = b"x" * 160  # about a stat reply
+ENV_LOCAL_STREAM = "LIBGKFS_LOCAL_STREAM"
 
 
 # ---------------------------------------------------------------- echo floor
@@ -169,6 +180,128 @@ def bench_echo_aggregate(procs: int, servers: int, n: int) -> tuple[float, float
             (last[0] - first[0]) / max(1, last[1] - first[1]) * os.cpu_count())
 
 
+# ------------------------------------------------- local stream echo floor
+
+def _stream_echo_server(name: bytes, ready) -> None:
+    """The local stream's floor: a bare echo on an abstract UNIX stream
+    socket with the gkfs framing (gkfs_client.local_stream), one thread and
+    epoll, as a daemon's receiving thread reads its local clients."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(name)
+    srv.listen(64)
+    srv.setblocking(False)
+    ep = select.epoll()
+    ep.register(srv.fileno(), select.EPOLLIN)
+    conns: dict[int, tuple[socket.socket, ls.Decoder]] = {}
+    small = ls.encode([SMALL_REP])
+    big = ls.encode([SMALL_REP, b"\0" * MiB])
+    ready.put(True)
+    while True:
+        for fd, _ev in ep.poll():
+            if fd == srv.fileno():
+                c, _ = srv.accept()
+                c.setblocking(False)
+                conns[c.fileno()] = (c, ls.Decoder())
+                ep.register(c.fileno(), select.EPOLLIN)
+                continue
+            c, dec = conns[fd]
+            try:
+                n = c.recv_into(dec.buffer())
+            except BlockingIOError:
+                continue
+            if not n:
+                ep.unregister(fd)
+                del conns[fd]
+                c.close()
+                continue
+            for msg in dec.received(n):
+                kind = bytes(msg[0][:1])
+                if kind == b"q":
+                    return
+                c.setblocking(True)  # a 1 MiB reply: the floor, not flow control, is measured here
+                c.sendmsg(big if kind == b"r" else small)
+                c.setblocking(False)
+
+
+def _stream_echo_client(name: bytes):
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(name)
+    dec = ls.Decoder()
+
+    def call(frames) -> list:
+        c.sendmsg(ls.encode(frames))
+        while True:
+            got = dec.received(c.recv_into(dec.buffer()))
+            if got:
+                return got[0]
+    for _ in range(50):
+        call([b"s" + SMALL_REQ])
+    return c, call
+
+
+def _start_stream_echo() -> tuple[bytes, mp.Process]:
+    name = b"\0gkfs-perf-echo/" + os.urandom(8).hex().encode()
+    sp = mp.get_context("spawn")
+    q = sp.Queue()
+    proc = sp.Process(target=_stream_echo_server, args=(name, q), daemon=True)
+    proc.start()
+    q.get(timeout=30)
+    return name, proc
+
+
+def bench_stream_echo(n_small: int, n_big: int) -> dict[str, float]:
+    """bench_echo's three loops over the local stream."""
+    name, proc = _start_stream_echo()
+    c, call = _stream_echo_client(name)
+    small = [b"s" + SMALL_REQ]
+    out = {}
+    t = time.perf_counter()
+    for _ in range(n_small):
+        call(small)
+    out["rtt"] = n_small / (time.perf_counter() - t)
+    payload = os.urandom(MiB)
+    t = time.perf_counter()
+    for _ in range(n_big):
+        call([b"s" + SMALL_REQ, payload])
+    out["write"] = n_big / (time.perf_counter() - t)
+    rq = [b"r" + SMALL_REQ]
+    t = time.perf_counter()
+    for _ in range(n_big):
+        call(rq)
+    out["read"] = n_big / (time.perf_counter() - t)
+    c.sendmsg(ls.encode([b"q"]))
+    proc.join(10)
+    c.close()
+    return out
+
+
+def _stream_echo_agg_client(name: bytes, n: int, barrier, results) -> None:
+    c, call = _stream_echo_client(name)
+    small = [b"s" + SMALL_REQ]
+    barrier.wait()
+    cpu0, t = _cpu_ticks(), time.monotonic()
+    for _ in range(n):
+        call(small)
+    results.put((t, time.monotonic(), cpu0, _cpu_ticks()))
+    c.close()
+
+
+def bench_stream_echo_aggregate(procs: int, n: int) -> tuple[float, float]:
+    """bench_echo_aggregate over the local stream, one echo process."""
+    sp = mp.get_context("spawn")
+    name, srv = _start_stream_echo()
+    barrier, results = sp.Barrier(procs), sp.Queue()
+    cs = [sp.Process(target=_stream_echo_agg_client, args=(name, n, barrier, results)) for _ in range(procs)]
+    for c in cs:
+        c.start()
+    got = _gather(cs, results, 300)
+    srv.terminate()
+    srv.join(10)
+    first, last = min(got, key=lambda t: t[0])[2], max(got, key=lambda t: t[1])[3]
+    return (procs * n / (max(t[1] for t in got) - min(t[0] for t in got)),
+            (last[0] - first[0]) / max(1, last[1] - first[1]) * os.cpu_count())
+
+
 # ---------------------------------------------------------------- local fs
 
 def bench_local(files: int, mib: int, workdir: Path) -> dict[str, float]:
@@ -272,6 +405,20 @@ def bench_serial(cl: Cluster, files: int, mib: int) -> dict[str, float]:
         c.unlink(f"{work}/big")
         c.rmdir(work)
     return out
+
+
+def bench_serial_tcp(cl: Cluster, files: int, mib: int) -> dict[str, float]:
+    """bench_serial with the local stream off: the path of a client on
+    another node (ZeroMQ over TCP, CURVE)."""
+    old = os.environ.get(ENV_LOCAL_STREAM)
+    os.environ[ENV_LOCAL_STREAM] = "off"
+    try:
+        return bench_serial(cl, files, mib)
+    finally:
+        if old is None:
+            del os.environ[ENV_LOCAL_STREAM]
+        else:
+            os.environ[ENV_LOCAL_STREAM] = old
 
 
 def _cpu_ticks() -> tuple[int, int]:
@@ -506,11 +653,13 @@ def main(argv: list[str] | None = None) -> int:
             d = tmp / f"r{rnd}"
             d.mkdir()
             rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))
+            rounds.setdefault("stream_echo", []).append(bench_stream_echo(a.files, a.mib))
             rounds.setdefault("local", []).append(bench_local(a.files, a.mib, d))
             for n in daemons:
                 with Cluster(d, n) as cl:
                     if n == 1:
                         rounds.setdefault("serial", []).append(bench_serial(cl, a.files, a.mib))
+                        rounds.setdefault("serial_tcp", []).append(bench_serial_tcp(cl, a.files, a.mib))
                         if rnd == 0:
                             rpcs = count_rpcs(cl)
                     rounds.setdefault(f"agg{n}", []).append(bench_aggregate(cl, a.procs, a.agg_files))
@@ -522,20 +671,34 @@ def main(argv: list[str] | None = None) -> int:
             ea = {}
             for k in (1, 2):
                 ea[f"servers{k}"], ea[f"servers{k}_busy"] = bench_echo_aggregate(a.procs, k, 4 * a.agg_files)
+            ea["stream1"], ea["stream1_busy"] = bench_stream_echo_aggregate(a.procs, 4 * a.agg_files)
             rounds.setdefault("echo_agg", []).append(ea)
             rounds.setdefault("echo", []).append(bench_echo(a.files, a.mib))  # bracket the round
+            rounds.setdefault("stream_echo", []).append(bench_stream_echo(a.files, a.mib))
     res = {k: med(v) for k, v in rounds.items()}
     preload = None if a.no_preload else bench_preload(200, 16)
     intercept = None if a.no_intercept else bench_intercept()
     wall = time.monotonic() - t0
 
-    e, loc, s = res["echo"], res["local"], res["serial"]
+    e, loc, s, se, st = res["echo"], res["local"], res["serial"], res["stream_echo"], res["serial_tcp"]
     rows = [
+        # The issue's floor: a pyzmq ROUTER echo over TCP with CURVE. A
+        # client on the daemon's host goes over the local stream, whose own
+        # floor (below) is higher; a client on another node over TCP ("TCP").
         ("serial stat / echo round trip", s["stat"], e["rtt"], ">= 0.7"),
         ("serial create / echo round trip", s["create"], e["rtt"], ">= 0.6"),
         ("serial remove / echo round trip", s["remove"], e["rtt"], ""),
         ("1 MiB write MiB/s / echo 1 MiB up", s["write"], e["write"], ">= 0.8"),
         ("1 MiB read MiB/s / echo 1 MiB down", s["read"], e["read"], ">= 0.8"),
+        ("TCP: serial stat / echo round trip", st["stat"], e["rtt"], ">= 0.7"),
+        ("TCP: serial create / echo round trip", st["create"], e["rtt"], ">= 0.6"),
+        ("TCP: 1 MiB write MiB/s / echo 1 MiB up", st["write"], e["write"], ">= 0.8"),
+        ("TCP: 1 MiB read MiB/s / echo 1 MiB down", st["read"], e["read"], ">= 0.8"),
+        ("serial stat / local stream echo", s["stat"], se["rtt"], ""),
+        ("serial create / local stream echo", s["create"], se["rtt"], ""),
+        ("1 MiB write / local stream echo 1 MiB up", s["write"], se["write"], ""),
+        ("1 MiB read / local stream echo 1 MiB down", s["read"], se["read"], ""),
+        ("serial stat: local stream / TCP", s["stat"], st["stat"], ""),
         ("serial stat / local fs", s["stat"], loc["stat"], ""),
         ("serial create / local fs", s["create"], loc["create"], ""),
         ("1 MiB write / local fs", s["write"], loc["write"], ""),
@@ -581,6 +744,10 @@ def main(argv: list[str] | None = None) -> int:
         for pn in node_procs:
             rows.append((f"{a.procs} procs stat/s, P={pn} / {a.procs}-client echo ({min(pn, 2)} echo)",
                          res[f"node{pn}"]["stat"], ea[f"servers{min(pn, 2)}"], ""))
+        rows.append((f"{a.procs} procs stat/s, P=1 / {a.procs}-client local stream echo",
+                     res[f"node{node_procs[0]}"]["stat"], ea["stream1"], ""))
+        rows.append((f"ceiling: {a.procs} local stream echo clients: cores busy", ea["stream1_busy"],
+                     os.cpu_count(), ""))
     if preload and "error" not in preload:
         for ph in ("create", "stat", "remove", "write", "read"):
             rows.append((f"preload riscv64 {ph} / local fs", preload["gkfs"][ph], preload["local"][ph], ""))
