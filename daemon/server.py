@@ -249,6 +249,7 @@ class Server:
         ``name`` too; OSError (EADDRINUSE: the name is taken) leaves the
         daemon on ZeroMQ alone."""
         self.local = LocalListener(name, self.state.config.max_frame_size, self._local_closed)
+        self.state.local = self.local
 
     def serve(self) -> None:
         for t in self.threads:
