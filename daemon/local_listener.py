@@ -211,8 +211,10 @@ class LocalListener:
             return False
         bufs = local_stream.encode(frames)
         try:
-            if len(bufs) == 1:
+            if len(bufs) == 1:  # a small reply: one buffer, nearly always taken whole
                 n = conn.sock.send(bufs[0], _SEND_FLAGS)
+                if n == len(bufs[0]):
+                    return True
             else:
                 n = conn.sock.sendmsg(bufs, (), _SEND_FLAGS)
         except (BlockingIOError, InterruptedError):
