@@ -173,6 +173,32 @@ def test_pipelined_requests_are_all_answered(cluster, local):
     assert ids == list(range(1, n + 1))
 
 
+def test_slow_reader_gets_every_reply_whole(cluster, local):
+    """48 pipelined 512 KiB reads (24 MiB of replies, far more than the
+    socket holds), the client reading nothing for a second: the replies
+    wait (a partial one on the connection, the rest in its backlog), then
+    all arrive whole and in their bytes once it reads."""
+    c = cluster(n=1, chunk_size=CS)
+    lc = local(c, timeout=30)
+    lc.call("create", {"path": "/slow", "mode": 0o100644})
+    key = lc.call("stat", {"path": "/slow"}).result["stat"]["data_key"]
+    blobs = [os.urandom(CS) for _ in range(4)]
+    lc.call("write_chunks", {"data_key": key, "chunk_size": CS, "chunks": [[i, 0, CS] for i in range(4)]}, blobs)
+    n = 48
+    for i in range(n):
+        lc.send_frames(lc.encode("read_chunks", {"data_key": key, "chunk_size": CS, "chunks": [[i % 4, 0, CS]]},
+                                 req_id=500 + i))
+    time.sleep(1.0)
+    got = {}
+    for _ in range(n):
+        r = protocol.decode_reply(lc.recv_frames())
+        assert r.ok, r
+        got[r.req_id] = b"".join(bytes(d) for d in r.data)
+    assert sorted(got) == list(range(500, 500 + n))
+    assert all(got[500 + i] == blobs[i % 4] for i in range(n))
+    assert lc.call("ping").ok
+
+
 # ------------------------------------------------------------------ other users
 
 @pytest.fixture(scope="module")
