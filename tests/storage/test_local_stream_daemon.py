@@ -330,6 +330,12 @@ def test_framing_violations_close_only_that_connection(cluster, local, raw):
         assert good.call("ping").ok and tcp.call("ping").ok
     assert "local stream: closed connection" in c.log(0)
     assert good.call("stat", {"path": "/"}).ok
+    # a frame above max_frame_size but within the stream's limit is a
+    # request like any other: answered EMSGSIZE, as over ZeroMQ
+    big = good.request("write_chunks", {"data_key": "0" * 32, "chunk_size": CS, "chunks": [[0, 0, 1]]},
+                       [bytes(protocol.DEFAULT_MAX_FRAME_SIZE + 1)])
+    assert big.status == errno.EMSGSIZE, big
+    assert good.call("ping").ok
 
 
 def test_client_that_never_reads_is_dropped_and_memory_stays_bounded(cluster, local, raw):
