@@ -34,6 +34,11 @@ them in a per-client backlog here; a client that stops reading beyond that
 is dropped (its backlog freed, its later requests ignored) and logged. A
 client also has at most HEAVY_PER_CLIENT data requests in the workers at a
 time, so the memory one client can pin is bounded by a few frames.
+
+The local stream (docs/protocol.md 1.1, daemon.local_listener): the owner's
+clients on this host over a UNIX stream socket this thread reads and
+writes itself (no libzmq I/O thread), waited on beside the ZeroMQ FDs; its
+requests take the same way (_serve_local), its replies the same backlogs.
 """
 from __future__ import annotations
 
@@ -52,6 +57,7 @@ from gkfs_client.transport import batch_io_threads
 
 from .auth import PEER_USER_ID, ZapHandler
 from .handlers import CALLER, HANDLERS, DaemonState
+from .local_listener import LocalListener
 from .peer import INLINE, NeedsWorker
 
 log = logging.getLogger("gkfs_daemon.server")
@@ -239,8 +245,15 @@ class Server:
         owner = security.Identity.of_process()
         self._owner_caller = (owner.user_id().encode(), owner)
         self._callers: dict[str, tuple[bytes, security.Identity | None]] = {}
+        self.local: LocalListener | None = None
         self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
                         for i in range(state.config.workers)]
+
+    def listen_local(self, name: bytes) -> None:
+        """Serve the local stream (1.1) at the abstract ``name`` too; OSError
+        (EADDRINUSE: the name is taken) leaves the daemon on ZeroMQ alone."""
+        self.local = LocalListener(name, self.state.config.max_frame_size, self._local_closed)
+        self.state.local = self.local
 
     def serve(self) -> None:
         for t in self.threads:
@@ -280,6 +293,16 @@ class Server:
         wait_both = select.poll()
         wait_both.register(back_fd, select.POLLIN)
         wait_both.register(front_fd, select.POLLIN)
+        # The local stream's epoll fd, in both waits: its events are taken even
+        # while requests are not read (it never stays ready), its requests not.
+        local = self.local
+        local_fd = -1
+        if local is not None:
+            local_fd = local.fileno()
+            wait_back.register(local_fd, select.POLLIN)
+            wait_both.register(local_fd, select.POLLIN)
+        local_events = local is not None
+        local_more = False  # requests read or readable connections not handled yet
         NOBLOCK, Again = zmq.NOBLOCK, zmq.Again
         back_maybe = front_maybe = True
         inflight = -1
@@ -296,7 +319,7 @@ class Server:
             accepting = stopping or (len(heavy) < 64 and heavy_bytes < heavy_limit
                                      and len(waiting) < WAITING_MAX and waiting_bytes < waiting_limit)
             if stopping and not working and not heavy and not waiting and (
-                    not self.backlogs or time.monotonic() > stop_flush):
+                    not (self.backlogs or (local is not None and local.unsent)) or time.monotonic() > stop_flush):
                 break
             msg = None
             if back_maybe:
@@ -318,7 +341,8 @@ class Server:
                 msg, too_many = self._recv_request()
                 if msg is None:
                     front_maybe = False
-            if msg is None and not back_maybe and not (accepting and front_maybe):
+            if msg is None and not back_maybe and not (accepting and front_maybe) and not local_events \
+                    and not (accepting and local_more):
                 # Both drained: wait. Backlogged replies are sent last
                 # (after the receive that took the signals), until a round
                 # sends nothing; a send may also have taken a signal, so the
@@ -338,6 +362,8 @@ class Server:
                 for fd, _ev in ready:
                     if fd == back_fd:
                         back_maybe = True
+                    elif fd == local_fd:
+                        local_events = True
                     elif accepting:
                         # Often only a pipe that drained (libzmq sends one such
                         # command per reply taken): ZMQ_EVENTS takes it and
@@ -348,7 +374,7 @@ class Server:
                         front_maybe = True
                 if not ready:  # a timeout: look at both anyway (cheap, and never stuck on a lost signal)
                     back_maybe = front_maybe = True
-                elif back_maybe or (accepting and front_maybe):
+                elif back_maybe or (accepting and front_maybe) or local_events:
                     # A message is there: straight back to the receives (the
                     # bookkeeping below runs once it has been handled).
                     continue
@@ -407,6 +433,12 @@ class Server:
                     if msg is None:
                         front_maybe = False  # the receive that found nothing took the signals
                         break
+            if local_events or (accepting and local_more):
+                local_more, add_heavy, add_waiting = self._serve_local(local_events, accepting, stopping, heavy,
+                                                                       waiting)
+                heavy_bytes += add_heavy
+                waiting_bytes += add_waiting
+                local_events = False
             # Metadata waiting for a worker first (oldest first), then data.
             while waiting and idle:
                 msg = waiting.popleft()
@@ -500,6 +532,69 @@ class Server:
         return (not heavy and client not in self.heavy_inflight
                 and not self.frontend.getsockopt(_EVENTS) & _POLLIN)
 
+    def _serve_local(self, events: bool, accepting: bool, stopping: bool, heavy: collections.deque,
+                     waiting: collections.deque) -> tuple[bool, int, int]:
+        """The local stream's turn: its events; while accepting, its requests,
+        handled as the ZeroMQ drain does, each as the daemon's owner (only the
+        owner's uid gets a connection; peers never come this way). Returns
+        (more to read or handle, bytes added to heavy, to waiting)."""
+        local = self.local
+        if events:
+            local.poll()
+        if not accepting:
+            return bool(local.inbox or local.readable), 0, 0
+        inbox = local.inbox
+        if not inbox:
+            local.read()
+        add_heavy = add_waiting = 0
+        caller, who = self._owner_caller
+        drained = 0
+        while inbox:
+            msg = inbox.popleft()
+            client = msg[0]
+            queued = False
+            if client in self.dropped:
+                continue
+            if stopping:
+                self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
+                continue
+            reply = handle(self.state, msg[1:], who, client, self.inline_ops)
+            if type(reply) is str and reply in HEAVY_OPS and not inbox and self._data_here(client, heavy):
+                reply = handle(self.state, msg[1:], who, client, self.inline_data_ops)
+            if type(reply) is not str:
+                self._deliver_local(client, reply)
+            else:
+                queued = True
+                msg.insert(1, caller)
+                if reply in HEAVY_OPS:
+                    heavy.append(msg)
+                    add_heavy += _size(msg)
+                    self.heavy_queued[client] += 1
+                else:
+                    waiting.append(msg)
+                    add_waiting += _size(msg)
+            msg = reply = None
+            drained += 1
+            if queued or drained >= DRAIN_MAX:
+                break
+        return bool(inbox or local.readable), add_heavy, add_waiting
+
+    def _deliver_local(self, client: bytes, reply: list[Any]) -> None:
+        """A reply answered here to a local connection: straight to its
+        socket, unless replies wait (its partial one, or its backlog)."""
+        if client in self.backlogs or not self.local.send(client, reply):
+            self._deliver([client, *reply], client)
+
+    def _local_closed(self, client: bytes) -> None:
+        """A local connection closed: what it held goes at once (as in
+        _probe_lock_holders, which catches what a worker takes for it later)."""
+        self.backlogs.pop(client, None)
+        n = self.state.locks.drop_connection(client)
+        h = self.state.holds.drop_connection(client)
+        self.state.fences.drop_connection(client)
+        if n or h:
+            log.info("local connection closed: released its %d lock(s) and %d open(s)", n, h)
+
     def _recv_request(self) -> tuple[list[Any] | None, bool]:
         """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
         identity and the header at least); further frames are drained
@@ -542,6 +637,10 @@ class Server:
         if client in self.dropped:
             return
         backlog = self.backlogs.get(client)
+        if backlog is None and self.local is not None and self.local.is_local(client):
+            if self.local.send(client, msg[1:]):
+                return
+            backlog = self.backlogs[client] = _Backlog()
         if backlog is None:
             for again in (False, True):
                 try:
@@ -597,22 +696,29 @@ class Server:
         """Send what the clients' pipes take now; the number of replies sent."""
         sent = 0
         now = time.monotonic()
+        local = self.local
         for client, backlog in list(self.backlogs.items()):
+            is_local = local is not None and local.is_local(client)
             while backlog.msgs:
-                try:
-                    self.frontend.send_multipart(backlog.msgs[0], copy=False, flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                except zmq.ZMQError as exc:
-                    if exc.errno != errno.EHOSTUNREACH:
-                        raise
-                    backlog.msgs.clear()  # gone: its replies go nowhere
-                    break
+                if is_local:
+                    # (one that fails here is closed: the rest is discarded)
+                    if not local.send(client, backlog.msgs[0][1:]):
+                        break
+                else:
+                    try:
+                        self.frontend.send_multipart(backlog.msgs[0], copy=False, flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    except zmq.ZMQError as exc:
+                        if exc.errno != errno.EHOSTUNREACH:
+                            raise
+                        backlog.msgs.clear()  # gone: its replies go nowhere
+                        break
                 backlog.bytes -= _size(backlog.msgs.popleft())
                 backlog.since = now
                 sent += 1
             if not backlog.msgs:
-                del self.backlogs[client]
+                self.backlogs.pop(client, None)
             elif now - backlog.since > STALL_DROP_S:
                 self._drop(client, f"no reply taken for {STALL_DROP_S:g} s")
         return sent
@@ -622,6 +728,8 @@ class Server:
         and ignore it from now on (libzmq frees its queue when it disconnects)."""
         self.backlogs.pop(client, None)
         self.dropped[client] = None
+        if self.local is not None and self.local.is_local(client):
+            self.local.close(client, f"dropped: {why}")
         while len(self.dropped) > DROPPED_MEMORY:
             self.dropped.popitem(last=False)
         self.state.count("dropped_clients", False)
@@ -657,7 +765,10 @@ class Server:
 
     def _send(self, msg: list[Any]) -> bool:
         """Send a probe to a client without blocking; False when its
-        connection is gone (a full queue means it is still there)."""
+        connection is gone (a full queue means it is still there). A local
+        connection is not probed: its closing is seen at once."""
+        if self.local is not None and self.local.is_local(msg[0]):
+            return msg[0] in self.local.conns
         try:
             self.frontend.send_multipart(msg, copy=False, flags=zmq.NOBLOCK)
             return True
@@ -731,8 +842,9 @@ class Server:
         self.state.count("peer_forget" if op == "forget" else "peer_stat", True)
 
     def _refuse(self, msg: list[Any], code: int, message: str) -> None:
-        """Answer from the receiving thread itself (shutting down, too many frames)."""
-        req_id = protocol.peek_header(msg[1].buffer)[1]
+        """Answer from the receiving thread itself (shutting down, too many frames;
+        a local request's header is bytes, not a zmq.Frame)."""
+        req_id = protocol.peek_header(getattr(msg[1], "buffer", msg[1]))[1]
         self._deliver([msg[0], *protocol.encode_error(req_id, code, message)])
         self.state.count("refused", False)
 
@@ -743,6 +855,8 @@ class Server:
         # The frontend keeps its linger (replies already queued get out);
         # everything else, e.g. a worker that never started, closes at once.
         self.frontend.close()
+        if self.local is not None:
+            self.local.close_all()
         if self.zap is not None:
             self.zap.stop()
         self.ctx.destroy(linger=0)
