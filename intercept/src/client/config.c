@@ -576,6 +576,8 @@ gkc_config_load(void)
 	const char *sec = gk_getenv("LIBGKFS_SECURITY");
 	const char *kf = gk_getenv("LIBGKFS_KEY_FILE");
 	gkc_cfg.security_off = sec && !strcmp(sec, "off");
+	const char *ls = gk_getenv("LIBGKFS_LOCAL_STREAM");
+	gkc_cfg.local_stream_off = ls && !strcmp(ls, "off");
 	if (kf && *kf)
 		join3(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), kf, NULL, NULL);
 	else
