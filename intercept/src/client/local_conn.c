@@ -24,12 +24,14 @@
 #include <time.h>
 
 #include "libsyscall_intercept_hook_point.h"
+#include "config.h"
 #include "internal_fds.h"
 #include "local_conn.h"
 #include "local_stream.h"
 #include "log.h"
 
 #define READ_AHEAD 4096
+#define RETRY_MS 1000   /* a member over TCP: how often its stream is tried */
 #define IOV_BATCH 64
 
 struct gk_lconn {
@@ -177,6 +179,32 @@ int
 gk_lconn_buffered(const struct gk_lconn *lc)
 {
 	return lc->end > lc->cur;
+}
+
+void
+gk_lslot_drop(struct gk_lslot *s, int later)
+{
+	gk_lconn_close(s->lc);
+	s->lc = NULL;
+	s->retry = later ? now_ms() + RETRY_MS : 0;
+}
+
+struct gk_lconn *
+gk_lslot_get(struct gk_lslot *s, unsigned member)
+{
+	char address[256];
+
+	if (gkc_cfg.local_stream_off)
+		return NULL;
+	if (s->gen != gkc_cfg.hosts[member].gen)
+		gk_lslot_drop(s, 0);   /* moved: another name, try it now */
+	if (s->lc || (s->retry && now_ms() < s->retry))
+		return s->lc;
+	gkc_config_address(member, address, sizeof(address), &s->gen);
+	if (address[0])
+		s->lc = gk_lconn_open(gkc_cfg.cluster, member, address);
+	s->retry = s->lc ? 0 : now_ms() + RETRY_MS;
+	return s->lc;
 }
 
 /* --- sending ---------------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /*
  * local_conn.h - one connection over the local stream (docs/protocol.md
  * 1.1): connect to a member's abstract UNIX socket, check who listens,
- * send and receive whole messages.  Framing is local_stream.h; which
- * member goes over it, and when, is rpc.c's.
+ * send and receive whole messages; when a member's stream is tried
+ * (gk_lslot).  Framing is local_stream.h; which call goes where, rpc.c.
  *
  * One connection is used by one thread at a time (rpc.c keeps them per
  * thread, and the lock session's under its mutex).  Every wait is bounded;
@@ -51,6 +51,22 @@ int gk_lconn_buffered(const struct gk_lconn *lc);
  * no libzmq, no hook); fds may be empty (a bounded sleep). */
 struct pollfd;
 int gk_lconn_poll(struct pollfd *fds, unsigned n, long timeout_ms);
+
+/* A member slot's stream, as rpc.c keeps one per member per thread (and
+ * in the lock session), with when to try it (protocol.md 1.1, Lifetime):
+ * at the member's first use, after a reset, when the member moved (its
+ * hosts-file address changed: another name), else at most once a second. */
+struct gk_lslot {
+	struct gk_lconn *lc;   /* connected, or NULL: the member goes over TCP */
+	unsigned gen;          /* the address generation last tried */
+	long retry;            /* no new try before (CLOCK_MONOTONIC ms; 0: now) */
+};
+/* The slot's stream for member `member` (connecting it when it is time);
+ * NULL with LIBGKFS_LOCAL_STREAM=off or when it is not usable. */
+struct gk_lconn *gk_lslot_get(struct gk_lslot *s, unsigned member);
+/* Closes the slot's stream; the next try at the next use (later = 0) or
+ * in a second (1: it just failed). */
+void gk_lslot_drop(struct gk_lslot *s, int later);
 
 /* In a forked child: close every inherited connection's descriptor.  A
  * child writing into its parent's stream would interleave bytes with the

@@ -68,7 +68,6 @@ static struct {
 
 static int z_loaded;   /* 1 ok, -1 failed */
 #define REFRESH_MS 500  /* how often a silent member's entry is read again */
-#define LOCAL_RETRY_MS 1000   /* a member over TCP: how often its local stream is tried */
 
 static int
 load_zmq(void)
@@ -118,9 +117,7 @@ uint64_t gk_chunk_size;
 struct member_conn {
 	void *s;                 /* DEALER, or NULL */
 	unsigned addr_gen;
-	struct gk_lconn *lc;     /* local stream, or NULL */
-	unsigned lc_gen;         /* address generation it was tried for */
-	long lc_retry;           /* no new try before (0: at the next use) */
+	struct gk_lslot ls;      /* local stream */
 };
 
 struct conn {
@@ -146,12 +143,12 @@ close_conn(struct conn *c)
 		if (c->gen != rpc_gen) {
 			/* another generation's: sockets abandoned, descriptors of
 			 * local streams closed at the fork (gk_lconn_after_fork) */
-			gk_lconn_abandon(c->sock[i].lc);
+			gk_lconn_abandon(c->sock[i].ls.lc);
 			continue;
 		}
 		if (c->sock[i].s)
 			z.close(c->sock[i].s);
-		gk_lconn_close(c->sock[i].lc);
+		gk_lconn_close(c->sock[i].ls.lc);
 	}
 	free(c);
 }
@@ -323,41 +320,12 @@ now_ms(void)
 	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-static void
-local_drop(struct member_conn *m, long retry)
-{
-	gk_lconn_close(m->lc);
-	m->lc = NULL;
-	m->lc_retry = retry;
-}
-
-/* Member t's local stream, connected when it can be (protocol.md 1.1): at
- * its first use, after a reset, when it moved; else once a second. */
-static struct gk_lconn *
-local_for(struct conn *cn, unsigned t)
-{
-	struct member_conn *m = &cn->sock[t];
-	char address[256];
-
-	if (gkc_cfg.local_stream_off)
-		return NULL;
-	if (m->lc_gen != gkc_cfg.hosts[t].gen)
-		local_drop(m, 0);   /* moved: another name, try it now */
-	if (m->lc || (m->lc_retry && now_ms() < m->lc_retry))
-		return m->lc;
-	gkc_config_address(t, address, sizeof(address), &m->lc_gen);
-	if (address[0])
-		m->lc = gk_lconn_open(gkc_cfg.cluster, t, address);
-	m->lc_retry = m->lc ? 0 : now_ms() + LOCAL_RETRY_MS;
-	return m->lc;
-}
-
 static int
 send_call(struct conn *cn, struct gk_call *c)
 {
 	msgpack_sbuffer h;
 	msgpack_packer pk;
-	struct gk_lconn *lc = local_for(cn, c->target);
+	struct gk_lconn *lc = gk_lslot_get(&cn->sock[c->target].ls, c->target);
 	void *s = cn->sock[c->target].s;
 	int rc;
 
@@ -384,7 +352,7 @@ send_call(struct conn *cn, struct gk_call *c)
 		/* not sent whole: the daemon drops a broken message unread */
 		GKC_LOG(GKC_INFO, "local stream to member %u: %s: over TCP", c->target,
 		        strerror(-rc));
-		local_drop(&cn->sock[c->target], now_ms() + LOCAL_RETRY_MS);
+		gk_lslot_drop(&cn->sock[c->target].ls, 1);
 	}
 	if (s && cn->sock[c->target].addr_gen != gkc_cfg.hosts[c->target].gen) {
 		z.close(s);   /* the member registered a new address (restart) */
@@ -523,7 +491,7 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 static int
 receive_local(struct conn *cn, unsigned t, struct gk_call *calls, int n, long deadline)
 {
-	struct gk_lconn *lc = cn->sock[t].lc;
+	struct gk_lconn *lc = cn->sock[t].ls.lc;
 	msgpack_unpacked up;
 	struct gk_call *c;
 	char *buf;
@@ -555,7 +523,7 @@ reset_socket(struct conn *cn, unsigned i)
 		z.close(cn->sock[i].s);
 		cn->sock[i].s = NULL;
 	}
-	local_drop(&cn->sock[i], 0);
+	gk_lslot_drop(&cn->sock[i].ls, 0);
 }
 
 /* Ops whose repetition cannot change the outcome: sent again to a member
@@ -781,8 +749,8 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 				idx[ni++] = t;
 				nz++;
 			}
-			if (on_l && cn->sock[t].lc) {
-				items[ni] = (z_pollitem_t){NULL, gk_lconn_fd(cn->sock[t].lc), Z_POLLIN, 0};
+			if (on_l && cn->sock[t].ls.lc) {
+				items[ni] = (z_pollitem_t){NULL, gk_lconn_fd(cn->sock[t].ls.lc), Z_POLLIN, 0};
 				idx[ni++] = t;
 			}
 		}
@@ -809,11 +777,11 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 			int lr;
 			do
 				lr = receive_local(cn, t, calls, n, deadline);
-			while (!lr && gk_lconn_buffered(cn->sock[t].lc));
+			while (!lr && gk_lconn_buffered(cn->sock[t].ls.lc));
 			if (lr) {
 				GKC_LOG(GKC_INFO, "local stream to member %u: %s: closed, its calls "
 				        "in flight are lost as on a daemon crash", t, strerror(-lr));
-				local_drop(&cn->sock[t], now_ms() + LOCAL_RETRY_MS);
+				gk_lslot_drop(&cn->sock[t].ls, 1);
 			}
 		}
 		pending = 0;
