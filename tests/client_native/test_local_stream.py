@@ -153,3 +153,61 @@ def test_stopped_daemon_gives_eio_within_timeout(one_member, sysroot, preload):
     assert cp.returncode == 1 and "Input/output error" in err, (cp.returncode, cp.stdout, err)
     # the first-use handshake and the open each wait 1.5 s at most
     assert took < 15, f"EIO only after {took:.1f} s with a 1500 ms timeout"
+
+
+SQUATTER = r"""
+import os, select, socket, sys, time
+name = bytes.fromhex(sys.argv[1])
+ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+ls.bind(name)
+ls.listen(16)
+print("ready", os.geteuid(), flush=True)
+conns, nconn, nbytes = [], 0, 0
+end = time.monotonic() + 60
+stopped = False
+while not stopped and time.monotonic() < end:
+    r, _, _ = select.select([sys.stdin, ls, *conns], [], [], 0.05)
+    for s in r:
+        if s is sys.stdin:
+            stopped = not sys.stdin.read()   # the test closed it: stop
+        elif s is ls:
+            conns.append(ls.accept()[0])
+            nconn += 1
+        else:
+            data = s.recv(65536)
+            nbytes += len(data)
+            if not data:
+                conns.remove(s)
+                s.close()
+print("connections", nconn, "bytes", nbytes, flush=True)
+"""
+
+
+def test_stream_of_another_user_is_never_used(run_rv, sysroot, tmp_path):
+    """Another user took a member's local name first (abstract names have
+    no permissions): the client sees the listener's uid (SO_PEERCRED),
+    closes without sending a byte, warns, and goes over TCP (here nothing
+    answers there: EIO after the timeout)."""
+    uuid, address = "0f0e0d0c-0b0a-4908-8706-050403020100", "tcp://127.0.0.1:9"
+    hosts = tmp_path / "hosts"
+    hosts.write_text(f"cluster {uuid} 1 65536 /gkfs-squat\n0 {address} 0 nowhere /gkfs-squat\n")
+    name = local_stream.local_name(uuid, 0, address)
+    sq = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "python3", "-c", SQUATTER, name.hex()],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert sq.stdout.readline().split() == ["ready", "65534"], sq.stderr.read()
+        cp = run_rv([f"{sysroot}/usr/bin/cat", "/gkfs-squat/x"],
+                    extra_env={"LIBGKFS_HOSTS_FILE": str(hosts), "LIBGKFS_RPC_TIMEOUT_MS": "1500",
+                               "LIBGKFS_SECURITY": "off"}, timeout=120)
+        out, err = sq.communicate(timeout=30)   # closes its stdin: it stops
+    finally:
+        if sq.poll() is None:
+            sq.kill()
+            sq.wait()
+    cerr = cp.stderr.decode(errors="replace")
+    assert cp.returncode == 1 and "Input/output error" in cerr, cerr
+    assert "held by uid 65534, not ours" in cerr, cerr
+    assert out.startswith("connections"), (out, err)
+    conns, nbytes = int(out.split()[1]), int(out.split()[3])
+    assert conns >= 1 and nbytes == 0, (out, err)
