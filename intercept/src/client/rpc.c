@@ -598,7 +598,7 @@ int
 gk_rpc_run(struct gk_call *calls, int n)
 {
 	struct conn *cn = NULL;
-	long deadline = now_ms() + gkc_cfg.timeout_ms, delay_us = 1000;
+	long deadline = 0, delay_us = 1000;
 	int rc = 0;
 
 	if (gk_rpc_ready() != 0)
@@ -611,7 +611,13 @@ gk_rpc_run(struct gk_call *calls, int n)
 		int again = 0;
 		for (int i = 0; !rc && i < n; i++)
 			again |= calls[i].state == C_DONE && calls[i].status == EAGAIN;
-		if (!again || now_ms() > deadline)
+		if (!again)
+			return rc;
+		/* from the first answer that says so (a clock read less on
+		 * every call: under qemu each one is an emulated system call) */
+		if (!deadline)
+			deadline = now_ms() + gkc_cfg.timeout_ms;
+		else if (now_ms() > deadline)
 			return rc;
 		for (int i = 0; i < n; i++)
 			if (calls[i].state == C_DONE && calls[i].status == EAGAIN) {
@@ -725,11 +731,14 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 			calls[i].status = EIO;
 		return rc;
 	}
-	deadline = now_ms() + gkc_cfg.timeout_ms;
-	next_refresh = now_ms() + REFRESH_MS;
-	while (pending) {
+	/* one clock read per round: under qemu each is an emulated call */
+	long now = now_ms();
+	deadline = now + gkc_cfg.timeout_ms;
+	next_refresh = now + REFRESH_MS;
+	for (int first = 1; pending; first = 0) {
 		int ni = 0;
-		long now = now_ms();
+		if (!first)
+			now = now_ms();
 		if (now >= next_refresh) {
 			next_refresh = now + REFRESH_MS;
 			follow_restarts(cn, calls, n);
@@ -754,7 +763,7 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 				idx[ni++] = t;
 			}
 		}
-		long left = deadline - now_ms();
+		long left = deadline - now;
 		if (left <= 0)
 			break;
 		int r = poll_items(items, ni, nz, left < REFRESH_MS ? left : REFRESH_MS);
