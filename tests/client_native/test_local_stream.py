@@ -122,7 +122,7 @@ def test_calls_of_several_requests_on_one_stream(one_member, sysroot, preload, r
         gk.mkdir("/d")
         before = gk.op_totals()
     cp = subprocess.run([QEMU, str(rv_program("localstream")), "/gkfs-ls1/d", str(size)],
-                        env=_env(sysroot, preload, hosts, 60000), capture_output=True, timeout=600)
+                        env=_env(sysroot, preload, hosts, 20000), capture_output=True, timeout=600)
     out = cp.stdout.decode(errors="replace")
     assert cp.returncode == 0 and out.rstrip().endswith("done"), out + cp.stderr.decode(errors="replace")
     assert sorted(peers(out, "parent", "unix")) == sorted(expected_names(hosts)), out
