@@ -211,3 +211,64 @@ def test_stream_of_another_user_is_never_used(run_rv, sysroot, tmp_path):
     assert out.startswith("connections"), (out, err)
     conns, nbytes = int(out.split()[1]), int(out.split()[3])
     assert conns >= 1 and nbytes == 0, (out, err)
+
+
+def test_member_restarted_at_same_address_while_idle(tmp_path, sysroot, preload):
+    """A member killed and started again at the same address while a
+    process was idle: its stream is broken (the next send fails at once:
+    EPIPE), so that call goes over TCP to the new daemon at once, and no
+    call is lost or waits for a timeout."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    hosts, root = tmp_path / "hosts", tmp_path / "root"
+    cmd = ["gkfs-daemon", "--rootdir", str(root), "--hosts-file", str(hosts), "--members", "1",
+           "--listen", f"tcp://127.0.0.1:{port}", "--chunk-size", "65536", "--mount", "/gkfs-ls2"]
+
+    def start() -> subprocess.Popen:
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "daemon.log", "ab"))
+        deadline = time.monotonic() + 30
+        while not (hosts.exists() and
+                   any(h.pid == p.pid for h in hostsfile.read_membership(hosts).listed())):
+            assert p.poll() is None, (tmp_path / "daemon.log").read_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        return p
+    daemons = [start()]
+    fifo, marker = tmp_path / "go", tmp_path / "first"
+    os.mkfifo(fifo)
+    env = _env(sysroot, preload, hosts, 15000)
+    env["LIBGKFS_LOG"] = "info"
+    script = f"echo a > /gkfs-ls2/f1; echo x > {marker}; read -r x < {fifo}; echo b > /gkfs-ls2/f2"
+    p = subprocess.Popen([QEMU, f"{sysroot}/usr/bin/dash", "-c", script], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (marker.exists() and marker.read_text()):
+            assert p.poll() is None, p.stderr.read().decode(errors="replace")
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        daemons[0].kill()
+        daemons[0].wait()
+        daemons.append(start())
+        t0 = time.monotonic()
+        with open(fifo, "w") as f:
+            f.write("go\n")
+        out, err = p.communicate(timeout=120)
+        took = time.monotonic() - t0
+        with Client(hosts) as gk:
+            files = (gk.read_file("/f1"), gk.read_file("/f2"))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for d in daemons:
+            if d.poll() is None:
+                d.terminate()
+                d.wait(30)
+    err = err.decode(errors="replace")
+    assert p.returncode == 0, err
+    assert "local stream to member 0: Broken pipe: over TCP" in err, err
+    assert took < 5, f"the create after the restart took {took:.1f} s"
+    assert files == (b"a\n", b"b\n")
