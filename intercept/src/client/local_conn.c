@@ -115,9 +115,10 @@ gk_lconn_open(const char *uuid, uint64_t member_id, const char *address)
 	int len;
 	long fd, r;
 
-	/* qemu-user (7.2) takes a sockaddr_un whose last byte is not NUL but
-	 * whose next byte is to be one longer (a path without its NUL), which
-	 * would add a NUL to an abstract name: the bytes past it are not NUL. */
+	/* qemu-user (7.2) lengthens a sockaddr_un by one byte when its last
+	 * byte is not NUL and the byte after it is (a path whose NUL was left
+	 * out): an abstract name would gain a NUL and be another name.  So
+	 * the bytes after the name are not NUL; the kernel never reads them. */
 	memset(&sa, '!', sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	len = gk_ls_name(sa.sun_path, sizeof(sa.sun_path) - 1, uuid, member_id, address);
@@ -133,7 +134,7 @@ gk_lconn_open(const char *uuid, uint64_t member_id, const char *address)
 		r = syscall_no_intercept(SYS_getsockopt, fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl);
 	if (r == 0 && cred.uid != (uid_t)syscall_no_intercept(SYS_geteuid)) {
 		static int warned;
-		gkc_warn_once(&warned, "gkfs: the local stream of member %llu (%s) is held by "
+		gkc_warn_once(&warned, "the local stream of member %llu (%s) is held by "
 		              "uid %u, not ours: not used, that member goes over TCP",
 		              (unsigned long long)member_id, address, (unsigned)cred.uid);
 		r = -EACCES;
