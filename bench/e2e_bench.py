@@ -10,7 +10,12 @@ three set-ups, all measured in this one run:
                and pointed at the cluster (every call goes through the hook,
                which passes it to the kernel: the interception overhead)
   gkfs         under the mount prefix of a local cluster of N daemons on
-               loopback, through libgkfs_intercept.so
+               loopback, through libgkfs_intercept.so (over each daemon's
+               local stream, docs/protocol.md 1.1)
+  gkfs-tcp     with --tcp: the same with LIBGKFS_LOCAL_STREAM=off (ZeroMQ
+               over TCP), in the same rotation: a same-run A/B of the two
+               transports, with the CPU time each run cost the client
+               (qemu) and the daemons
 
 For reference, the same phases through the Python Client (host-native
 Python, not under qemu) against the same cluster: when gkfs through the
@@ -23,7 +28,7 @@ baseline (the machine is a noisy 2-core VM, where qemu, the daemons and
 this script share the cores: quote ratios, not absolute rates).
 
     python3 bench/e2e_bench.py [--files F] [--mib M] [--repeat R] [--daemons N]
-                               [--chunk-size BYTES] [--io-kib K] [--json]
+                               [--chunk-size BYTES] [--io-kib K] [--tcp] [--json]
 
 Needs: deploy/riscv64-sysroot.sh, deploy/build-native.sh, pip install -e .
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -83,21 +89,42 @@ class Cluster:
     def __exit__(self, *exc) -> None:
         self.ctl("cluster", "stop")
 
+    def daemon_cpu(self) -> float:
+        """CPU seconds (user + system) the daemons used so far."""
+        from gkfs_client import hostsfile
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for h in hostsfile.read_hosts(self.hosts):
+            fields = Path(f"/proc/{h.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
+
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
 
 def run_fsbench(prog: Path, sysroot: Path, directory: str, files: int, mib: int, io_kib: int,
-                preload: Path | None, cluster: Cluster | None, workdir: Path) -> dict:
+                preload: Path | None, cluster: Cluster | None, workdir: Path,
+                extra_env: dict | None = None) -> dict:
     env = {"PATH": f"{sysroot}/usr/bin", "QEMU_LD_PREFIX": str(sysroot), "LC_ALL": "C",
            "HOME": str(workdir), "TMPDIR": str(workdir)}
     if preload:
         env["LD_PRELOAD"] = str(preload)
         env["LIBGKFS_HOSTS_FILE"] = str(cluster.hosts)
         env["LIBGKFS_MOUNT"] = MOUNT
+    env.update(extra_env or {})
+    cpu0, dcpu0 = children_cpu(), cluster.daemon_cpu()
     cp = subprocess.run([QEMU, str(prog), directory, str(files), str(mib), str(io_kib)], env=env,
                         capture_output=True, text=True, timeout=1800, cwd=workdir)
+    cpu, dcpu = children_cpu() - cpu0, cluster.daemon_cpu() - dcpu0
     if cp.returncode != 0:
         die(f"fsbench in {directory} ({'preload' if preload else 'bare'}) failed ({cp.returncode}):\n"
             f"{cp.stdout}\n{cp.stderr}")
-    return json.loads(cp.stdout.strip().splitlines()[-1])
+    res = json.loads(cp.stdout.strip().splitlines()[-1])
+    res.update(cpu_client=cpu, cpu_daemons=dcpu)
+    return res
 
 
 def run_python_client(cluster: "Cluster", files: int, mib: int, io_kib: int) -> dict:
@@ -154,6 +181,9 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs per set-up, best kept (default 3)")
     ap.add_argument("--daemons", type=int, default=3, help="daemons in the cluster (default 3)")
     ap.add_argument("--chunk-size", type=int, default=512 * 1024, help="cluster chunk size (default 512 KiB)")
+    ap.add_argument("--tcp", action="store_true",
+                    help="also run gkfs with LIBGKFS_LOCAL_STREAM=off (ZeroMQ/TCP) in the rotation: "
+                         "an A/B of the local stream")
     ap.add_argument("--json", action="store_true", help="also print the raw results as JSON")
     args = ap.parse_args()
 
@@ -173,16 +203,18 @@ def main() -> int:
             with Client(cluster.hosts) as c:
                 c.mkdir("/bench")
             setups = {
-                "local": (str(local), None),
-                "local+hook": (str(local), lib),
-                "gkfs": (f"{MOUNT}/bench", lib),
+                "local": (str(local), None, None),
+                "local+hook": (str(local), lib, None),
+                "gkfs": (f"{MOUNT}/bench", lib, None),
             }
+            if args.tcp:
+                setups["gkfs-tcp"] = (f"{MOUNT}/bench", lib, {"LIBGKFS_LOCAL_STREAM": "off"})
             runs: dict[str, list[dict]] = {k: [] for k in [*setups, "py-client"]}
             t0 = time.monotonic()
             for r in range(args.repeat):
-                for name, (directory, preload) in setups.items():
+                for name, (directory, preload, extra) in setups.items():
                     runs[name].append(run_fsbench(prog, sysroot, directory, args.files, args.mib,
-                                                  args.io_kib, preload, cluster, work))
+                                                  args.io_kib, preload, cluster, work, extra))
                 runs["py-client"].append(run_python_client(cluster, args.files, args.mib, args.io_kib))
             wall = time.monotonic() - t0
             with Client(cluster.hosts) as c:
@@ -193,9 +225,25 @@ def main() -> int:
     best = {name: {label: max(rate(res, label, key, kind) for res in rs) for label, key, kind in PHASES}
             for name, rs in runs.items()}
     print_table(best, args, wall)
+    if args.tcp:
+        print_ab(best, runs)
     if args.json:
         print(json.dumps({"args": vars(args), "best": best, "runs": runs}, indent=2))
     return 0
+
+
+def print_ab(best: dict, runs: dict) -> None:
+    """gkfs over the local stream against gkfs over ZeroMQ/TCP, same run."""
+    print("local stream (gkfs) vs ZeroMQ/TCP (gkfs-tcp, LIBGKFS_LOCAL_STREAM=off), best of each:")
+    for label, _key, kind in PHASES:
+        g, t = best["gkfs"][label], best["gkfs-tcp"][label]
+        unit = "ops/s" if kind == "ops" else "MiB/s"
+        print(f"  {label:>7} ({unit}): {g:>10,.1f} vs {t:>10,.1f}  ratio {g / t:.2f}")
+    for who in ("client", "daemons"):
+        g = sorted(r[f"cpu_{who}"] for r in runs["gkfs"])
+        t = sorted(r[f"cpu_{who}"] for r in runs["gkfs-tcp"])
+        print(f"  CPU s per run, {who}: {' '.join(f'{x:.2f}' for x in g)} vs "
+              f"{' '.join(f'{x:.2f}' for x in t)}  ratio of medians {g[len(g) // 2] / t[len(t) // 2]:.2f}")
 
 
 def print_table(best: dict, args, wall: float) -> None:

@@ -90,7 +90,11 @@ def test_gone_member_gives_eio_to_sha256sum_and_stat(own_cluster, sysroot, prelo
     assert cp.stdout.strip() == b"5"  # the file on a live member still answers
 
 
-def test_running_process_finds_restarted_member(own_cluster, sysroot, preload, tmp_path):
+@pytest.mark.parametrize("transport", ["local", "tcp"])
+def test_running_process_finds_restarted_member(own_cluster, sysroot, preload, tmp_path, transport):
+    """Over each daemon's local stream (the default: the killed member's
+    stream breaks, the process connects to the new one's at its new
+    address) and over ZeroMQ/TCP (LIBGKFS_LOCAL_STREAM=off)."""
     hosts, extra = own_cluster
     lines = b"".join(b"line %06d\n" % i for i in range(20000))  # 220 KB, 4 chunks
     with Client(hosts) as gk:
@@ -101,8 +105,12 @@ def test_running_process_finds_restarted_member(own_cluster, sysroot, preload, t
     os.mkfifo(fifo)
     script = (f"exec 3< {MOUNT}/lines; read -r a <&3; echo \"$a\" > {marker}; read -r x < {fifo}; "
               f"read -r b <&3; echo \"$a|$b\"")
+    env = _env(sysroot, preload, hosts, 15000)
+    env["LIBGKFS_LOG"] = "debug"   # says when a local stream connects
+    if transport == "tcp":
+        env["LIBGKFS_LOCAL_STREAM"] = "off"
     p = subprocess.Popen([QEMU, f"{sysroot}/usr/bin/dash", "-c", script],
-                         env=_env(sysroot, preload, hosts, 15000), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 120
         while not (marker.exists() and marker.read_text()):
@@ -121,3 +129,6 @@ def test_running_process_finds_restarted_member(own_cluster, sysroot, preload, t
             p.wait()
     assert p.returncode == 0, err.decode(errors="replace")
     assert out == b"line 000000|line 000001\n", (out, err)
+    # the victim's stream before the kill and the new process's after it
+    connects = err.decode(errors="replace").count(f"member {victim}: local stream connected")
+    assert connects == (2 if transport == "local" else 0), err.decode(errors="replace")

@@ -576,6 +576,8 @@ gkc_config_load(void)
 	const char *sec = gk_getenv("LIBGKFS_SECURITY");
 	const char *kf = gk_getenv("LIBGKFS_KEY_FILE");
 	gkc_cfg.security_off = sec && !strcmp(sec, "off");
+	const char *ls = gk_getenv("LIBGKFS_LOCAL_STREAM");
+	gkc_cfg.local_stream_off = ls && !strcmp(ls, "off");
 	if (kf && *kf)
 		join3(gkc_cfg.key_file, sizeof(gkc_cfg.key_file), kf, NULL, NULL);
 	else
@@ -589,11 +591,11 @@ gkc_config_load(void)
 		set_mount(hosts_mount);
 	else
 		set_mount("/gkfs");
-	GKC_LOG(GKC_INFO, "config: hosts file %s (%u members%s), mount %s, timeout %d ms",
+	GKC_LOG(GKC_INFO, "config: hosts file %s (%u members%s), mount %s, timeout %d ms%s",
 	        gkc_cfg.hosts_file, gkc_cfg.n_hosts,
 	        gkc_cfg.hosts_errno && gkc_cfg.hosts_errno != EAGAIN ? ", unusable" : "",
 	        gkc_cfg.mount,
-	        gkc_cfg.timeout_ms);
+	        gkc_cfg.timeout_ms, gkc_cfg.local_stream_off ? ", local stream off" : "");
 }
 
 int gkc_config_state;

@@ -16,6 +16,9 @@
  *                          security off too); else CURVE with the key below
  *   LIBGKFS_KEY_FILE       client key; else <hosts file>.keys/client.key
  *                          (owner-only, as security.py writes it)
+ *   LIBGKFS_LOCAL_STREAM   "off": every member over ZeroMQ/TCP; else a
+ *                          member on this host and network namespace over
+ *                          its local stream (docs/protocol.md 1.1)
  *   LIBGKFS_LOG, LIBGKFS_LOG_OUTPUT: see log.h
  *
  * The hosts file must be owned by us or root and writable by nobody else,
@@ -49,6 +52,7 @@ struct gkc_config {
 	                              EAGAIN: member entries not read yet */
 	int timeout_ms;
 	int security_off;          /* LIBGKFS_SECURITY=off */
+	int local_stream_off;      /* LIBGKFS_LOCAL_STREAM=off */
 	char key_file[GK_PATH_MAX];
 	int key_loaded;            /* 1 once the three keys below are read */
 	char server_key[41];       /* Z85, NUL-terminated */

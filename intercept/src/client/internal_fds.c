@@ -98,6 +98,18 @@ move_high(long fd)
 	return fd;
 }
 
+long
+gk_internal_adopt(long fd)
+{
+	return move_high(fd);
+}
+
+void
+gk_internal_forget(long fd)
+{
+	mark(fd, 0);
+}
+
 int
 gk_internal_syscall(long nr, const long *a, long *res)
 {

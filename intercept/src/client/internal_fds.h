@@ -11,6 +11,11 @@
 int gk_internal_syscall(long nr, const long *a, long *res);
 /* 1 when fd is one of the client's own descriptors. */
 int gk_internal_fd(long fd);
+/* A descriptor the client made with a raw call (local_conn.c): moved high
+ * and marked as the client's (returned); gk_internal_forget before its
+ * raw close. */
+long gk_internal_adopt(long fd);
+void gk_internal_forget(long fd);
 /* The program's close_range, leaving the client's descriptors open. */
 long gk_internal_close_range(unsigned lo, unsigned hi, unsigned flags);
 

@@ -7,9 +7,15 @@
  * exits.  A forked child gets a new context and new sockets: the parent's
  * belong to I/O threads that do not exist in the child, so they are
  * abandoned, never touched.
+ *
+ * A member of this host and network namespace is reached over its local
+ * stream instead (docs/protocol.md 1.1, local_conn.c): same messages, no
+ * libzmq I/O thread on the way.  Each member slot has both; a call goes
+ * over the stream when it is connected, else over ZeroMQ.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +25,7 @@
 #include "libsyscall_intercept_hook_point.h"
 #include "config.h"
 #include "internal_fds.h"
+#include "local_conn.h"
 #include "log.h"
 #include "proto.h"
 #include "rpc.h"
@@ -107,11 +114,17 @@ static pthread_key_t conn_key;
 static int conn_key_made;
 uint64_t gk_chunk_size;
 
+struct member_conn {
+	void *s;                 /* DEALER, or NULL */
+	unsigned addr_gen;
+	struct gk_lslot ls;      /* local stream */
+};
+
 struct conn {
 	unsigned long gen;
 	unsigned n;
 	uint64_t next_id;
-	struct { void *s; unsigned addr_gen; } sock[];   /* one per member */
+	struct member_conn sock[];   /* one per member */
 };
 
 /* The lock session (see gk_rpc_run_session). */
@@ -126,11 +139,18 @@ close_conn(struct conn *c)
 {
 	if (!c)
 		return;
-	if (c->gen == rpc_gen)
-		for (unsigned i = 0; i < c->n; i++)
-			if (c->sock[i].s)
-				z.close(c->sock[i].s);
-	free(c);   /* another generation's sockets are abandoned, not closed */
+	for (unsigned i = 0; i < c->n; i++) {
+		if (c->gen != rpc_gen) {
+			/* another generation's: sockets abandoned, descriptors of
+			 * local streams closed at the fork (gk_lconn_after_fork) */
+			gk_lconn_abandon(c->sock[i].ls.lc);
+			continue;
+		}
+		if (c->sock[i].s)
+			z.close(c->sock[i].s);
+		gk_lconn_close(c->sock[i].ls.lc);
+	}
+	free(c);
 }
 
 /* This thread's sockets registered opens (holds): they must live as long
@@ -234,6 +254,7 @@ gk_rpc_after_fork(void)
 	rpc_gen++;
 	z_ctx = NULL;
 	tls_conn = NULL;   /* this thread's; it is the only one in the child */
+	gk_lconn_after_fork();   /* closed, not abandoned: see local_conn.h */
 	session = NULL;    /* the parent's locks are not the child's */
 	thread_pinned = 0;
 	session_owner = 0;
@@ -304,17 +325,10 @@ send_call(struct conn *cn, struct gk_call *c)
 {
 	msgpack_sbuffer h;
 	msgpack_packer pk;
+	struct gk_lconn *lc = gk_lslot_get(&cn->sock[c->target].ls, c->target);
 	void *s = cn->sock[c->target].s;
 	int rc;
 
-	if (s && cn->sock[c->target].addr_gen != gkc_cfg.hosts[c->target].gen) {
-		z.close(s);   /* the member registered a new address (restart) */
-		s = cn->sock[c->target].s = NULL;
-	}
-	if (!s)
-		s = cn->sock[c->target].s = open_socket(c->target, &cn->sock[c->target].addr_gen);
-	if (!s)
-		return -EIO;
 	c->id = cn->next_id++;
 	msgpack_sbuffer_init(&h);
 	msgpack_packer_init(&pk, &h, msgpack_sbuffer_write);
@@ -325,6 +339,30 @@ send_call(struct conn *cn, struct gk_call *c)
 	if (c->args.size) {
 		gk_pk_str(&pk, "args");
 		msgpack_sbuffer_write(&h, c->args.data, c->args.size);
+	}
+	c->via_local = 0;
+	if (lc) {
+		rc = gk_lconn_send(lc, h.data, h.size, c->tx, c->ntx, gkc_cfg.timeout_ms);
+		if (rc == 0) {
+			msgpack_sbuffer_destroy(&h);
+			c->via_local = 1;
+			c->state = C_SENT;
+			return 0;
+		}
+		/* not sent whole: the daemon drops a broken message unread */
+		GKC_LOG(GKC_INFO, "local stream to member %u: %s: over TCP", c->target,
+		        strerror(-rc));
+		gk_lslot_drop(&cn->sock[c->target].ls, 1);
+	}
+	if (s && cn->sock[c->target].addr_gen != gkc_cfg.hosts[c->target].gen) {
+		z.close(s);   /* the member registered a new address (restart) */
+		s = cn->sock[c->target].s = NULL;
+	}
+	if (!s)
+		s = cn->sock[c->target].s = open_socket(c->target, &cn->sock[c->target].addr_gen);
+	if (!s) {
+		msgpack_sbuffer_destroy(&h);
+		return -EIO;
 	}
 	rc = z.send(s, h.data, h.size, c->ntx ? Z_SNDMORE : 0);
 	msgpack_sbuffer_destroy(&h);
@@ -342,35 +380,33 @@ send_call(struct conn *cn, struct gk_call *c)
 	return 0;
 }
 
-/* Decodes a reply's header frame (copied, see receive_one) and gives it to
- * the call it answers; NULL for a stale or undecodable reply (dropped). */
+/* Decodes a reply's header frame (buf, which the call keeps if it is
+ * answered: see receive_one) into *up and finds the call it answers; NULL
+ * for a stale or undecodable reply (up is then freed, buf is not). */
 static struct gk_call *
-file_reply(unsigned target, struct gk_call *calls, int n,
-           const char *p, size_t len)
+match_reply(unsigned target, struct gk_call *calls, int n, char *buf, size_t len,
+            msgpack_unpacked *up)
 {
-	struct gk_call *c = NULL;
-	msgpack_unpacked up;
 	size_t off = 0;
-	char *buf = malloc(len ? len : 1);
 
-	if (!buf)
-		return NULL;
-	memcpy(buf, p, len);
-	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, buf, len, &off) == MSGPACK_UNPACK_SUCCESS) {
-		uint64_t id = gk_mp_u64(&up.data, "id", 0);
+	msgpack_unpacked_init(up);
+	if (msgpack_unpack_next(up, buf, len, &off) == MSGPACK_UNPACK_SUCCESS) {
+		uint64_t id = gk_mp_u64(&up->data, "id", 0);
 		for (int i = 0; i < n; i++)
 			if (calls[i].state == C_SENT && calls[i].target == target &&
 			    calls[i].id == id)
-				c = &calls[i];
+				return &calls[i];
 	}
-	if (!c) {
-		msgpack_unpacked_destroy(&up);
-		free(buf);
-		return NULL;
-	}
-	uint64_t v = gk_mp_u64(&up.data, "v", 0);
-	c->reply = up;
+	msgpack_unpacked_destroy(up);
+	return NULL;
+}
+
+/* Gives call c its reply (header frame buf, decoded as up). */
+static void
+settle(struct gk_call *c, unsigned target, msgpack_unpacked *up, char *buf)
+{
+	uint64_t v = gk_mp_u64(&up->data, "v", 0);
+	c->reply = *up;
 	c->reply_frame = buf;
 	c->state = C_DONE;
 	c->result = gk_mp_get(&c->reply.data, "result");
@@ -390,6 +426,24 @@ file_reply(unsigned target, struct gk_call *calls, int n,
 		static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
 		c->result = &empty;
 	}
+}
+
+/* The ZeroMQ frame p is copied first: its memory goes back to libzmq. */
+static struct gk_call *
+file_reply(unsigned target, struct gk_call *calls, int n, const char *p, size_t len)
+{
+	msgpack_unpacked up;
+	struct gk_call *c;
+	char *buf = malloc(len ? len : 1);
+
+	if (!buf)
+		return NULL;
+	memcpy(buf, p, len);
+	if (!(c = match_reply(target, calls, n, buf, len, &up))) {
+		free(buf);
+		return NULL;
+	}
+	settle(c, target, &up, buf);
 	return c;
 }
 
@@ -431,15 +485,45 @@ receive_one(struct conn *cn, unsigned target, struct gk_call *calls, int n)
 	return frame > 0;
 }
 
+/* One message from member t's local stream, its data frames read
+ * straight into the call's buffers; the call is answered only once the
+ * whole message is in.  0, or -errno: the stream is broken. */
+static int
+receive_local(struct conn *cn, unsigned t, struct gk_call *calls, int n, long deadline)
+{
+	struct gk_lconn *lc = cn->sock[t].ls.lc;
+	msgpack_unpacked up;
+	struct gk_call *c;
+	char *buf;
+	size_t len;
+	int rc = gk_lconn_recv_header(lc, deadline, &buf, &len);
+
+	if (rc)
+		return rc;
+	c = match_reply(t, calls, n, buf, len, &up);
+	rc = gk_lconn_recv_data(lc, deadline, c ? c->rx : NULL, c ? c->nrx : 0,
+	                        c ? c->rx_len : NULL);
+	if (c && !rc) {
+		settle(c, t, &up, buf);
+		return 0;
+	}
+	if (c)
+		msgpack_unpacked_destroy(&up);
+	free(buf);
+	return rc;
+}
+
 static void
 reset_socket(struct conn *cn, unsigned i)
 {
 	/* Requests still queued for a daemon that did not answer must never
-	 * reach it later (a late write): drop the socket (linger 0). */
+	 * reach it later (a late write): drop the socket (linger 0), and the
+	 * local stream (connected again at the next use). */
 	if (cn->sock[i].s) {
 		z.close(cn->sock[i].s);
 		cn->sock[i].s = NULL;
 	}
+	gk_lslot_drop(&cn->sock[i].ls, 0);
 }
 
 /* Ops whose repetition cannot change the outcome: sent again to a member
@@ -488,11 +572,33 @@ follow_restarts(struct conn *cn, struct gk_call *calls, int n)
 
 static int run_on(struct conn *cn, struct gk_call *calls, int n, int rc);
 
+/* Polls the items, nz of them DEALERs; local streams alone (the usual case
+ * on one node) go to the kernel directly, without libzmq's poll; none at
+ * all is a bounded sleep (calls lost with a broken stream wait for the
+ * member's new entry or their timeout).  Returns >= 0, or -errno. */
+static int
+poll_items(z_pollitem_t *items, int ni, int nz, long timeout_ms)
+{
+	struct pollfd p[64];
+	int r;
+
+	if (nz) {
+		r = z.poll(items, ni, timeout_ms);
+		return r < 0 ? -z.errno_() : r;
+	}
+	for (int k = 0; k < ni; k++)
+		p[k] = (struct pollfd){items[k].fd, POLLIN, 0};
+	r = gk_lconn_poll(p, (unsigned)ni, timeout_ms);
+	for (int k = 0; k < ni && r > 0; k++)
+		items[k].revents = p[k].revents;
+	return r;
+}
+
 int
 gk_rpc_run(struct gk_call *calls, int n)
 {
 	struct conn *cn = NULL;
-	long deadline = now_ms() + gkc_cfg.timeout_ms, delay_us = 1000;
+	long deadline = 0, delay_us = 1000;
 	int rc = 0;
 
 	if (gk_rpc_ready() != 0)
@@ -505,7 +611,13 @@ gk_rpc_run(struct gk_call *calls, int n)
 		int again = 0;
 		for (int i = 0; !rc && i < n; i++)
 			again |= calls[i].state == C_DONE && calls[i].status == EAGAIN;
-		if (!again || now_ms() > deadline)
+		if (!again)
+			return rc;
+		/* from the first answer that says so (a clock read less on
+		 * every call: under qemu each one is an emulated system call) */
+		if (!deadline)
+			deadline = now_ms() + gkc_cfg.timeout_ms;
+		else if (now_ms() > deadline)
 			return rc;
 		for (int i = 0; i < n; i++)
 			if (calls[i].state == C_DONE && calls[i].status == EAGAIN) {
@@ -619,41 +731,68 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 			calls[i].status = EIO;
 		return rc;
 	}
-	deadline = now_ms() + gkc_cfg.timeout_ms;
-	next_refresh = now_ms() + REFRESH_MS;
-	while (pending) {
+	/* one clock read per round: under qemu each is an emulated call */
+	long now = now_ms();
+	deadline = now + gkc_cfg.timeout_ms;
+	next_refresh = now + REFRESH_MS;
+	for (int first = 1; pending; first = 0) {
 		int ni = 0;
-		long now = now_ms();
+		if (!first)
+			now = now_ms();
 		if (now >= next_refresh) {
 			next_refresh = now + REFRESH_MS;
 			follow_restarts(cn, calls, n);
 		}
-		for (unsigned t = 0; t < cn->n && ni < 64; t++) {
+		/* a member's DEALER and local stream, each if a call waits on it
+		 * (a call sent on a stream since broken waits on neither: lost) */
+		int nz = 0;
+		for (unsigned t = 0; t < cn->n && ni < 63; t++) {
+			int on_z = 0, on_l = 0;
 			for (int i = 0; i < n; i++)
 				if (calls[i].state == C_SENT && calls[i].target == t) {
-					items[ni] = (z_pollitem_t){cn->sock[t].s, 0, Z_POLLIN, 0};
-					idx[ni++] = t;
-					break;
+					on_l |= calls[i].via_local;
+					on_z |= !calls[i].via_local;
 				}
+			if (on_z && cn->sock[t].s) {
+				items[ni] = (z_pollitem_t){cn->sock[t].s, 0, Z_POLLIN, 0};
+				idx[ni++] = t;
+				nz++;
+			}
+			if (on_l && cn->sock[t].ls.lc) {
+				items[ni] = (z_pollitem_t){NULL, gk_lconn_fd(cn->sock[t].ls.lc), Z_POLLIN, 0};
+				idx[ni++] = t;
+			}
 		}
-		long left = deadline - now_ms();
+		long left = deadline - now;
 		if (left <= 0)
 			break;
-		if (!ni)
-			goto count;
-		int r = z.poll(items, ni, left < REFRESH_MS ? left : REFRESH_MS);
+		int r = poll_items(items, ni, nz, left < REFRESH_MS ? left : REFRESH_MS);
 		if (r < 0) {
-			if (z.errno_() == EINTR)
+			if (r == -EINTR)
 				continue;
 			break;
 		}
-		for (int k = 0; k < ni; k++)
-			if (items[k].revents & Z_POLLIN)
+		for (int k = 0; k < ni; k++) {
+			unsigned t = idx[k];
+			if (items[k].socket && (items[k].revents & Z_POLLIN))
 				/* everything waiting: replies to posted calls and lock
 				 * probes are dropped here in one go */
-				while (receive_one(cn, idx[k], calls, n))
+				while (receive_one(cn, t, calls, n))
 					;
-count:
+			if (items[k].socket || !items[k].revents)
+				continue;
+			/* readable, or hung up (the read then says so); what was
+			 * read ahead of the next message is received too */
+			int lr;
+			do
+				lr = receive_local(cn, t, calls, n, deadline);
+			while (!lr && gk_lconn_buffered(cn->sock[t].ls.lc));
+			if (lr) {
+				GKC_LOG(GKC_INFO, "local stream to member %u: %s: closed, its calls "
+				        "in flight are lost as on a daemon crash", t, strerror(-lr));
+				gk_lslot_drop(&cn->sock[t].ls, 1);
+			}
+		}
 		pending = 0;
 		for (int i = 0; i < n; i++)
 			pending += calls[i].state == C_SENT;

@@ -1,8 +1,9 @@
 /*
- * rpc.h - the transport: one ZeroMQ DEALER per daemon per thread, requests
- * to several daemons sent together and their replies polled for together,
- * matched by request id; every wait bounded by LIBGKFS_RPC_TIMEOUT_MS
- * (EIO when it runs out, never a hang).
+ * rpc.h - the transport: one ZeroMQ DEALER per daemon per thread (a daemon
+ * of this host and network namespace: its local stream, local_conn.h and
+ * docs/protocol.md 1.1), requests to several daemons sent together and
+ * their replies polled for together, matched by request id; every wait
+ * bounded by LIBGKFS_RPC_TIMEOUT_MS (EIO when it runs out, never a hang).
  *
  * libzmq is loaded with dlopen the first time a process touches gkfs, so
  * processes that never do load nothing and start no thread.
@@ -34,6 +35,7 @@ struct gk_call {
 	                               into it (msgpack-c does not copy them) */
 	uint64_t id;
 	int state;
+	int via_local;              /* sent over the member's local stream */
 };
 
 /* Starts the args map with n entries; pack the entries with proto.h. */
