@@ -52,6 +52,29 @@ _CONN_EVENTS_OUT = _CONN_EVENTS | select.EPOLLOUT
 _HANGUP = select.EPOLLHUP | select.EPOLLERR | select.EPOLLRDHUP
 _SEND_FLAGS = socket.MSG_NOSIGNAL
 _BACKLOG = 128  # listen(2) queue: connections come one per client process
+# Buffers one sendmsg(2) takes (IOV_MAX); a read of 4096 chunks is answered
+# with 4097 frames and a prefix (EMSGSIZE if passed in one call).
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
+
+
+def _sendmsg(sock: socket.socket, bufs: list[Any]) -> int:
+    """Bytes of ``bufs`` the socket takes now, IOV_MAX buffers per call, on
+    while each batch is taken whole (BlockingIOError: none taken)."""
+    if len(bufs) <= _IOV_MAX:
+        return sock.sendmsg(bufs, (), _SEND_FLAGS)
+    sent = 0
+    for i in range(0, len(bufs), _IOV_MAX):
+        batch = bufs[i:i + _IOV_MAX]
+        try:
+            n = sock.sendmsg(batch, (), _SEND_FLAGS)
+        except (BlockingIOError, InterruptedError):
+            if sent:
+                return sent
+            raise
+        sent += n
+        if n < sum(memoryview(b).nbytes for b in batch):
+            break
+    return sent
 
 
 class _Conn:
@@ -216,7 +239,7 @@ class LocalListener:
                 if n == len(bufs[0]):
                     return True
             else:
-                n = conn.sock.sendmsg(bufs, (), _SEND_FLAGS)
+                n = _sendmsg(conn.sock, bufs)
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
@@ -243,7 +266,7 @@ class LocalListener:
 
     def _send_pending(self, conn: _Conn) -> None:
         try:
-            n = conn.sock.sendmsg(conn.pending, (), _SEND_FLAGS)
+            n = _sendmsg(conn.sock, conn.pending)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:

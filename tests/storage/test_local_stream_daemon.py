@@ -161,6 +161,24 @@ def test_requests_over_the_local_stream(cluster, local):
         assert after.get(op, 0) - before.get(op, 0) == n, (op, before, after)
 
 
+def test_reply_of_more_frames_than_one_sendmsg_takes(cluster, local):
+    """A read of 4096 chunks is answered with 4097 frames: more buffers than
+    one sendmsg(2) takes (IOV_MAX, 1024), and the reply still arrives whole
+    on the same connection."""
+    cs = 4096
+    c = cluster(n=1, chunk_size=cs)
+    lc = local(c)
+    lc.call("create", {"path": "/many", "mode": 0o100644})
+    key = lc.call("stat", {"path": "/many"}).result["stat"]["data_key"]
+    chunks = [[i, 0, cs] for i in range(protocol.MAX_CHUNKS_PER_REQUEST)]
+    data = [bytes([i % 251]) * cs for i in range(len(chunks))]
+    lc.call("write_chunks", {"data_key": key, "chunk_size": cs, "chunks": chunks}, data)
+    r = lc.call("read_chunks", {"data_key": key, "chunk_size": cs, "chunks": chunks})
+    assert len(r.data) == len(chunks)
+    assert b"".join(bytes(d) for d in r.data) == b"".join(data)
+    assert lc.call("ping").status == 0  # the connection is still the same, and serving
+
+
 def test_pipelined_requests_are_all_answered(cluster, local):
     c = cluster(n=1)
     lc = local(c)
