@@ -1,0 +1,400 @@
+"""A Transport that reaches local members over the local stream, others over ZeroMQ.
+
+docs/protocol.md 1.1: a client of the cluster's owner talks to a member on
+its own host and in its own network namespace over an abstract UNIX stream
+socket (``local_stream.local_name``); every other member, and every member
+whose stream cannot be used, goes over a wrapped ``ZmqTransport``. The RPC
+layer does not know which path a message took: request ids, timeouts and
+resends on a restart stay in ``rpc``.
+
+Why the details are as they are:
+
+* Streams are non-blocking and written and read with direct system calls
+  (``send``/``sendmsg``/``recv_into`` on a socket whose timeout is 0). A
+  Python socket with a timeout polls before every send and receive (two
+  system calls each); a blocking one with SO_RCVTIMEO restarts its whole
+  wait after every signal (a program with a periodic timer would wait
+  forever for a stopped daemon). Waits are ``select.poll`` /
+  ``zmq_poll``, which count the time already waited across signals.
+* A message either goes into the stream whole or is resent over ZeroMQ: a
+  daemon only runs a request whose last byte it read, and a stream that
+  broke or timed out in the middle of a message is closed, so the partial
+  copy can never run and the resent one runs once.
+* The ZeroMQ socket of a member that uses its stream is not connected (no
+  TCP connection and CURVE handshake the client would not use) until the
+  member first has to go over TCP; from then on it stays connected, so
+  replies to requests sent over it still arrive after the stream is back.
+* Each process has its own streams: a forked child closes its copies of the
+  parent's at once (``os.register_at_fork``). Two processes on one stream
+  would interleave their bytes, and a copy left open would keep the
+  parent's connection, and the locks bound to it (1.1 Lifetime), alive
+  after the parent closed it.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+import weakref
+from collections import deque
+from time import monotonic
+from typing import Sequence
+
+import zmq
+
+from gkfs_client import local_stream, security
+from gkfs_client.transport import ZmqTransport
+
+# How often a member on TCP gets another try of its stream (spec: at most once a second).
+RETRY_INTERVAL_S = 1.0
+# Replies come from a daemon of our own uid (checked with SO_PEERCRED); the
+# daemon's own max_frame_size bounds them, and the client does not know it
+# (it is the daemon's config): limit only what the u32 lengths can say.
+_REPLY_LIMIT = 2**32 - 1
+# Asked of the kernel (capped by net.core.wmem_max): a 1-64 MiB write then
+# takes a few large writes into the stream instead of one per ~200 KiB.
+SEND_BUFFER = 4 * 1024 * 1024
+_IOV_MAX = 1024  # buffers per sendmsg (Linux's UIO_MAXIOV)
+_ONE_FRAME = struct.Struct("<II")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_POLLIN = select.POLLIN
+_POLLOUT = select.POLLOUT
+_ZMQ_POLLIN = int(zmq.POLLIN)
+_NOSIGNAL = socket.MSG_NOSIGNAL  # EPIPE, never SIGPIPE, for a daemon that died
+_BROKEN = (OSError, local_stream.FramingError)
+
+
+class _Broken(Exception):
+    """The stream cannot be used any more (its peer closed, reset, or broke the framing)."""
+
+
+class _Stream:
+    """One connected local stream to one member."""
+
+    __slots__ = ("sock", "fd", "decoder", "ready", "poll")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.decoder = local_stream.Decoder(max_frame=_REPLY_LIMIT, max_message=_REPLY_LIMIT)
+        self.ready: deque[list] = deque()  # whole messages read, not yet handed out
+        self.poll = select.poll()
+        self.poll.register(self.fd, _POLLIN)
+
+    def read(self) -> None:
+        """One non-blocking receive into the decoder (the caller saw POLLIN)."""
+        try:
+            n = self.sock.recv_into(self.decoder.buffer())
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            raise _Broken(str(exc)) from None
+        if n == 0:
+            raise _Broken("closed by the daemon")
+        try:
+            self.ready.extend(self.decoder.received(n))
+        except local_stream.FramingError as exc:
+            raise _Broken(str(exc)) from None
+
+    def salvage(self) -> None:
+        """Before closing a stream that broke: keep the whole replies already
+        in the kernel's buffer (a daemon that answered and then died)."""
+        try:
+            while self.poll.poll(0):
+                self.read()
+        except _Broken:
+            pass
+
+    def write(self, buffers: list, deadline: float) -> None:
+        """Write ``buffers`` whole, waiting for room until ``deadline``."""
+        views = [memoryview(b).cast("B") for b in buffers]
+        while views:
+            try:
+                n = self.sock.sendmsg(views[:_IOV_MAX], (), _NOSIGNAL)
+            except BlockingIOError:
+                n = 0
+            except OSError as exc:
+                raise _Broken(str(exc)) from None
+            while n:  # drop what went out
+                head = views[0]
+                if n >= len(head):
+                    n -= len(head)
+                    views.pop(0)
+                else:
+                    views[0] = head[n:]
+                    n = 0
+            if not views:
+                return
+            left_ms = int((deadline - monotonic()) * 1000)
+            if left_ms <= 0:
+                raise _Broken("the daemon took no more of the message within the timeout")
+            p = select.poll()
+            p.register(self.fd, _POLLOUT)
+            if not p.poll(left_ms):
+                raise _Broken("the daemon took no more of the message within the timeout")
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def _peer_uid(sock: socket.socket) -> int:
+    return _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))[1]
+
+
+def connect_local(name: bytes) -> socket.socket | None:
+    """A non-blocking stream connected to the listener ``name`` when that
+    listener runs as our effective uid; else None, having sent nothing
+    (no listener, a full backlog, or another user's name)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    try:
+        # Non-blocking: a listener whose backlog is full (a stopped daemon)
+        # fails at once instead of holding the call.
+        sock.connect(name)
+        if _peer_uid(sock) != os.geteuid():
+            sock.close()  # a name taken first by another user: never talked to
+            return None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        except OSError:
+            pass
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+# Live transports, for the fork handler (weak: a transport's life is its owner's).
+_LIVE: "weakref.WeakSet[LocalFirstTransport]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for t in list(_LIVE):
+        t._drop_streams_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class LocalFirstTransport:
+    """The local stream to each member that has one, ZeroMQ otherwise.
+
+    ``cluster_uuid`` and the member ids (slot indexes) name the streams;
+    ``send_timeout_s``: the longest a send waits for a stream that does not
+    take the message (the client's call timeout); ``key``: the ZeroMQ
+    client key (None: security off)."""
+
+    def __init__(self, addresses: Sequence[str], cluster_uuid: str, *, send_timeout_s: float,
+                 key: security.ClientKey | None = None, context: zmq.Context | None = None):
+        self.addresses = list(addresses)
+        self._uuid = cluster_uuid
+        self.send_timeout_s = send_timeout_s
+        n = len(self.addresses)
+        # Every ZeroMQ socket starts unconnected: connected on a member's first TCP send.
+        self._zmq = ZmqTransport([""] * n, context=context, key=key)
+        self._on_tcp = [False] * n  # that member's ZeroMQ socket is connected
+        self._streams: list[_Stream | None] = [None] * n
+        self._retry_at = [0.0] * n  # when that member's stream may be tried (again)
+        # Whole replies read from streams closed since (handed out next)
+        self._orphans: deque[tuple[int, list]] = deque()
+        self._pid = os.getpid()
+        _LIVE.add(self)
+
+    # ----------------------------------------------------------- streams
+
+    def uses_stream(self, target: int) -> bool:
+        """Whether messages to ``target`` go over its local stream now."""
+        return self._streams[target] is not None
+
+    def stream_socket(self, target: int) -> socket.socket | None:
+        """The connected stream to ``target`` (None: it goes over TCP)."""
+        st = self._streams[target]
+        return st.sock if st is not None else None
+
+    def _open_stream(self, target: int) -> _Stream | None:
+        address = self.addresses[target]
+        sock = connect_local(local_stream.local_name(self._uuid, target, address)) if address else None
+        if sock is None:
+            self._retry_at[target] = monotonic() + RETRY_INTERVAL_S
+            return None
+        st = self._streams[target] = _Stream(sock)
+        return st
+
+    def _drop_stream(self, target: int, salvage: bool) -> None:
+        """Close ``target``'s stream; it goes over TCP until the next retry.
+        ``salvage``: keep the whole replies it already holds (they are
+        handed out by the next receive)."""
+        st = self._streams[target]
+        if st is None:
+            return
+        self._streams[target] = None
+        self._retry_at[target] = monotonic() + RETRY_INTERVAL_S
+        if salvage:
+            st.salvage()
+            if st.ready:
+                self._orphans.extend((target, m) for m in st.ready)
+        st.close()
+
+    def _drop_streams_after_fork(self) -> None:
+        if os.getpid() == self._pid:
+            return
+        # Only this process's copies of the descriptors: the parent's
+        # connections stay as they are. Nothing read here is ours.
+        for i, st in enumerate(self._streams):
+            if st is not None:
+                st.close()
+                self._streams[i] = None
+
+    # ------------------------------------------------------------- sends
+
+    def _tcp(self, target: int) -> None:
+        if not self._on_tcp[target]:
+            self._zmq.retarget(target, self.addresses[target])
+            self._on_tcp[target] = True
+
+    def send(self, target: int, frames: Sequence[bytes | memoryview]) -> None:
+        st = self._streams[target]
+        if st is None and self._retry_at[target] <= monotonic():
+            st = self._open_stream(target)
+        if st is not None:
+            try:
+                f = frames[0]
+                if len(frames) == 1 and type(f) is bytes and len(f) <= 4096:
+                    # A header-only request (nearly every call): one buffer, one system call.
+                    buf = _ONE_FRAME.pack(1, len(f)) + f
+                    try:
+                        n = st.sock.send(buf, _NOSIGNAL)
+                    except BlockingIOError:
+                        n = 0
+                    except OSError as exc:
+                        raise _Broken(str(exc)) from None
+                    if n == len(buf):
+                        return
+                    st.write([memoryview(buf)[n:]], monotonic() + self.send_timeout_s)
+                else:
+                    st.write(local_stream.encode(frames), monotonic() + self.send_timeout_s)
+                return
+            except _Broken:
+                # None of it or part of it went: the daemon cannot run a
+                # partial message, and the stream is closed, so the whole
+                # message goes over TCP instead and runs at most once.
+                self._drop_stream(target, salvage=True)
+        self._tcp(target)
+        self._zmq.send(target, frames)
+
+    # ---------------------------------------------------------- receives
+
+    def receive(self, timeout_ms: int) -> list[tuple[int, list]]:
+        out: list[tuple[int, list]] = []
+        if self._orphans:
+            out.extend(self._orphans)
+            self._orphans.clear()
+        for target, st in enumerate(self._streams):
+            if st is not None and st.ready:
+                out.extend((target, m) for m in st.ready)
+                st.ready.clear()
+        items: list = []
+        for target, st in enumerate(self._streams):
+            if st is not None:
+                items.append((st.fd, _ZMQ_POLLIN))
+        on_tcp = [t for t, on in enumerate(self._on_tcp) if on]
+        for target in on_tcp:
+            items.append((self._zmq.socket(target), _ZMQ_POLLIN))
+        if not items:
+            return out
+        ready = zmq.zmq_poll(items, 0 if out or timeout_ms <= 0 else timeout_ms)
+        zmq_ready = False
+        for what, _ev in ready:
+            if type(what) is not int:
+                zmq_ready = True
+                continue
+            target = self._target_of_fd(what)
+            if target is None:
+                continue
+            st = self._streams[target]
+            try:
+                st.read()
+            except _Broken:
+                self._drop_stream(target, salvage=False)
+            out.extend((target, m) for m in st.ready)
+            st.ready.clear()
+        if zmq_ready:
+            out.extend(self._zmq.receive(0))
+        if self._orphans:
+            out.extend(self._orphans)
+            self._orphans.clear()
+        return out
+
+    def _target_of_fd(self, fd: int) -> int | None:
+        for target, st in enumerate(self._streams):
+            if st is not None and st.fd == fd:
+                return target
+        return None
+
+    def receive_from(self, target: int, timeout_ms: int) -> list | None:
+        st = self._streams[target]
+        if st is None:
+            for i, (t, m) in enumerate(self._orphans):
+                if t == target:
+                    del self._orphans[i]
+                    return m
+            return self._zmq.receive_from(target, timeout_ms)
+        ready = st.ready
+        if ready:
+            return ready.popleft()
+        # The hot path of every call: one poll, one receive, one message.
+        wait = timeout_ms if timeout_ms > 0 else 0
+        deadline = None
+        while True:
+            if not st.poll.poll(wait):
+                return None
+            try:
+                st.read()
+            except _Broken:
+                self._drop_stream(target, salvage=False)
+                return ready.popleft() if ready else None
+            if ready:
+                return ready.popleft()
+            # part of a message (a large reply): wait for the rest, on the same clock
+            if deadline is None:
+                deadline = monotonic() + wait / 1000
+            wait = max(0, int((deadline - monotonic()) * 1000))
+
+    # ------------------------------------------------------ reset, close
+
+    def reset(self, target: int) -> None:
+        # After a timeout: what is queued for or from the member is stale.
+        st = self._streams[target]
+        if st is not None:
+            self._streams[target] = None
+            st.close()
+        self._orphans = deque((t, m) for t, m in self._orphans if t != target)
+        if self._on_tcp[target]:
+            self._zmq.reset(target)
+        self._retry_at[target] = 0.0  # its stream again at the next send
+
+    def retarget(self, target: int, address: str) -> None:
+        # The member moved: its stream has another name now.
+        self.addresses[target] = address
+        st = self._streams[target]
+        if st is not None:
+            self._streams[target] = None
+            st.close()
+        self._orphans = deque((t, m) for t, m in self._orphans if t != target)
+        if self._on_tcp[target]:
+            self._zmq.retarget(target, address)
+        self._retry_at[target] = 0.0
+
+    def close(self) -> None:
+        for i, st in enumerate(self._streams):
+            if st is not None:
+                st.close()
+                self._streams[i] = None
+        self._orphans.clear()
+        self._zmq.close()
+        _LIVE.discard(self)
