@@ -32,7 +32,6 @@ Why the details are as they are:
 """
 from __future__ import annotations
 
-import errno
 import os
 import select
 import socket
@@ -63,7 +62,6 @@ _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 _ZMQ_POLLIN = int(zmq.POLLIN)
 _NOSIGNAL = socket.MSG_NOSIGNAL  # EPIPE, never SIGPIPE, for a daemon that died
-_BROKEN = (OSError, local_stream.FramingError)
 
 
 class _Broken(Exception):
@@ -71,24 +69,32 @@ class _Broken(Exception):
 
 
 class _Stream:
-    """One connected local stream to one member."""
+    """One connected local stream to one member.
 
-    __slots__ = ("sock", "fd", "decoder", "ready", "poll")
+    Writes never wait: what the kernel does not take at once waits in
+    ``out`` (whole messages, the first maybe partly written) and goes out
+    while the caller waits for replies, as a DEALER's queue would. So a
+    call to a daemon that stopped reading ends at the call's timeout, like
+    over TCP, and a request is never cut off by a send's own deadline."""
+
+    __slots__ = ("sock", "fd", "decoder", "ready", "poll", "out")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.fd = sock.fileno()
         self.decoder = local_stream.Decoder(max_frame=_REPLY_LIMIT, max_message=_REPLY_LIMIT)
         self.ready: deque[list] = deque()  # whole messages read, not yet handed out
+        # (frames, the views of its bytes not yet written) per message waiting to go out
+        self.out: deque[tuple[Sequence, list[memoryview]]] = deque()
         self.poll = select.poll()
         self.poll.register(self.fd, _POLLIN)
 
-    def read(self) -> None:
-        """One non-blocking receive into the decoder (the caller saw POLLIN)."""
+    def read(self) -> bool:
+        """One non-blocking receive into the decoder; False if nothing was there."""
         try:
             n = self.sock.recv_into(self.decoder.buffer())
         except BlockingIOError:
-            return
+            return False
         except OSError as exc:
             raise _Broken(str(exc)) from None
         if n == 0:
@@ -97,43 +103,53 @@ class _Stream:
             self.ready.extend(self.decoder.received(n))
         except local_stream.FramingError as exc:
             raise _Broken(str(exc)) from None
+        return True
 
     def salvage(self) -> None:
         """Before closing a stream that broke: keep the whole replies already
         in the kernel's buffer (a daemon that answered and then died)."""
         try:
-            while self.poll.poll(0):
-                self.read()
+            while self.read():
+                pass
         except _Broken:
             pass
 
-    def write(self, buffers: list, deadline: float) -> None:
-        """Write ``buffers`` whole, waiting for room until ``deadline``."""
-        views = [memoryview(b).cast("B") for b in buffers]
-        while views:
+    def queue(self, frames: Sequence, buffers: list) -> None:
+        """Append a message to ``out`` and write what the kernel takes now."""
+        if not self.out:
+            self.poll.modify(self.fd, _POLLIN | _POLLOUT)
+        self.out.append((frames, [memoryview(b).cast("B") for b in buffers]))
+        self.flush()
+
+    def flush(self) -> None:
+        """Write queued messages until the kernel takes no more."""
+        out = self.out
+        while out:
+            views = out[0][1]
             try:
                 n = self.sock.sendmsg(views[:_IOV_MAX], (), _NOSIGNAL)
             except BlockingIOError:
-                n = 0
+                return
             except OSError as exc:
                 raise _Broken(str(exc)) from None
             while n:  # drop what went out
                 head = views[0]
                 if n >= len(head):
                     n -= len(head)
-                    views.pop(0)
+                    del views[0]
                 else:
                     views[0] = head[n:]
                     n = 0
-            if not views:
-                return
-            left_ms = int((deadline - monotonic()) * 1000)
-            if left_ms <= 0:
-                raise _Broken("the daemon took no more of the message within the timeout")
-            p = select.poll()
-            p.register(self.fd, _POLLOUT)
-            if not p.poll(left_ms):
-                raise _Broken("the daemon took no more of the message within the timeout")
+            if views:
+                return  # the kernel is full: the rest when POLLOUT says so
+            out.popleft()
+        self.poll.modify(self.fd, _POLLIN)
+
+    def unsent(self) -> list[Sequence]:
+        """The messages not wholly written (none of them can have run)."""
+        frames = [f for f, _ in self.out]
+        self.out.clear()
+        return frames
 
     def close(self) -> None:
         try:
@@ -225,20 +241,26 @@ class LocalFirstTransport:
         st = self._streams[target] = _Stream(sock)
         return st
 
-    def _drop_stream(self, target: int, salvage: bool) -> None:
-        """Close ``target``'s stream; it goes over TCP until the next retry.
-        ``salvage``: keep the whole replies it already holds (they are
-        handed out by the next receive)."""
+    def _drop_stream(self, target: int) -> None:
+        """Close ``target``'s broken stream; it goes over TCP until the next
+        retry. Whole replies it already holds are handed out by the next
+        receive; requests not wholly written go over TCP (the daemon never
+        had all of one, so none of them ran)."""
         st = self._streams[target]
         if st is None:
             return
         self._streams[target] = None
         self._retry_at[target] = monotonic() + RETRY_INTERVAL_S
-        if salvage:
-            st.salvage()
-            if st.ready:
-                self._orphans.extend((target, m) for m in st.ready)
+        st.salvage()
+        if st.ready:
+            self._orphans.extend((target, m) for m in st.ready)
+            st.ready.clear()
         st.close()
+        unsent = st.unsent()
+        if unsent:
+            self._tcp(target)
+            for frames in unsent:
+                self._zmq.send(target, frames)
 
     def _drop_streams_after_fork(self) -> None:
         if os.getpid() == self._pid:
@@ -261,68 +283,70 @@ class LocalFirstTransport:
         st = self._streams[target]
         if st is None and self._retry_at[target] <= monotonic():
             st = self._open_stream(target)
-        if st is not None:
-            try:
-                f = frames[0]
-                if len(frames) == 1 and type(f) is bytes and len(f) <= 4096:
-                    # A header-only request (nearly every call): one buffer, one system call.
-                    buf = _ONE_FRAME.pack(1, len(f)) + f
-                    try:
-                        n = st.sock.send(buf, _NOSIGNAL)
-                    except BlockingIOError:
-                        n = 0
-                    except OSError as exc:
-                        raise _Broken(str(exc)) from None
-                    if n == len(buf):
-                        return
-                    st.write([memoryview(buf)[n:]], monotonic() + self.send_timeout_s)
-                else:
-                    st.write(local_stream.encode(frames), monotonic() + self.send_timeout_s)
-                return
-            except _Broken:
-                # None of it or part of it went: the daemon cannot run a
-                # partial message, and the stream is closed, so the whole
-                # message goes over TCP instead and runs at most once.
-                self._drop_stream(target, salvage=True)
-        self._tcp(target)
-        self._zmq.send(target, frames)
+        if st is None:
+            self._tcp(target)
+            self._zmq.send(target, frames)
+            return
+        try:
+            f = frames[0]
+            if not st.out and len(frames) == 1 and type(f) is bytes and len(f) <= 4096:
+                # A header-only request (nearly every call): one buffer, one system call.
+                buf = _ONE_FRAME.pack(1, len(f)) + f
+                try:
+                    n = st.sock.send(buf, _NOSIGNAL)
+                except BlockingIOError:
+                    n = 0
+                except OSError as exc:
+                    raise _Broken(str(exc)) from None
+                if n != len(buf):
+                    st.queue(frames, [memoryview(buf)[n:]])
+            else:
+                st.queue(frames, local_stream.encode(frames))
+        except _Broken:
+            self._drop_stream(target)  # this message too goes over TCP, whole
 
     # ---------------------------------------------------------- receives
 
+    def _serve(self, target: int, st: _Stream, events: int) -> None:
+        """Act on what poll said of ``target``'s stream."""
+        try:
+            if events & _POLLOUT:
+                st.flush()
+            if events & ~_POLLOUT:  # POLLIN, or POLLHUP/POLLERR: the read says which
+                st.read()
+        except _Broken:
+            self._drop_stream(target)
+
     def receive(self, timeout_ms: int) -> list[tuple[int, list]]:
         out: list[tuple[int, list]] = []
-        if self._orphans:
-            out.extend(self._orphans)
-            self._orphans.clear()
-        for target, st in enumerate(self._streams):
-            if st is not None and st.ready:
-                out.extend((target, m) for m in st.ready)
-                st.ready.clear()
         items: list = []
         for target, st in enumerate(self._streams):
             if st is not None:
-                items.append((st.fd, _ZMQ_POLLIN))
-        on_tcp = [t for t, on in enumerate(self._on_tcp) if on]
-        for target in on_tcp:
-            items.append((self._zmq.socket(target), _ZMQ_POLLIN))
+                if st.ready:
+                    out.extend((target, m) for m in st.ready)
+                    st.ready.clear()
+                items.append((st.fd, _POLLIN | _POLLOUT if st.out else _POLLIN))
+        for target, on in enumerate(self._on_tcp):
+            if on:
+                items.append((self._zmq.socket(target), _ZMQ_POLLIN))
+        if self._orphans:
+            out.extend(self._orphans)
+            self._orphans.clear()
         if not items:
             return out
-        ready = zmq.zmq_poll(items, 0 if out or timeout_ms <= 0 else timeout_ms)
+        # Local streams and ZeroMQ sockets in one wait (zmq_poll takes plain
+        # descriptors too); pyzmq resumes it after a signal with the time left.
         zmq_ready = False
-        for what, _ev in ready:
+        for what, events in zmq.zmq_poll(items, 0 if out or timeout_ms <= 0 else timeout_ms):
             if type(what) is not int:
                 zmq_ready = True
                 continue
             target = self._target_of_fd(what)
-            if target is None:
-                continue
-            st = self._streams[target]
-            try:
-                st.read()
-            except _Broken:
-                self._drop_stream(target, salvage=False)
-            out.extend((target, m) for m in st.ready)
-            st.ready.clear()
+            if target is not None:
+                st = self._streams[target]
+                self._serve(target, st, events)
+                out.extend((target, m) for m in st.ready)
+                st.ready.clear()
         if zmq_ready:
             out.extend(self._zmq.receive(0))
         if self._orphans:
@@ -351,29 +375,42 @@ class LocalFirstTransport:
         wait = timeout_ms if timeout_ms > 0 else 0
         deadline = None
         while True:
-            if not st.poll.poll(wait):
+            polled = st.poll.poll(wait)
+            if not polled:
                 return None
-            try:
-                st.read()
-            except _Broken:
-                self._drop_stream(target, salvage=False)
-                return ready.popleft() if ready else None
+            events = polled[0][1]
+            if events == _POLLIN:
+                try:
+                    st.read()
+                except _Broken:
+                    self._drop_stream(target)
+            else:  # room for a queued request, or the end of the stream
+                self._serve(target, st, events)
             if ready:
                 return ready.popleft()
-            # part of a message (a large reply): wait for the rest, on the same clock
+            if self._streams[target] is not st:
+                # It broke: what was not wholly written went over TCP, and
+                # the caller's next receive waits for both paths.
+                return None
+            # part of a message (a large reply), or a request still going out: same clock
             if deadline is None:
                 deadline = monotonic() + wait / 1000
             wait = max(0, int((deadline - monotonic()) * 1000))
 
     # ------------------------------------------------------ reset, close
 
-    def reset(self, target: int) -> None:
-        # After a timeout: what is queued for or from the member is stale.
+    def _forget(self, target: int) -> None:
+        """Close ``target``'s stream with everything queued for and from it."""
         st = self._streams[target]
         if st is not None:
             self._streams[target] = None
             st.close()
-        self._orphans = deque((t, m) for t, m in self._orphans if t != target)
+        if self._orphans:
+            self._orphans = deque((t, m) for t, m in self._orphans if t != target)
+
+    def reset(self, target: int) -> None:
+        # After a timeout: what is queued for or from the member is stale.
+        self._forget(target)
         if self._on_tcp[target]:
             self._zmq.reset(target)
         self._retry_at[target] = 0.0  # its stream again at the next send
@@ -381,11 +418,7 @@ class LocalFirstTransport:
     def retarget(self, target: int, address: str) -> None:
         # The member moved: its stream has another name now.
         self.addresses[target] = address
-        st = self._streams[target]
-        if st is not None:
-            self._streams[target] = None
-            st.close()
-        self._orphans = deque((t, m) for t, m in self._orphans if t != target)
+        self._forget(target)
         if self._on_tcp[target]:
             self._zmq.retarget(target, address)
         self._retry_at[target] = 0.0
