@@ -24,7 +24,7 @@ import socket
 import sys
 from pathlib import Path
 
-from gkfs_client import hostsfile, netif, protocol, security
+from gkfs_client import hostsfile, local_stream, netif, protocol, security
 from gkfs_client.config import ConfigError, DaemonConfig, daemon_config
 
 from . import memory, node
@@ -337,6 +337,15 @@ def run(cfg: DaemonConfig, want_id: int | None, want_members: int | None = None,
     if state.peers is not None:
         state.peers.host_id = host.id
     save_identity(rootdir, host.id, cfg, record)
+    # The local stream (docs/protocol.md 1.1): its name comes from the
+    # member's hosts-file entry, so it is bound once that is written; a
+    # client that finds no listener yet uses TCP meanwhile.
+    local_name = local_stream.local_name(record.uuid, host.id, state.address)
+    try:
+        server.listen_local(local_name)
+    except OSError as exc:
+        log.warning("local stream: cannot listen on %r (%s): local clients of this member use TCP",
+                    local_name, exc.strerror or exc)
     log.info("daemon id %d of %d (cluster %s) serving %s on %s (rootdir %s, registered in %s, chunk size %d, "
              "%d workers)", host.id, record.members, record.uuid, state.address, host.hostname, rootdir, where,
              cfg.chunk_size, cfg.workers)

@@ -52,6 +52,7 @@ from gkfs_client.transport import batch_io_threads
 
 from .auth import PEER_USER_ID, ZapHandler
 from .handlers import CALLER, HANDLERS, DaemonState
+from .local_listener import LocalListener
 from .peer import INLINE, NeedsWorker
 
 log = logging.getLogger("gkfs_daemon.server")
@@ -239,8 +240,15 @@ class Server:
         owner = security.Identity.of_process()
         self._owner_caller = (owner.user_id().encode(), owner)
         self._callers: dict[str, tuple[bytes, security.Identity | None]] = {}
+        self.local: LocalListener | None = None
         self.threads = [threading.Thread(target=_worker, args=(self.ctx, state), name=f"worker-{i}", daemon=True)
                         for i in range(state.config.workers)]
+
+    def listen_local(self, name: bytes) -> None:
+        """Serve the local stream (docs/protocol.md 1.1) at the abstract
+        ``name`` too; OSError (EADDRINUSE: the name is taken) leaves the
+        daemon on ZeroMQ alone."""
+        self.local = LocalListener(name, self.state.config.max_frame_size, self._local_closed)
 
     def serve(self) -> None:
         for t in self.threads:
@@ -280,6 +288,17 @@ class Server:
         wait_both = select.poll()
         wait_both.register(back_fd, select.POLLIN)
         wait_both.register(front_fd, select.POLLIN)
+        # The local stream's epoll fd, in both waits: its events are
+        # taken (local.poll) even while requests are not read, so it never
+        # stays ready; its requests are read only while accepting.
+        local = self.local
+        local_fd = -1
+        if local is not None:
+            local_fd = local.fileno()
+            wait_back.register(local_fd, select.POLLIN)
+            wait_both.register(local_fd, select.POLLIN)
+        local_events = local is not None
+        local_more = False  # requests read or readable connections not handled yet
         NOBLOCK, Again = zmq.NOBLOCK, zmq.Again
         back_maybe = front_maybe = True
         inflight = -1
@@ -318,7 +337,8 @@ class Server:
                 msg, too_many = self._recv_request()
                 if msg is None:
                     front_maybe = False
-            if msg is None and not back_maybe and not (accepting and front_maybe):
+            if msg is None and not back_maybe and not (accepting and front_maybe) and not local_events \
+                    and not (accepting and local_more):
                 # Both drained: wait. Backlogged replies are sent last
                 # (after the receive that took the signals), until a round
                 # sends nothing; a send may also have taken a signal, so the
@@ -338,6 +358,8 @@ class Server:
                 for fd, _ev in ready:
                     if fd == back_fd:
                         back_maybe = True
+                    elif fd == local_fd:
+                        local_events = True
                     elif accepting:
                         # Often only a pipe that drained (libzmq sends one such
                         # command per reply taken): ZMQ_EVENTS takes it and
@@ -348,7 +370,7 @@ class Server:
                         front_maybe = True
                 if not ready:  # a timeout: look at both anyway (cheap, and never stuck on a lost signal)
                     back_maybe = front_maybe = True
-                elif back_maybe or (accepting and front_maybe):
+                elif back_maybe or (accepting and front_maybe) or local_events:
                     # A message is there: straight back to the receives (the
                     # bookkeeping below runs once it has been handled).
                     continue
@@ -407,6 +429,12 @@ class Server:
                     if msg is None:
                         front_maybe = False  # the receive that found nothing took the signals
                         break
+            if local_events or (accepting and local_more):
+                local_more, add_heavy, add_waiting = self._serve_local(local_events, accepting, stopping, heavy,
+                                                                       waiting)
+                heavy_bytes += add_heavy
+                waiting_bytes += add_waiting
+                local_events = False
             # Metadata waiting for a worker first (oldest first), then data.
             while waiting and idle:
                 msg = waiting.popleft()
@@ -500,6 +528,76 @@ class Server:
         return (not heavy and client not in self.heavy_inflight
                 and not self.frontend.getsockopt(_EVENTS) & _POLLIN)
 
+    def _serve_local(self, events: bool, accepting: bool, stopping: bool, heavy: collections.deque,
+                     waiting: collections.deque) -> tuple[bool, int, int]:
+        """The local stream's turn: take its events, read while accepting,
+        and handle the requests read as the ZeroMQ drain does (inline ops
+        answered here, the rest queued for a worker with the identity
+        frame). Every local request runs as the daemon's owner (1.1: only
+        the owner's uid gets a connection), in both security modes; peer
+        daemons never come this way. Returns (more requests read or
+        readable, bytes added to heavy, bytes added to waiting)."""
+        local = self.local
+        if events:
+            local.poll()
+        if not accepting:
+            return bool(local.inbox or local.readable), 0, 0
+        inbox = local.inbox
+        if not inbox:
+            local.read()
+        add_heavy = add_waiting = 0
+        caller, who = self._owner_caller
+        drained = 0
+        while inbox:
+            msg = inbox.popleft()
+            client = msg[0]
+            queued = False
+            if client in self.dropped:
+                continue
+            if stopping:
+                req_id = protocol.peek_header(msg[1])[1]
+                self._deliver_local(client, protocol.encode_error(req_id, errno.ESHUTDOWN, "daemon is shutting down"))
+                self.state.count("refused", False)
+                continue
+            reply = handle(self.state, msg[1:], who, client, self.inline_ops)
+            if type(reply) is str and reply in HEAVY_OPS and not inbox and self._data_here(client, heavy):
+                reply = handle(self.state, msg[1:], who, client, self.inline_data_ops)
+            if type(reply) is not str:
+                self._deliver_local(client, reply)
+            else:
+                queued = True
+                msg.insert(1, caller)
+                if reply in HEAVY_OPS:
+                    heavy.append(msg)
+                    add_heavy += _size(msg)
+                    self.heavy_queued[client] += 1
+                else:
+                    waiting.append(msg)
+                    add_waiting += _size(msg)
+            msg = reply = None
+            drained += 1
+            if queued or drained >= DRAIN_MAX:
+                break
+        return bool(inbox or local.readable), add_heavy, add_waiting
+
+    def _deliver_local(self, client: bytes, reply: list[Any]) -> None:
+        """A reply answered here to a local connection: straight to its
+        socket, unless replies wait (its partial one, or its backlog)."""
+        if client in self.backlogs or not self.local.send(client, reply):
+            self._deliver([client, *reply], client)
+
+    def _local_closed(self, client: bytes) -> None:
+        """A local connection closed (EOF, error, framing, dropped): what it
+        held goes at once, as _probe_lock_holders does for a ZeroMQ client
+        whose connection is gone (the probe also catches a lock a worker
+        took for it after this)."""
+        self.backlogs.pop(client, None)
+        n = self.state.locks.drop_connection(client)
+        h = self.state.holds.drop_connection(client)
+        self.state.fences.drop_connection(client)
+        if n or h:
+            log.info("local connection closed: released its %d lock(s) and %d open(s)", n, h)
+
     def _recv_request(self) -> tuple[list[Any] | None, bool]:
         """One request's frames, at most protocol.MAX_FRAMES + 1 kept (the
         identity and the header at least); further frames are drained
@@ -542,6 +640,10 @@ class Server:
         if client in self.dropped:
             return
         backlog = self.backlogs.get(client)
+        if backlog is None and self.local is not None and self.local.is_local(client):
+            if self.local.send(client, msg[1:]):
+                return
+            backlog = self.backlogs[client] = _Backlog()
         if backlog is None:
             for again in (False, True):
                 try:
@@ -597,8 +699,16 @@ class Server:
         """Send what the clients' pipes take now; the number of replies sent."""
         sent = 0
         now = time.monotonic()
+        local = self.local
         for client, backlog in list(self.backlogs.items()):
-            while backlog.msgs:
+            if local is not None and local.is_local(client):
+                # (a connection that fails here is closed and its backlog
+                # dropped; send then answers True for the rest: discarded)
+                while backlog.msgs and local.send(client, backlog.msgs[0][1:]):
+                    backlog.bytes -= _size(backlog.msgs.popleft())
+                    backlog.since = now
+                    sent += 1
+            while backlog.msgs and not (local is not None and local.is_local(client)):
                 try:
                     self.frontend.send_multipart(backlog.msgs[0], copy=False, flags=zmq.NOBLOCK)
                 except zmq.Again:
@@ -612,7 +722,7 @@ class Server:
                 backlog.since = now
                 sent += 1
             if not backlog.msgs:
-                del self.backlogs[client]
+                self.backlogs.pop(client, None)
             elif now - backlog.since > STALL_DROP_S:
                 self._drop(client, f"no reply taken for {STALL_DROP_S:g} s")
         return sent
@@ -622,6 +732,8 @@ class Server:
         and ignore it from now on (libzmq frees its queue when it disconnects)."""
         self.backlogs.pop(client, None)
         self.dropped[client] = None
+        if self.local is not None and self.local.is_local(client):
+            self.local.close(client, f"dropped: {why}")
         while len(self.dropped) > DROPPED_MEMORY:
             self.dropped.popitem(last=False)
         self.state.count("dropped_clients", False)
@@ -657,7 +769,10 @@ class Server:
 
     def _send(self, msg: list[Any]) -> bool:
         """Send a probe to a client without blocking; False when its
-        connection is gone (a full queue means it is still there)."""
+        connection is gone (a full queue means it is still there). A local
+        connection is not probed: its closing is seen at once."""
+        if self.local is not None and self.local.is_local(msg[0]):
+            return msg[0] in self.local.conns
         try:
             self.frontend.send_multipart(msg, copy=False, flags=zmq.NOBLOCK)
             return True
@@ -743,6 +858,8 @@ class Server:
         # The frontend keeps its linger (replies already queued get out);
         # everything else, e.g. a worker that never started, closes at once.
         self.frontend.close()
+        if self.local is not None:
+            self.local.close_all()
         if self.zap is not None:
             self.zap.stop()
         self.ctx.destroy(linger=0)
