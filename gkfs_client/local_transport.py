@@ -60,7 +60,9 @@ _ONE_FRAME = struct.Struct("<II")
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
+# zmq_poll's own event bits (not poll(2)'s: its POLLOUT is 2, its POLLERR 4)
 _ZMQ_POLLIN = int(zmq.POLLIN)
+_ZMQ_POLLOUT = int(zmq.POLLOUT)
 _NOSIGNAL = socket.MSG_NOSIGNAL  # EPIPE, never SIGPIPE, for a daemon that died
 
 
@@ -307,12 +309,13 @@ class LocalFirstTransport:
 
     # ---------------------------------------------------------- receives
 
-    def _serve(self, target: int, st: _Stream, events: int) -> None:
-        """Act on what poll said of ``target``'s stream."""
+    def _serve(self, target: int, st: _Stream, writable: bool, readable: bool) -> None:
+        """Act on what a poll said of ``target``'s stream (``readable``: data,
+        or an end or error, which the read finds)."""
         try:
-            if events & _POLLOUT:
+            if writable:
                 st.flush()
-            if events & ~_POLLOUT:  # POLLIN, or POLLHUP/POLLERR: the read says which
+            if readable:
                 st.read()
         except _Broken:
             self._drop_stream(target)
@@ -325,7 +328,7 @@ class LocalFirstTransport:
                 if st.ready:
                     out.extend((target, m) for m in st.ready)
                     st.ready.clear()
-                items.append((st.fd, _POLLIN | _POLLOUT if st.out else _POLLIN))
+                items.append((st.fd, _ZMQ_POLLIN | _ZMQ_POLLOUT if st.out else _ZMQ_POLLIN))
         for target, on in enumerate(self._on_tcp):
             if on:
                 items.append((self._zmq.socket(target), _ZMQ_POLLIN))
@@ -344,7 +347,7 @@ class LocalFirstTransport:
             target = self._target_of_fd(what)
             if target is not None:
                 st = self._streams[target]
-                self._serve(target, st, events)
+                self._serve(target, st, bool(events & _ZMQ_POLLOUT), bool(events & ~_ZMQ_POLLOUT))
                 out.extend((target, m) for m in st.ready)
                 st.ready.clear()
         if zmq_ready:
@@ -385,7 +388,7 @@ class LocalFirstTransport:
                 except _Broken:
                     self._drop_stream(target)
             else:  # room for a queued request, or the end of the stream
-                self._serve(target, st, events)
+                self._serve(target, st, bool(events & _POLLOUT), bool(events & ~_POLLOUT))
             if ready:
                 return ready.popleft()
             if self._streams[target] is not st:

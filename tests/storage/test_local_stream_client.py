@@ -82,6 +82,9 @@ def _exercise(gk: Client, tag: str) -> dict[str, bytes]:
         f"/{tag}/over64k": os.urandom(64 * 1024 + 17),  # above the decoder's small buffer
         f"/{tag}/multi": os.urandom(3 * 1024 * 1024 + 5),  # many chunks, several daemons
         f"/{tag}/empty": b"",
+        # more than a stream's send buffer for each daemon: the rest waits and
+        # goes out while the client waits for both replies
+        f"/{tag}/big": os.urandom(20 * 1024 * 1024 + 3),
     }
     for path, data in files.items():
         gk.write_file(path, data)
