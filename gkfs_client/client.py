@@ -233,7 +233,9 @@ class Client:
         addresses = [h.address if h else "" for h in self.membership.slots]
         # A forked child gets a transport of its own; the parent's local
         # streams were already closed in it (local_transport's fork handler).
-        if self.local_stream:
+        # Only a client that acts as the owner over ZeroMQ as well: the
+        # daemon runs local-stream requests as its owner.
+        if self.local_stream and security.is_owner_key(self.hosts_path, self._key):
             transport = LocalFirstTransport(addresses, self.record.uuid, send_timeout_s=self.timeout,
                                             key=self._key)
         else:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from gkfs_client import local_stream
+from gkfs_client import local_stream, security
 from gkfs_client.client import Client
 from gkfs_client.local_transport import LocalFirstTransport
 
@@ -162,6 +162,30 @@ def test_local_stream_off_in_the_environment_means_tcp(cluster, monkeypatch):
     monkeypatch.setenv("LIBGKFS_LOCAL_STREAM", "on")
     with Client(hosts_file=c.hosts_file) as gk:
         assert gk.read_file("/f") == b"over tcp"
+        assert _transport_uses_stream(gk) == [True]
+
+
+def test_a_key_issued_to_another_user_keeps_to_tcp(cluster, tmp_path, monkeypatch):
+    """Local-stream requests run as the owner: a client of the owner's uid
+    holding a key issued to another user must keep that user's rights."""
+    c = cluster(n=1)
+    with Client(hosts_file=c.hosts_file) as gk:
+        gk.write_file("/private", b"owner only")
+        gk.chmod("/private", 0o600)
+    keyfile = tmp_path / "nobody.key"
+    security.issue_key(c.hosts_file, "nobody", keyfile)
+    os.chown(keyfile, os.geteuid(), os.getegid())  # used by this (root's) process, standing for nobody
+    monkeypatch.setenv(security.ENV_KEY_FILE, str(keyfile))
+    with Client(hosts_file=c.hosts_file) as other:
+        assert _transport_uses_stream(other) == [False]
+        with pytest.raises(PermissionError):
+            other.read_file("/private")
+    # the owner's own key, from any file, is the owner
+    own = tmp_path / "own.key"
+    shutil.copy(security.keys_dir(c.hosts_file) / security.CLIENT_KEY, own)
+    monkeypatch.setenv(security.ENV_KEY_FILE, str(own))
+    with Client(hosts_file=c.hosts_file) as gk:
+        assert gk.read_file("/private") == b"owner only"
         assert _transport_uses_stream(gk) == [True]
 
 
