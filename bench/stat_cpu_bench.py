@@ -13,6 +13,12 @@ the run time of every thread from /proc/<pid>/task/<tid>/schedstat
   daemon     the daemon's receiving thread (its main thread), its libzmq
              I/O thread(s), and everything else (workers, ZAP)
 
+With --ab-local, each client process sends raw stat requests (no Client:
+one request in flight, the reply decoded) and alternates phase by phase
+between ZeroMQ over TCP (CURVE, the owner's key, as the Client) and the
+local stream (docs/protocol.md 1.1): the daemon's CPU per stat on each
+transport, same run, interleaved.
+
 With --echo, the same for the floor: 4 bare pyzmq DEALER clients on one
 CURVE ROUTER echo process (bench/perf_bench.py's, a stat-sized request and
 reply), per round trip.
@@ -20,6 +26,7 @@ reply), per round trip.
     python3 bench/stat_cpu_bench.py                 # 5 phases, medians
     python3 bench/stat_cpu_bench.py --phases 9 --json out.json
     python3 bench/stat_cpu_bench.py --echo
+    python3 bench/stat_cpu_bench.py --ab-local --phases 10
 
 Run it from the tree whose code is measured (it imports that tree's
 gkfs_client and starts that tree's daemon).
@@ -100,6 +107,90 @@ def _client(hosts: str, rank: int, files: int, phases: int, barrier, results) ->
         c.rmdir(work)
 
 
+class _RawTcp:
+    """One DEALER to the daemon with the owner's key (what the Client uses)."""
+
+    def __init__(self, hosts: str):
+        import zmq
+        from gkfs_client import hostsfile, security
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.DEALER)
+        self.sock.linger = 0
+        security.apply_client(self.sock, security.load_client_key(security.keys_dir(Path(hosts)) /
+                                                                   security.CLIENT_KEY))
+        self.sock.connect(hostsfile.read_hosts(hosts)[0].address)
+
+    def call(self, frames: list) -> list:
+        self.sock.send_multipart(frames, copy=False)
+        return self.sock.recv_multipart()
+
+    def close(self) -> None:
+        self.sock.close(0)
+        self.ctx.term()
+
+
+class _RawLocal:
+    """One local stream connection to the daemon (docs/protocol.md 1.1)."""
+
+    def __init__(self, hosts: str):
+        import socket
+        from gkfs_client import hostsfile, local_stream
+        h = hostsfile.read_hosts(hosts)[0]
+        self.ls = local_stream
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(local_stream.local_name(hostsfile.read_record(hosts).uuid, h.id, h.address))
+        self.dec = local_stream.Decoder()
+        self.got: list = []
+
+    def call(self, frames: list) -> list:
+        for b in self.ls.encode(frames):
+            self.sock.sendall(b)
+        while not self.got:
+            view = self.dec.buffer()
+            n = self.sock.recv_into(view)
+            del view
+            if not n:
+                raise ConnectionError("daemon closed the local stream")
+            self.got.extend(self.dec.received(n))
+        return self.got.pop(0)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _raw_client(hosts: str, rank: int, files: int, phases: int, barrier, results) -> None:
+    """Raw stats, even phases over TCP, odd ones over the local stream."""
+    from gkfs_client import protocol
+    from gkfs_client.client import Client
+    with Client(hosts) as c:
+        work = f"/cpu-{rank}-{time.monotonic_ns()}"
+        c.mkdir(work, 0o755)
+        names = [f"{work}/f{i}" for i in range(files)]
+        for n in names:
+            c.close(c.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        conns = [_RawTcp(hosts), _RawLocal(hosts)]
+        reqs = [protocol.encode_request("stat", {"path": n}, req_id=i + 1) for i, n in enumerate(names)]
+        for conn in conns:
+            for r in reqs[:200]:
+                assert protocol.decode_reply(conn.call(r)).ok
+        me = os.getpid()
+        for k in range(phases):
+            conn = conns[k % 2]
+            barrier.wait()
+            a = classify(thread_times(), me)
+            for r in reqs:
+                protocol.decode_reply(conn.call(r))
+            b = classify(thread_times(), me)
+            barrier.wait()
+            results.put((rank, delta(a, b)))
+        barrier.wait()
+        for conn in conns:
+            conn.close()
+        for n in names:
+            c.unlink(n)
+        c.rmdir(work)
+
+
 def _echo_client(port: int, spub: bytes, n: int, phases: int, barrier, results) -> None:
     from perf_bench import SMALL_REQ, _echo_client as connect
     ctx, d = connect(port, spub)
@@ -166,7 +257,7 @@ def run_echo(procs: int, n: int, phases: int) -> list[dict[str, float]]:
     return out
 
 
-def run(procs: int, files: int, phases: int) -> list[dict[str, float]]:
+def run(procs: int, files: int, phases: int, client=None) -> list[dict[str, float]]:
     from perf_bench import Cluster
     from gkfs_client import hostsfile
     with tempfile.TemporaryDirectory(prefix="gkfs-statcpu-") as tmp, Cluster(Path(tmp), 1) as cl:
@@ -174,7 +265,8 @@ def run(procs: int, files: int, phases: int) -> list[dict[str, float]]:
         ctx = mp.get_context("spawn")
         barrier = ctx.Barrier(procs + 1)
         results = ctx.Queue()
-        ps = [ctx.Process(target=_client, args=(str(cl.hosts), r, files, phases, barrier, results), daemon=True)
+        ps = [ctx.Process(target=client or _client, args=(str(cl.hosts), r, files, phases, barrier, results),
+                          daemon=True)
               for r in range(procs)]
         for p in ps:
             p.start()
@@ -192,7 +284,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--echo", action="store_true", help="the floor: bare echo clients on one echo process "
                    "(\"daemon\" = the echo process; per round trip)")
     p.add_argument("--json", help="write the rows here")
+    p.add_argument("--ab-local", action="store_true", help="raw stats, phases alternating between ZeroMQ "
+                   "over TCP and the local stream; medians of each and their ratio")
     a = p.parse_args(argv)
+    if a.ab_local:
+        rows = run(a.procs, a.stats, a.phases, _raw_client)
+        tcp, loc = rows[0::2], rows[1::2]
+        print(f"{a.procs} processes x {a.stats} raw stats, {a.phases} phases alternating TCP / local stream; "
+              f"CPU in us per stat; median (min-max)")
+        print(f"  {'':14s} {'TCP':>22s} {'local':>22s}  local/TCP")
+        for k in rows[0]:
+            t, l = [r[k] for r in tcp], [r[k] for r in loc]
+            mt, ml = statistics.median(t), statistics.median(l)
+            print(f"  {k:14s} {mt:9.1f} ({min(t):5.1f}-{max(t):5.1f}) {ml:9.1f} ({min(l):5.1f}-{max(l):5.1f})  "
+                  f"{ml / mt if mt else float('nan'):.2f}")
+        if a.json:
+            Path(a.json).write_text(json.dumps({"tcp": tcp, "local": loc}, indent=1))
+        return 0
     rows = (run_echo if a.echo else run)(a.procs, a.stats, a.phases)
     keys = list(rows[0])
     print(f"{a.procs} {'echo clients' if a.echo else 'processes'} x {a.stats} {'round trips' if a.echo else 'stats'}, "

@@ -53,6 +53,9 @@ class DaemonState:
     peers: Any = None
     # Gives the heap back to the OS once data stops moving (daemon.memory).
     memory: IdleTrim = field(default_factory=IdleTrim)
+    # The local stream's listener (daemon.local_listener), None when the
+    # member serves ZeroMQ alone (status shows which).
+    local: Any = None
 
     @property
     def secure(self) -> bool:
@@ -267,6 +270,8 @@ def op_status(state: DaemonState, args: dict, data: list) -> Result:
         "free_bytes": fs.f_bavail * fs.f_frsize, "total_bytes": fs.f_blocks * fs.f_frsize,
         "workers": state.config.workers, "inflight": inflight, "locks": state.locks.count(),
         "open_files": state.holds.count(), "orphans": state.meta.orphan_count(), "ops": ops, "errors": errors,
+        "local_stream": state.local is not None,
+        "local_connections": len(state.local.conns) if state.local is not None else 0,
     }
     if state.cap_secret is not None and caller().uid in (0, os.geteuid()):
         # Only the cluster's owner (or root) learns where the daemon runs and

@@ -99,6 +99,9 @@ class LocalListener:
         self.readable: dict[_Conn, None] = {}
         # Messages read but not yet handled, [identity, header, data...].
         self.inbox: collections.deque[list[Any]] = collections.deque()
+        # Connections with a partial reply pending (a stopping daemon waits
+        # for them as for its backlogs).
+        self.unsent: set[_Conn] = set()
 
     def fileno(self) -> int:
         """The epoll fd: readable when a connection, a client connecting or
@@ -208,8 +211,10 @@ class LocalListener:
             return False
         bufs = local_stream.encode(frames)
         try:
-            if len(bufs) == 1:
+            if len(bufs) == 1:  # a small reply: one buffer, nearly always taken whole
                 n = conn.sock.send(bufs[0], _SEND_FLAGS)
+                if n == len(bufs[0]):
+                    return True
             else:
                 n = conn.sock.sendmsg(bufs, (), _SEND_FLAGS)
         except (BlockingIOError, InterruptedError):
@@ -220,6 +225,7 @@ class LocalListener:
         rest = self._rest(bufs, n)
         if rest:
             conn.pending = rest
+            self.unsent.add(conn)
             self.epoll.modify(conn.fd, _CONN_EVENTS_OUT)
         return True
 
@@ -248,11 +254,8 @@ class LocalListener:
             conn.pending = rest
             return
         conn.pending = None
+        self.unsent.discard(conn)
         self.epoll.modify(conn.fd, _CONN_EVENTS)
-
-    def has_pending(self, ident: bytes) -> bool:
-        conn = self.conns.get(ident)
-        return conn is not None and conn.pending is not None
 
     # -- closing --------------------------------------------------------
     def close(self, ident: bytes, why: str | None) -> None:
@@ -269,6 +272,7 @@ class LocalListener:
             pass
         conn.sock.close()
         conn.pending = None
+        self.unsent.discard(conn)
         if why:
             log.info("local stream: closed connection %d of pid %d: %s", conn.number, conn.pid, why)
         else:

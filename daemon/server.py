@@ -34,6 +34,11 @@ them in a per-client backlog here; a client that stops reading beyond that
 is dropped (its backlog freed, its later requests ignored) and logged. A
 client also has at most HEAVY_PER_CLIENT data requests in the workers at a
 time, so the memory one client can pin is bounded by a few frames.
+
+The local stream (docs/protocol.md 1.1, daemon.local_listener): the owner's
+clients on this host over a UNIX stream socket this thread reads and
+writes itself (no libzmq I/O thread), waited on beside the ZeroMQ FDs; its
+requests take the same way (_serve_local), its replies the same backlogs.
 """
 from __future__ import annotations
 
@@ -245,10 +250,10 @@ class Server:
                         for i in range(state.config.workers)]
 
     def listen_local(self, name: bytes) -> None:
-        """Serve the local stream (docs/protocol.md 1.1) at the abstract
-        ``name`` too; OSError (EADDRINUSE: the name is taken) leaves the
-        daemon on ZeroMQ alone."""
+        """Serve the local stream (1.1) at the abstract ``name`` too; OSError
+        (EADDRINUSE: the name is taken) leaves the daemon on ZeroMQ alone."""
         self.local = LocalListener(name, self.state.config.max_frame_size, self._local_closed)
+        self.state.local = self.local
 
     def serve(self) -> None:
         for t in self.threads:
@@ -288,9 +293,8 @@ class Server:
         wait_both = select.poll()
         wait_both.register(back_fd, select.POLLIN)
         wait_both.register(front_fd, select.POLLIN)
-        # The local stream's epoll fd, in both waits: its events are
-        # taken (local.poll) even while requests are not read, so it never
-        # stays ready; its requests are read only while accepting.
+        # The local stream's epoll fd, in both waits: its events are taken even
+        # while requests are not read (it never stays ready), its requests not.
         local = self.local
         local_fd = -1
         if local is not None:
@@ -315,7 +319,7 @@ class Server:
             accepting = stopping or (len(heavy) < 64 and heavy_bytes < heavy_limit
                                      and len(waiting) < WAITING_MAX and waiting_bytes < waiting_limit)
             if stopping and not working and not heavy and not waiting and (
-                    not self.backlogs or time.monotonic() > stop_flush):
+                    not (self.backlogs or (local is not None and local.unsent)) or time.monotonic() > stop_flush):
                 break
             msg = None
             if back_maybe:
@@ -530,13 +534,10 @@ class Server:
 
     def _serve_local(self, events: bool, accepting: bool, stopping: bool, heavy: collections.deque,
                      waiting: collections.deque) -> tuple[bool, int, int]:
-        """The local stream's turn: take its events, read while accepting,
-        and handle the requests read as the ZeroMQ drain does (inline ops
-        answered here, the rest queued for a worker with the identity
-        frame). Every local request runs as the daemon's owner (1.1: only
-        the owner's uid gets a connection), in both security modes; peer
-        daemons never come this way. Returns (more requests read or
-        readable, bytes added to heavy, bytes added to waiting)."""
+        """The local stream's turn: its events; while accepting, its requests,
+        handled as the ZeroMQ drain does, each as the daemon's owner (only the
+        owner's uid gets a connection; peers never come this way). Returns
+        (more to read or handle, bytes added to heavy, to waiting)."""
         local = self.local
         if events:
             local.poll()
@@ -555,9 +556,7 @@ class Server:
             if client in self.dropped:
                 continue
             if stopping:
-                req_id = protocol.peek_header(msg[1])[1]
-                self._deliver_local(client, protocol.encode_error(req_id, errno.ESHUTDOWN, "daemon is shutting down"))
-                self.state.count("refused", False)
+                self._refuse(msg, errno.ESHUTDOWN, "daemon is shutting down")
                 continue
             reply = handle(self.state, msg[1:], who, client, self.inline_ops)
             if type(reply) is str and reply in HEAVY_OPS and not inbox and self._data_here(client, heavy):
@@ -587,10 +586,8 @@ class Server:
             self._deliver([client, *reply], client)
 
     def _local_closed(self, client: bytes) -> None:
-        """A local connection closed (EOF, error, framing, dropped): what it
-        held goes at once, as _probe_lock_holders does for a ZeroMQ client
-        whose connection is gone (the probe also catches a lock a worker
-        took for it after this)."""
+        """A local connection closed: what it held goes at once (as in
+        _probe_lock_holders, which catches what a worker takes for it later)."""
         self.backlogs.pop(client, None)
         n = self.state.locks.drop_connection(client)
         h = self.state.holds.drop_connection(client)
@@ -701,23 +698,22 @@ class Server:
         now = time.monotonic()
         local = self.local
         for client, backlog in list(self.backlogs.items()):
-            if local is not None and local.is_local(client):
-                # (a connection that fails here is closed and its backlog
-                # dropped; send then answers True for the rest: discarded)
-                while backlog.msgs and local.send(client, backlog.msgs[0][1:]):
-                    backlog.bytes -= _size(backlog.msgs.popleft())
-                    backlog.since = now
-                    sent += 1
-            while backlog.msgs and not (local is not None and local.is_local(client)):
-                try:
-                    self.frontend.send_multipart(backlog.msgs[0], copy=False, flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                except zmq.ZMQError as exc:
-                    if exc.errno != errno.EHOSTUNREACH:
-                        raise
-                    backlog.msgs.clear()  # gone: its replies go nowhere
-                    break
+            is_local = local is not None and local.is_local(client)
+            while backlog.msgs:
+                if is_local:
+                    # (one that fails here is closed: the rest is discarded)
+                    if not local.send(client, backlog.msgs[0][1:]):
+                        break
+                else:
+                    try:
+                        self.frontend.send_multipart(backlog.msgs[0], copy=False, flags=zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    except zmq.ZMQError as exc:
+                        if exc.errno != errno.EHOSTUNREACH:
+                            raise
+                        backlog.msgs.clear()  # gone: its replies go nowhere
+                        break
                 backlog.bytes -= _size(backlog.msgs.popleft())
                 backlog.since = now
                 sent += 1
@@ -846,8 +842,9 @@ class Server:
         self.state.count("peer_forget" if op == "forget" else "peer_stat", True)
 
     def _refuse(self, msg: list[Any], code: int, message: str) -> None:
-        """Answer from the receiving thread itself (shutting down, too many frames)."""
-        req_id = protocol.peek_header(msg[1].buffer)[1]
+        """Answer from the receiving thread itself (shutting down, too many frames;
+        a local request's header is bytes, not a zmq.Frame)."""
+        req_id = protocol.peek_header(getattr(msg[1], "buffer", msg[1]))[1]
         self._deliver([msg[0], *protocol.encode_error(req_id, code, message)])
         self.state.count("refused", False)
 
