@@ -122,6 +122,8 @@ def test_a_client_on_the_daemons_host_uses_the_local_stream_with_the_same_bytes(
             assert sock.getpeername() == local_stream.local_name(gk.record.uuid, i, c.address(i))
             assert _peer_pid(sock) == c.daemons[i].pid
         assert _tcp_connections_to(ports) - before == set(), "the client opened TCP connections to local daemons"
+        # and the daemons' word: one local connection each (this client's)
+        assert [s["local_connections"] for s in gk.status()] == [1, 1]
         _check(gk, files, "local")
         # the other path reads the same bytes, and writes what this one reads
         with Client(hosts_file=c.hosts_file, local_stream=False) as tcp:
@@ -136,6 +138,19 @@ def test_a_client_on_the_daemons_host_uses_the_local_stream_with_the_same_bytes(
         assert gk.listdir("/") == []
         with pytest.raises(FileNotFoundError):
             gk.stat("/local/small")
+
+
+def test_a_reply_of_more_frames_than_one_sendmsg_takes_arrives_whole(cluster):
+    """A read of 1,500 chunks from one daemon: a reply of 1,501 frames, more
+    buffers than one sendmsg takes (Linux's UIO_MAXIOV, 1024), both ways."""
+    c = cluster(n=1, chunk_size=4096)
+    data = os.urandom(1500 * 4096)
+    with Client(hosts_file=c.hosts_file, timeout=5) as gk:
+        fd = gk.open("/many", os.O_CREAT | os.O_RDWR)
+        assert gk.pwrite(fd, data, 0) == len(data)
+        assert gk.pread(fd, len(data), 0) == data
+        gk.close(fd)
+        assert _transport_uses_stream(gk) == [True]
 
 
 def _transport_uses_stream(gk: Client) -> list[bool]:
@@ -155,6 +170,7 @@ def test_local_stream_off_in_the_environment_means_tcp(cluster, monkeypatch):
         assert gk.read_file("/f") == b"over tcp"
         assert _transport_uses_stream(gk) == [False]
         assert len(_tcp_connections_to(ports) - before) == 1
+        assert [s["local_connections"] for s in gk.status()] == [0]
     monkeypatch.setenv("LIBGKFS_LOCAL_STREAM", "sometimes")
     with pytest.raises(OSError) as exc:
         Client(hosts_file=c.hosts_file)
