@@ -298,8 +298,9 @@ class LocalFirstTransport:
                     n = st.sock.send(buf, _NOSIGNAL)
                 except BlockingIOError:
                     n = 0
-                except OSError as exc:
-                    raise _Broken(str(exc)) from None
+                except OSError:  # (EPIPE: the process at the other end died)
+                    st.out.append((frames, []))  # unsent: goes over TCP with the rest
+                    raise _Broken from None
                 if n != len(buf):
                     st.queue(frames, [memoryview(buf)[n:]])
             else:

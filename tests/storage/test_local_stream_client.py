@@ -245,6 +245,23 @@ def test_a_daemon_killed_and_restarted_ends_as_over_tcp(cluster, same_address):
     assert seen[True] == seen[False] == ["EIO", "EIO", 300_000, True, True, True], seen
 
 
+@pytest.mark.parametrize("local", [True, False], ids=["local", "tcp"])
+def test_a_member_restarted_at_its_address_while_idle_takes_the_next_call(cluster, local):
+    """The stream to the dead process fails on the next send: that request
+    (here a create, which is never sent twice) goes over TCP at once, as a
+    DEALER delivers it after reconnecting (the tcp case), instead of being lost."""
+    c = cluster(n=1, listen=f"tcp://127.0.0.1:{_free_port()}")
+    with Client(hosts_file=c.hosts_file, timeout=3.0, local_stream=local) as gk:
+        gk.write_file("/f", b"x")
+        assert _transport_uses_stream(gk) == [local]
+        c.kill(0)
+        c.restart(0)
+        t0 = time.monotonic()
+        gk.close(gk.open("/new", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        assert time.monotonic() - t0 < 1.0
+        assert gk.stat("/new").st_size == 0
+
+
 def test_a_stopped_daemon_gives_a_timeout_error_not_a_hang(cluster):
     c = cluster(n=1, chunk_size=CHUNK)
     timeout = 1.5
