@@ -236,8 +236,7 @@ class Client:
         # Only a client that acts as the owner over ZeroMQ as well: the
         # daemon runs local-stream requests as its owner.
         if self.local_stream and security.is_owner_key(self.hosts_path, self._key):
-            transport = LocalFirstTransport(addresses, self.record.uuid, send_timeout_s=self.timeout,
-                                            key=self._key)
+            transport = LocalFirstTransport(addresses, self.record.uuid, key=self._key)
         else:
             transport = ZmqTransport(addresses, key=self._key)
         self._rpc = Rpc(transport, timeout_s=self.timeout, resolve=self._resolve, names=self.member_name)

@@ -16,10 +16,15 @@ Why the details are as they are:
   wait after every signal (a program with a periodic timer would wait
   forever for a stopped daemon). Waits are ``select.poll`` /
   ``zmq_poll``, which count the time already waited across signals.
+* Sends never wait: what the kernel does not take waits in the stream's
+  queue and is written while the caller waits for replies (a DEALER's
+  queue does the same), so a call to a stopped daemon ends at the Rpc
+  layer's timeout, as over TCP.
 * A message either goes into the stream whole or is resent over ZeroMQ: a
   daemon only runs a request whose last byte it read, and a stream that
-  broke or timed out in the middle of a message is closed, so the partial
-  copy can never run and the resent one runs once.
+  broke in the middle of a message is closed, so the partial copy can
+  never run and the resent one runs once. Requests wholly written to a
+  stream that then broke are lost, as in a daemon that crashed (1.1).
 * The ZeroMQ socket of a member that uses its stream is not connected (no
   TCP connection and CURVE handshake the client would not use) until the
   member first has to go over TCP; from then on it stays connected, so
@@ -203,15 +208,13 @@ class LocalFirstTransport:
     """The local stream to each member that has one, ZeroMQ otherwise.
 
     ``cluster_uuid`` and the member ids (slot indexes) name the streams;
-    ``send_timeout_s``: the longest a send waits for a stream that does not
-    take the message (the client's call timeout); ``key``: the ZeroMQ
-    client key (None: security off)."""
+    ``key``: the ZeroMQ client key (None: security off). Sends never wait
+    (see _Stream), so a call's only wait is the Rpc layer's receive."""
 
-    def __init__(self, addresses: Sequence[str], cluster_uuid: str, *, send_timeout_s: float,
+    def __init__(self, addresses: Sequence[str], cluster_uuid: str, *,
                  key: security.ClientKey | None = None, context: zmq.Context | None = None):
         self.addresses = list(addresses)
         self._uuid = cluster_uuid
-        self.send_timeout_s = send_timeout_s
         n = len(self.addresses)
         # Every ZeroMQ socket starts unconnected: connected on a member's first TCP send.
         self._zmq = ZmqTransport([""] * n, context=context, key=key)
