@@ -380,7 +380,7 @@ class LocalFirstTransport:
             return ready.popleft()
         # The hot path of every call: one poll, one receive, one message.
         wait = timeout_ms if timeout_ms > 0 else 0
-        deadline = None
+        deadline = monotonic() + wait / 1000
         while True:
             polled = st.poll.poll(wait)
             if not polled:
@@ -399,10 +399,12 @@ class LocalFirstTransport:
                 # It broke: what was not wholly written went over TCP, and
                 # the caller's next receive waits for both paths.
                 return None
-            # part of a message (a large reply), or a request still going out: same clock
-            if deadline is None:
-                deadline = monotonic() + wait / 1000
-            wait = max(0, int((deadline - monotonic()) * 1000))
+            # Part of a large reply, or a request still going out: on the
+            # same clock (a stream that stays writable must not hold the
+            # caller past it either).
+            wait = int((deadline - monotonic()) * 1000)
+            if wait <= 0:
+                return None
 
     # ------------------------------------------------------ reset, close
 
