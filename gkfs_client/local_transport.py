@@ -53,6 +53,10 @@ from gkfs_client.transport import ZmqTransport
 
 # How often a member on TCP gets another try of its stream (spec: at most once a second).
 RETRY_INTERVAL_S = 1.0
+# ... and a member whose name another user holds: that does not change while
+# the member runs (it binds its name at start-up only), and each try costs
+# the other side an accept (and the daemon of another user a log line).
+FOREIGN_RETRY_INTERVAL_S = 60.0
 # Replies come from a daemon of our own uid (checked with SO_PEERCRED); the
 # daemon's own max_frame_size bounds them, and the client does not know it
 # (it is the daemon's config): limit only what the u32 lengths can say.
@@ -169,18 +173,23 @@ def _peer_uid(sock: socket.socket) -> int:
     return _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))[1]
 
 
+class ForeignListener(Exception):
+    """The name's listener runs as another user (its uid is given)."""
+
+
 def connect_local(name: bytes) -> socket.socket | None:
     """A non-blocking stream connected to the listener ``name`` when that
-    listener runs as our effective uid; else None, having sent nothing
-    (no listener, a full backlog, or another user's name)."""
+    listener runs as our effective uid; None when there is none (or its
+    backlog is full). ForeignListener, having sent nothing and closed the
+    connection, when another user's process holds the name."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
     try:
         # Non-blocking: a listener whose backlog is full (a stopped daemon)
         # fails at once instead of holding the call.
         sock.connect(name)
-        if _peer_uid(sock) != os.geteuid():
-            sock.close()  # a name taken first by another user: never talked to
-            return None
+        uid = _peer_uid(sock)
+        if uid != os.geteuid():
+            raise ForeignListener(uid)  # a name taken by another user: never talked to
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         except OSError:
@@ -188,6 +197,9 @@ def connect_local(name: bytes) -> socket.socket | None:
     except OSError:
         sock.close()
         return None
+    except ForeignListener:
+        sock.close()
+        raise
     return sock
 
 
@@ -239,7 +251,14 @@ class LocalFirstTransport:
 
     def _open_stream(self, target: int) -> _Stream | None:
         address = self.addresses[target]
-        sock = connect_local(local_stream.local_name(self._uuid, target, address)) if address else None
+        try:
+            sock = connect_local(local_stream.local_name(self._uuid, target, address)) if address else None
+        except ForeignListener:
+            # Another user's name (a daemon run by someone else with
+            # security off, or a squatter): that lasts, as the member does
+            # not bind again while it runs; looked at again only seldom.
+            self._retry_at[target] = monotonic() + FOREIGN_RETRY_INTERVAL_S
+            return None
         if sock is None:
             self._retry_at[target] = monotonic() + RETRY_INTERVAL_S
             return None
