@@ -28,10 +28,12 @@ from typing import Any, Iterator
 from gkfs_client import chunkio, dirlist, distribution, hostsfile, protocol, security, statcache
 from gkfs_client.dirlist import DirEntry
 from gkfs_client.protocol import _plainly_canonical  # the common case of normalize_path, no walk
+from gkfs_client.local_transport import LocalFirstTransport
 from gkfs_client.rpc import DEFAULT_TIMEOUT_S, Call, Rpc
 from gkfs_client.transport import ZmqTransport
 
 ENV_TIMEOUT = "LIBGKFS_RPC_TIMEOUT"
+ENV_LOCAL_STREAM = "LIBGKFS_LOCAL_STREAM"
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 MAX_SYMLINK_HOPS = 40  # Linux's MAXSYMLINKS
@@ -83,6 +85,15 @@ def _timeout_from_env() -> float:
         # OSError(EINVAL) like every other bad input, so gkfs-ctl reports it in one line.
         raise OSError(errno.EINVAL, f"{ENV_TIMEOUT} must be a number of seconds > 0, got {raw!r}")
     return value
+
+
+def _local_stream_from_env() -> bool:
+    raw = os.environ.get(ENV_LOCAL_STREAM, "").strip().lower()
+    if raw in ("", "on"):
+        return True
+    if raw == "off":
+        return False
+    raise OSError(errno.EINVAL, f"{ENV_LOCAL_STREAM} must be 'on' or 'off', got {raw!r}")
 
 
 def _current_umask() -> int:
@@ -158,12 +169,16 @@ class Client:
     ``stat_cache_ttl`` (seconds; 0 = off) and ``stat_cache_entries``: the
     readdir stat cache (statcache.py; defaults from $LIBGKFS_STAT_CACHE_TTL_MS,
     $LIBGKFS_STAT_CACHE_ENTRIES, else 1 s and 4096).
+    ``local_stream``: talk to members on this host over their local stream
+    (docs/protocol.md 1.1) rather than TCP (default: on, unless
+    $LIBGKFS_LOCAL_STREAM is ``off``).
     """
 
     def __init__(self, hosts_file: str | os.PathLike | None = None, *, timeout: float | None = None,
                  chunk_size: int | None = None, umask: int | None = None,
                  dirents_page: int = dirlist.DEFAULT_PAGE, handshake: bool = True,
-                 stat_cache_ttl: float | None = None, stat_cache_entries: int | None = None):
+                 stat_cache_ttl: float | None = None, stat_cache_entries: int | None = None,
+                 local_stream: bool | None = None):
         self.hosts_path = hostsfile.resolve_hosts_file(hosts_file)
         self.membership = hostsfile.read_membership(self.hosts_path)
         if handshake and not self.membership.listed():
@@ -174,6 +189,7 @@ class Client:
         # never the members listed now (docs/protocol.md section 5).
         self.n = self.record.members
         self.timeout = _timeout_from_env() if timeout is None else float(timeout)
+        self.local_stream = _local_stream_from_env() if local_stream is None else bool(local_stream)
         self.umask = _current_umask() if umask is None else umask
         self.dirents_page = dirents_page
         # readdir's stat records, for the stats that follow (statcache.py)
@@ -215,8 +231,15 @@ class Client:
     def _connect(self) -> None:
         self._pid = os.getpid()
         addresses = [h.address if h else "" for h in self.membership.slots]
-        self._rpc = Rpc(ZmqTransport(addresses, key=self._key), timeout_s=self.timeout, resolve=self._resolve,
-                        names=self.member_name)
+        # A forked child gets a transport of its own; the parent's local
+        # streams were already closed in it (local_transport's fork handler).
+        # Only a client that acts as the owner over ZeroMQ as well: the
+        # daemon runs local-stream requests as its owner.
+        if self.local_stream and security.is_owner_key(self.hosts_path, self._key):
+            transport = LocalFirstTransport(addresses, self.record.uuid, key=self._key)
+        else:
+            transport = ZmqTransport(addresses, key=self._key)
+        self._rpc = Rpc(transport, timeout_s=self.timeout, resolve=self._resolve, names=self.member_name)
 
     def _resolve(self, target: int) -> str:
         """A member's address now (a restarted member registers a new one)."""

@@ -286,6 +286,21 @@ def client_credentials(hosts_path: str | os.PathLike, mode: str | None = None) -
         raise exc
 
 
+def is_owner_key(hosts_path: str | os.PathLike, key: ClientKey | None) -> bool:
+    """Whether ``key`` makes a client the cluster's owner: security off (every
+    client acts as the owner), or the owner's own client key (by its public
+    key, wherever the file was read from). A key issued to another user is
+    not, even in a process of the owner's uid: that client must keep that
+    user's rights, so it may not use the local stream (docs/protocol.md
+    1.1), whose requests run as the owner."""
+    if key is None:
+        return True
+    try:
+        return load_client_key(keys_dir(hosts_path) / CLIENT_KEY).public == key.public
+    except (OSError, SecurityError):  # not ours to read: not the owner
+        return False
+
+
 # --------------------------------------------------------------- registry
 
 @dataclass(frozen=True)

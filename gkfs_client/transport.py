@@ -144,6 +144,12 @@ class ZmqTransport:
         self._index_of[sock] = target
         return sock
 
+    def socket(self, target: int) -> zmq.Socket:
+        """``target``'s socket now (``reset`` replaces it), for a transport
+        that waits on it together with descriptors of its own
+        (local_transport.LocalFirstTransport)."""
+        return self._sockets[target]
+
     def send(self, target: int, frames: Sequence[bytes | memoryview]) -> None:
         # copy=False: large data frames go to libzmq without a Python-side copy.
         # A header-only request, the common case: a single send, no list,

@@ -6,6 +6,8 @@
   stream PATH BLOCK SEED   append BLOCK-sized blocks until an error; after
                            each acknowledged write prints {"acked": bytes}
                            (flushed), and at the error {"error": errno, ...}
+  paths PATH 0 0           stat PATH; print which members this client
+                           reaches over the local stream ({"stream": [bool]})
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ def main() -> int:
                 acked += len(block)
                 out(acked=acked)
                 time.sleep(0.05)
+        elif cmd == "paths":
+            fs.stat(path)
+            t = fs._rpc.transport
+            out(stream=[t.uses_stream(i) for i in range(fs.n)], hostname=os.uname().nodename)
         else:
             out(error=f"unknown command {cmd}")
             return 2

@@ -116,6 +116,14 @@ def test_restart_keeps_acknowledged_data(make_cluster):
     cluster.stop()
     cluster.start()
     assert cluster.py(c1, "verify", "/keep.bin", str(SIZE), "11")["ok"]
+    # The local stream (docs/protocol.md 1.1) stays inside a node's network
+    # namespace: a client on a daemon's node reaches that member alone over
+    # it, every other member over TCP (through links a test can cut); a
+    # client on a node without a daemon, none.
+    own = [h.hostname == "n2" for h in cluster.hosts()]
+    assert sum(own) == 1
+    assert cluster.py(net.node("n2"), "paths", "/keep.bin", "0", "0")["stream"] == own
+    assert cluster.py(c1, "paths", "/keep.bin", "0", "0")["stream"] == [False] * 3
 
 
 def test_listen_by_interface_network_and_wildcard(make_net, tmp_path):

@@ -326,6 +326,9 @@ def test_capture_shows_no_plaintext_and_replay_does_nothing(cluster, intruder, t
     extra = ["--security", "off"] if mode == "off" else []
     c = cluster(n=1, extra_args=extra)
     monkeypatch.setenv(security.ENV_SECURITY, mode)
+    # What TCP carries is under test: the owner's client on the daemon's
+    # host would use the local stream (docs/protocol.md 1.1), off the wire.
+    monkeypatch.setenv("LIBGKFS_LOCAL_STREAM", "off")
     port = int(c.address(0).rsplit(":", 1)[1])
     pcap = tmp_path / "lo.pcap"
     tag = os.urandom(8).hex()
