@@ -272,3 +272,30 @@ def test_member_restarted_at_same_address_while_idle(tmp_path, sysroot, preload)
     assert "local stream to member 0: Broken pipe: over TCP" in err, err
     assert took < 5, f"the create after the restart took {took:.1f} s"
     assert files == (b"a\n", b"b\n")
+
+
+def test_key_issued_to_another_user_keeps_to_tcp(gk_cluster, rv_program, run_rv, tmp_path):
+    """Local-stream requests run as the owner (docs/protocol.md 1.1): a
+    program of the owner's uid whose LIBGKFS_KEY_FILE is a key issued to
+    another user acts as that user over TCP, never over the stream; the
+    owner's own key read from another file is the owner's, and streams."""
+    import shutil
+    from gkfs_client import security
+    c = gk_cluster.client
+    c.mkdir("/ls-key")
+    c.chmod("/ls-key", 0o777)
+    issued = tmp_path / "nobody.key"
+    security.issue_key(gk_cluster.hosts_file, "nobody", issued)
+    os.chown(issued, os.geteuid(), os.getegid())  # read by this (root's) program, standing for nobody
+    out = run_program(rv_program("localstream"), run_rv, f"{gk_cluster.mount}/ls-key", [1, 200_000],
+                      env={"LIBGKFS_KEY_FILE": str(issued)})
+    assert peers(out, "parent", "unix") == [] and peers(out, "child", "unix") == [], out
+    assert peers(out, "parent", "tcp"), out
+    assert c.stat("/ls-key/f1").st_uid == 65534  # created as nobody: that user's rights, not the owner's
+    own = tmp_path / "own.key"
+    shutil.copy(security.keys_dir(gk_cluster.hosts_file) / security.CLIENT_KEY, own)
+    os.chmod(own, 0o600)
+    c.mkdir("/ls-own")
+    out = run_program(rv_program("localstream"), run_rv, f"{gk_cluster.mount}/ls-own", [1],
+                      env={"LIBGKFS_KEY_FILE": str(own)})
+    assert sorted(peers(out, "parent", "unix")) == sorted(expected_names(gk_cluster.hosts_file)), out

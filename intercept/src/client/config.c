@@ -522,6 +522,45 @@ gkc_config_load_key(void)
 	return -err;
 }
 
+/* The public key of the client key file at path into out (0), or -errno. */
+static int
+key_public(const char *path, char out[41])
+{
+	int err = 0;
+	char *text = slurp(path, &err, 077);
+
+	if (!text)
+		return -err;
+	err = key_field(text, "public", out) ? EINVAL : 0;
+	memset(text, 0, strlen(text));
+	free(text);
+	return -err;
+}
+
+int
+gkc_config_owner_key(void)
+{
+	/* Requests over the local stream run as the cluster's owner
+	 * (docs/protocol.md 1.1): only the owner's own client key (the
+	 * cluster's .keys/client.key, by public key, wherever the file in use
+	 * was read from) may take it. A key issued to another user, even in
+	 * a process of the owner's uid, keeps that user's rights over TCP.
+	 * Decided once: key files do not change under a running program. */
+	static int owner = -1;
+	char path[sizeof(gkc_cfg.key_file)], mine[41], owners[41];
+
+	if (gkc_cfg.security_off)
+		return 1;
+	if (owner >= 0)
+		return owner;
+	join3(path, sizeof(path), gkc_cfg.hosts_file, ".keys/client.key", NULL);
+	owner = !key_public(gkc_cfg.key_file, mine) && !key_public(path, owners) && !strcmp(mine, owners);
+	if (!owner)
+		GKC_LOG(GKC_INFO, "key %s is not the cluster owner's: TCP only, no local stream",
+		        gkc_cfg.key_file);
+	return owner;
+}
+
 int
 gkc_config_refresh_member(unsigned i)
 {

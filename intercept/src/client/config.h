@@ -83,6 +83,9 @@ int gkc_config_reload_hosts(void);
 /* Reads the client key file (0, or -errno; EACCES for an unsafe file,
  * EINVAL for a malformed one). */
 int gkc_config_load_key(void);
+/* 1 when this client may use the local stream as the cluster's owner:
+ * security off, or its key is the owner's own (docs/protocol.md 1.1). */
+int gkc_config_owner_key(void);
 /* Reads member i's entry again; 1 if its address changed (a restart). */
 int gkc_config_refresh_member(unsigned i);
 /* Copies member i's address (under the config lock); "" if none. */

@@ -195,7 +195,7 @@ gk_lslot_get(struct gk_lslot *s, unsigned member)
 {
 	char address[256];
 
-	if (gkc_cfg.local_stream_off)
+	if (gkc_cfg.local_stream_off || !gkc_config_owner_key())
 		return NULL;
 	if (s->gen != gkc_cfg.hosts[member].gen)
 		gk_lslot_drop(s, 0);   /* moved: another name, try it now */
