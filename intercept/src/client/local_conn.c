@@ -208,6 +208,22 @@ gk_lslot_get(struct gk_lslot *s, unsigned member)
 	return s->lc;
 }
 
+/* Drops the first done bytes of *iov[0..*n) (what one sendmsg or readv
+ * moved): whole entries go, a partial one is shortened in place. */
+static void
+iov_advance(struct iovec **iov, int *n, size_t done)
+{
+	while (*n > 0 && done >= (*iov)->iov_len) {
+		done -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n > 0) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + done;
+		(*iov)->iov_len -= done;
+	}
+}
+
 /* --- sending ---------------------------------------------------------------- */
 /* Writes iov[0..n) whole (advancing it), waiting for room at most until the
  * deadline, taken from timeout_ms at the first wait (most sends never wait). */
@@ -230,15 +246,7 @@ write_all(int fd, struct iovec *iov, int n, int timeout_ms, long *deadline)
 		}
 		if (w < 0)
 			return (int)w;
-		while (n > 0 && (size_t)w >= iov->iov_len) {
-			w -= (long)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + w;
-			iov->iov_len -= (size_t)w;
-		}
+		iov_advance(&iov, &n, (size_t)w);
 	}
 	return 0;
 }
@@ -323,15 +331,7 @@ read_all(int fd, struct iovec *iov, int n, long deadline_ms)
 		}
 		if (r < 0)
 			return (int)r;
-		while (n > 0 && (size_t)r >= iov->iov_len) {
-			r -= (long)iov->iov_len;
-			iov++;
-			n--;
-		}
-		if (n > 0) {
-			iov->iov_base = (char *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
+		iov_advance(&iov, &n, (size_t)r);
 	}
 	return 0;
 }
