@@ -33,14 +33,23 @@ static int n_open;
 static int
 ensure_table(void)
 {
-	if (table)
+	struct gk_file **none = NULL;
+
+	if (__atomic_load_n(&table, __ATOMIC_ACQUIRE))
 		return 0;
 	void *p = (void *)syscall_no_intercept(SYS_mmap, NULL,
 	        TABLE_SLOTS * sizeof(*table), PROT_READ | PROT_WRITE,
 	        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if ((long)p < 0 && (long)p > -4096)
 		return (int)(long)p;
-	__atomic_store_n(&table, (struct gk_file **)p, __ATOMIC_RELEASE);
+	/* Threads making their first opens at once each map one: the first
+	 * installed stays, the others are unmapped. A plain store let a later
+	 * table replace one that already held another thread's descriptor,
+	 * whose calls then went to the kernel (its placeholder's bytes read
+	 * as the file's). */
+	if (!__atomic_compare_exchange_n(&table, &none, (struct gk_file **)p, 0,
+	                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		syscall_no_intercept(SYS_munmap, p, TABLE_SLOTS * sizeof(*table));
 	return 0;
 }
 
