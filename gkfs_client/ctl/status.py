@@ -70,7 +70,8 @@ def collect(args) -> list[dict]:
                        files=res.get("files"), bytes_stored=res.get("bytes_stored"),
                        free_bytes=res.get("free_bytes"), total_bytes=res.get("total_bytes"),
                        chunk_size=res.get("chunk_size"), inflight=res.get("inflight"),
-                       errors=res.get("errors"), ops=res.get("ops", {}), rootdir=res.get("rootdir"))
+                       errors=res.get("errors"), ops=res.get("ops", {}), rootdir=res.get("rootdir"),
+                       local_stream=res.get("local_stream"), local_connections=res.get("local_connections"))
         rows.append(row)
     return rows
 
@@ -90,7 +91,7 @@ def render(rows: list[dict], console: Console) -> None:
     nodes = sum(1 for h, _ in groups if h)
     table = Table(title=f"gkfs cluster: {sum(r['up'] for r in rows)}/{len(rows)} members up on {nodes} node(s)")
     for col, just in [("id", "right"), ("host", "left"), ("address", "left"), ("state", "left"), ("rtt", "right"),
-                      ("uptime", "right"), ("files", "right"), ("stored", "right"), ("free", "right"),
+                      ("local", "right"), ("uptime", "right"), ("files", "right"), ("stored", "right"), ("free", "right"),
                       ("ops", "left")]:
         table.add_column(col, justify=just, no_wrap=col != "ops")
     for n, (hostname, group) in enumerate(groups):
@@ -99,7 +100,7 @@ def render(rows: list[dict], console: Console) -> None:
         if len(groups) > 1 or len(group) > 1:
             up = sum(r["up"] for r in group)
             label = f"node {escape(hostname)}" if hostname else "not registered"
-            table.add_row("", f"[bold]{label}[/]", f"{up}/{len(group)} members up", "", "", "", "", "", "", "")
+            table.add_row("", f"[bold]{label}[/]", f"{up}/{len(group)} members up", "", "", "", "", "", "", "", "")
         _member_rows(table, group)
     console.print(table)
 
@@ -109,10 +110,12 @@ def _member_rows(table: Table, rows: list[dict]) -> None:
         if not r["up"]:
             state = "[red]down[/]" if r.get("registered", True) else "[red]missing[/]"
             table.add_row(str(r["id"]), r["hostname"] or "-", r["address"] or "-", state, "-", "-", "-", "-", "-",
-                          r.get("error", ""))
+                          "-", r.get("error", ""))
             continue
         ops = ", ".join(f"{k} {v}" for k, v in sorted(r["ops"].items()) if v)
-        table.add_row(str(r["id"]), r["hostname"], r["address"], "[green]up[/]", f"{r['rtt_ms']:.2f} ms",
+        # the local stream (docs/protocol.md 1.1): served, and by how many connections
+        local = "no" if not r.get("local_stream") else f"{r.get('local_connections') or 0} conn"
+        table.add_row(str(r["id"]), r["hostname"], r["address"], "[green]up[/]", f"{r['rtt_ms']:.2f} ms", local,
                       human_duration(r["uptime_s"] or 0), str(r["files"]), human_bytes(r["bytes_stored"] or 0),
                       human_bytes(r["free_bytes"] or 0), ops or "-")
 

@@ -122,10 +122,13 @@ def test_cluster_start_stage_status_stop(tmp_path, ctl_env):
     # /stage, sub, deeper, empty, small.txt, link, odd.bin, big.bin
     assert sum(row["files"] for row in rows) == 8
     assert all(row["ops"]["write_chunks"] > 0 for row in rows)
+    # every member serves the local stream, and status's own client came that way
+    assert all(row["local_stream"] is True and row["local_connections"] >= 1 for row in rows), rows
     r = ctl("status", env=ctl_env)
     assert r.returncode == 0
     for h in hosts:
         assert h.address in r.stdout
+    assert r.stdout.count("1 conn") == 3, r.stdout
     assert "3/3 members up" in r.stdout
 
     # A daemon that is down: status says so and exits non-zero.
