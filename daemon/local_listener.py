@@ -38,45 +38,18 @@ import logging
 import os
 import select
 import socket
-import struct
 from typing import Any, Callable
 
 from gkfs_client import local_stream
 
 log = logging.getLogger("gkfs_daemon.local")
 
-_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _EPOLLIN = select.EPOLLIN
 _CONN_EVENTS = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLET
 _CONN_EVENTS_OUT = _CONN_EVENTS | select.EPOLLOUT
 _HANGUP = select.EPOLLHUP | select.EPOLLERR | select.EPOLLRDHUP
 _SEND_FLAGS = socket.MSG_NOSIGNAL
 _BACKLOG = 128  # listen(2) queue: connections come one per client process
-# Buffers one sendmsg(2) takes (IOV_MAX); a read of 4096 chunks is answered
-# with 4097 frames and a prefix (EMSGSIZE if passed in one call).
-_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
-
-
-def _sendmsg(sock: socket.socket, bufs: list[Any]) -> int:
-    """Bytes of ``bufs`` the socket takes now, IOV_MAX buffers per call, on
-    while each batch is taken whole (BlockingIOError: none taken)."""
-    if len(bufs) <= _IOV_MAX:
-        return sock.sendmsg(bufs, (), _SEND_FLAGS)
-    sent = 0
-    for i in range(0, len(bufs), _IOV_MAX):
-        batch = bufs[i:i + _IOV_MAX]
-        try:
-            n = sock.sendmsg(batch, (), _SEND_FLAGS)
-        except (BlockingIOError, InterruptedError):
-            if sent:
-                return sent
-            raise
-        sent += n
-        if n < sum(memoryview(b).nbytes for b in batch):
-            break
-    return sent
-
-
 class _Conn:
     __slots__ = ("sock", "fd", "ident", "pid", "decoder", "pending", "number")
 
@@ -162,7 +135,7 @@ class LocalListener:
                 log.warning("local stream: accept failed: %s", exc)
                 return
             try:
-                pid, uid, _gid = _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+                pid, uid, _gid = local_stream.peer_credentials(sock)
             except OSError:
                 sock.close()
                 continue
@@ -239,40 +212,28 @@ class LocalListener:
                 if n == len(bufs[0]):
                     return True
             else:
-                n = _sendmsg(conn.sock, bufs)
+                n = local_stream.send_some(conn.sock, bufs, _SEND_FLAGS)
         except (BlockingIOError, InterruptedError):
             n = 0
         except OSError as exc:
             self.close(ident, None if exc.errno in (errno.EPIPE, errno.ECONNRESET) else f"send failed: {exc}")
             return True
-        rest = self._rest(bufs, n)
+        rest = local_stream.unsent(bufs, n)
         if rest:
             conn.pending = rest
             self.unsent.add(conn)
             self.epoll.modify(conn.fd, _CONN_EVENTS_OUT)
         return True
 
-    @staticmethod
-    def _rest(bufs: list[Any], n: int) -> list[memoryview]:
-        rest: list[memoryview] = []
-        for b in bufs:
-            mv = memoryview(b).cast("B")
-            if n >= len(mv):
-                n -= len(mv)
-                continue
-            rest.append(mv[n:])
-            n = 0
-        return rest
-
     def _send_pending(self, conn: _Conn) -> None:
         try:
-            n = _sendmsg(conn.sock, conn.pending)
+            n = local_stream.send_some(conn.sock, conn.pending, _SEND_FLAGS)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self.close(conn.ident, None if exc.errno in (errno.EPIPE, errno.ECONNRESET) else f"send failed: {exc}")
             return
-        rest = self._rest(conn.pending, n)
+        rest = local_stream.unsent(conn.pending, n)
         if rest:
             conn.pending = rest
             return

@@ -8,9 +8,11 @@ threads that use it. Measured on the 2-core VM with a Python echo: 16-20k
 round trips/s for one client against 10-13k over ZeroMQ, and 110k/s against
 31-37k for four clients together.
 
-This module is the pure part, shared by client and daemon: the socket's
-name and the framing (encode, and an incremental decoder that enforces the
-limits). Sockets, credentials and routing live in the transports.
+This module is what client and daemon share: the socket's name, the
+framing (encode, and an incremental decoder that enforces the limits), and
+the two socket steps both ends take alike (the peer's credentials, a
+non-blocking write of a message's buffers). Connecting, waiting and
+routing live in the transports.
 
 Framing: a message is ``<u32 n> <u32 len_0> ... <u32 len_{n-1}>`` (little
 endian) followed by the n frames' bytes, the same frames a ZeroMQ message
@@ -20,6 +22,7 @@ breaks a limit is not resynchronised: the reader closes it.
 """
 from __future__ import annotations
 
+import socket
 import struct
 from typing import Any, Sequence
 
@@ -27,6 +30,10 @@ from gkfs_client import distribution, protocol
 
 _U32 = struct.Struct("<I")
 _ONE_FRAME = struct.Struct("<II")
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+# Buffers one sendmsg(2) takes (Linux's UIO_MAXIOV): a reply of 4096 chunks
+# is 4097 frames and a prefix (EMSGSIZE if passed in one call).
+IOV_MAX = 1024
 _unpack_u32 = _U32.unpack_from
 # The abstract namespace (a leading NUL): scoped to the network namespace, so
 # a client in another namespace (another "node" in the multi-node tests)
@@ -61,17 +68,64 @@ def local_name(cluster_uuid: str, member_id: int, address: str) -> bytes:
     return NAME_PREFIX + f"{cluster_uuid}/{h:016x}".encode()
 
 
+def encode_lone(frame: bytes) -> bytes:
+    """A message of one small frame (a header: most requests and replies)
+    as one buffer, to write with one system call."""
+    return _ONE_FRAME.pack(1, len(frame)) + frame
+
+
 def encode(frames: Sequence[Any]) -> list[Any]:
     """The buffers to write, in order, for one message of ``frames``
     (bytes-like). A lone frame (most requests and replies) is one buffer."""
     n = len(frames)
     if n == 1:
         f = frames[0]
-        return [_ONE_FRAME.pack(1, len(f)) + bytes(f)] if len(f) <= 4096 else [_ONE_FRAME.pack(1, len(f)), f]
+        return [encode_lone(bytes(f))] if len(f) <= 4096 else [_ONE_FRAME.pack(1, len(f)), f]
     if n == 0:
         raise ValueError("a message has at least one frame")
     lengths = [memoryview(f).nbytes for f in frames]
     return [struct.pack(f"<I{n}I", n, *lengths), *frames]
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end, as the kernel saw it
+    at connect (SO_PEERCRED): who may use a stream is settled by this."""
+    return _UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+
+
+def send_some(sock: socket.socket, buffers: Sequence[Any], flags: int) -> int:
+    """Bytes of ``buffers`` (in order) the non-blocking ``sock`` takes now:
+    IOV_MAX buffers per sendmsg, on while each batch is taken whole.
+    BlockingIOError (or InterruptedError) only when it takes none."""
+    if len(buffers) <= IOV_MAX:
+        return sock.sendmsg(buffers, (), flags)
+    sent = 0
+    for i in range(0, len(buffers), IOV_MAX):
+        batch = buffers[i:i + IOV_MAX]
+        try:
+            n = sock.sendmsg(batch, (), flags)
+        except (BlockingIOError, InterruptedError):
+            if sent:
+                return sent
+            raise
+        sent += n
+        if n < sum(memoryview(b).nbytes for b in batch):
+            break
+    return sent
+
+
+def unsent(buffers: Sequence[Any], n: int) -> list[memoryview]:
+    """What is left of ``buffers`` once their first ``n`` bytes are written:
+    byte views, the first maybe a tail of its buffer."""
+    rest: list[memoryview] = []
+    for b in buffers:
+        mv = memoryview(b).cast("B")
+        if n >= len(mv):
+            n -= len(mv)
+            continue
+        rest.append(mv[n:])
+        n = 0
+    return rest
 
 
 class Decoder:

@@ -40,7 +40,6 @@ from __future__ import annotations
 import os
 import select
 import socket
-import struct
 import weakref
 from collections import deque
 from time import monotonic
@@ -64,9 +63,6 @@ _REPLY_LIMIT = 2**32 - 1
 # Asked of the kernel (capped by net.core.wmem_max): a 1-64 MiB write then
 # takes a few large writes into the stream instead of one per ~200 KiB.
 SEND_BUFFER = 4 * 1024 * 1024
-_IOV_MAX = 1024  # buffers per sendmsg (Linux's UIO_MAXIOV)
-_ONE_FRAME = struct.Struct("<II")
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 # zmq_poll's own event bits (not poll(2)'s: its POLLOUT is 2, its POLLERR 4)
@@ -138,19 +134,12 @@ class _Stream:
         while out:
             views = out[0][1]
             try:
-                n = self.sock.sendmsg(views[:_IOV_MAX], (), _NOSIGNAL)
-            except BlockingIOError:
+                n = local_stream.send_some(self.sock, views, _NOSIGNAL)
+            except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
                 raise _Broken(str(exc)) from None
-            while n:  # drop what went out
-                head = views[0]
-                if n >= len(head):
-                    n -= len(head)
-                    del views[0]
-                else:
-                    views[0] = head[n:]
-                    n = 0
+            views[:] = local_stream.unsent(views, n)  # drop what went out
             if views:
                 return  # the kernel is full: the rest when POLLOUT says so
             out.popleft()
@@ -169,10 +158,6 @@ class _Stream:
             pass
 
 
-def _peer_uid(sock: socket.socket) -> int:
-    return _PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size))[1]
-
-
 class ForeignListener(Exception):
     """The name's listener runs as another user (its uid is given)."""
 
@@ -187,7 +172,7 @@ def connect_local(name: bytes) -> socket.socket | None:
         # Non-blocking: a listener whose backlog is full (a stopped daemon)
         # fails at once instead of holding the call.
         sock.connect(name)
-        uid = _peer_uid(sock)
+        uid = local_stream.peer_credentials(sock)[1]
         if uid != os.geteuid():
             raise ForeignListener(uid)  # a name taken by another user: never talked to
         try:
@@ -315,7 +300,7 @@ class LocalFirstTransport:
             f = frames[0]
             if not st.out and len(frames) == 1 and type(f) is bytes and len(f) <= 4096:
                 # A header-only request (nearly every call): one buffer, one system call.
-                buf = _ONE_FRAME.pack(1, len(f)) + f
+                buf = local_stream.encode_lone(f)
                 try:
                     n = st.sock.send(buf, _NOSIGNAL)
                 except BlockingIOError:
