@@ -408,17 +408,11 @@ class Server:
                                 reply = handle(self.state, msg[1:], who, client, self.inline_data_ops)
                             if type(reply) is not str:
                                 self._deliver_reply(msg[0], reply, client)
-                            elif reply in HEAVY_OPS:
-                                queued = True
-                                msg.insert(1, caller)
-                                heavy.append(msg)
-                                heavy_bytes += _size(msg)
-                                self.heavy_queued[client] += 1
                             else:
                                 queued = True
-                                msg.insert(1, caller)
-                                waiting.append(msg)
-                                waiting_bytes += _size(msg)
+                                add_heavy, add_waiting = self._queue_for_worker(msg, caller, reply, heavy, waiting)
+                                heavy_bytes += add_heavy
+                                waiting_bytes += add_waiting
                     msg = reply = None
                     drained += 1
                     if queued or stopping or drained >= DRAIN_MAX or self.backlogs:
@@ -565,19 +559,27 @@ class Server:
                 self._deliver_local(client, reply)
             else:
                 queued = True
-                msg.insert(1, caller)
-                if reply in HEAVY_OPS:
-                    heavy.append(msg)
-                    add_heavy += _size(msg)
-                    self.heavy_queued[client] += 1
-                else:
-                    waiting.append(msg)
-                    add_waiting += _size(msg)
+                h, w = self._queue_for_worker(msg, caller, reply, heavy, waiting)
+                add_heavy += h
+                add_waiting += w
             msg = reply = None
             drained += 1
             if queued or drained >= DRAIN_MAX:
                 break
         return bool(inbox or local.readable), add_heavy, add_waiting
+
+    def _queue_for_worker(self, msg: list[Any], caller: bytes, op: str, heavy: collections.deque,
+                          waiting: collections.deque) -> tuple[int, int]:
+        """A request [client, header, data...] this thread does not answer:
+        with its caller's User-Id for the worker, into the data queue (``op``
+        a data op) or the metadata one. Returns the bytes added to each."""
+        msg.insert(1, caller)
+        if op in HEAVY_OPS:
+            heavy.append(msg)
+            self.heavy_queued[msg[0]] += 1
+            return _size(msg), 0
+        waiting.append(msg)
+        return 0, _size(msg)
 
     def _deliver_local(self, client: bytes, reply: list[Any]) -> None:
         """A reply answered here to a local connection: straight to its
