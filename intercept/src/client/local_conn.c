@@ -69,8 +69,8 @@ gk_lconn_after_fork(void)
 			}
 }
 
-static long
-now_ms(void)
+long
+gk_lconn_now_ms(void)
 {
 	struct timespec ts;
 	syscall_no_intercept(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
@@ -91,7 +91,7 @@ wait_fd(int fd, short events, long deadline_ms)
 {
 	for (;;) {
 		struct pollfd p = {fd, events, 0};
-		long left = deadline_ms - now_ms();
+		long left = deadline_ms - gk_lconn_now_ms();
 		if (left <= 0)
 			return -ETIMEDOUT;
 		int r = gk_lconn_poll(&p, 1, left);
@@ -187,7 +187,7 @@ gk_lslot_drop(struct gk_lslot *s, int later)
 {
 	gk_lconn_close(s->lc);
 	s->lc = NULL;
-	s->retry = later ? now_ms() + RETRY_MS : 0;
+	s->retry = later ? gk_lconn_now_ms() + RETRY_MS : 0;
 }
 
 struct gk_lconn *
@@ -199,12 +199,12 @@ gk_lslot_get(struct gk_lslot *s, unsigned member)
 		return NULL;
 	if (s->gen != gkc_cfg.hosts[member].gen)
 		gk_lslot_drop(s, 0);   /* moved: another name, try it now */
-	if (s->lc || (s->retry && now_ms() < s->retry))
+	if (s->lc || (s->retry && gk_lconn_now_ms() < s->retry))
 		return s->lc;
 	gkc_config_address(member, address, sizeof(address), &s->gen);
 	if (address[0])
 		s->lc = gk_lconn_open(gkc_cfg.cluster, member, address);
-	s->retry = s->lc ? 0 : now_ms() + RETRY_MS;
+	s->retry = s->lc ? 0 : gk_lconn_now_ms() + RETRY_MS;
 	return s->lc;
 }
 
@@ -238,7 +238,7 @@ write_all(int fd, struct iovec *iov, int n, int timeout_ms, long *deadline)
 			continue;
 		if (w == -EAGAIN) {
 			if (!*deadline)
-				*deadline = now_ms() + timeout_ms;
+				*deadline = gk_lconn_now_ms() + timeout_ms;
 			int r = wait_fd(fd, POLLOUT, *deadline);
 			if (r)
 				return r;

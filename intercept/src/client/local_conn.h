@@ -47,6 +47,10 @@ int gk_lconn_recv_data(struct gk_lconn *lc, long deadline_ms, const struct iovec
  * without waiting for the descriptor to poll readable. */
 int gk_lconn_buffered(const struct gk_lconn *lc);
 
+/* CLOCK_MONOTONIC in milliseconds (a raw call): the clock of every
+ * deadline_ms here, and of rpc.c's deadlines, which it passes on. */
+long gk_lconn_now_ms(void);
+
 /* poll(2) on local connections only, with the kernel directly (raw ppoll:
  * no libzmq, no hook); fds may be empty (a bounded sleep). */
 struct pollfd;

@@ -312,14 +312,6 @@ gk_calls_done(struct gk_call *c, int n)
 		gk_call_done(&c[i]);
 }
 
-static long
-now_ms(void)
-{
-	struct timespec ts;
-	syscall_no_intercept(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static int
 send_call(struct conn *cn, struct gk_call *c)
 {
@@ -616,8 +608,8 @@ gk_rpc_run(struct gk_call *calls, int n)
 		/* from the first answer that says so (a clock read less on
 		 * every call: under qemu each one is an emulated system call) */
 		if (!deadline)
-			deadline = now_ms() + gkc_cfg.timeout_ms;
-		else if (now_ms() > deadline)
+			deadline = gk_lconn_now_ms() + gkc_cfg.timeout_ms;
+		else if (gk_lconn_now_ms() > deadline)
 			return rc;
 		for (int i = 0; i < n; i++)
 			if (calls[i].state == C_DONE && calls[i].status == EAGAIN) {
@@ -694,7 +686,7 @@ gk_rpc_process_owner(void)
 
 	while (!v) {
 		if (syscall_no_intercept(SYS_getrandom, &v, sizeof(v), 0) != (long)sizeof(v))
-			v = ((uint64_t)syscall_no_intercept(SYS_getpid) << 32) ^ (uint64_t)now_ms();
+			v = ((uint64_t)syscall_no_intercept(SYS_getpid) << 32) ^ (uint64_t)gk_lconn_now_ms();
 		uint64_t zero = 0;
 		if (!__atomic_compare_exchange_n(&session_owner, &zero, v, 0,
 		                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
@@ -732,13 +724,13 @@ run_on(struct conn *cn, struct gk_call *calls, int n, int rc)
 		return rc;
 	}
 	/* one clock read per round: under qemu each is an emulated call */
-	long now = now_ms();
+	long now = gk_lconn_now_ms();
 	deadline = now + gkc_cfg.timeout_ms;
 	next_refresh = now + REFRESH_MS;
 	for (int first = 1; pending; first = 0) {
 		int ni = 0;
 		if (!first)
-			now = now_ms();
+			now = gk_lconn_now_ms();
 		if (now >= next_refresh) {
 			next_refresh = now + REFRESH_MS;
 			follow_restarts(cn, calls, n);
