@@ -82,14 +82,20 @@ def delta(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {k: b[k] - a.get(k, 0) for k in b}
 
 
+def _make_files(c, rank: int, files: int) -> tuple[str, list[str]]:
+    """A directory of this rank's own and ``files`` empty files in it, for the stats."""
+    work = f"/cpu-{rank}-{time.monotonic_ns()}"
+    c.mkdir(work, 0o755)
+    names = [f"{work}/f{i}" for i in range(files)]
+    for n in names:
+        c.close(c.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    return work, names
+
+
 def _client(hosts: str, rank: int, files: int, phases: int, barrier, results) -> None:
     from gkfs_client.client import Client
     with Client(hosts) as c:
-        work = f"/cpu-{rank}-{time.monotonic_ns()}"
-        c.mkdir(work, 0o755)
-        names = [f"{work}/f{i}" for i in range(files)]
-        for n in names:
-            c.close(c.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        work, names = _make_files(c, rank, files)
         for n in names[:200]:  # warm: first buffers, caches, the handshake's aftermath
             c.stat(n)
         me = os.getpid()
@@ -163,11 +169,7 @@ def _raw_client(hosts: str, rank: int, files: int, phases: int, barrier, results
     from gkfs_client import protocol
     from gkfs_client.client import Client
     with Client(hosts) as c:
-        work = f"/cpu-{rank}-{time.monotonic_ns()}"
-        c.mkdir(work, 0o755)
-        names = [f"{work}/f{i}" for i in range(files)]
-        for n in names:
-            c.close(c.open(n, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        work, names = _make_files(c, rank, files)
         conns = [_RawTcp(hosts), _RawLocal(hosts)]
         reqs = [protocol.encode_request("stat", {"path": n}, req_id=i + 1) for i, n in enumerate(names)]
         for conn in conns:
